@@ -1,0 +1,103 @@
+//! `cargo xtask setup`: the host tools every command needs, installed on
+//! request, and the kernel tree, from the submodule or Debian's tarball.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use crate::{
+    exec::Command,
+    flags, host_tools,
+    kernel_tree::{self, KernelTree, DEBIAN_TARBALL},
+    Ctx,
+};
+
+impl flags::Setup {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let exec = &ctx.exec;
+        let tools = host_tools::load(&ctx.study_dir())?;
+        let missing: Vec<_> = tools.iter().filter(|t| !t.present()).collect();
+        for tool in &tools {
+            let mark = if tool.present() { "ok" } else { "MISSING" };
+            println!(
+                "{mark:>8}  {:<16} {:<28} (apt: {})",
+                tool.name, tool.check, tool.package
+            );
+        }
+        let tree_ok = KernelTree::open(&ctx.kernel_dir).is_ok();
+        let mut packages: Vec<&str> = missing.iter().map(|t| t.package.as_str()).collect();
+        if !tree_ok && !Path::new(DEBIAN_TARBALL).is_file() {
+            packages.push("linux-source-6.12");
+        }
+        packages.dedup();
+        if !packages.is_empty() {
+            if !self.install {
+                bail!(
+                    "missing: {}; run `cargo xtask setup --install` (as root) or `apt-get install {}`",
+                    packages.join(" "),
+                    packages.join(" ")
+                );
+            }
+            if !is_root() && !exec.dry_run {
+                bail!(
+                    "--install runs apt-get and needs root; run `sudo apt-get install {}`",
+                    packages.join(" ")
+                );
+            }
+            exec.run(&Command::new("apt-get").arg("update").arg("-q"))?;
+            exec.run(
+                &Command::new("apt-get")
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .args(["install", "-y", "-q", "--no-install-recommends"])
+                    .args(packages.iter().copied()),
+            )?;
+        }
+        if !tree_ok {
+            get_kernel_tree(ctx)?;
+        }
+        if !exec.dry_run {
+            let tree = KernelTree::open(&ctx.kernel_dir)?;
+            println!("kernel: Linux {} in {}", tree.version, tree.path.display());
+        }
+        println!("\nReady. Next: cargo xtask run");
+        Ok(())
+    }
+}
+
+/// The submodule where the network allows, else Debian's tarball.
+fn get_kernel_tree(ctx: &Ctx) -> Result<()> {
+    let exec = &ctx.exec;
+    let default_tree = ctx.kernel_dir == ctx.root.join("kernel");
+    if default_tree && ctx.root.join(".gitmodules").is_file() {
+        // A bounded try: without network, git fails; never wait long for it.
+        let submodule = Command::new("timeout")
+            .args([
+                "120",
+                "git",
+                "submodule",
+                "update",
+                "--init",
+                "--depth",
+                "1",
+                "kernel",
+            ])
+            .dir(&ctx.root);
+        let fetched = exec.dry_run || exec.status(&submodule).is_ok_and(|s| s.success());
+        if fetched && (exec.dry_run || KernelTree::open(&ctx.kernel_dir).is_ok()) {
+            return Ok(());
+        }
+        eprintln!("the kernel submodule could not be fetched; using {DEBIAN_TARBALL}");
+    }
+    kernel_tree::unpack(exec, Path::new(DEBIAN_TARBALL), &ctx.kernel_dir)
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
