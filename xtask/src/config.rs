@@ -105,11 +105,23 @@ fn snapshot(p: &Prepared, fragment: &str) -> String {
     )
 }
 
+/// Whether `build` must run `config` first: no `.config`, or the profile
+/// changed since the last `config`.
+pub fn needs_config(p: &Prepared) -> bool {
+    let snapshot = snapshot(p, &kconfig::fragment_text(&p.profile));
+    !p.build_dir.join(".config").is_file()
+        || std::fs::read_to_string(p.state_dir().join("profile.snapshot"))
+            .ok()
+            .as_deref()
+            != Some(snapshot.as_str())
+}
+
 pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
     let exec = &ctx.exec;
     crate::host_tools::require(&ctx.study_dir(), "config")?;
-    let index = SymbolIndex::scan(&p.tree.path);
-    check_profile(p, &index)?;
+    // Walking every Kconfig file takes a moment: only when the answer is needed.
+    let index = std::cell::OnceCell::new();
+    let index = || index.get_or_init(|| SymbolIndex::scan(&p.tree.path));
 
     let fragment = kconfig::fragment_text(&p.profile);
     let fragment_path = p.tree.path.join("kernel/configs").join(&p.profile.fragment);
@@ -126,6 +138,10 @@ pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
     let hand_edited = current_config.is_some() && current_config != last_config;
     let profile_changed =
         std::fs::read_to_string(&snapshot_path).ok().as_deref() != Some(snapshot.as_str());
+
+    if profile_changed || force {
+        check_profile(p, index())?;
+    }
 
     exec.write(&fragment_path, &fragment)?;
     let action = match (profile_changed, hand_edited, force) {
@@ -158,7 +174,7 @@ pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
     if exec.dry_run {
         return Ok(());
     }
-    verify(p, &index, &config_path)
+    verify(p, index, &config_path)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -283,13 +299,13 @@ fn guard_fragment(path: &Path) -> Result<()> {
 }
 
 /// Every requested option must be in the final `.config`.
-fn verify(p: &Prepared, index: &SymbolIndex, config_path: &Path) -> Result<()> {
+fn verify<'a>(p: &Prepared, index: impl Fn() -> &'a SymbolIndex, config_path: &Path) -> Result<()> {
     let text = fsutil::read_to_string(config_path)?;
     let config = Kconfig::parse(config_path, &text)?;
     let mismatches = kconfig::mismatches(&p.profile.options, &config);
     let mut failed = Vec::new();
     for m in &mismatches {
-        let deps = index.unmet_dependencies(&m.option.name, &config);
+        let deps = index().unmet_dependencies(&m.option.name, &config);
         let why = if deps.is_empty() {
             String::new()
         } else {

@@ -117,8 +117,8 @@ impl Exec {
 
     /// Runs `cmd` with inherited stdio; a non-zero exit is an error.
     pub fn run(&self, cmd: &Command) -> Result<()> {
-        self.echo(cmd);
         if self.dry_run {
+            self.echo(cmd);
             return Ok(());
         }
         let status = self.status(cmd)?;

@@ -19,6 +19,9 @@ pub struct Global {
     /// Kernel source tree [default: kernel/ at the repo root]
     #[arg(long, global = true, value_name = "DIR")]
     pub kernel: Option<PathBuf>,
+    /// Profiles file [default: study/study.toml at the repo root]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub profiles: Option<PathBuf>,
     /// Print the exact commands and the files it would write, then do nothing
     #[arg(long, global = true)]
     pub dry_run: bool,
@@ -38,6 +41,10 @@ pub enum Command {
     Kernel(Kernel),
     /// Write the profile's fragment and overrides, and make the build dir's .config
     Config(Config),
+    /// Build vmlinux, the boot image, gdb scripts and compile_commands.json
+    Build(Build),
+    /// Prove from the DWARF which -O level each object got, and how much GDB can see
+    OptReport(OptReport),
 }
 
 /// Which profile, and where it builds.
@@ -75,6 +82,52 @@ pub struct Config {
     /// Regenerate .config from the profile, dropping edits made by hand
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct Build {
+    #[command(flatten)]
+    pub target: Target,
+    /// Parallel jobs [default: the number of CPUs]
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Fail on the first object that does not build at its level
+    #[arg(long)]
+    pub no_fallback: bool,
+    /// On an undefined symbol, stop and name the config option that provides it
+    #[arg(long)]
+    pub suggest_config: bool,
+    /// Compiler cache
+    #[arg(long, value_enum, default_value_t = Cache::Auto)]
+    pub cache: Cache,
+    /// Extra make arguments, after `--`
+    #[arg(last = true, value_name = "MAKE_ARGS")]
+    pub make_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct OptReport {
+    #[command(flatten)]
+    pub target: Target,
+    /// One line per object instead of per directory
+    #[arg(long)]
+    pub files: bool,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+    /// Fail when an object's level differs from its rule
+    #[arg(long)]
+    pub check: bool,
+    /// Only objects under these build-dir-relative paths (net/ipv4, mm/memory.o)
+    pub paths: Vec<String>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    /// ccache when it is installed
+    Auto,
+    Ccache,
+    None,
 }
 
 #[cfg(test)]

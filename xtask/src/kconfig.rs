@@ -108,6 +108,8 @@ static BLOCK_END: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\s*(?:(?:menu)?config|choice|endchoice|menu|endmenu|if|endif|source|comment)\b")
         .unwrap()
 });
+static IF_BLOCK: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*if\s+(.+?)\s*$").unwrap());
+static ENDIF: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*endif\b").unwrap());
 static SYMBOL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(!?)\s*\b([A-Z0-9_]*[A-Z_][A-Z0-9_]*)\b").unwrap());
 
@@ -138,15 +140,23 @@ impl SymbolIndex {
 
     fn add_file(&mut self, file: &Path, text: &str) {
         let mut current: Option<(String, Declaration)> = None;
+        // `if EXPR ... endif` blocks are dependencies of every symbol inside.
+        let mut ifs: Vec<String> = Vec::new();
         for (i, line) in text.lines().enumerate() {
             if let Some(c) = CONFIG_DECL.captures(line) {
                 self.finish(current.take());
                 let decl = Declaration {
                     file: file.to_path_buf(),
                     line: i + 1,
-                    depends: Vec::new(),
+                    depends: ifs.clone(),
                 };
                 current = Some((c[1].to_string(), decl));
+            } else if let Some(c) = IF_BLOCK.captures(line) {
+                self.finish(current.take());
+                ifs.push(c[1].to_string());
+            } else if ENDIF.is_match(line) {
+                self.finish(current.take());
+                ifs.pop();
             } else if BLOCK_END.is_match(line) {
                 self.finish(current.take());
             } else if let (Some((_, decl)), Some(c)) = (current.as_mut(), DEPENDS.captures(line)) {
@@ -306,12 +316,19 @@ PHYSICAL_START = "0x1000000"
             Path::new("init/Kconfig"),
             "menuconfig CGROUPS\n\tbool \"cgroups\"\n\nconfig MEMCG\n\tbool \"Memory controller\"\n\
              \tdepends on CGROUPS && !PREEMPT_RT\n\tselect PAGE_COUNTER\n\nif CGROUPS\nconfig X\n\tbool\nendif\n\
-             config PREEMPT_RT\n\tbool\n",
+             config PREEMPT_RT\n\tbool\nif CGROUPS\nconfig MEMCG_V1\n\tbool\n\tdepends on MEMCG\nendif\n",
         );
         let config = Kconfig::parse(Path::new(".config"), "# CONFIG_CGROUPS is not set\n").unwrap();
         assert_eq!(
             index.unmet_dependencies("MEMCG", &config),
             vec!["CGROUPS && !PREEMPT_RT (CGROUPS=n; init/Kconfig:4)"]
+        );
+        assert_eq!(
+            index.unmet_dependencies("MEMCG_V1", &config),
+            vec![
+                "CGROUPS (CGROUPS=n; init/Kconfig:16)",
+                "MEMCG (MEMCG=n; init/Kconfig:16)"
+            ]
         );
         assert!(index.contains("X"));
         assert_eq!(index.nearest("MEMGC", 1), vec!["MEMCG"]);

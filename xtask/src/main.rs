@@ -2,17 +2,24 @@
 //! built for study (net/ at -O0, the rest at -Og).
 
 mod arch;
+mod build;
+mod buildlog;
 mod config;
+mod dwarf;
 mod exec;
 mod fallback;
 mod flags;
 mod fsutil;
+mod ftrace;
 mod host_tools;
 mod kbuild;
 mod kconfig;
 mod kernel_tree;
+mod linkfix;
+mod opt_report;
 mod opt_rules;
 mod profile;
+mod qemu;
 mod setup;
 
 use std::{
@@ -29,6 +36,7 @@ use crate::{arch::Arch, exec::Exec, fallback::Policy, kernel_tree::KernelTree, p
 pub struct Ctx {
     pub root: PathBuf,
     pub kernel_dir: PathBuf,
+    pub profiles_path: PathBuf,
     pub arch_name: String,
     pub exec: Exec,
 }
@@ -39,7 +47,7 @@ impl Ctx {
     }
 
     pub fn profiles(&self) -> Result<Profiles> {
-        Profiles::load(&self.study_dir().join("study.toml"))
+        Profiles::load(&self.profiles_path)
     }
 
     pub fn tree(&self) -> Result<KernelTree> {
@@ -88,9 +96,15 @@ fn run(cli: flags::Cli) -> Result<ExitCode> {
         Some(dir) => std::env::current_dir()?.join(dir),
         None => root.join("kernel"),
     };
+    let cwd = std::env::current_dir()?;
+    let profiles_path = match &cli.global.profiles {
+        Some(path) => cwd.join(path),
+        None => root.join("study/study.toml"),
+    };
     let ctx = Ctx {
         root,
         kernel_dir,
+        profiles_path,
         arch_name: cli
             .global
             .arch
@@ -102,6 +116,8 @@ fn run(cli: flags::Cli) -> Result<ExitCode> {
         flags::Command::Setup(cmd) => cmd.run(&ctx)?,
         flags::Command::Kernel(cmd) => cmd.run(&ctx.exec, &ctx.kernel_dir)?,
         flags::Command::Config(cmd) => cmd.run(&ctx)?,
+        flags::Command::Build(cmd) => cmd.run(&ctx)?,
+        flags::Command::OptReport(cmd) => cmd.run(&ctx)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -333,10 +333,12 @@ fn kvalue(value: toml::Value) -> Result<KValue, String> {
             KValue::Hex(s)
         }
         toml::Value::String(s) => KValue::Str(s),
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "a {} is not a Kconfig value; use true, false, \"m\", a number, \"0x..\" or a string",
             other.type_str()
-        )),
+        ))
+        }
     })
 }
 

@@ -1,0 +1,432 @@
+/*
+ * study-init: PID 1 of a linux-study guest.
+ *
+ * The kernel boots with the host's root filesystem mounted read-only over
+ * virtio-9p and `init=/path/to/study-init`.  This program mounts the usual
+ * pseudo and scratch filesystems, brings up loopback, runs one job (or an
+ * interactive shell), prints a marker line with the job's exit status on
+ * the console and reboots, which makes QEMU (-no-reboot) exit.
+ *
+ * Kernel command line parameters (space separated, "double quotes" allowed):
+ *   study.job=PATH   job file: NUL-separated fields, field 0 = working
+ *                    directory, fields 1.. = argv (at least one field).
+ *   study.env=PATH   optional: NUL-separated KEY=VALUE entries added to
+ *                    (and overriding) the child's environment.
+ *   study.cwd=DIR    working directory of the interactive shell (no job).
+ *   study.term=TERM  value of TERM (default "linux").
+ *   study.verbose    print what is being run and optional-mount failures.
+ *
+ * Without study.job, /bin/sh -i runs on the console.  Either way the last
+ * line printed is "<<<linux-study exit=N>>>", N being the exit code or
+ * 128+signal; 125 means study-init itself could not start the job.
+ *
+ * Build: gcc -static -Os -Wall -Wextra -Werror -o study-init init.c
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SETUP_FAILED 125
+
+static int verbose;
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer. */
+static char *read_file(const char *path, size_t *lenp)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap + 1);
+	for (;;) {
+		if (!buf)
+			break;
+		if (len == cap) {
+			char *nbuf = realloc(buf, 2 * cap + 1);
+			if (!nbuf) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nbuf;
+			cap *= 2;
+		}
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = errno;
+			free(buf);
+			buf = NULL;
+			errno = err;
+			break;
+		}
+		if (n == 0) {
+			buf[len] = '\0';
+			*lenp = len;
+			break;
+		}
+		len += n;
+	}
+	int err = errno;
+	close(fd);
+	errno = err;
+	if (!buf && errno == 0)
+		errno = ENOMEM;
+	return buf;
+}
+
+/*
+ * Splits buf[0..len) at NUL bytes into a NULL-terminated array of pointers
+ * into buf (which must have buf[len] == '\0').  A trailing NUL ends the last
+ * field rather than starting an empty one; empty fields elsewhere are kept
+ * (an empty argv element is legitimate).
+ */
+static char **split_fields(char *buf, size_t len, size_t *countp)
+{
+	size_t count = 0;
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] == '\0')
+			count++;
+	if (len > 0 && buf[len - 1] != '\0')
+		count++;
+	char **fields = calloc(count + 1, sizeof(*fields));
+	if (!fields)
+		return NULL;
+	char *p = buf;
+	for (size_t i = 0; i < count; i++) {
+		fields[i] = p;
+		p += strlen(p) + 1;
+	}
+	*countp = count;
+	return fields;
+}
+
+/*
+ * Splits the kernel command line in place into words, like the kernel's
+ * next_arg(): words are separated by whitespace, double quotes group
+ * (and are removed).  Returns a NULL-terminated array.
+ */
+static char **split_cmdline(char *s)
+{
+	size_t cap = 16, n = 0;
+	char **words = malloc(cap * sizeof(*words));
+	while (words) {
+		while (*s == ' ' || *s == '\t' || *s == '\n')
+			s++;
+		if (!*s)
+			break;
+		if (n + 2 > cap) {
+			char **nwords = realloc(words, 2 * cap * sizeof(*words));
+			if (!nwords) {
+				free(words);
+				return NULL;
+			}
+			words = nwords;
+			cap *= 2;
+		}
+		char *out = s;
+		words[n++] = out;
+		int quoted = 0;
+		for (; *s && (quoted || (*s != ' ' && *s != '\t' && *s != '\n')); s++) {
+			if (*s == '"')
+				quoted = !quoted;
+			else
+				*out++ = *s;
+		}
+		if (*s)
+			s++;
+		*out = '\0';
+	}
+	if (words)
+		words[n] = NULL;
+	return words;
+}
+
+/*
+ * Looks up `key` among the words: returns the value of the last "key=VALUE",
+ * "" for a bare "key", NULL if absent.
+ */
+static const char *cmdline_get(char **words, const char *key)
+{
+	const char *val = NULL;
+	size_t klen = strlen(key);
+	for (; words && *words; words++) {
+		if (strncmp(*words, key, klen) != 0)
+			continue;
+		if ((*words)[klen] == '=')
+			val = *words + klen + 1;
+		else if ((*words)[klen] == '\0')
+			val = "";
+	}
+	return val;
+}
+
+/* Returns 0 or the errno of a failed mount; EBUSY means already mounted. */
+static int do_mount(const char *src, const char *dir, const char *type,
+		    unsigned long flags, const char *data)
+{
+	if (mount(src, dir, type, flags, data) == 0 || errno == EBUSY)
+		return 0;
+	return errno;
+}
+
+static void optional_mount(const char *src, const char *dir, const char *type,
+			   unsigned long flags, const char *data)
+{
+	int err = do_mount(src, dir, type, flags, data);
+	if (err && verbose)
+		fprintf(stderr, "study-init: mount %s on %s: %s\n", type, dir,
+			strerror(err));
+}
+
+static void warn_mount(const char *type, const char *dir, int err)
+{
+	if (err)
+		fprintf(stderr, "study-init: warning: cannot mount %s on %s: %s\n",
+			type, dir, strerror(err));
+}
+
+/* Gives init a stdin/stdout/stderr if the kernel found no /dev/console. */
+static void setup_console(void)
+{
+	if (fcntl(0, F_GETFD) >= 0)
+		return;
+	int fd = open("/dev/console", O_RDWR | O_NOCTTY);
+	if (fd < 0)
+		return;
+	for (int i = 0; i < 3; i++)
+		if (fd != i)
+			dup2(fd, i);
+	if (fd > 2)
+		close(fd);
+}
+
+static void mount_filesystems(void)
+{
+	const unsigned long nsd = MS_NOSUID | MS_NODEV;
+
+	/* /dev first: without it there may be no console to warn on. */
+	int dev_err = do_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	setup_console();
+	warn_mount("devtmpfs", "/dev", dev_err);
+	warn_mount("proc", "/proc", do_mount("proc", "/proc", "proc", nsd | MS_NOEXEC, NULL));
+	warn_mount("sysfs", "/sys", do_mount("sysfs", "/sys", "sysfs", nsd | MS_NOEXEC, NULL));
+}
+
+static void mount_optional(void)
+{
+	const unsigned long nsd = MS_NOSUID | MS_NODEV;
+
+	optional_mount("debugfs", "/sys/kernel/debug", "debugfs", nsd | MS_NOEXEC, NULL);
+	optional_mount("tracefs", "/sys/kernel/tracing", "tracefs", nsd | MS_NOEXEC, NULL);
+	optional_mount("tmpfs", "/tmp", "tmpfs", nsd, "mode=1777");
+	optional_mount("tmpfs", "/run", "tmpfs", nsd, "mode=0755");
+	optional_mount("tmpfs", "/root", "tmpfs", nsd, "mode=0700");
+	optional_mount("tmpfs", "/var", "tmpfs", nsd, "mode=0755");
+
+	mkdir("/dev/pts", 0755);
+	optional_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		       "mode=0620,ptmxmode=0666");
+	mkdir("/dev/shm", 01777);
+	optional_mount("tmpfs", "/dev/shm", "tmpfs", nsd, "mode=1777");
+
+	/* devtmpfs lacks these; bash process substitution needs /dev/fd. */
+	symlink("/proc/self/fd", "/dev/fd");
+	symlink("/proc/self/fd/0", "/dev/stdin");
+	symlink("/proc/self/fd/1", "/dev/stdout");
+	symlink("/proc/self/fd/2", "/dev/stderr");
+
+	/* The tmpfs hides the host's /var; recreate what programs expect. */
+	if (mkdir("/var/tmp", 01777) == 0)
+		chmod("/var/tmp", 01777);
+	mkdir("/var/log", 0755);
+	symlink("/run", "/var/run");
+	symlink("/run/lock", "/var/lock");
+	mkdir("/run/lock", 0755);
+}
+
+static void loopback_up(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		fprintf(stderr, "study-init: warning: AF_INET socket: %s (lo stays down)\n",
+			strerror(errno));
+		return;
+	}
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) {
+		fprintf(stderr, "study-init: warning: SIOCGIFFLAGS lo: %s\n", strerror(errno));
+	} else if (!(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+			fprintf(stderr, "study-init: warning: SIOCSIFFLAGS lo: %s\n",
+				strerror(errno));
+	}
+	close(fd);
+}
+
+/* Replaces the environment the kernel gave init with the child's one. */
+static int setup_env(const char *term, const char *env_path)
+{
+	clearenv();
+	setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+	setenv("HOME", "/root", 1);
+	setenv("TERM", term && *term ? term : "linux", 1);
+	if (!env_path)
+		return 0;
+
+	size_t len, n;
+	char *buf = read_file(env_path, &len);
+	if (!buf) {
+		fprintf(stderr, "study-init: cannot read env file %s: %s\n", env_path,
+			strerror(errno));
+		return -1;
+	}
+	char **entries = split_fields(buf, len, &n);
+	if (!entries) {
+		fprintf(stderr, "study-init: out of memory\n");
+		return -1;
+	}
+	/* The buffer is never freed: putenv() keeps pointers into it. */
+	for (size_t i = 0; i < n; i++) {
+		if (!strchr(entries[i], '=') || entries[i][0] == '=') {
+			if (entries[i][0])
+				fprintf(stderr, "study-init: ignoring env entry '%s'\n",
+					entries[i]);
+			continue;
+		}
+		putenv(entries[i]);
+	}
+	free(entries);
+	return 0;
+}
+
+static pid_t spawn(const char *cwd, char **argv, int interactive)
+{
+	if (chdir(cwd) < 0) {
+		fprintf(stderr, "study-init: cannot chdir to %s: %s (using /)\n", cwd,
+			strerror(errno));
+		if (chdir("/") < 0)
+			fprintf(stderr, "study-init: cannot chdir to /: %s\n", strerror(errno));
+	}
+	if (verbose) {
+		fprintf(stderr, "study-init: running:");
+		for (char **a = argv; *a; a++)
+			fprintf(stderr, " %s", *a);
+		fprintf(stderr, "\n");
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "study-init: fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		if (interactive) {
+			/* Become a session leader owning the console, so ^C works. */
+			setsid();
+			if (ioctl(0, TIOCSCTTY, 1) < 0)
+				fprintf(stderr, "study-init: TIOCSCTTY: %s\n", strerror(errno));
+		}
+		execvp(argv[0], argv);
+		fprintf(stderr, "study-init: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Reaps every child (orphans get reparented to us) until `child` is done. */
+static int wait_for(pid_t child)
+{
+	for (;;) {
+		int st;
+		pid_t pid = wait(&st);
+		if (pid < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "study-init: wait: %s\n", strerror(errno));
+			return SETUP_FAILED;
+		}
+		if (pid != child)
+			continue;
+		if (WIFEXITED(st))
+			return WEXITSTATUS(st);
+		if (WIFSIGNALED(st))
+			return 128 + WTERMSIG(st);
+	}
+}
+
+static int run(void)
+{
+	size_t len;
+	char *cmdline = read_file("/proc/cmdline", &len);
+	char **words = cmdline ? split_cmdline(cmdline) : NULL;
+	if (!words)
+		fprintf(stderr, "study-init: warning: cannot read /proc/cmdline: %s\n",
+			strerror(errno));
+
+	const char *v = cmdline_get(words, "study.verbose");
+	verbose = v && strcmp(v, "0") != 0;
+
+	mount_optional();
+	loopback_up();
+
+	if (setup_env(cmdline_get(words, "study.term"),
+		      cmdline_get(words, "study.env")) < 0)
+		return SETUP_FAILED;
+
+	const char *job = cmdline_get(words, "study.job");
+	pid_t pid;
+	if (!job || !*job) {
+		const char *cwd = cmdline_get(words, "study.cwd");
+		char *sh[] = { "/bin/sh", "-i", NULL };
+		pid = spawn(cwd && *cwd ? cwd : "/", sh, 1);
+	} else {
+		size_t n;
+		char *buf = read_file(job, &len);
+		if (!buf) {
+			fprintf(stderr, "study-init: cannot read job file %s: %s\n", job,
+				strerror(errno));
+			return SETUP_FAILED;
+		}
+		char **fields = split_fields(buf, len, &n);
+		if (!fields) {
+			fprintf(stderr, "study-init: out of memory\n");
+			return SETUP_FAILED;
+		}
+		if (n < 2 || !fields[1][0]) {
+			fprintf(stderr, "study-init: job file %s: expected cwd and argv\n", job);
+			return SETUP_FAILED;
+		}
+		pid = spawn(fields[0][0] ? fields[0] : "/", fields + 1, 0);
+	}
+	return pid < 0 ? SETUP_FAILED : wait_for(pid);
+}
+
+int main(void)
+{
+	umask(022);
+	mount_filesystems();
+	int status = run();
+
+	printf("\n<<<linux-study exit=%d>>>\n", status);
+	fflush(stdout);
+	sync();
+	reboot(RB_AUTOBOOT);
+	for (;;)
+		pause();
+}

@@ -1,0 +1,572 @@
+//! `cargo xtask build`: Kbuild with the profile's optimization rules, the
+//! automatic fallback for objects that do not build at their level, the
+//! link-time check for symbols that only another config option provides,
+//! a compiler cache that actually hits, and a one-line progress display.
+
+use std::{
+    io::{IsTerminal, Write},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{
+    buildlog::BuildLog,
+    config::{self, Prepared},
+    exec::which,
+    fallback::{Recorded, RecordedFallbacks},
+    flags, fsutil, kbuild,
+    kconfig::Kconfig,
+    linkfix,
+    opt_rules::Level,
+    Ctx,
+};
+
+/// Enough passes for O0 → Og → Og-nocheck → O2 plus link fixes.
+const MAX_PASSES: usize = 8;
+
+impl flags::Build {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let prepared = Prepared::new(ctx, &self.target)?;
+        let request = BuildRequest {
+            jobs: self.jobs.unwrap_or_else(default_jobs),
+            fallback: !self.no_fallback,
+            suggest_config: self.suggest_config,
+            cache: self.cache,
+            make_args: self.make_args,
+        };
+        let outcome = build(ctx, &prepared, &request)?;
+        if !ctx.exec.dry_run {
+            outcome.print(&prepared);
+        }
+        Ok(())
+    }
+}
+
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+pub struct BuildRequest {
+    pub jobs: usize,
+    pub fallback: bool,
+    pub suggest_config: bool,
+    pub cache: flags::Cache,
+    pub make_args: Vec<String>,
+}
+
+pub struct BuildOutcome {
+    pub elapsed: Duration,
+    pub compiled: usize,
+    pub warnings: usize,
+    pub passes: usize,
+    pub new_fallbacks: Vec<(String, Recorded)>,
+    pub cache: Option<CacheStats>,
+    pub build_dir: PathBuf,
+    pub image: PathBuf,
+}
+
+impl BuildOutcome {
+    fn print(&self, p: &Prepared) {
+        let secs = self.elapsed.as_secs_f64();
+        println!(
+            "built profile {} in {}: {} objects compiled, {} warnings, {} pass(es)",
+            p.profile.name,
+            human(self.elapsed),
+            self.compiled,
+            self.warnings,
+            self.passes
+        );
+        if !self.new_fallbacks.is_empty() {
+            println!("{} files fell back:", self.new_fallbacks.len());
+            for (object, r) in &self.new_fallbacks {
+                println!(
+                    "  {} {}→{} ({})",
+                    crate::fallback::source_of(object),
+                    r.from,
+                    r.to,
+                    r.reason
+                );
+            }
+        }
+        if let Some(stats) = &self.cache {
+            println!("{stats}");
+        }
+        println!("vmlinux:    {}", self.build_dir.join("vmlinux").display());
+        println!("boot image: {}", self.image.display());
+        let _ = secs;
+    }
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// Configures when needed, then builds, falling back per object as the
+/// policy says, until the image links or nothing more can be done.
+pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome> {
+    let exec = &ctx.exec;
+    if config::needs_config(p) {
+        config::configure(ctx, p, false)?;
+    }
+    crate::host_tools::require(&ctx.study_dir(), "build")?;
+    let cache = CacheSetup::new(req.cache)?;
+    let cache_before = cache.as_ref().map(CacheSetup::stats).transpose()?;
+
+    let mut recorded = RecordedFallbacks::load(&p.build_dir)?;
+    let mut new_fallbacks = Vec::new();
+    let start = Instant::now();
+    let (mut compiled, mut warnings) = (0, 0);
+    let mut passes = 0;
+    let expected = expected_objects(&p.build_dir);
+    loop {
+        passes += 1;
+        exec.write(
+            &kbuild::overrides_path(&p.build_dir),
+            &p.overrides_text_with(&recorded),
+        )?;
+        let cmd = make_command(p, req, cache.as_ref());
+        let log = run_make(ctx, p, &cmd, expected, start)?;
+        compiled += log.0.compiled;
+        warnings += log.0.warnings;
+        let (log, success) = log;
+        if success || exec.dry_run {
+            break;
+        }
+        if !req.fallback {
+            bail!(
+                "build failed: {}; see {}",
+                first_error(&log),
+                log_path(p).display()
+            );
+        }
+        let moved = fall_back_compile_failures(p, &log, &mut recorded, &mut new_fallbacks)?;
+        let moved =
+            moved || fall_back_link_failures(p, req, &log, &mut recorded, &mut new_fallbacks)?;
+        if !moved {
+            bail!(
+                "build failed: {}; see {}",
+                first_error(&log),
+                log_path(p).display()
+            );
+        }
+        fsutil::write_if_changed(
+            &RecordedFallbacks::path(&p.build_dir),
+            recorded.to_toml().as_bytes(),
+        )?;
+        if passes == MAX_PASSES {
+            bail!(
+                "still failing after {MAX_PASSES} passes: {}; see {}",
+                first_error(&log),
+                log_path(p).display()
+            );
+        }
+        eprintln!(
+            "pass {passes}: {} object(s) moved up; building again",
+            new_fallbacks.len()
+        );
+    }
+    if !exec.dry_run {
+        record_expected(&p.build_dir)?;
+    }
+    let cache_stats = match (&cache, cache_before) {
+        (Some(c), Some(before)) => Some(c.stats()?.since(&before)),
+        _ => None,
+    };
+    Ok(BuildOutcome {
+        elapsed: start.elapsed(),
+        compiled,
+        warnings,
+        passes,
+        new_fallbacks,
+        cache: cache_stats,
+        build_dir: p.build_dir.clone(),
+        image: p.build_dir.join(&p.arch.image),
+    })
+}
+
+fn make_command(
+    p: &Prepared,
+    req: &BuildRequest,
+    cache: Option<&CacheSetup>,
+) -> crate::exec::Command {
+    let mut env = vec![
+        // Fixed so that a second identical build is byte-identical and hits the cache.
+        (
+            "KBUILD_BUILD_TIMESTAMP".to_string(),
+            "1970-01-01".to_string(),
+        ),
+        ("KBUILD_BUILD_USER".to_string(), "study".to_string()),
+        ("KBUILD_BUILD_HOST".to_string(), "linux-study".to_string()),
+    ];
+    if let Some(cache) = cache {
+        env.extend(cache.env.iter().cloned());
+    }
+    let mut extra = Vec::new();
+    if req.fallback {
+        // Each object's diagnostics in one block, so errors are attributable.
+        extra.push("--output-sync=target".to_string());
+    }
+    extra.extend(req.make_args.iter().cloned());
+    let opts = kbuild::BuildOptions {
+        jobs: req.jobs,
+        keep_going: req.fallback,
+        cc: None,
+        env,
+        extra,
+    };
+    let mut targets = vec!["vmlinux", p.arch.image_target.as_str()];
+    if Kconfig::parse(
+        Path::new(".config"),
+        &std::fs::read_to_string(p.build_dir.join(".config")).unwrap_or_default(),
+    )
+    .is_ok_and(|c| c.get("GDB_SCRIPTS") == "y")
+    {
+        targets.push("scripts_gdb");
+    }
+    targets.push("compile_commands.json");
+    kbuild::build_make(
+        &p.tree.path,
+        &p.build_dir,
+        &p.arch.make_arch,
+        &opts,
+        &targets,
+    )
+}
+
+fn log_path(p: &Prepared) -> PathBuf {
+    p.state_dir().join("build.log")
+}
+
+/// Runs make, showing one progress line on a terminal (plain output with
+/// `-v` or when not a terminal), and keeps the whole output in build.log.
+fn run_make(
+    ctx: &Ctx,
+    p: &Prepared,
+    cmd: &crate::exec::Command,
+    expected: Option<usize>,
+    start: Instant,
+) -> Result<(BuildLog, bool)> {
+    let tree_prefix = format!("{}/", p.tree.path.display());
+    let mut log = BuildLog::new(vec![tree_prefix]);
+    let progress = std::io::stderr().is_terminal() && !ctx.exec.verbose;
+    if !ctx.exec.dry_run {
+        std::fs::create_dir_all(p.state_dir())?;
+    }
+    let mut file = if ctx.exec.dry_run {
+        None
+    } else {
+        Some(std::fs::File::create(log_path(p))?)
+    };
+    let status = ctx.exec.stream(cmd, |line| {
+        if let Some(f) = file.as_mut() {
+            let _ = writeln!(f, "{line}");
+        }
+        log.line(line);
+        if progress {
+            let total = expected.map_or(String::new(), |e| format!("/{e}"));
+            let current = log.last_compiled.as_deref().unwrap_or("");
+            eprint!(
+                "\r\x1b[K[{}{total}] {} {current}",
+                log.compiled,
+                human(start.elapsed())
+            );
+        } else {
+            println!("{line}");
+        }
+    })?;
+    if progress {
+        eprintln!();
+    }
+    Ok((log, status.success()))
+}
+
+fn first_error(log: &BuildLog) -> String {
+    if let Some(f) = log.failures.first() {
+        return format!("{}: {}", f.object, f.error);
+    }
+    log.first_error
+        .clone()
+        .or_else(|| {
+            log.failed_targets
+                .first()
+                .map(|t| format!("target {t} failed"))
+        })
+        .unwrap_or_else(|| "make failed".into())
+}
+
+/// Moves each object that did not compile one step up (or to the step its
+/// failure class names). Returns whether any moved.
+fn fall_back_compile_failures(
+    p: &Prepared,
+    log: &BuildLog,
+    recorded: &mut RecordedFallbacks,
+    moved: &mut Vec<(String, Recorded)>,
+) -> Result<bool> {
+    let mut any = false;
+    for failure in &log.failures {
+        let (current, _) = p.placement(recorded).step_for(&failure.object);
+        let Some((next, class)) = p.policy.next_step(&current, &failure.block) else {
+            bail!(
+                "{} does not build even at {current}: {}",
+                failure.object,
+                failure.error
+            );
+        };
+        let reason = match class {
+            Some(class) => format!("{class}: {}", failure.error),
+            None => failure.error.clone(),
+        };
+        let entry = Recorded {
+            from: current,
+            to: next.name.clone(),
+            reason,
+        };
+        recorded
+            .object
+            .insert(failure.object.clone(), entry.clone());
+        moved.push((failure.object.clone(), entry));
+        any = true;
+    }
+    Ok(any)
+}
+
+/// For each undefined symbol: the objects that reference it, and the option
+/// that would define it. Objects under an -O0 rule (or all, with
+/// `--suggest-config`) stop the build with the one-line fix; others move to
+/// the next step with a higher level.
+fn fall_back_link_failures(
+    p: &Prepared,
+    req: &BuildRequest,
+    log: &BuildLog,
+    recorded: &mut RecordedFallbacks,
+    moved: &mut Vec<(String, Recorded)>,
+) -> Result<bool> {
+    if log.undefined.is_empty() {
+        return Ok(false);
+    }
+    let config_path = p.build_dir.join(".config");
+    let config = Kconfig::parse(&config_path, &fsutil::read_to_string(&config_path)?)?;
+    let arch_dir = if p.arch.make_arch.starts_with("x86") {
+        "x86"
+    } else {
+        p.arch.make_arch.as_str()
+    };
+    let mut fixes = Vec::new();
+    let mut any = false;
+    for undefined in &log.undefined {
+        let objects = linkfix::referencing_objects(&p.build_dir, &undefined.symbol)?;
+        let provider = linkfix::find_provider(&p.tree.path, arch_dir, &undefined.symbol, &config);
+        for object in &objects {
+            let source = crate::fallback::source_of(object);
+            let (current, _) = p.placement(recorded).step_for(object);
+            let at_o0 = p.profile.rules.level_for(&source) == Level::O0;
+            if let Some(Provider {
+                option: Some(option),
+                gated_at: Some(at),
+                ..
+            }) = &provider
+            {
+                if at_o0 || req.suggest_config {
+                    let line = format!(
+                        "{source} at -{current} calls {}, built only with CONFIG_{option}=y ({at}): \
+                         add {option} = true to the profile, or accept {} at -Og",
+                        undefined.symbol,
+                        Path::new(&source).file_name().map_or(source.clone(), |n| n.to_string_lossy().into_owned()),
+                    );
+                    fixes.push((line, option.clone()));
+                    continue;
+                }
+            }
+            let Some(next) = next_higher_level(p, &current) else {
+                bail!(
+                    "{object} references undefined {} even at {current}",
+                    undefined.symbol
+                );
+            };
+            let entry = Recorded {
+                from: current,
+                to: next,
+                reason: format!("link: undefined {}", undefined.symbol),
+            };
+            recorded.object.insert(object.clone(), entry.clone());
+            moved.push((object.clone(), entry));
+            any = true;
+        }
+        if objects.is_empty() {
+            bail!(
+                "undefined {} at link time, and no object references it; see {}",
+                undefined.symbol,
+                log_path(p).display()
+            );
+        }
+    }
+    if !fixes.is_empty() {
+        fixes.sort();
+        fixes.dedup();
+        for (fix, _) in &fixes {
+            eprintln!("{fix}");
+        }
+        let mut options: Vec<&str> = fixes.iter().map(|(_, o)| o.as_str()).collect();
+        options.sort();
+        options.dedup();
+        bail!(
+            "the link needs {} for objects at -O0 (see above): add {} to the profile, or rerun without --suggest-config to move non-O0 objects up",
+            options.iter().map(|o| format!("CONFIG_{o}")).collect::<Vec<_>>().join(", "),
+            options.iter().map(|o| format!("{o} = true")).collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(any)
+}
+
+use linkfix::Provider;
+
+/// A link failure is not fixed by extra flags at the same level: skip to the
+/// next rung with a different -O level.
+fn next_higher_level(p: &Prepared, current: &str) -> Option<String> {
+    let level = p.policy.step(current)?.level;
+    let position = p.policy.ladder.iter().position(|s| s.name == current)?;
+    p.policy.ladder[position + 1..]
+        .iter()
+        .find(|s| s.level != level)
+        .map(|s| s.name.clone())
+}
+
+fn expected_objects(build_dir: &Path) -> Option<usize> {
+    std::fs::read_to_string(build_dir.join(".study/objects"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Counts the objects Kbuild knows (their .cmd files), for the next
+/// build's progress line.
+fn record_expected(build_dir: &Path) -> Result<()> {
+    let count = walkdir::WalkDir::new(build_dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name().to_string_lossy().ends_with(".o.cmd")
+                && !e.path().starts_with(build_dir.join(".study"))
+        })
+        .count();
+    fsutil::write_if_changed(
+        &build_dir.join(".study/objects"),
+        format!("{count}\n").as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// ccache through its masquerade directory: `gcc` on PATH is ccache, so
+/// Kbuild's command lines, and so its .cmd files, stay the same with the
+/// cache on or off, and toggling it rebuilds nothing.
+pub struct CacheSetup {
+    pub env: Vec<(String, String)>,
+}
+
+impl CacheSetup {
+    fn new(cache: flags::Cache) -> Result<Option<CacheSetup>> {
+        let masquerade = Path::new("/usr/lib/ccache");
+        let available = which("ccache").is_some() && masquerade.join("gcc").exists();
+        match cache {
+            flags::Cache::None => Ok(None),
+            flags::Cache::Auto if !available => Ok(None),
+            flags::Cache::Ccache if !available => {
+                bail!("--cache ccache: ccache or /usr/lib/ccache/gcc is missing; run `apt-get install ccache`")
+            }
+            flags::Cache::Auto | flags::Cache::Ccache => {
+                let path = std::env::var("PATH").unwrap_or_default();
+                Ok(Some(CacheSetup {
+                    env: vec![
+                        ("PATH".into(), format!("{}:{path}", masquerade.display())),
+                        // Kbuild regenerates headers with new mtimes but equal
+                        // content; compare content, not times.
+                        (
+                            "CCACHE_SLOPPINESS".into(),
+                            "include_file_mtime,include_file_ctime,time_macros".into(),
+                        ),
+                    ],
+                }))
+            }
+        }
+    }
+
+    fn stats(&self) -> Result<CacheStats> {
+        let output = std::process::Command::new("ccache")
+            .arg("--print-stats")
+            .output()
+            .context("ccache --print-stats")?;
+        Ok(CacheStats::parse(&String::from_utf8_lossy(&output.stdout)))
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl CacheStats {
+    /// `ccache --print-stats`: tab-separated counters.
+    pub fn parse(text: &str) -> CacheStats {
+        let mut stats = CacheStats::default();
+        for line in text.lines() {
+            let mut parts = line.split('\t');
+            let (Some(key), Some(value)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let value: u64 = value.trim().parse().unwrap_or(0);
+            match key {
+                "direct_cache_hit" | "preprocessed_cache_hit" => stats.hits += value,
+                "cache_miss" => stats.misses += value,
+                _ => {}
+            }
+        }
+        stats
+    }
+
+    fn since(&self, before: &CacheStats) -> CacheStats {
+        CacheStats {
+            hits: self.hits.saturating_sub(before.hits),
+            misses: self.misses.saturating_sub(before.misses),
+        }
+    }
+}
+
+impl std::fmt::Display for CacheStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let total = self.hits + self.misses;
+        let rate = if total == 0 {
+            0.0
+        } else {
+            100.0 * self.hits as f64 / total as f64
+        };
+        write!(
+            f,
+            "ccache: {} hits, {} misses ({rate:.0}% hit rate)",
+            self.hits, self.misses
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ccache_stats() {
+        let text = "stats_updated_timestamp\t1764000000\ndirect_cache_hit\t10\npreprocessed_cache_hit\t2\ncache_miss\t4\n";
+        let stats = CacheStats::parse(text).since(&CacheStats { hits: 2, misses: 1 });
+        assert_eq!(
+            stats.to_string(),
+            "ccache: 10 hits, 3 misses (77% hit rate)"
+        );
+    }
+}
