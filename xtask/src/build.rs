@@ -191,7 +191,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
     })
 }
 
-fn make_command(
+pub fn make_command(
     p: &Prepared,
     req: &BuildRequest,
     cache: Option<&CacheSetup>,
@@ -472,7 +472,7 @@ pub struct CacheSetup {
 }
 
 impl CacheSetup {
-    fn new(cache: flags::Cache) -> Result<Option<CacheSetup>> {
+    pub fn new(cache: flags::Cache) -> Result<Option<CacheSetup>> {
         let masquerade = Path::new("/usr/lib/ccache");
         let available = which("ccache").is_some() && masquerade.join("gcc").exists();
         match cache {

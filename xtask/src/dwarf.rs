@@ -7,19 +7,24 @@
 //! local variables of concrete code that carry a location or a constant value
 //! (see [`ObjectSummary`] for the exact counting rule).
 //!
-//! Only `.debug_info`, `.debug_abbrev` and the string sections are read, and
-//! the DIE trees are walked with gimli's raw entry reader, reading attribute
-//! values only where the answer depends on them: a multi-megabyte kernel
-//! object takes milliseconds.
+//! Only `.debug_info`, `.debug_abbrev` and the string sections are read. Unit
+//! headers and root DIEs are read with relocations applied (a relocatable
+//! object's references to other DWARF sections are relocations); the DIE trees
+//! are then walked with gimli's raw entry reader over the bare section, reading
+//! the few attribute values that matter and skipping the rest, so an object
+//! with megabytes of DWARF takes milliseconds.
 
-use std::{borrow::Cow, path::Path};
+use std::{borrow::Cow, cell::RefCell, path::Path};
 
 use anyhow::{Context, Result};
 use gimli::{
-    constants, AttributeValue, DebugStrOffsetsBase, EndianSlice, Reader as _, RelocateReader,
-    RunTimeEndian, SectionId,
+    constants, Abbreviations, AttributeValue, DebugStrOffsetsBase, EndianSlice, EntriesRaw,
+    RelocateReader, RunTimeEndian, SectionId, UnitHeader, UnitSectionOffset,
 };
-use object::{Object, ObjectSection, ObjectSymbol, RelocationKind, RelocationTarget, SectionKind};
+use object::{
+    read::SectionRelocationIterator, Object, ObjectSection, ObjectSymbol, RelocationKind,
+    RelocationTarget, SectionKind,
+};
 use serde::Serialize;
 
 use crate::opt_rules::Level;
@@ -29,24 +34,28 @@ use crate::opt_rules::Level;
 ///
 /// Counting rule for `params` and `locals`: a `DW_TAG_formal_parameter`
 /// (params) or `DW_TAG_variable` (locals) is counted when it belongs to
-/// concrete code, that is when its nearest enclosing scope chain, walking up
-/// through `DW_TAG_lexical_block` and `DW_TAG_inlined_subroutine`, reaches a
-/// `DW_TAG_subprogram` that
-/// - has code (`DW_AT_low_pc` or `DW_AT_ranges`),
+/// concrete code, that is when its chain of enclosing DIEs, walking up
+/// through `DW_TAG_lexical_block` and `DW_TAG_inlined_subroutine` DIEs that
+/// have code, reaches a `DW_TAG_subprogram` that
+/// - has code,
 /// - is not an abstract instance (no `DW_AT_inline`), and
 /// - is not a declaration (no `DW_AT_declaration`).
 ///
-/// Any other DIE in between (a structure or subroutine type, a call site,
-/// ...) ends the chain, so the parameters of function types are not counted.
-/// Variables with `DW_AT_declaration` (`extern int x;` inside a function) are
-/// not counted, nor are file-scope variables. Concrete DIEs that only point
-/// to their abstract origin (the parameters of an inlined call, of an
-/// out-of-line copy of an inline function) are counted, static locals and
-/// artificial parameters too.
+/// "Has code" means has `DW_AT_low_pc` or `DW_AT_ranges`: a debugger never
+/// stops in a scope without, so its variables do not count (even at -O0,
+/// gcc keeps such blocks for branches it folded away, like the size cases
+/// of the kernel's `cmpxchg` macros). Any other DIE in the chain (a
+/// structure or subroutine type, a call site, ...) ends it, so the
+/// parameters of function types are not counted. Variables with
+/// `DW_AT_declaration` (`extern int x;` inside a function) are not counted,
+/// nor are file-scope variables. Concrete DIEs that only point to their
+/// abstract origin (the parameters of an inlined call, of an out-of-line
+/// copy of an inline function) are counted, static locals and artificial
+/// parameters too.
 ///
 /// A counted DIE is *located* when it has `DW_AT_const_value`, or
 /// `DW_AT_location` that is not an empty expression (DWARF's spelling of
-/// "optimized out"). A location list counts as located whatever the share of
+/// "optimized out"). A location list counts as located whatever share of
 /// the scope it covers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ObjectSummary {
@@ -97,9 +106,12 @@ pub fn summarize(path: &Path) -> Result<ObjectSummary> {
     summarize_file(&file).with_context(|| format!("cannot read the DWARF of {}", path.display()))
 }
 
-/// The gimli reader: a slice of a (decompressed) section, with the
-/// relocations of a relocatable object applied as values are read.
-type Reader<'a> = RelocateReader<EndianSlice<'a, RunTimeEndian>, Relocations<'a>>;
+/// A reader of a (decompressed) section that applies the section's
+/// relocations to the offsets and addresses it reads.
+type Reader<'a> = RelocateReader<Bare<'a>, Relocations<'a>>;
+
+/// A reader of a (decompressed) section as it is in the file.
+type Bare<'a> = EndianSlice<'a, RunTimeEndian>;
 
 /// The sections read; the others are loaded empty.
 const SECTIONS: [SectionId; 5] = [
@@ -110,10 +122,34 @@ const SECTIONS: [SectionId; 5] = [
     SectionId::DebugStrOffsets,
 ];
 
-/// A relocation of a DWARF section, resolved only when a value is read at
-/// its offset: the DIE walk skips nearly every attribute value, so of the
-/// tens of thousands of relocations in a big object's `.debug_info` only
-/// those of unit headers and root DIEs are ever resolved.
+struct Section<'a> {
+    id: SectionId,
+    data: Cow<'a, [u8]>,
+    relocations: RefCell<RelocationCursor<'a>>,
+}
+
+fn load_section<'a>(file: &'a object::File<'a>, id: SectionId) -> Result<Option<Section<'a>>> {
+    let Some(section) = file.section_by_name(id.name()) else {
+        return Ok(None);
+    };
+    let data = section
+        .uncompressed_data()
+        .with_context(|| format!("cannot decompress {}", id.name()))?;
+    Ok(Some(Section {
+        id,
+        data,
+        relocations: RefCell::new(RelocationCursor {
+            file,
+            pending: Some(section.relocations()),
+            frontier: None,
+            seen: Vec::new(),
+        }),
+    }))
+}
+
+/// An absolute relocation, the kind DWARF uses for references to sections
+/// and symbols; the others (TLS offsets in location expressions, say) are
+/// left unapplied.
 #[derive(Debug, Clone, Copy)]
 struct Relocation {
     offset: u64,
@@ -122,25 +158,33 @@ struct Relocation {
     implicit_addend: bool,
 }
 
-/// The relocations of one section, sorted by offset.
-#[derive(Debug, Clone, Copy)]
-struct Relocations<'a> {
+/// The relocations of one section, read from the object only as far as the
+/// highest offset asked about. Values are only relocated in unit headers and
+/// root DIEs, which open their units, so an object with one unit reads a
+/// few of the tens of thousands of relocations its `.debug_info` may have.
+/// This relies on relocations being sorted by offset, as assemblers and
+/// linkers emit them; should the scan come across disorder, it reads and
+/// sorts all the rest.
+#[derive(Debug)]
+struct RelocationCursor<'a> {
     file: &'a object::File<'a>,
-    sorted: &'a [Relocation],
+    /// The relocations not read yet; `None` for a section that has none.
+    pending: Option<SectionRelocationIterator<'a, 'a>>,
+    /// The offset of the last relocation read, if any.
+    frontier: Option<u64>,
+    seen: Vec<Relocation>,
 }
 
-impl Relocations<'_> {
+impl RelocationCursor<'_> {
     /// The value read at `offset`, relocated as `object::RelocationMap`
     /// does: references to DWARF sections become section offsets, other
     /// references addresses.
-    fn relocate(&self, offset: usize, value: u64) -> u64 {
-        let Ok(index) = self
-            .sorted
-            .binary_search_by_key(&(offset as u64), |r| r.offset)
-        else {
+    fn relocate(&mut self, offset: u64, value: u64) -> u64 {
+        self.read_past(offset);
+        let Ok(index) = self.seen.binary_search_by_key(&offset, |r| r.offset) else {
             return value;
         };
-        let relocation = self.sorted[index];
+        let relocation = self.seen[index];
         let base = match relocation.target {
             RelocationTarget::Symbol(symbol) => match self.file.symbol_by_index(symbol) {
                 Ok(symbol) => symbol.address(),
@@ -160,41 +204,28 @@ impl Relocations<'_> {
             resolved
         }
     }
-}
 
-impl gimli::read::Relocate for Relocations<'_> {
-    fn relocate_address(&self, offset: usize, value: u64) -> gimli::Result<u64> {
-        Ok(self.relocate(offset, value))
+    /// Reads relocations until one beyond `offset`.
+    fn read_past(&mut self, offset: u64) {
+        while self.frontier.is_none_or(|frontier| frontier <= offset) {
+            let Some((at, relocation)) = self.pending.as_mut().and_then(Iterator::next) else {
+                return;
+            };
+            self.keep(at, &relocation);
+            if self.frontier.is_some_and(|frontier| at < frontier) {
+                while let Some((at, relocation)) = self.pending.as_mut().and_then(Iterator::next) {
+                    self.keep(at, &relocation);
+                }
+                self.seen.sort_by_key(|r| r.offset);
+                return;
+            }
+            self.frontier = Some(at);
+        }
     }
 
-    fn relocate_offset(&self, offset: usize, value: usize) -> gimli::Result<usize> {
-        <usize as gimli::ReaderOffset>::from_u64(self.relocate(offset, value as u64))
-    }
-}
-
-struct Section<'data> {
-    id: SectionId,
-    data: Cow<'data, [u8]>,
-    relocations: Vec<Relocation>,
-}
-
-fn load_section<'data>(
-    file: &object::File<'data>,
-    id: SectionId,
-) -> Result<Option<Section<'data>>> {
-    let Some(section) = file.section_by_name(id.name()) else {
-        return Ok(None);
-    };
-    let data = section
-        .uncompressed_data()
-        .with_context(|| format!("cannot decompress {}", id.name()))?;
-    // Only absolute relocations carry the section offsets and addresses
-    // DWARF needs; others (TLS offsets in location expressions, say) are
-    // left unapplied.
-    let mut relocations = Vec::new();
-    for (offset, relocation) in section.relocations() {
+    fn keep(&mut self, offset: u64, relocation: &object::Relocation) {
         if relocation.kind() == RelocationKind::Absolute {
-            relocations.push(Relocation {
+            self.seen.push(Relocation {
                 offset,
                 target: relocation.target(),
                 addend: relocation.addend(),
@@ -202,38 +233,50 @@ fn load_section<'data>(
             });
         }
     }
-    // Assemblers emit them in order already; this only checks.
-    relocations.sort_by_key(|r| r.offset);
-    eprintln!("relocs {:?} {}", id, relocations.len());
-    Ok(Some(Section {
-        id,
-        data,
-        relocations,
-    }))
 }
 
-fn summarize_file(file: &object::File<'_>) -> Result<ObjectSummary> {
+#[derive(Debug, Clone, Copy)]
+struct Relocations<'a>(&'a RefCell<RelocationCursor<'a>>);
+
+impl gimli::read::Relocate for Relocations<'_> {
+    fn relocate_address(&self, offset: usize, value: u64) -> gimli::Result<u64> {
+        Ok(self.0.borrow_mut().relocate(offset as u64, value))
+    }
+
+    fn relocate_offset(&self, offset: usize, value: usize) -> gimli::Result<usize> {
+        let relocated = self.0.borrow_mut().relocate(offset as u64, value as u64);
+        <usize as gimli::ReaderOffset>::from_u64(relocated)
+    }
+}
+
+fn summarize_file<'a>(file: &'a object::File<'a>) -> Result<ObjectSummary> {
     let endian = if file.is_little_endian() {
         RunTimeEndian::Little
     } else {
         RunTimeEndian::Big
     };
-    let t = std::time::Instant::now();
     let mut sections = Vec::new();
     for id in SECTIONS {
         sections.extend(load_section(file, id)?);
     }
-    eprintln!("load {:?}", t.elapsed());
+    let no_relocations = RefCell::new(RelocationCursor {
+        file,
+        pending: None,
+        frontier: None,
+        seen: Vec::new(),
+    });
+    let section = |id| sections.iter().find(|s: &&Section| s.id == id);
     let dwarf = gimli::Dwarf::load(|id| -> gimli::Result<Reader<'_>> {
-        let (data, sorted) = match sections.iter().find(|s| s.id == id) {
-            Some(section) => (&*section.data, &*section.relocations),
-            None => (&[][..], &[][..]),
+        let (data, relocations) = match section(id) {
+            Some(section) => (&*section.data, &section.relocations),
+            None => (&[][..], &no_relocations),
         };
         Ok(RelocateReader::new(
             EndianSlice::new(data, endian),
-            Relocations { file, sorted },
+            Relocations(relocations),
         ))
     })?;
+    let debug_info = section(SectionId::DebugInfo).map_or(&[][..], |s| &*s.data);
 
     let mut summary = ObjectSummary {
         level: None,
@@ -247,7 +290,11 @@ fn summarize_file(file: &object::File<'_>) -> Result<ObjectSummary> {
     let mut headers = dwarf.units();
     while let Some(header) = headers.next()? {
         summary.units += 1;
-        let producer = walk_unit(&dwarf, &header, &mut summary)?;
+        let abbreviations = dwarf.abbreviations(&header)?;
+        let producer = read_producer(&dwarf, &header, &abbreviations)?;
+        let bare = bare_header(&header, debug_info, endian)?;
+        count_unit(&bare, &abbreviations, &mut summary)?;
+
         let level = producer.as_deref().and_then(level_of_producer);
         if level.is_some() && summary.level.is_none() {
             summary.level = level;
@@ -262,6 +309,71 @@ fn summarize_file(file: &object::File<'_>) -> Result<ObjectSummary> {
 /// The level the last `-O` flag of a producer string selects.
 fn level_of_producer(producer: &str) -> Option<Level> {
     producer.split_whitespace().rev().find_map(Level::from_flag)
+}
+
+/// The producer in a unit's root DIE.
+fn read_producer<'a>(
+    dwarf: &gimli::Dwarf<Reader<'a>>,
+    header: &UnitHeader<Reader<'a>>,
+    abbreviations: &Abbreviations,
+) -> Result<Option<String>> {
+    let mut entries = header.entries_raw(abbreviations, None)?;
+    let Some(root) = entries.read_abbreviation()? else {
+        return Ok(None);
+    };
+    let encoding = header.encoding();
+    let mut producer = None;
+    let mut str_offsets_base =
+        DebugStrOffsetsBase::default_for_encoding_and_file(encoding, gimli::DwarfFileType::Main);
+    for spec in root.attributes() {
+        match spec.name() {
+            constants::DW_AT_producer => producer = Some(entries.read_attribute(*spec)?.value()),
+            constants::DW_AT_str_offsets_base => {
+                let value = entries.read_attribute(*spec)?.value();
+                if let AttributeValue::DebugStrOffsetsBase(base) = value {
+                    str_offsets_base = base;
+                }
+            }
+            _ => entries.skip_attributes(std::slice::from_ref(spec))?,
+        }
+    }
+    let string = match producer {
+        None => return Ok(None),
+        Some(AttributeValue::String(string)) => string,
+        Some(AttributeValue::DebugStrRef(offset)) => dwarf.debug_str.get_str(offset)?,
+        Some(AttributeValue::DebugLineStrRef(offset)) => dwarf.debug_line_str.get_str(offset)?,
+        Some(AttributeValue::DebugStrOffsetsIndex(index)) => {
+            let offset =
+                dwarf
+                    .debug_str_offsets
+                    .get_str_offset(encoding.format, str_offsets_base, index)?;
+            dwarf.debug_str.get_str(offset)?
+        }
+        Some(_) => return Ok(None),
+    };
+    Ok(Some(gimli::Reader::to_string_lossy(&string)?.into_owned()))
+}
+
+/// The same unit as `header`, read from the bare `.debug_info`.
+fn bare_header<'a>(
+    header: &UnitHeader<Reader<'a>>,
+    debug_info: &'a [u8],
+    endian: RunTimeEndian,
+) -> Result<UnitHeader<Bare<'a>>> {
+    let UnitSectionOffset::DebugInfoOffset(start) = header.offset() else {
+        anyhow::bail!("unit outside .debug_info");
+    };
+    let entries = debug_info
+        .get(start.0 + header.header_size()..start.0 + header.length_including_self())
+        .context("unit past the end of .debug_info")?;
+    Ok(UnitHeader::new(
+        header.encoding(),
+        header.unit_length(),
+        header.type_(),
+        header.debug_abbrev_offset(),
+        header.offset(),
+        EndianSlice::new(entries, endian),
+    ))
 }
 
 /// Where a DIE sits, as far as counting goes.
@@ -282,24 +394,16 @@ struct Attrs {
     has_code: bool,
 }
 
-/// Adds the parameters and locals of one unit to `summary` and returns the
-/// unit's producer.
-fn walk_unit(
-    dwarf: &gimli::Dwarf<Reader<'_>>,
-    header: &gimli::UnitHeader<Reader<'_>>,
+/// Adds the parameters and locals of one unit to `summary`.
+fn count_unit(
+    header: &UnitHeader<Bare<'_>>,
+    abbreviations: &Abbreviations,
     summary: &mut ObjectSummary,
-) -> Result<Option<String>> {
-    let abbreviations = dwarf.abbreviations(header)?;
-    let mut entries = header.entries_raw(&abbreviations, None)?;
-
-    let producer = match entries.read_abbreviation()? {
-        Some(root) => read_producer(dwarf, header, &mut entries, root)?,
-        None => return Ok(None),
-    };
-
-    // The scope the children of an entry at a given depth are in, for the
-    // entries enclosing the current one.
-    let mut scopes: Vec<(isize, Scope)> = vec![(0, Scope::Elsewhere)];
+) -> Result<()> {
+    let mut entries = header.entries_raw(abbreviations, None)?;
+    // For each enclosing entry with children, its depth and the scope its
+    // children are in; the root's children are at file scope.
+    let mut scopes: Vec<(isize, Scope)> = Vec::new();
     while !entries.is_empty() {
         let depth = entries.next_depth();
         let Some(abbrev) = entries.read_abbreviation()? else {
@@ -311,108 +415,74 @@ fn walk_unit(
         let scope = scopes.last().map_or(Scope::Elsewhere, |&(_, s)| s);
 
         let tag = abbrev.tag();
-        let relevant = match tag {
-            constants::DW_TAG_formal_parameter | constants::DW_TAG_variable => scope == Scope::Code,
-            constants::DW_TAG_subprogram => true,
-            _ => false,
-        };
-        let attrs = if relevant {
+        let variable = matches!(
+            tag,
+            constants::DW_TAG_formal_parameter | constants::DW_TAG_variable
+        );
+        let scope_tag = matches!(
+            tag,
+            constants::DW_TAG_subprogram
+                | constants::DW_TAG_lexical_block
+                | constants::DW_TAG_inlined_subroutine
+        );
+        let attrs = if (variable && scope == Scope::Code) || (scope_tag && abbrev.has_children()) {
             read_attrs(&mut entries, abbrev.attributes())?
         } else {
             entries.skip_attributes(abbrev.attributes())?;
             Attrs::default()
         };
 
-        let inner = match tag {
-            constants::DW_TAG_formal_parameter | constants::DW_TAG_variable => {
-                if scope == Scope::Code && !attrs.declaration {
-                    let (count, located) = if tag == constants::DW_TAG_formal_parameter {
-                        (&mut summary.params, &mut summary.params_located)
-                    } else {
-                        (&mut summary.locals, &mut summary.locals_located)
-                    };
-                    *count += 1;
-                    *located += usize::from(attrs.located);
-                }
-                Scope::Elsewhere
-            }
-            constants::DW_TAG_subprogram
-                if attrs.has_code && !attrs.inline && !attrs.declaration =>
-            {
-                Scope::Code
-            }
-            constants::DW_TAG_lexical_block | constants::DW_TAG_inlined_subroutine => scope,
-            _ => Scope::Elsewhere,
-        };
+        if variable && scope == Scope::Code && !attrs.declaration {
+            let (count, located) = if tag == constants::DW_TAG_formal_parameter {
+                (&mut summary.params, &mut summary.params_located)
+            } else {
+                (&mut summary.locals, &mut summary.locals_located)
+            };
+            *count += 1;
+            *located += usize::from(attrs.located);
+        }
         if abbrev.has_children() {
+            let inner = match tag {
+                constants::DW_TAG_subprogram
+                    if attrs.has_code && !attrs.inline && !attrs.declaration =>
+                {
+                    Scope::Code
+                }
+                constants::DW_TAG_lexical_block | constants::DW_TAG_inlined_subroutine
+                    if attrs.has_code =>
+                {
+                    scope
+                }
+                _ => Scope::Elsewhere,
+            };
             scopes.push((depth, inner));
         }
     }
-    Ok(producer)
+    Ok(())
 }
 
-/// Reads the attributes of a unit's root DIE and returns its producer.
-fn read_producer(
-    dwarf: &gimli::Dwarf<Reader<'_>>,
-    header: &gimli::UnitHeader<Reader<'_>>,
-    entries: &mut gimli::EntriesRaw<'_, '_, Reader<'_>>,
-    root: &gimli::Abbreviation,
-) -> Result<Option<String>> {
-    let encoding = header.encoding();
-    let mut producer = None;
-    let mut str_offsets_base =
-        DebugStrOffsetsBase::default_for_encoding_and_file(encoding, gimli::DwarfFileType::Main);
-    for spec in root.attributes() {
-        let attr = entries.read_attribute(*spec)?;
-        match attr.name() {
-            constants::DW_AT_producer => producer = Some(attr.value()),
-            constants::DW_AT_str_offsets_base => {
-                if let AttributeValue::DebugStrOffsetsBase(base) = attr.value() {
-                    str_offsets_base = base;
-                }
-            }
-            _ => {}
-        }
-    }
-    let string = match producer {
-        None => return Ok(None),
-        Some(AttributeValue::String(string)) => string,
-        Some(AttributeValue::DebugStrRef(offset)) => dwarf.debug_str.get_str(offset)?,
-        Some(AttributeValue::DebugLineStrRef(offset)) => dwarf.debug_line_str.get_str(offset)?,
-        Some(AttributeValue::DebugStrOffsetsIndex(index)) => {
-            let offset =
-                dwarf
-                    .debug_str_offsets
-                    .get_str_offset(encoding.format, str_offsets_base, index)?;
-            dwarf.debug_str.get_str(offset)?
-        }
-        Some(_) => return Ok(None),
-    };
-    Ok(Some(string.to_string_lossy()?.into_owned()))
-}
-
-/// Reads the attributes of a subprogram, parameter or variable. Only
-/// values that matter are read; the others are skipped, which reads no
-/// relocation.
+/// Reads the attributes of a subprogram, parameter or variable: the values
+/// that matter, and the presence of the others.
 fn read_attrs(
-    entries: &mut gimli::EntriesRaw<'_, '_, Reader<'_>>,
+    entries: &mut EntriesRaw<'_, '_, Bare<'_>>,
     specs: &[gimli::AttributeSpecification],
 ) -> Result<Attrs> {
     let mut attrs = Attrs::default();
     for spec in specs {
         match spec.name() {
-            constants::DW_AT_location | constants::DW_AT_declaration => {
-                let attr = entries.read_attribute(*spec)?;
-                match attr.value() {
-                    // An empty expression: optimized out.
-                    AttributeValue::Exprloc(expression) => {
-                        attrs.located |= !expression.0.is_empty()
-                    }
-                    AttributeValue::Block(block) => attrs.located |= !block.is_empty(),
-                    AttributeValue::Flag(set) => attrs.declaration = set,
-                    _ if attr.name() == constants::DW_AT_location => attrs.located = true,
-                    _ => {}
-                }
+            constants::DW_AT_location => {
+                attrs.located |= match entries.read_attribute(*spec)?.value() {
+                    AttributeValue::Exprloc(expression) => !expression.0.is_empty(),
+                    AttributeValue::Block(block) => !block.is_empty(),
+                    _ => true,
+                };
+                continue;
+            }
+            constants::DW_AT_declaration => {
+                attrs.declaration = !matches!(
+                    entries.read_attribute(*spec)?.value(),
+                    AttributeValue::Flag(false)
+                );
                 continue;
             }
             constants::DW_AT_const_value => attrs.located = true,
@@ -435,10 +505,12 @@ mod tests {
 
     use super::*;
 
-    /// Counts at -O0: params `a`, `lost`, `n`, `out`; locals `tmp`, `inner`
-    /// (in a block), `calls` (static), `from_call`, `r`. Not counted: the
-    /// file-scope `file_scope`, the declarations `ext_decl` and `ext_fn`
-    /// (and its parameter), the parameter of the function pointer type.
+    /// Counts at -O0: params `a`, `lost`, `n`, `out`, `x`; locals `tmp`,
+    /// `inner` (in a block), `calls` (static), `from_call`, `r`, `r` and
+    /// `wide` (in a block). Not counted: the file-scope `file_scope`, the
+    /// declarations `ext_decl` and `ext_fn` (and its parameter), the
+    /// parameter of the function pointer type, and `narrow` and `never`,
+    /// whose blocks gcc drops even at -O0 and so have no code.
     const SOURCE: &str = r#"
 extern int ext_fn(int);
 int file_scope;
@@ -464,9 +536,26 @@ int api(int n, int *out)
 	*out = r + ext_decl + file_scope;
 	return r + helper(n + 1, ext_fn(2));
 }
+
+int pick(long x)
+{
+	int r;
+	switch (sizeof(x)) {
+	case 1: { char narrow = x; r = narrow; break; }
+	default: { long wide = x; r = wide; break; }
+	}
+	if (0) { int never = 3; r += never; }
+	return r;
+}
 "#;
-    const PARAMS: usize = 4;
-    const LOCALS: usize = 5;
+    const PARAMS: usize = 5;
+    const LOCALS: usize = 7;
+    const ASM_SOURCE: &str = r#"
+	.text
+entry:
+	ret
+	.section .note.GNU-stack,"",@progbits
+"#;
 
     /// A fresh directory for one test.
     fn scratch_dir(test: &str) -> PathBuf {
@@ -481,7 +570,12 @@ int api(int n, int *out)
     fn compile(dir: &Path, name: &str, source: &str, flags: &[&str]) -> PathBuf {
         let source_path = dir.join(name);
         std::fs::write(&source_path, source).unwrap();
-        let object = source_path.with_extension(format!("{}.o", flags.join("").replace('-', "")));
+        let tag: String = flags
+            .concat()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let object = source_path.with_extension(format!("{tag}.o"));
         let status = Command::new("gcc")
             .args(["-c", "-g"])
             .args(flags)
@@ -565,7 +659,7 @@ int api(int n, int *out)
     #[test]
     fn assembler_units_and_relocations() {
         let dir = scratch_dir("ldr");
-        let asm = compile(&dir, "entry.S", ".text\nentry:\n\tnop\n\tret\n", &[]);
+        let asm = compile(&dir, "entry.S", ASM_SOURCE, &[]);
         let c = compile(&dir, "t.c", SOURCE, &["-O0"]);
         let asm_summary = summarize(&asm).unwrap();
         assert_eq!(asm_summary.level, None);
@@ -672,18 +766,5 @@ int api(int n, int *out)
             );
         }
         let _ = std::fs::remove_dir_all(dir);
-    }
-}
-#[cfg(test)]
-mod bench_tmp {
-    #[test]
-    #[ignore]
-    fn bench_env() {
-        let p = std::path::PathBuf::from(std::env::var("DWARF_BENCH").unwrap());
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
-            super::summarize(&p).unwrap();
-        }
-        eprintln!("per run {:?}", t.elapsed() / 20);
     }
 }

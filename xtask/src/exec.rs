@@ -78,6 +78,12 @@ impl Command {
         cmd
     }
 
+    /// A std command with no echo: for timing, where the echo is noise.
+    pub fn to_std_plain(&self) -> std::process::Command {
+        let sh = Shell::new().expect("a shell needs only the current directory");
+        self.to_std(&sh)
+    }
+
     fn to_std(&self, sh: &Shell) -> std::process::Command {
         let mut std_cmd: std::process::Command = self.to_xshell(sh).into();
         if let Some(dir) = &self.dir {

@@ -45,6 +45,12 @@ pub enum Command {
     Build(Build),
     /// Prove from the DWARF which -O level each object got, and how much GDB can see
     OptReport(OptReport),
+    /// Boot the kernel in QEMU and run a command in it (or a shell)
+    Run(Run),
+    /// gdb on vmlinux, connected to `run --gdb`, with breakpoints after the prologue
+    Gdb(Gdb),
+    /// Measure the tool against bare make, as ratios from one run
+    Bench(Bench),
 }
 
 /// Which profile, and where it builds.
@@ -120,6 +126,94 @@ pub struct OptReport {
     pub check: bool,
     /// Only objects under these build-dir-relative paths (net/ipv4, mm/memory.o)
     pub paths: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Run {
+    #[command(flatten)]
+    pub target: Target,
+    /// Accelerator: auto uses KVM only when a probe boot shows it works
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    /// Guest memory
+    #[arg(long, default_value = "1G")]
+    pub mem: String,
+    /// Guest CPUs
+    #[arg(long, default_value_t = 1)]
+    pub cpus: u32,
+    /// Extra kernel command line words
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub append: Vec<String>,
+    /// An extra QEMU argument (repeat for several)
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub qemu_arg: Vec<String>,
+    /// Start QEMU's gdb stub on 127.0.0.1:PORT [default port: 1234]
+    #[arg(long, value_name = "PORT", num_args = 0..=1, require_equals = true)]
+    pub gdb: Option<Option<u16>>,
+    /// With --gdb: wait for the debugger before running the kernel (QEMU's -S)
+    #[arg(long, requires = "gdb")]
+    pub wait_gdb: bool,
+    /// Seconds before a guest that has not reported an exit status is killed
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Boot a busybox initramfs instead of sharing the host's root over 9p
+    #[arg(long)]
+    pub initramfs: bool,
+    /// The command to run in the guest, after `--`; none for a shell
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Gdb {
+    #[command(flatten)]
+    pub target: Target,
+    /// The stub's port on 127.0.0.1
+    #[arg(long, default_value_t = 1234)]
+    pub port: u16,
+    /// Break at FUNC's first line after the prologue (repeat for several)
+    #[arg(short = 'b', long = "break", value_name = "FUNC")]
+    pub breaks: Vec<String>,
+    /// A gdb script to source after connecting (repeat for several)
+    #[arg(short = 'x', value_name = "FILE")]
+    pub scripts: Vec<PathBuf>,
+    /// Run CMD at the first stop, in order (repeat); then detach and exit
+    #[arg(long, value_name = "CMD")]
+    pub batch: Vec<String>,
+    /// Hardware breakpoints (needed under KVM before the kernel maps itself)
+    #[arg(long)]
+    pub hbreak: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct Bench {
+    /// What to measure
+    #[arg(value_enum)]
+    pub what: BenchWhat,
+    #[command(flatten)]
+    pub target: Target,
+    /// Parallel jobs [default: the number of CPUs]
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Runs of each measure (the median is reported)
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Skip the two full builds of the ccache measure
+    #[arg(long)]
+    pub skip_ccache: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchWhat {
+    /// No-op build, rebuild after a touch, ccache warm against cold
+    Build,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccelChoice {
+    Auto,
+    Kvm,
+    Tcg,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

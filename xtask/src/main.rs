@@ -2,6 +2,7 @@
 //! built for study (net/ at -O0, the rest at -Og).
 
 mod arch;
+mod bench;
 mod build;
 mod buildlog;
 mod config;
@@ -11,7 +12,9 @@ mod fallback;
 mod flags;
 mod fsutil;
 mod ftrace;
+mod gdb;
 mod host_tools;
+mod initramfs;
 mod kbuild;
 mod kconfig;
 mod kernel_tree;
@@ -20,6 +23,7 @@ mod opt_report;
 mod opt_rules;
 mod profile;
 mod qemu;
+mod run;
 mod setup;
 
 use std::{
@@ -118,6 +122,9 @@ fn run(cli: flags::Cli) -> Result<ExitCode> {
         flags::Command::Config(cmd) => cmd.run(&ctx)?,
         flags::Command::Build(cmd) => cmd.run(&ctx)?,
         flags::Command::OptReport(cmd) => cmd.run(&ctx)?,
+        flags::Command::Run(cmd) => return cmd.run(&ctx),
+        flags::Command::Gdb(cmd) => return cmd.run(&ctx),
+        flags::Command::Bench(cmd) => cmd.run(&ctx)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -22,9 +22,10 @@ pub struct ObjectReport {
     pub expected: String,
     /// From DW_AT_producer; None when the object has no C debug info.
     pub actual: Option<String>,
-    /// Whether the study flags are on its command line at all: some kernel
-    /// Makefiles (boot code, vdso) replace KBUILD_CFLAGS with their own.
-    pub reached: bool,
+    /// The object is at the default level, and its own Makefile sets the last
+    /// -O flag (boot code and vdso replace KBUILD_CFLAGS; lib/zstd adds -O3).
+    /// Objects under a path rule or a fallback are always checked.
+    pub own_flags: bool,
     /// Compile-time checks its step turns off.
     pub checks_off: Option<String>,
     pub params: usize,
@@ -35,7 +36,7 @@ pub struct ObjectReport {
 
 impl ObjectReport {
     pub fn mismatched(&self) -> bool {
-        self.reached && self.actual.as_deref().is_some_and(|a| a != self.expected)
+        !self.own_flags && self.actual.as_deref().is_some_and(|a| a != self.expected)
     }
 }
 
@@ -78,9 +79,10 @@ impl flags::OptReport {
             bail!("{} object(s) differ from their rule", mismatched.len());
         }
         if self.check {
-            let reached = reports.iter().filter(|r| r.reached).count();
+            let own = reports.iter().filter(|r| r.own_flags).count();
             eprintln!(
-                "opt-report --check: all {reached} objects the rules reach are at their level"
+                "opt-report --check: {} objects at the level their rule says; {own} set their own level in their Makefile",
+                reports.len() - own
             );
         }
         Ok(())
@@ -138,7 +140,9 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
     let summaries = summarize_all(candidates.iter().map(|(_, o, _)| o.clone()).collect());
     let mut reports = Vec::new();
     for ((rel, _, command), summary) in candidates.into_iter().zip(summaries) {
-        let (step_name, _) = placement.step_for(&rel);
+        let (step_name, why) = placement.step_for(&rel);
+        let source = crate::fallback::source_of(&rel);
+        let default_level = why.is_none() && p.profile.rules.rule_for(&source).is_none();
         let Some(step) = p.policy.step(&step_name).cloned().or_else(|| {
             step_name.parse().ok().map(|level| crate::fallback::Step {
                 name: step_name.clone(),
@@ -149,11 +153,14 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
         }) else {
             continue;
         };
-        let flags: Vec<&str> = command.split_whitespace().collect();
-        let reached = step.cflags().iter().all(|f| flags.contains(&f.as_str()));
+        let last_level = command
+            .split_whitespace()
+            .filter_map(crate::opt_rules::Level::from_flag)
+            .last();
+        let own_flags = default_level && last_level != Some(step.level);
         let summary = summary.ok();
         reports.push(ObjectReport {
-            source: crate::fallback::source_of(&rel),
+            source,
             object: rel,
             expected_step: step.name.clone(),
             expected: step.level.name().to_string(),
@@ -161,7 +168,7 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
                 .as_ref()
                 .and_then(|s| s.level)
                 .map(|l| l.name().to_string()),
-            reached,
+            own_flags,
             checks_off: step.checks_off.clone(),
             params: summary.as_ref().map_or(0, |s| s.params),
             params_located: summary.as_ref().map_or(0, |s| s.params_located),
@@ -252,7 +259,7 @@ pub fn render_files(reports: &[ObjectReport]) -> String {
     for r in reports {
         let mark = if r.mismatched() {
             "  MISMATCH"
-        } else if !r.reached {
+        } else if r.own_flags {
             "  (own flags)"
         } else {
             ""
@@ -298,7 +305,7 @@ mod tests {
         object: &str,
         expected: &str,
         actual: Option<&str>,
-        reached: bool,
+        own_flags: bool,
         located: usize,
     ) -> ObjectReport {
         ObjectReport {
@@ -307,7 +314,7 @@ mod tests {
             expected_step: expected.into(),
             expected: expected.into(),
             actual: actual.map(String::from),
-            reached,
+            own_flags,
             checks_off: None,
             params: 10,
             params_located: located,
@@ -319,10 +326,10 @@ mod tests {
     #[test]
     fn directory_table_and_mismatches() {
         let reports = vec![
-            report("net/ipv4/tcp.o", "O0", Some("O0"), true, 10),
-            report("net/ipv4/udp.o", "O0", Some("O0"), true, 9),
-            report("mm/memory.o", "Og", Some("O2"), true, 5),
-            report("arch/x86/boot/a.o", "Og", Some("O2"), false, 5),
+            report("net/ipv4/tcp.o", "O0", Some("O0"), false, 10),
+            report("net/ipv4/udp.o", "O0", Some("O0"), false, 9),
+            report("mm/memory.o", "Og", Some("O2"), false, 5),
+            report("arch/x86/boot/a.o", "Og", Some("O2"), true, 5),
         ];
         assert!(reports[2].mismatched());
         assert!(!reports[3].mismatched());

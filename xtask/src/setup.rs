@@ -59,7 +59,7 @@ impl flags::Setup {
             let tree = KernelTree::open(&ctx.kernel_dir)?;
             println!("kernel: Linux {} in {}", tree.version, tree.path.display());
         }
-        println!("\nReady. Next: cargo xtask run");
+        println!("\nReady. Next: cargo xtask build   (or: cargo xtask build --profile tiny, a few minutes)");
         Ok(())
     }
 }

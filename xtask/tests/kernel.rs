@@ -276,3 +276,363 @@ fn dry_run_prints_commands_and_writes_nothing() {
     );
     assert!(!build_dir.exists());
 }
+
+/// The `tiny` profile, built once into the cache (the first run pays about
+/// five minutes on two cores; later runs find it built).
+fn tiny_build() -> PathBuf {
+    let dir = cache().join("build-tiny");
+    let tree = kernel();
+    let out = xtask(&[
+        "build",
+        "--profile",
+        "tiny",
+        "--kernel",
+        tree.to_str().unwrap(),
+        "--build-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    dir
+}
+
+fn build_with(profiles: Option<&Path>) -> Output {
+    let tree = kernel();
+    let dir = cache().join("build-tiny");
+    let mut args = vec![
+        "build",
+        "--profile",
+        "tiny",
+        "--kernel",
+        tree.to_str().unwrap(),
+        "--build-dir",
+        dir.to_str().unwrap(),
+    ];
+    if let Some(p) = profiles {
+        args.extend(["--profiles", p.to_str().unwrap()]);
+    }
+    xtask(&args)
+}
+
+/// Objects make compiled, from its `  CC  path.o` lines, without the ones
+/// every link makes (the export table, the version stamp, kallsyms).
+fn compiled_objects(output: &Output) -> Vec<String> {
+    let link_stage = [".vmlinux.export.o", "init/version-timestamp.o"];
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("  CC      "))
+        .filter(|o| o.ends_with(".o") && !link_stage.contains(o) && !o.starts_with(".tmp_"))
+        .map(String::from)
+        .collect()
+}
+
+fn opt_report(dir: &Path, profiles: Option<&Path>, paths: &[&str]) -> (bool, serde_json::Value) {
+    let tree = kernel();
+    let mut args = vec![
+        "opt-report",
+        "--json",
+        "--check",
+        "--profile",
+        "tiny",
+        "--kernel",
+        tree.to_str().unwrap(),
+        "--build-dir",
+        dir.to_str().unwrap(),
+    ];
+    if let Some(p) = profiles {
+        args.extend(["--profiles", p.to_str().unwrap()]);
+    }
+    args.extend(paths);
+    let out = xtask(&args);
+    (
+        out.status.success(),
+        serde_json::from_slice(&out.stdout).expect("opt-report --json prints JSON"),
+    )
+}
+
+fn object<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["object"] == name)
+        .unwrap_or_else(|| panic!("{name} not in the report"))
+}
+
+#[test]
+fn tiny_builds_at_the_levels_its_rules_promise() {
+    let _serial = serial();
+    let dir = tiny_build();
+    assert!(dir.join("arch/x86/boot/bzImage").is_file());
+    assert!(dir.join("vmlinux-gdb.py").exists());
+    assert!(dir.join("compile_commands.json").is_file());
+
+    let (ok, report) = opt_report(&dir, None, &[]);
+    assert!(ok, "opt-report --check failed");
+    let tcp = object(&report, "net/ipv4/tcp.o");
+    assert_eq!(tcp["actual"], "O0");
+    let located = tcp["params_located"].as_u64().unwrap() + tcp["locals_located"].as_u64().unwrap();
+    let total = tcp["params"].as_u64().unwrap() + tcp["locals"].as_u64().unwrap();
+    assert!(
+        total > 500 && located * 100 >= total * 99,
+        "tcp.o: {located}/{total} located"
+    );
+    assert_eq!(object(&report, "kernel/fork.o")["actual"], "Og");
+    assert_eq!(
+        object(&report, "mm/page_alloc.o")["actual"],
+        "O2",
+        "a known exception"
+    );
+
+    // The fallbacks this profile needed were found by the build and recorded.
+    let fallbacks = std::fs::read_to_string(dir.join(".study/fallbacks.toml")).unwrap();
+    assert!(
+        fallbacks.contains("[object.\"kernel/sched/core.o\"]\nfrom = \"Og\"\nto = \"Og-nocheck\""),
+        "{fallbacks}"
+    );
+    assert_eq!(
+        object(&report, "kernel/sched/core.o")["expected_step"],
+        "Og-nocheck"
+    );
+    assert_eq!(object(&report, "kernel/sched/core.o")["actual"], "Og");
+
+    // Nothing to do: nothing compiles.
+    let out = build_with(None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(compiled_objects(&out), Vec::<String>::new());
+}
+
+#[test]
+fn changing_one_rule_rebuilds_exactly_that_object() {
+    let _serial = serial();
+    let dir = tiny_build();
+    let shipped = std::fs::read_to_string(repo().join("study/study.toml")).unwrap();
+    let changed = shipped.replace(
+        "\"net/ipv4\" = \"O0\"\n",
+        "\"net/ipv4\" = \"O0\"\n\"net/ipv4/tcp.c\" = \"Og\"\n",
+    );
+    assert_ne!(changed, shipped);
+    let profiles = cache().join("rule-change/study.toml");
+    std::fs::create_dir_all(profiles.parent().unwrap()).unwrap();
+    std::fs::write(&profiles, changed).unwrap();
+
+    let out = build_with(Some(&profiles));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(compiled_objects(&out), ["net/ipv4/tcp.o"]);
+    let (ok, report) = opt_report(&dir, Some(&profiles), &["net/ipv4/tcp.o"]);
+    assert!(ok);
+    assert_eq!(object(&report, "net/ipv4/tcp.o")["actual"], "Og");
+
+    // Back to the shipped rule: tcp.o again, and only tcp.o.
+    let out = build_with(None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(compiled_objects(&out), ["net/ipv4/tcp.o"]);
+}
+
+fn run_tiny(extra: &[&str], command: &[&str]) -> Output {
+    let dir = cache().join("build-tiny");
+    let tree = kernel();
+    let mut args = vec![
+        "run",
+        "--profile",
+        "tiny",
+        "--kernel",
+        tree.to_str().unwrap(),
+        "--build-dir",
+        dir.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    args.push("--");
+    args.extend(command);
+    xtask(&args)
+}
+
+#[test]
+fn run_returns_the_guest_commands_exit_status() {
+    let _serial = serial();
+    tiny_build();
+    for (command, code) in [
+        (&["true"][..], 0),
+        (&["false"][..], 1),
+        (&["sh", "-c", "exit 7"][..], 7),
+    ] {
+        let out = run_tiny(&["--timeout", "300"], command);
+        assert_eq!(out.status.code(), Some(code), "{command:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("accel: "),
+            "says which accelerator"
+        );
+    }
+    // The guest sees the host's root, and the current directory.
+    let out = run_tiny(
+        &[],
+        &[
+            "sh",
+            "-c",
+            "test -f Cargo.toml && test -d /sys/kernel/tracing/events && echo guest-ok",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("guest-ok"));
+    // The study workload: TCP over loopback, IPv4 and IPv6.
+    let out = run_tiny(&[], &["tcp-echo"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("tcp-echo: ipv4 127.0.0.1:") && stdout.contains("tcp-echo: ipv6 [::1]:"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_boot_that_never_reaches_the_command_fails_with_the_reason() {
+    let _serial = serial();
+    tiny_build();
+    let out = run_tiny(
+        &["--append", "init=/nonexistent", "--timeout", "120"],
+        &["true"],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error: the kernel panicked: Kernel panic - not syncing: Requested init /nonexistent failed"), "{stderr}");
+    assert!(stderr.contains("last console lines:"), "{stderr}");
+}
+
+#[test]
+fn initramfs_root_runs_the_command_too() {
+    let _serial = serial();
+    tiny_build();
+    let out = run_tiny(&["--initramfs"], &["sh", "-c", "tcp-echo -4 && exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tcp-echo: ipv4"));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The end-to-end debugging session the README promises: break in
+/// tcp_sendmsg, walk down to tcp_write_xmit, and see every argument and
+/// local with its real value.
+#[test]
+fn gdb_sees_every_variable_from_tcp_sendmsg_down() {
+    let _serial = serial();
+    let dir = tiny_build();
+    let tree = kernel();
+    let port = free_port().to_string();
+    let gdb_flag = format!("--gdb={port}");
+    let mut guest = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "run",
+            "--profile",
+            "tiny",
+            "--kernel",
+            tree.to_str().unwrap(),
+            "--build-dir",
+            dir.to_str().unwrap(),
+        ])
+        .args([
+            gdb_flag.as_str(),
+            "--wait-gdb",
+            "--timeout",
+            "600",
+            "--",
+            "tcp-echo",
+            "-4",
+            "-n",
+            "1",
+            "-s",
+            "1000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gdb stub never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let batch = [
+        "bt",
+        "echo ==sendmsg-args==\\n",
+        "info args",
+        "study-break tcp_sendmsg_locked",
+        "study-break tcp_write_xmit",
+        "finish",
+        "echo ==locked==\\n",
+        "info args",
+        "info locals",
+        "echo ==end-locked==\\n",
+        "continue",
+        "echo ==xmit==\\n",
+        "info args",
+        "info locals",
+        "echo ==end-xmit==\\n",
+    ];
+    let mut args = vec![
+        "gdb",
+        "--profile",
+        "tiny",
+        "--kernel",
+        tree.to_str().unwrap(),
+        "--build-dir",
+        dir.to_str().unwrap(),
+    ];
+    args.extend(["--port", port.as_str(), "-b", "tcp_sendmsg"]);
+    for cmd in batch {
+        args.extend(["--batch", cmd]);
+    }
+    let out = xtask(&args);
+    let gdb = text(&out);
+    let guest_out = guest.wait_with_output().unwrap();
+    assert_eq!(
+        guest_out.status.code(),
+        Some(0),
+        "guest: {}\n{}",
+        text(&guest_out),
+        gdb
+    );
+
+    let bt = &gdb[..gdb.find("==sendmsg-args==").expect("the first stop")];
+    assert!(bt.contains("tcp_sendmsg ("), "{bt}");
+    assert!(
+        bt.contains("inet_sendmsg") || bt.contains("inet6_sendmsg"),
+        "{bt}"
+    );
+    assert!(bt.contains("sock_sendmsg"), "{bt}");
+    assert!(bt.contains("__sys_sendto"), "{bt}");
+
+    let section =
+        |from: &str, to: &str| gdb[gdb.find(from).unwrap()..gdb.find(to).unwrap()].to_string();
+    let sendmsg = section("==sendmsg-args==", "==locked==");
+    assert!(sendmsg.contains("size = 1000"), "{sendmsg}");
+    let sk = sendmsg
+        .lines()
+        .find_map(|l| l.strip_prefix("sk = "))
+        .expect("sk")
+        .to_string();
+    assert!(sk.starts_with("0xffff"), "sk is a kernel pointer: {sk}");
+
+    let locked = section("==locked==", "==end-locked==");
+    let xmit = section("==xmit==", "==end-xmit==");
+    for (name, part) in [("tcp_sendmsg_locked", &locked), ("tcp_write_xmit", &xmit)] {
+        assert!(!part.contains("<optimized out>"), "{name}: {part}");
+        assert!(
+            part.contains(&format!("sk = {sk}")),
+            "{name} has the same sk: {part}"
+        );
+        assert!(
+            part.lines().count() > 5,
+            "{name} shows its variables: {part}"
+        );
+    }
+    assert!(locked.contains("size = 1000"), "{locked}");
+    assert!(gdb.contains("Breakpoint 2, tcp_sendmsg_locked"), "{gdb}");
+}

@@ -1,0 +1,167 @@
+//! `cargo xtask gdb`: gdb on the build's vmlinux, connected to the guest's
+//! stub, with the kernel's gdb scripts and breakpoints that land after the
+//! prologue (`study-break`, from study/gdb/study.py).
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use crate::{config::Prepared, exec::Command, flags, fsutil, kconfig::Kconfig, Ctx};
+
+/// Everything the script needs, so the builder stays pure.
+pub struct Session<'a> {
+    pub build_dir: &'a Path,
+    pub tree: &'a Path,
+    pub study_py: &'a Path,
+    pub port: u16,
+    pub modules: bool,
+    pub hardware: bool,
+    pub breaks: &'a [String],
+    pub scripts: &'a [std::path::PathBuf],
+    pub batch: &'a [String],
+}
+
+/// The gdb script: load vmlinux and its helpers, connect, break, continue;
+/// with batch commands, run them at the first stop, then detach.
+pub fn script(s: &Session) -> String {
+    let mut out = String::new();
+    let mut line = |l: String| {
+        out.push_str(&l);
+        out.push('\n');
+    };
+    line("set pagination off".into());
+    line("set confirm off".into());
+    line(format!("add-auto-load-safe-path {}", s.build_dir.display()));
+    line(format!("file {}", s.build_dir.join("vmlinux").display()));
+    line(format!(
+        "source {}",
+        s.build_dir.join("vmlinux-gdb.py").display()
+    ));
+    line(format!("directory {}", s.tree.display()));
+    line(format!("source {}", s.study_py.display()));
+    line(format!("target remote 127.0.0.1:{}", s.port));
+    if s.modules {
+        line("lx-symbols".into());
+    }
+    for name in s.breaks {
+        line(format!(
+            "study-break {}{name}",
+            if s.hardware { "-h " } else { "" }
+        ));
+    }
+    for script in s.scripts {
+        line(format!("source {}", script.display()));
+    }
+    if !s.breaks.is_empty() {
+        line("continue".into());
+    }
+    if !s.batch.is_empty() {
+        for cmd in s.batch {
+            line(cmd.clone());
+        }
+        line("delete".into());
+        line("detach".into());
+        line("quit".into());
+    }
+    out
+}
+
+impl flags::Gdb {
+    pub fn run(self, ctx: &Ctx) -> Result<std::process::ExitCode> {
+        let p = Prepared::new(ctx, &self.target)?;
+        crate::host_tools::require(&ctx.study_dir(), "gdb")?;
+        if !p.build_dir.join("vmlinux").is_file() {
+            bail!(
+                "no vmlinux in {}: run `cargo xtask build --profile {}`",
+                p.build_dir.display(),
+                p.profile.name
+            );
+        }
+        let config_path = p.build_dir.join(".config");
+        let config = Kconfig::parse(&config_path, &fsutil::read_to_string(&config_path)?)?;
+        let study_py = ctx.study_dir().join("gdb/study.py");
+        let session = Session {
+            build_dir: &p.build_dir,
+            tree: &p.tree.path,
+            study_py: &study_py,
+            port: self.port,
+            modules: config.get("MODULES") == "y",
+            hardware: self.hbreak,
+            breaks: &self.breaks,
+            scripts: &self.scripts,
+            batch: &self.batch,
+        };
+        let text = script(&session);
+        let script_path = p.state_dir().join(format!("gdb/session-{}.gdb", self.port));
+        ctx.exec.write(&script_path, &text)?;
+        let gdb = crate::exec::which("gdb").map_or("gdb".into(), |g| g.display().to_string());
+        let version = ctx.exec.query(&Command::new(&gdb).arg("--version")).ok();
+        if let Some(v) = version.and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(String::from)
+        }) {
+            eprintln!("gdb: {gdb} ({v})");
+        }
+        let mut cmd = Command::new(gdb).arg("-q");
+        if !self.batch.is_empty() {
+            cmd = cmd.arg("-batch");
+        }
+        cmd = cmd.arg("-x").arg(script_path.display().to_string());
+        if ctx.exec.dry_run {
+            eprint!("{text}");
+        }
+        let status = if ctx.exec.dry_run {
+            ctx.exec.run(&cmd)?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        } else {
+            ctx.exec.status(&cmd)?
+        };
+        Ok(if status.success() {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_script() {
+        let breaks = vec!["tcp_sendmsg".to_string()];
+        let batch = vec!["bt".to_string(), "info args".to_string()];
+        let s = Session {
+            build_dir: Path::new("/b/tiny"),
+            tree: Path::new("/src/linux"),
+            study_py: Path::new("/r/study/gdb/study.py"),
+            port: 1234,
+            modules: false,
+            hardware: false,
+            breaks: &breaks,
+            scripts: &[],
+            batch: &batch,
+        };
+        expect_test::expect![[r#"
+            set pagination off
+            set confirm off
+            add-auto-load-safe-path /b/tiny
+            file /b/tiny/vmlinux
+            source /b/tiny/vmlinux-gdb.py
+            directory /src/linux
+            source /r/study/gdb/study.py
+            target remote 127.0.0.1:1234
+            study-break tcp_sendmsg
+            continue
+            bt
+            info args
+            delete
+            detach
+            quit
+        "#]]
+        .assert_eq(&script(&s));
+    }
+}

@@ -1,0 +1,55 @@
+//! A busybox initramfs, for hosts where a 9p root is not possible: Debian's
+//! static busybox with its applets, our init as /init, the guest programs,
+//! and the job, packed with `cpio -H newc`.
+
+use std::{
+    os::unix::fs::symlink,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{config::Prepared, exec::Command, Ctx};
+
+const BUSYBOX: &str = "/bin/busybox";
+
+/// Packs an initramfs holding `job` and `env` (init's job and environment
+/// files) and returns its path.
+pub fn build(ctx: &Ctx, p: &Prepared, job: &[u8], env: &[u8]) -> Result<PathBuf> {
+    if !Path::new(BUSYBOX).is_file() {
+        bail!("--initramfs needs {BUSYBOX}: run `apt-get install busybox-static`");
+    }
+    let dir = p.state_dir().join("initramfs");
+    let root = dir.join("root");
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    for sub in [
+        "bin", "dev", "proc", "sys", "tmp", "run", "root", "var", "study",
+    ] {
+        std::fs::create_dir_all(root.join(sub))?;
+    }
+    std::fs::copy(BUSYBOX, root.join("bin/busybox"))?;
+    let applets = ctx.exec.query(&Command::new(BUSYBOX).arg("--list"))?;
+    for applet in String::from_utf8_lossy(&applets.stdout)
+        .lines()
+        .filter(|a| !a.is_empty() && *a != "busybox")
+    {
+        symlink("busybox", root.join("bin").join(applet))
+            .with_context(|| format!("applet {applet}"))?;
+    }
+    std::fs::copy(crate::run::guest_init(), root.join("init"))?;
+    std::fs::copy(env!("STUDY_GUEST_TCP_ECHO"), root.join("bin/tcp-echo"))?;
+    std::fs::write(root.join("study/job"), job)?;
+    std::fs::write(root.join("study/env"), env)?;
+    let cpio = dir.join("initramfs.cpio");
+    let pack = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "find . | LC_ALL=C sort | cpio --quiet -o -H newc > {}",
+            crate::exec::quote(&cpio.display().to_string())
+        ))
+        .dir(&root);
+    ctx.exec.capture(&pack)?;
+    Ok(cpio)
+}
