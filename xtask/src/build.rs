@@ -323,14 +323,13 @@ fn fall_back_compile_failures(
             Some(class) => format!("{class}: {}", failure.error),
             None => failure.error.clone(),
         };
+        let rule = p.placement(recorded).rule_level(&failure.object);
         let entry = Recorded {
             from: current,
             to: next.name.clone(),
             reason,
         };
-        recorded
-            .object
-            .insert(failure.object.clone(), entry.clone());
+        recorded.insert(&failure.object, &rule, entry.clone());
         moved.push((failure.object.clone(), entry));
         any = true;
     }
@@ -390,12 +389,13 @@ fn fall_back_link_failures(
                     undefined.symbol
                 );
             };
+            let rule = p.placement(recorded).rule_level(object);
             let entry = Recorded {
                 from: current,
                 to: next,
                 reason: format!("link: undefined {}", undefined.symbol),
             };
-            recorded.object.insert(object.clone(), entry.clone());
+            recorded.insert(object, &rule, entry.clone());
             moved.push((object.clone(), entry));
             any = true;
         }

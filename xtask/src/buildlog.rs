@@ -70,6 +70,7 @@ impl BuildLog {
         }
     }
 
+    #[cfg(test)]
     pub fn parse(text: &str, tree_prefixes: Vec<String>) -> BuildLog {
         let mut log = BuildLog::new(tree_prefixes);
         for line in text.lines() {

@@ -226,11 +226,14 @@ pub struct Recorded {
     pub reason: String,
 }
 
+/// object → the rule's level when it failed → where it went. Keyed by the
+/// rule's level so an entry applies only while that rule holds, and applies
+/// again, at no cost, if the rule comes back.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordedFallbacks {
     #[serde(default)]
-    pub object: BTreeMap<String, Recorded>,
+    pub object: BTreeMap<String, BTreeMap<String, Recorded>>,
 }
 
 impl RecordedFallbacks {
@@ -253,6 +256,17 @@ impl RecordedFallbacks {
         }
     }
 
+    pub fn get(&self, object: &str, rule: &str) -> Option<&Recorded> {
+        self.object.get(object)?.get(rule)
+    }
+
+    pub fn insert(&mut self, object: &str, rule: &str, entry: Recorded) {
+        self.object
+            .entry(object.to_string())
+            .or_default()
+            .insert(rule.to_string(), entry);
+    }
+
     pub fn to_toml(&self) -> String {
         let header =
             "# Objects that did not build at their level; `cargo xtask build` starts from here.\n\
@@ -272,9 +286,14 @@ pub struct Placement<'a> {
 
 impl Placement<'_> {
     /// The step an object builds at, and why when it is not its rule's level.
+    /// The level the rules alone give `object`.
+    pub fn rule_level(&self, object: &str) -> String {
+        self.rules.level_for(&source_of(object)).name().to_string()
+    }
+
     pub fn step_for(&self, object: &str) -> (String, Option<String>) {
-        let rule_level = self.rules.level_for(&source_of(object)).name().to_string();
-        if let Some(r) = self.recorded.object.get(object) {
+        let rule_level = self.rule_level(object);
+        if let Some(r) = self.recorded.get(object, &rule_level) {
             return (
                 r.to.clone(),
                 Some(format!("fallback {}→{}: {}", r.from, r.to, r.reason)),
@@ -389,14 +408,14 @@ mod tests {
             }],
         );
         let mut recorded = RecordedFallbacks::default();
-        recorded.object.insert(
-            "net/ipv4/foo.o".into(),
-            Recorded {
-                from: "O0".into(),
-                to: "Og".into(),
-                reason: "error: x".into(),
-            },
-        );
+        let entry = |from: &str, to: &str, reason: &str| Recorded {
+            from: from.into(),
+            to: to.into(),
+            reason: reason.into(),
+        };
+        recorded.insert("net/ipv4/foo.o", "O0", entry("O0", "Og", "error: x"));
+        // Recorded under another rule: it does not apply while the rule says O0.
+        recorded.insert("net/ipv4/bar.o", "Og", entry("Og", "O2", "error: y"));
         let placement = Placement {
             policy: &p,
             rules: &rules,
@@ -409,6 +428,8 @@ mod tests {
         assert_eq!(step, "O2");
         assert!(why.unwrap().starts_with("known Og→O2"));
         assert_eq!(placement.step_for("net/ipv4/foo.o").0, "Og");
+        assert_eq!(placement.step_for("net/ipv4/bar.o"), ("O0".into(), None));
+        assert_eq!(placement.step_for("net/ipv4/bar.o"), ("O0".into(), None));
         let flags = placement.object_flags();
         assert_eq!(flags.len(), 42);
         let foo = flags.iter().find(|f| f.object == "net/ipv4/foo.o").unwrap();
@@ -419,14 +440,12 @@ mod tests {
     #[test]
     fn recorded_round_trip() {
         let mut recorded = RecordedFallbacks::default();
-        recorded.object.insert(
-            "mm/memory.o".into(),
-            Recorded {
-                from: "Og".into(),
-                to: "O2".into(),
-                reason: "check_copy_size".into(),
-            },
-        );
+        let entry = Recorded {
+            from: "Og".into(),
+            to: "O2".into(),
+            reason: "check_copy_size".into(),
+        };
+        recorded.insert("mm/memory.o", "Og", entry);
         let text = recorded.to_toml();
         let parsed: RecordedFallbacks = toml::from_str(&text).unwrap();
         assert_eq!(parsed, recorded);

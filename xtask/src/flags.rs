@@ -51,6 +51,8 @@ pub enum Command {
     Gdb(Gdb),
     /// Measure the tool against bare make, as ratios from one run
     Bench(Bench),
+    /// ftrace a function while a command runs in the guest: raw trace, chain, flame graph
+    Trace(Trace),
 }
 
 /// Which profile, and where it builds.
@@ -207,6 +209,51 @@ pub struct Bench {
 pub enum BenchWhat {
     /// No-op build, rebuild after a touch, ccache warm against cold
     Build,
+}
+
+#[derive(Args, Debug)]
+pub struct Trace {
+    #[command(flatten)]
+    pub target: Target,
+    /// Functions to trace (set_graph_function, or set_ftrace_filter with --tracer function)
+    #[arg(required = true, value_name = "FUNC")]
+    pub functions: Vec<String>,
+    /// Deepest call level to record (max_graph_depth; 0 is no limit)
+    #[arg(long, default_value_t = 0)]
+    pub depth: u32,
+    /// The ftrace tracer
+    #[arg(long, value_enum, default_value_t = Tracer::FunctionGraph)]
+    pub tracer: Tracer,
+    /// Durations without the time a task slept (the sleep-time option off)
+    #[arg(long)]
+    pub cpu_times: bool,
+    /// Write the raw trace to FILE instead of printing it
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print the call chain below FUNC, one line per layer
+    #[arg(long)]
+    pub chain: bool,
+    /// Write folded stacks (for flame-graph tools) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub folded: Option<PathBuf>,
+    /// Render a flame graph to FILE (SVG)
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Accelerator, as for `run`
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    /// Seconds before the guest is killed
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// The command to trace, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracer {
+    FunctionGraph,
+    Function,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

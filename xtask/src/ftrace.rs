@@ -24,9 +24,6 @@
 //! task column or the context-switch lines, else per CPU), since the kernel
 //! keeps the graph depth per task.
 
-// Nothing calls into this module until `cargo xtask trace` is wired up.
-#![allow(dead_code)]
-
 use std::{
     collections::{BTreeMap, HashMap},
     sync::OnceLock,
@@ -120,6 +117,7 @@ impl Trace {
     }
 
     /// CPUs that have calls, in order.
+    #[cfg(test)]
     pub fn cpus(&self) -> Vec<Option<u32>> {
         let mut cpus: Vec<_> = self.roots.iter().map(|c| c.cpu).collect();
         cpus.dedup();
@@ -127,6 +125,7 @@ impl Trace {
     }
 
     /// The top-level calls of one CPU.
+    #[cfg(test)]
     pub fn forest(&self, cpu: Option<u32>) -> Vec<&Call> {
         self.roots.iter().filter(|c| c.cpu == cpu).collect()
     }
@@ -151,6 +150,7 @@ impl Trace {
 
 impl Call {
     /// This call and everything below it, depth first.
+    #[cfg(test)]
     pub fn walk(&self) -> Walk<'_> {
         Walk { stack: vec![self] }
     }
@@ -287,6 +287,7 @@ fn chain_fn<'l>(line: &'l mut ChainLine, name: &str) -> &'l mut ChainFn {
 
 /// One text line per layer:
 /// `transport  tcp_sendmsg 124us → lock_sock_nested 0.95us → ktime_get ×3 0.44us`.
+#[cfg(test)]
 pub fn render_chain(lines: &[ChainLine]) -> String {
     let width = lines.iter().map(|l| l.layer.chars().count()).max();
     let width = width.unwrap_or(0);
@@ -299,6 +300,7 @@ pub fn render_chain(lines: &[ChainLine]) -> String {
         .collect()
 }
 
+#[cfg(test)]
 impl ChainFn {
     fn label(&self) -> String {
         let mut label = self.name.clone();
@@ -313,6 +315,7 @@ impl ChainFn {
 }
 
 /// Three significant digits or so: `0.14us`, `2.61us`, `12.8us`, `124us`.
+#[cfg(test)]
 fn format_us(us: f64) -> String {
     match us {
         us if us >= 100.0 => format!("{us:.0}us"),

@@ -25,6 +25,7 @@ mod profile;
 mod qemu;
 mod run;
 mod setup;
+mod trace;
 
 use std::{
     path::{Path, PathBuf},
@@ -125,6 +126,7 @@ fn run(cli: flags::Cli) -> Result<ExitCode> {
         flags::Command::Run(cmd) => return cmd.run(&ctx),
         flags::Command::Gdb(cmd) => return cmd.run(&ctx),
         flags::Command::Bench(cmd) => cmd.run(&ctx)?,
+        flags::Command::Trace(cmd) => return cmd.run(&ctx),
     }
     Ok(ExitCode::SUCCESS)
 }

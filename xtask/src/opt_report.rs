@@ -32,6 +32,8 @@ pub struct ObjectReport {
     pub params_located: usize,
     pub locals: usize,
     pub locals_located: usize,
+    /// The share of parameters and locals with a location (1.0 when none).
+    pub located_share: f64,
 }
 
 impl ObjectReport {
@@ -155,8 +157,8 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
         };
         let last_level = command
             .split_whitespace()
-            .filter_map(crate::opt_rules::Level::from_flag)
-            .last();
+            .rev()
+            .find_map(crate::opt_rules::Level::from_flag);
         let own_flags = default_level && last_level != Some(step.level);
         let summary = summary.ok();
         reports.push(ObjectReport {
@@ -174,6 +176,7 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
             params_located: summary.as_ref().map_or(0, |s| s.params_located),
             locals: summary.as_ref().map_or(0, |s| s.locals),
             locals_located: summary.as_ref().map_or(0, |s| s.locals_located),
+            located_share: summary.as_ref().map_or(1.0, |s| s.located_share()),
         });
     }
     Ok(reports)
@@ -320,6 +323,7 @@ mod tests {
             params_located: located,
             locals: 0,
             locals_located: 0,
+            located_share: located as f64 / 10.0,
         }
     }
 

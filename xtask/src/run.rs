@@ -124,7 +124,7 @@ impl RunOutcome {
 }
 
 /// Builds first when the image is missing or older than its inputs.
-fn ensure_built(ctx: &Ctx, p: &Prepared) -> Result<()> {
+pub fn ensure_built(ctx: &Ctx, p: &Prepared) -> Result<()> {
     let image = p.build_dir.join(&p.arch.image);
     let mtime = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
     let stale = match mtime(&image) {
@@ -166,7 +166,7 @@ fn check_port_free(port: u16) -> Result<()> {
 /// `auto`: KVM when /dev/kvm opens and a short probe boot under KVM
 /// finishes quickly; else TCG. A paravirtual /dev/kvm (nested in another VM)
 /// can open and still abort or crawl, so opening it proves nothing.
-fn choose_accel(ctx: &Ctx, p: &Prepared, requested: flags::AccelChoice) -> Result<Accel> {
+pub fn choose_accel(ctx: &Ctx, p: &Prepared, requested: flags::AccelChoice) -> Result<Accel> {
     let (accel, why) = match requested {
         flags::AccelChoice::Kvm => (Accel::Kvm, "requested".to_string()),
         flags::AccelChoice::Tcg => (Accel::Tcg, "requested".to_string()),

@@ -313,16 +313,20 @@ fn build_with(profiles: Option<&Path>) -> Output {
     xtask(&args)
 }
 
-/// Objects make compiled, from its `  CC  path.o` lines, without the ones
-/// every link makes (the export table, the version stamp, kallsyms).
+/// Objects make compiled, from its `  CC  path.o` lines, once each, without
+/// the ones every link makes: the export table, the version stamp, and the
+/// boot image's own objects, which embed the new vmlinux.
 fn compiled_objects(output: &Output) -> Vec<String> {
     let link_stage = [".vmlinux.export.o", "init/version-timestamp.o"];
-    String::from_utf8_lossy(&output.stdout)
+    let mut objects: Vec<String> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|l| l.strip_prefix("  CC      "))
         .filter(|o| o.ends_with(".o") && !link_stage.contains(o) && !o.starts_with(".tmp_"))
+        .filter(|o| !o.starts_with("arch/x86/boot/"))
         .map(String::from)
-        .collect()
+        .collect();
+    objects.dedup();
+    objects
 }
 
 fn opt_report(dir: &Path, profiles: Option<&Path>, paths: &[&str]) -> (bool, serde_json::Value) {
@@ -418,14 +422,28 @@ fn changing_one_rule_rebuilds_exactly_that_object() {
     let out = build_with(Some(&profiles));
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(compiled_objects(&out), ["net/ipv4/tcp.o"]);
+    // tcp.c trips a min() signedness assert at -Og (shared/measured says so
+    // too); the first time, the build finds that and moves it on by itself.
+    let fallbacks = std::fs::read_to_string(dir.join(".study/fallbacks.toml")).unwrap();
+    assert!(
+        fallbacks.contains("[object.\"net/ipv4/tcp.o\".Og]\nfrom = \"Og\"\nto = \"Og-nocheck\""),
+        "{fallbacks}"
+    );
     let (ok, report) = opt_report(&dir, Some(&profiles), &["net/ipv4/tcp.o"]);
     assert!(ok);
     assert_eq!(object(&report, "net/ipv4/tcp.o")["actual"], "Og");
+    assert_eq!(
+        object(&report, "net/ipv4/tcp.o")["expected_step"],
+        "Og-nocheck"
+    );
 
-    // Back to the shipped rule: tcp.o again, and only tcp.o.
+    // Back to the shipped rule: tcp.o again, and only tcp.o, at -O0.
     let out = build_with(None);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(compiled_objects(&out), ["net/ipv4/tcp.o"]);
+    let (ok, report) = opt_report(&dir, None, &["net/ipv4/tcp.o"]);
+    assert!(ok);
+    assert_eq!(object(&report, "net/ipv4/tcp.o")["actual"], "O0");
 }
 
 fn run_tiny(extra: &[&str], command: &[&str]) -> Output {
@@ -524,7 +542,7 @@ fn gdb_sees_every_variable_from_tcp_sendmsg_down() {
     let tree = kernel();
     let port = free_port().to_string();
     let gdb_flag = format!("--gdb={port}");
-    let mut guest = Command::new(env!("CARGO_BIN_EXE_xtask"))
+    let guest = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args([
             "run",
             "--profile",
@@ -635,4 +653,129 @@ fn gdb_sees_every_variable_from_tcp_sendmsg_down() {
     }
     assert!(locked.contains("size = 1000"), "{locked}");
     assert!(gdb.contains("Breakpoint 2, tcp_sendmsg_locked"), "{gdb}");
+}
+
+/// The seed's tcp_sendmsg trace, from our own kernel, in one command.
+#[test]
+fn trace_shows_tcp_sendmsg_down_to_the_device() {
+    let _serial = serial();
+    let dir = tiny_build();
+    let tree = kernel();
+    let work = cache().join("trace");
+    std::fs::create_dir_all(&work).unwrap();
+    let (raw, folded, svg) = (
+        work.join("trace.txt"),
+        work.join("trace.folded"),
+        work.join("trace.svg"),
+    );
+    let base = [
+        "--profile",
+        "tiny",
+        "--kernel",
+        tree.to_str().unwrap(),
+        "--build-dir",
+        dir.to_str().unwrap(),
+    ];
+    let mut args = vec!["trace"];
+    args.extend(base);
+    args.extend(["tcp_sendmsg", "--chain", "-o", raw.to_str().unwrap()]);
+    args.extend([
+        "--folded",
+        folded.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    args.extend(["--", "tcp-echo", "-4", "-n", "1"]);
+    let out = xtask(&args);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Nested under tcp_sendmsg, in this order, each deeper than the last.
+    let trace = std::fs::read_to_string(&raw).unwrap();
+    assert!(trace.starts_with("# tracer: function_graph"), "{trace}");
+    let start = trace
+        .find("tcp_sendmsg() {")
+        .expect("an entry of tcp_sendmsg");
+    let indent = |at: usize| {
+        trace[..at].rsplit('\n').next().unwrap().len() + trace[at..].len()
+            - trace[at..].trim_start().len()
+    };
+    let mut last = (start, indent(start));
+    for names in [
+        &["tcp_sendmsg_locked() {"][..],
+        &["tcp_write_xmit() {", "tcp_push_one() {"],
+        &["__tcp_transmit_skb() {"],
+        &["ip_queue_xmit() {", "ip6_xmit() {"],
+        &["__dev_queue_xmit() {", "dev_queue_xmit() {"],
+    ] {
+        let at = names
+            .iter()
+            .filter_map(|n| trace[last.0..].find(n).map(|i| i + last.0))
+            .min();
+        let at = at.unwrap_or_else(|| {
+            panic!(
+                "{names:?} not after line {} in the trace",
+                trace[..last.0].lines().count()
+            )
+        });
+        assert!(indent(at) > last.1, "{names:?} is nested deeper");
+        last = (at, indent(at));
+    }
+
+    // The chain: one line per layer, in the order of the send path.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let chain: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("tcp_sendmsg: "))
+        .skip(1)
+        .collect();
+    let layers: Vec<&str> = chain
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        layers,
+        ["transport", "network", "device", "driver"],
+        "{stdout}"
+    );
+    let order = [
+        "tcp_sendmsg_locked",
+        "tcp_write_xmit",
+        "__tcp_transmit_skb",
+        "ip_queue_xmit",
+        "__dev_queue_xmit",
+        "loopback_xmit",
+    ];
+    let joined = chain.join(" ");
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|n| {
+            joined
+                .find(&format!("{n} "))
+                .unwrap_or_else(|| panic!("{n} in {joined}"))
+        })
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{joined}");
+
+    assert!(std::fs::read_to_string(&folded)
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("tcp_sendmsg;tcp_sendmsg_locked;")));
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.starts_with("<?xml") && svg.contains("tcp_sendmsg"),
+        "a flame graph"
+    );
+
+    // A function that cannot be traced is named, with the nearest ones.
+    let mut args = vec!["trace"];
+    args.extend(base);
+    args.extend(["tcp_sendmsgg", "--", "true"]);
+    let out = xtask(&args);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tcp_sendmsgg cannot be traced")
+            && stderr.contains("nearest: tcp_sendmsg,"),
+        "{stderr}"
+    );
 }
