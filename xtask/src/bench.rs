@@ -19,6 +19,79 @@ use crate::{
 
 impl flags::Bench {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
+        match self.what {
+            flags::BenchWhat::Build => self.build(ctx),
+            flags::BenchWhat::Run => self.boot(ctx),
+        }
+    }
+
+    /// `cargo xtask run -- true` against virtme-ng's `vng --run IMAGE
+    /// --exec true`, both under TCG (and KVM where it works), one run.
+    fn boot(&self, ctx: &Ctx) -> Result<()> {
+        let p = Prepared::new(ctx, &self.target)?;
+        crate::run::ensure_built(ctx, &p)?;
+        let image = p.build_dir.join(&p.arch.image).display().to_string();
+        let Some(vng) = crate::exec::which("vng") else {
+            bail!("virtme-ng is not installed: run `pip install virtme-ng`");
+        };
+        let exe = std::env::current_exe()?.display().to_string();
+        let ours = |accel: &str| {
+            Command::new(&exe)
+                .args(["run", "--profile", &p.profile.name, "--accel", accel])
+                .args(["--kernel".to_string(), p.tree.path.display().to_string()])
+                .args(["--build-dir".to_string(), p.build_dir.display().to_string()])
+                .args([
+                    "--profiles".to_string(),
+                    ctx.profiles_path.display().to_string(),
+                ])
+                .args(["--", "true"])
+        };
+        let theirs = |kvm: bool| {
+            let cmd = Command::new(vng.display().to_string()).args(["--run", &image, "--force-9p"]);
+            let cmd = if kvm { cmd } else { cmd.arg("--disable-kvm") };
+            cmd.args(["--exec", "true"])
+        };
+        let limit = Duration::from_secs(self.timeout);
+        println!(
+            "{:<8} {:>12} {:>22} {:>7}",
+            "accel", "cargo xtask", "virtme-ng", "ratio"
+        );
+        let mut accels = vec![("tcg", false)];
+        if std::fs::read_to_string(ctx.root.join("target/kvm-probe.txt"))
+            .is_ok_and(|t| t.contains("\nkvm: "))
+        {
+            accels.push(("kvm", true));
+        }
+        for (accel, kvm) in accels {
+            let mut ours_times = Vec::new();
+            let mut theirs_times = Vec::new();
+            for _ in 0..self.runs.max(1) {
+                ours_times.push(timed(&ours(accel))?);
+                theirs_times.push(timed_limit(&theirs(kvm), limit)?);
+            }
+            let ours = median(ours_times);
+            match theirs_times.into_iter().collect::<Result<Vec<_>, String>>() {
+                Ok(t) => {
+                    let t = median(t);
+                    println!(
+                        "{accel:<8} {:>11.2}s {:>21.2}s {:>6.2}x",
+                        ours.as_secs_f64(),
+                        t.as_secs_f64(),
+                        ours.as_secs_f64() / t.as_secs_f64()
+                    );
+                }
+                Err(why) => println!(
+                    "{accel:<8} {:>11.2}s {why:>22} {:>7}",
+                    ours.as_secs_f64(),
+                    "-"
+                ),
+            }
+        }
+        println!("(median of {} runs; image {image})", self.runs.max(1));
+        Ok(())
+    }
+
+    fn build(&self, ctx: &Ctx) -> Result<()> {
         let p = Prepared::new(ctx, &self.target)?;
         let request = BuildRequest {
             jobs: self.jobs.unwrap_or_else(build::default_jobs),
@@ -108,6 +181,33 @@ fn xtask_build_command(ctx: &Ctx, p: &Prepared, jobs: usize) -> Result<Command> 
             ctx.profiles_path.display().to_string(),
         ])
         .arg(format!("-j{jobs}")))
+}
+
+/// Like [`timed`], but a command still running after `limit` is killed;
+/// that, or a failure, is the inner `Err` (virtme-ng may not boot a kernel).
+fn timed_limit(cmd: &Command, limit: Duration) -> Result<Result<Duration, String>> {
+    let start = Instant::now();
+    let mut child = cmd
+        .to_std_plain()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(if status.success() {
+                Ok(start.elapsed())
+            } else {
+                Err(format!("failed: {}", crate::exec::describe(status)))
+            });
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(Err(format!("killed after {}s", limit.as_secs())));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn timed(cmd: &Command) -> Result<Duration> {

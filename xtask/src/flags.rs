@@ -203,12 +203,17 @@ pub struct Bench {
     /// Skip the two full builds of the ccache measure
     #[arg(long)]
     pub skip_ccache: bool,
+    /// For `run`: seconds before a virtme-ng boot counts as hung and is killed
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BenchWhat {
     /// No-op build, rebuild after a touch, ccache warm against cold
     Build,
+    /// Boot-to-command (`run -- true`) against virtme-ng on the same bzImage
+    Run,
 }
 
 #[derive(Args, Debug)]
