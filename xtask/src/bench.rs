@@ -269,7 +269,13 @@ fn ccache_full_builds(ctx: &Ctx, p: &Prepared, xtask: &Command) -> Result<(Durat
     let cmd = cmd.env("CCACHE_DIR", ccache_dir.display().to_string());
     eprintln!("bench: cold full build in {}", bench_dir.display());
     let cold = timed(&cmd)?;
-    let clean = crate::kbuild::config_make(&p.tree.path, &bench_dir, &p.arch.make_arch, "clean");
+    let clean = crate::kbuild::config_make(
+        &p.tree.path,
+        &bench_dir,
+        &p.arch.make_arch,
+        &p.compiler.make_vars(),
+        "clean",
+    );
     ctx.exec.capture(&clean)?;
     eprintln!("bench: warm full build");
     let warm = timed(&cmd)?;

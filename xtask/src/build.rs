@@ -116,6 +116,9 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
         config::configure(ctx, p, false)?;
     }
     crate::host_tools::require(&ctx.study_dir(), "build")?;
+    if p.compiler == crate::toolchain::Toolchain::Clang {
+        crate::host_tools::require(&ctx.study_dir(), "clang")?;
+    }
     let cache = CacheSetup::new(req.cache)?;
     let cache_before = cache.as_ref().map(CacheSetup::stats).transpose()?;
 
@@ -208,7 +211,7 @@ pub fn make_command(
     if let Some(cache) = cache {
         env.extend(cache.env.iter().cloned());
     }
-    let mut extra = Vec::new();
+    let mut extra = p.compiler.make_vars();
     if req.fallback {
         // Each object's diagnostics in one block, so errors are attributable.
         extra.push("--output-sync=target".to_string());

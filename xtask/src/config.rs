@@ -20,6 +20,7 @@ use crate::{
     kernel_tree::KernelTree,
     opt_rules,
     profile::Profile,
+    toolchain::Toolchain,
     Ctx,
 };
 
@@ -30,8 +31,8 @@ pub struct Prepared {
     pub arch: Arch,
     pub build_dir: PathBuf,
     pub policy: Policy,
-    /// The compiler family, the key for known exceptions.
-    pub compiler: String,
+    /// The compiler family; also the key for known exceptions.
+    pub compiler: Toolchain,
 }
 
 impl Prepared {
@@ -40,14 +41,19 @@ impl Prepared {
         let profile = profiles.get(target.profile.as_deref())?.clone();
         let tree = ctx.tree()?;
         let arch = ctx.arch()?;
-        let build_dir = ctx.build_dir(target.build_dir.as_deref(), &profile.name);
+        let compiler = target.cc.unwrap_or(profile.cc);
+        let dir_name = match compiler {
+            Toolchain::Gcc => profile.name.clone(),
+            other => format!("{}-{other}", profile.name),
+        };
+        let build_dir = ctx.build_dir(target.build_dir.as_deref(), &dir_name);
         Ok(Prepared {
             profile,
             tree,
             arch,
             build_dir,
             policy: ctx.policy()?,
-            compiler: "gcc".into(),
+            compiler,
         })
     }
 
@@ -68,6 +74,7 @@ impl Prepared {
             &self.profile.name,
             &self.profile.rules,
             &placement.object_flags(),
+            &self.compiler.extra_kcflags(),
         )
     }
 
@@ -75,7 +82,7 @@ impl Prepared {
         Placement {
             policy: &self.policy,
             rules: &self.profile.rules,
-            known: self.policy.known(&self.tree.series(), &self.compiler),
+            known: self.policy.known(&self.tree.series(), self.compiler.name()),
             recorded,
         }
     }
@@ -95,10 +102,11 @@ impl flags::Config {
 /// The inputs that decide `.config`; a change means Kconfig must run again.
 fn snapshot(p: &Prepared, fragment: &str) -> String {
     format!(
-        "kernel = {} (Linux {})\narch = {}\nbase = {}\nfragments = {}\nfragment = {}\n\n{fragment}",
+        "kernel = {} (Linux {})\narch = {}\ncc = {}\nbase = {}\nfragments = {}\nfragment = {}\n\n{fragment}",
         p.tree.path.display(),
         p.tree.version,
         p.arch.make_arch,
+        p.compiler,
         p.profile.base,
         p.profile.fragments.join(" "),
         p.profile.fragment,
@@ -189,8 +197,15 @@ enum Action {
 fn run_kconfig(ctx: &Ctx, p: &Prepared, action: Action) -> Result<()> {
     let exec = &ctx.exec;
     let scratch = p.state_dir().join("kconfig");
-    let make =
-        |target: &str| kbuild::config_make(&p.tree.path, &scratch, &p.arch.make_arch, target);
+    let make = |target: &str| {
+        kbuild::config_make(
+            &p.tree.path,
+            &scratch,
+            &p.arch.make_arch,
+            &p.compiler.make_vars(),
+            target,
+        )
+    };
     let mut steps = Vec::new();
     if action == Action::FromBase {
         steps.push(make(&p.profile.base));

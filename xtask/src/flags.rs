@@ -53,6 +53,8 @@ pub enum Command {
     Bench(Bench),
     /// ftrace a function while a command runs in the guest: raw trace, chain, flame graph
     Trace(Trace),
+    /// Run CI matrix entries (ci/matrix.toml) locally, step by step
+    Ci(Ci),
 }
 
 /// Which profile, and where it builds.
@@ -61,9 +63,12 @@ pub struct Target {
     /// Profile from study/study.toml [default: its default-profile]
     #[arg(long, short = 'p', value_name = "NAME")]
     pub profile: Option<String>,
-    /// Build directory [default: build/PROFILE at the repo root]
+    /// Build directory [default: build/PROFILE, or build/PROFILE-clang]
     #[arg(long, value_name = "DIR")]
     pub build_dir: Option<PathBuf>,
+    /// Compiler [default: the profile's `cc`, else gcc]; clang builds with LLVM=1
+    #[arg(long, value_enum)]
+    pub cc: Option<crate::toolchain::Toolchain>,
 }
 
 #[derive(Args, Debug)]
@@ -253,6 +258,19 @@ pub struct Trace {
     /// The command to trace, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Ci {
+    /// Entries to run [default: those marked local, which fit a 2-core CI run]
+    #[arg(value_name = "ENTRY")]
+    pub entries: Vec<String>,
+    /// Regenerate .github/workflows/ci.yml from ci/matrix.toml
+    #[arg(long)]
+    pub write_workflow: bool,
+    /// Check that `run --accel auto` picks KVM for the entries
+    #[arg(long)]
+    pub check_kvm: bool,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

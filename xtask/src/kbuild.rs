@@ -9,13 +9,20 @@ pub fn overrides_path(build_dir: &Path) -> PathBuf {
     build_dir.join("study.mk")
 }
 
-/// `make -C TREE O=DIR ARCH=A TARGETS...`: the Kconfig steps.
-pub fn config_make(tree: &Path, out_dir: &Path, make_arch: &str, target: &str) -> Command {
+/// `make -C TREE O=DIR ARCH=A [VARS] TARGET`: the Kconfig steps.
+pub fn config_make(
+    tree: &Path,
+    out_dir: &Path,
+    make_arch: &str,
+    vars: &[String],
+    target: &str,
+) -> Command {
     Command::new("make")
         .arg("-C")
         .arg(tree.display().to_string())
         .arg(format!("O={}", out_dir.display()))
         .arg(format!("ARCH={make_arch}"))
+        .args(vars.iter().cloned())
         .arg(target)
 }
 
@@ -71,11 +78,24 @@ mod tests {
             Path::new("/src/linux"),
             Path::new("/b/tiny/.study/kconfig"),
             "x86_64",
+            &[],
             "tinyconfig",
         );
         assert_eq!(
             cmd.to_shell(),
             "make -C /src/linux O=/b/tiny/.study/kconfig ARCH=x86_64 tinyconfig"
+        );
+        let llvm = ["LLVM=1".to_string()];
+        let cmd = config_make(
+            Path::new("/src/linux"),
+            Path::new("/b/k"),
+            "x86_64",
+            &llvm,
+            "olddefconfig",
+        );
+        assert_eq!(
+            cmd.to_shell(),
+            "make -C /src/linux O=/b/k ARCH=x86_64 LLVM=1 olddefconfig"
         );
     }
 

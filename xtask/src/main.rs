@@ -5,6 +5,7 @@ mod arch;
 mod bench;
 mod build;
 mod buildlog;
+mod ci;
 mod config;
 mod dwarf;
 mod exec;
@@ -25,6 +26,7 @@ mod profile;
 mod qemu;
 mod run;
 mod setup;
+mod toolchain;
 mod trace;
 
 use std::{
@@ -67,12 +69,12 @@ impl Ctx {
         Policy::load(&self.study_dir().join("fallback.toml"))
     }
 
-    /// `--build-dir`, made absolute, or `build/PROFILE` at the repo root.
-    pub fn build_dir(&self, explicit: Option<&Path>, profile: &str) -> PathBuf {
+    /// `--build-dir`, made absolute, or `build/NAME` at the repo root.
+    pub fn build_dir(&self, explicit: Option<&Path>, name: &str) -> PathBuf {
         match explicit {
             Some(dir) if dir.is_absolute() => dir.to_path_buf(),
             Some(dir) => std::env::current_dir().unwrap_or_default().join(dir),
-            None => self.root.join("build").join(profile),
+            None => self.root.join("build").join(name),
         }
     }
 }
@@ -127,6 +129,7 @@ fn run(cli: flags::Cli) -> Result<ExitCode> {
         flags::Command::Gdb(cmd) => return cmd.run(&ctx),
         flags::Command::Bench(cmd) => cmd.run(&ctx)?,
         flags::Command::Trace(cmd) => return cmd.run(&ctx),
+        flags::Command::Ci(cmd) => return cmd.run(&ctx),
     }
     Ok(ExitCode::SUCCESS)
 }

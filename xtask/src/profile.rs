@@ -12,7 +12,10 @@ use anyhow::{bail, Result};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::opt_rules::{Level, OptRules, Rule};
+use crate::{
+    opt_rules::{Level, OptRules, Rule},
+    toolchain::Toolchain,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -33,6 +36,7 @@ struct RawProfile {
     options: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
     optional: Option<Vec<Spanned<String>>>,
     optimization: Option<RawOptimization>,
+    cc: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +105,8 @@ pub struct Profile {
     pub fragment: String,
     pub options: Vec<ConfigOption>,
     pub rules: OptRules,
+    /// The compiler family, unless `--cc` says otherwise.
+    pub cc: Toolchain,
     /// The study.toml this profile came from.
     pub source: PathBuf,
 }
@@ -265,8 +271,16 @@ fn resolve_profile(
         })?,
     };
 
+    let cc = match raw.cc {
+        Some(cc) => cc
+            .get_ref()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", at(cc.span())))?,
+        None => Toolchain::Gcc,
+    };
     Ok(Profile {
         name: name.to_string(),
+        cc,
         description: raw.description.unwrap_or_default(),
         base: base.into_inner(),
         fragments: raw
@@ -441,7 +455,7 @@ VIRTIO_NET = "m"
         assert_eq!(
             error(&text),
             "study/study.toml:9:1: unknown field `fragmnet`, expected one of `description`, \
-             `base`, `fragments`, `fragment`, `options`, `optional`, `optimization`"
+             `base`, `fragments`, `fragment`, `options`, `optional`, `optimization`, `cc`"
         );
     }
 

@@ -53,19 +53,33 @@ fn kernel() -> PathBuf {
     if !tree.join("Makefile").is_file() {
         let tarball = std::env::var("LINUX_STUDY_TARBALL")
             .unwrap_or_else(|_| "/usr/src/linux-source-6.12.tar.xz".into());
-        assert!(
-            Path::new(&tarball).is_file(),
-            "{tarball} is missing: apt-get install linux-source-6.12 (or set LINUX_STUDY_TARBALL)"
-        );
         std::fs::create_dir_all(cache()).unwrap();
-        let out = xtask(&[
-            "kernel",
-            "--kernel",
-            tree.to_str().unwrap(),
-            "--tarball",
-            &tarball,
-        ]);
-        assert!(out.status.success());
+        if Path::new(&tarball).is_file() {
+            let out = xtask(&[
+                "kernel",
+                "--kernel",
+                tree.to_str().unwrap(),
+                "--tarball",
+                &tarball,
+            ]);
+            assert!(out.status.success());
+        } else {
+            // Where Debian's tarball is not to be had (GitHub's Ubuntu
+            // runners), the checked-out submodule is the tree.
+            let submodule = repo().join("kernel");
+            assert!(
+                submodule.join("Makefile").is_file(),
+                "{tarball} is missing and kernel/ is empty: apt-get install linux-source-6.12 \
+                 (or set LINUX_STUDY_TARBALL, or git submodule update --init --depth 1 kernel)"
+            );
+            let status = Command::new("cp")
+                .arg("-a")
+                .arg(&submodule)
+                .arg(&tree)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
     }
     tree
 }
@@ -216,7 +230,7 @@ fn unknown_option_names_the_line_and_writes_nothing() {
     let last = stderr.lines().last().unwrap();
     assert!(last.starts_with("error: "), "{stderr}");
     assert!(
-        last.contains("study.toml:8:1: option `MEMGC` is not a Kconfig symbol in Linux 6.12.117"),
+        last.contains("study.toml:8:1: option `MEMGC` is not a Kconfig symbol in Linux 6.12"),
         "{stderr}"
     );
     assert!(last.contains("did you mean MEMCG"), "{stderr}");
