@@ -56,7 +56,7 @@ impl Arch {
             }
         };
         let mut arch: Arch = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().trim_end()))
+            .map_err(|e| crate::profile::toml_error(&path, &text, &e))
             .context("architecture data")?;
         arch.name = name.to_string();
         Ok(arch)

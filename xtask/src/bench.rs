@@ -37,7 +37,17 @@ impl flags::Bench {
         let exe = std::env::current_exe()?.display().to_string();
         let ours = |accel: &str| {
             Command::new(&exe)
-                .args(["run", "--profile", &p.profile.name, "--accel", accel])
+                .args([
+                    "run",
+                    "--profile",
+                    &p.profile.name,
+                    "--cc",
+                    p.compiler.name(),
+                    "--arch",
+                    &ctx.arch_name,
+                    "--accel",
+                    accel,
+                ])
                 .args(["--kernel".to_string(), p.tree.path.display().to_string()])
                 .args(["--build-dir".to_string(), p.build_dir.display().to_string()])
                 .args([
@@ -52,6 +62,12 @@ impl flags::Bench {
             cmd.args(["--exec", "true"])
         };
         let limit = Duration::from_secs(self.timeout);
+        if ctx.exec.dry_run {
+            for cmd in [ours("tcg"), theirs(false)] {
+                ctx.exec.run(&cmd)?;
+            }
+            return Ok(());
+        }
         println!(
             "{:<8} {:>12} {:>22} {:>7}",
             "accel", "cargo xtask", "virtme-ng", "ratio"
@@ -99,6 +115,7 @@ impl flags::Bench {
             suggest_config: false,
             cache: flags::Cache::Auto,
             make_args: Vec::new(),
+            distcc: None,
         };
         eprintln!(
             "bench: making sure {} is built first",
@@ -114,6 +131,13 @@ impl flags::Bench {
         let runs = self.runs.max(1);
         let mut rows = Vec::new();
 
+        if ctx.exec.dry_run {
+            // Timing nothing measures nothing: say what would be timed.
+            for cmd in [&xtask, &make] {
+                ctx.exec.run(cmd)?;
+            }
+            return Ok(());
+        }
         let (ours, bare) = alternate(runs, || timed(&xtask), || timed(&make))?;
         rows.push(("no-op build", ours, bare, "bare make, same command line"));
 
@@ -173,7 +197,15 @@ impl flags::Bench {
 fn xtask_build_command(ctx: &Ctx, p: &Prepared, jobs: usize) -> Result<Command> {
     let exe = std::env::current_exe()?.display().to_string();
     Ok(Command::new(exe)
-        .args(["build", "--profile", &p.profile.name])
+        .args([
+            "build",
+            "--profile",
+            &p.profile.name,
+            "--cc",
+            p.compiler.name(),
+            "--arch",
+            &ctx.arch_name,
+        ])
         .args(["--kernel".to_string(), p.tree.path.display().to_string()])
         .args(["--build-dir".to_string(), p.build_dir.display().to_string()])
         .args([
@@ -251,7 +283,12 @@ fn ccache_full_builds(ctx: &Ctx, p: &Prepared, xtask: &Command) -> Result<(Durat
             .file_name()
             .map_or("build".into(), |n| n.to_string_lossy().into_owned())
     ));
-    let ccache_dir = bench_dir.with_extension("ccache");
+    let ccache_dir = bench_dir.with_file_name(format!(
+        "{}-ccache",
+        bench_dir
+            .file_name()
+            .map_or("bench".into(), |n| n.to_string_lossy().into_owned())
+    ));
     for dir in [&bench_dir, &ccache_dir] {
         if dir.exists() {
             std::fs::remove_dir_all(dir)?;

@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use crate::{
     buildlog::BuildLog,
     config::{self, Prepared},
+    distcc::{self, DistccStats, Farm},
     exec::which,
     fallback::{Recorded, RecordedFallbacks},
     flags, fsutil, kbuild,
@@ -29,12 +30,25 @@ const MAX_PASSES: usize = 8;
 impl flags::Build {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let prepared = Prepared::new(ctx, &self.target)?;
+        // --distcc, else the DISTCC_HOSTS the distcc client itself reads.
+        let hosts = self.distcc.clone().or_else(|| {
+            std::env::var("DISTCC_HOSTS")
+                .ok()
+                .filter(|h| !h.trim().is_empty())
+        });
+        let distcc = hosts.map(|h| distcc::parse_hosts(&h)).transpose()?;
+        let jobs = self.jobs.unwrap_or_else(|| {
+            distcc
+                .as_ref()
+                .map_or(default_jobs(), |f| f.slots + default_jobs())
+        });
         let request = BuildRequest {
-            jobs: self.jobs.unwrap_or_else(default_jobs),
+            jobs,
             fallback: !self.no_fallback,
             suggest_config: self.suggest_config,
             cache: self.cache,
             make_args: self.make_args,
+            distcc,
         };
         let outcome = build(ctx, &prepared, &request)?;
         if !ctx.exec.dry_run {
@@ -54,6 +68,7 @@ pub struct BuildRequest {
     pub suggest_config: bool,
     pub cache: flags::Cache,
     pub make_args: Vec<String>,
+    pub distcc: Option<Farm>,
 }
 
 pub struct BuildOutcome {
@@ -63,6 +78,7 @@ pub struct BuildOutcome {
     pub passes: usize,
     pub new_fallbacks: Vec<(String, Recorded)>,
     pub cache: Option<CacheStats>,
+    pub distcc: Option<DistccStats>,
     pub build_dir: PathBuf,
     pub image: PathBuf,
 }
@@ -93,6 +109,9 @@ impl BuildOutcome {
         if let Some(stats) = &self.cache {
             println!("{stats}");
         }
+        if let Some(stats) = &self.distcc {
+            println!("{stats}");
+        }
         println!("vmlinux:    {}", self.build_dir.join("vmlinux").display());
         println!("boot image: {}", self.image.display());
         let _ = secs;
@@ -121,6 +140,12 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
     }
     let cache = CacheSetup::new(req.cache)?;
     let cache_before = cache.as_ref().map(CacheSetup::stats).transpose()?;
+    if req.distcc.is_some() {
+        crate::host_tools::require(&ctx.study_dir(), "distcc")?;
+        if !exec.dry_run {
+            fsutil::write_if_changed(&distcc_log(p), b"")?;
+        }
+    }
 
     let mut recorded = RecordedFallbacks::load(&p.build_dir)?;
     let mut new_fallbacks = Vec::new();
@@ -178,6 +203,12 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
     if !exec.dry_run {
         record_expected(&p.build_dir)?;
     }
+    let distcc = match &req.distcc {
+        Some(_) if !exec.dry_run => Some(DistccStats::parse(
+            &std::fs::read_to_string(distcc_log(p)).unwrap_or_default(),
+        )),
+        _ => None,
+    };
     let cache_stats = match (&cache, cache_before) {
         (Some(c), Some(before)) => Some(c.stats()?.since(&before)),
         _ => None,
@@ -189,6 +220,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
         passes,
         new_fallbacks,
         cache: cache_stats,
+        distcc,
         build_dir: p.build_dir.clone(),
         image: p.build_dir.join(&p.arch.image),
     })
@@ -211,6 +243,18 @@ pub fn make_command(
     if let Some(cache) = cache {
         env.extend(cache.env.iter().cloned());
     }
+    let mut cc = None;
+    if let Some(farm) = &req.distcc {
+        let d = distcc::setup(
+            farm,
+            cache.is_some(),
+            p.compiler,
+            default_jobs(),
+            &distcc_log(p),
+        );
+        env.extend(d.env);
+        cc = d.cc;
+    }
     let mut extra = p.compiler.make_vars();
     if req.fallback {
         // Each object's diagnostics in one block, so errors are attributable.
@@ -220,10 +264,18 @@ pub fn make_command(
     let opts = kbuild::BuildOptions {
         jobs: req.jobs,
         keep_going: req.fallback,
-        cc: None,
+        cc,
         env,
         extra,
     };
+    // Targets among the make arguments replace the default ones.
+    if req
+        .make_args
+        .iter()
+        .any(|a| !a.starts_with('-') && !a.contains('='))
+    {
+        return kbuild::build_make(&p.tree.path, &p.build_dir, &p.arch.make_arch, &opts, &[]);
+    }
     let mut targets = vec!["vmlinux", p.arch.image_target.as_str()];
     if Kconfig::parse(
         Path::new(".config"),
@@ -241,6 +293,10 @@ pub fn make_command(
         &opts,
         &targets,
     )
+}
+
+fn distcc_log(p: &Prepared) -> PathBuf {
+    p.state_dir().join("distcc.log")
 }
 
 fn log_path(p: &Prepared) -> PathBuf {
@@ -315,18 +371,34 @@ fn fall_back_compile_failures(
     let mut any = false;
     for failure in &log.failures {
         let (current, _) = p.placement(recorded).step_for(&failure.object);
-        let Some((next, class)) = p.policy.next_step(&current, &failure.block) else {
+        let rule = p.placement(recorded).rule_level(&failure.object);
+        let source = crate::fallback::source_of(&failure.object);
+        // The same error one rung up, or at the top: not an optimization
+        // problem (a typo, say). Undo this object's moves so that, once it is
+        // fixed, it builds at its rule's level again.
+        let same_again = recorded
+            .get(&failure.object, &rule)
+            .filter(|r| same_error(&r.reason, &failure.error))
+            .map(|r| r.from.clone());
+        let next = p.policy.next_step(&current, &failure.block);
+        if same_again.is_some() || next.is_none() {
+            recorded.object.remove(&failure.object);
+            recorded.save(&p.build_dir)?;
+            let levels = match same_again {
+                Some(before) => format!("at -{before} and at -{current}"),
+                None => format!("even at -{current}"),
+            };
             bail!(
-                "{} does not build even at {current}: {}",
-                failure.object,
-                failure.error
+                "{source} fails {levels}, so it is not the optimization level: {}; see {}",
+                failure.error,
+                log_path(p).display()
             );
-        };
+        }
+        let (next, class) = next.expect("checked above");
         let reason = match class {
             Some(class) => format!("{class}: {}", failure.error),
             None => failure.error.clone(),
         };
-        let rule = p.placement(recorded).rule_level(&failure.object);
         let entry = Recorded {
             from: current,
             to: next.name.clone(),
@@ -337,6 +409,16 @@ fn fall_back_compile_failures(
         any = true;
     }
     Ok(any)
+}
+
+/// Whether a recorded reason carries `error`, line and column numbers aside.
+fn same_error(reason: &str, error: &str) -> bool {
+    let digitless = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect::<String>()
+    };
+    digitless(reason).ends_with(&digitless(error))
 }
 
 /// For each undefined symbol: the objects that reference it, and the option
@@ -562,6 +644,19 @@ impl std::fmt::Display for CacheStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_error_ignores_numbers_and_the_class() {
+        let reason = "minmax-signedness: net/ipv4/tcp.c:12:3: error: call to '__compiletime_assert_490' failed";
+        assert!(same_error(
+            reason,
+            "net/ipv4/tcp.c:14:3: error: call to '__compiletime_assert_512' failed"
+        ));
+        assert!(!same_error(
+            reason,
+            "net/ipv4/tcp.c:14:3: error: expected ';' before 'return'"
+        ));
+    }
 
     #[test]
     fn ccache_stats() {

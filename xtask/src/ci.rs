@@ -49,8 +49,12 @@ impl Matrix {
     pub fn load(root: &Path) -> Result<Matrix> {
         let path = root.join(MATRIX);
         let text = fsutil::read_to_string(&path)?;
-        toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().trim_end()))
+        let matrix: Matrix =
+            toml::from_str(&text).map_err(|e| crate::profile::toml_error(&path, &text, &e))?;
+        if let Some(step) = matrix.step.iter().find(|s| s.run.is_empty()) {
+            bail!("{}: step `{}` has an empty `run`; give the command as a list, e.g. [\"cargo\", \"test\"]", path.display(), step.name);
+        }
+        Ok(matrix)
     }
 
     pub fn entry(&self, name: &str) -> Result<&Entry> {
@@ -201,13 +205,21 @@ impl flags::Ci {
                     .join("target/ci")
                     .join(&entry.name)
                     .join(format!("{}.log", step.name));
-                std::fs::create_dir_all(log_path.parent().expect("has a parent"))?;
-                let mut log = std::fs::File::create(&log_path)
-                    .with_context(|| format!("cannot write {}", log_path.display()))?;
+                let mut log = if ctx.exec.dry_run {
+                    None
+                } else {
+                    std::fs::create_dir_all(log_path.parent().expect("has a parent"))?;
+                    Some(
+                        std::fs::File::create(&log_path)
+                            .with_context(|| format!("cannot write {}", log_path.display()))?,
+                    )
+                };
                 let start = Instant::now();
                 let status = ctx.exec.stream(&cmd, |line| {
                     println!("{line}");
-                    let _ = writeln!(log, "{line}");
+                    if let Some(log) = log.as_mut() {
+                        let _ = writeln!(log, "{line}");
+                    }
                 })?;
                 let time = start.elapsed();
                 if actions {
@@ -288,6 +300,10 @@ fn check_kvm(ctx: &Ctx, entries: &[&Entry]) -> Result<ExitCode> {
             .args(["--build-dir".to_string(), format!("build/{}", entry.name)])
             .args(["--", "true"])
             .dir(&ctx.root);
+        if ctx.exec.dry_run {
+            ctx.exec.run(&cmd)?;
+            continue;
+        }
         let output = ctx.exec.capture(&cmd)?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         let Some(line) = stderr.lines().find(|l| l.starts_with("accel: ")) else {
@@ -358,7 +374,7 @@ mod tests {
             serde_yaml::Value::Bool(true)
         );
         assert!(
-            yaml["on"]["push"].is_null()
+            yaml["on"].as_mapping().unwrap().contains_key("push")
                 && yaml["on"]
                     .as_mapping()
                     .unwrap()

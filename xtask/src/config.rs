@@ -143,7 +143,9 @@ pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
 
     let current_config = std::fs::read(&config_path).ok();
     let last_config = std::fs::read(&last_config_path).ok();
-    let hand_edited = current_config.is_some() && current_config != last_config;
+    // No copy of what we wrote means we never finished writing: not a hand edit.
+    let hand_edited =
+        current_config.is_some() && last_config.is_some() && current_config != last_config;
     let profile_changed =
         std::fs::read_to_string(&snapshot_path).ok().as_deref() != Some(snapshot.as_str());
 
@@ -171,18 +173,24 @@ pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
         ),
         Action::FromBase => {}
     }
-    if matches!(action, Action::FromBase | Action::MergeOntoHandEdits) {
+    let ran_kconfig = matches!(action, Action::FromBase | Action::MergeOntoHandEdits);
+    if ran_kconfig {
         run_kconfig(ctx, p, action)?;
         if !exec.dry_run {
             fsutil::write_if_changed(&last_config_path, &std::fs::read(&config_path)?)?;
-            fsutil::write_if_changed(&snapshot_path, snapshot.as_bytes())?;
         }
     }
     exec.write(&kbuild::overrides_path(&p.build_dir), &p.overrides_text()?)?;
     if exec.dry_run {
         return Ok(());
     }
-    verify(p, index, &config_path)
+    verify(p, index, &config_path)?;
+    // Only a .config that holds every requested option counts as done:
+    // until then `build` runs `config` again, and fails the same way.
+    if ran_kconfig {
+        fsutil::write_if_changed(&snapshot_path, snapshot.as_bytes())?;
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

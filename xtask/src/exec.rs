@@ -136,6 +136,10 @@ impl Exec {
 
     /// Runs `cmd` with inherited stdio and returns its exit status.
     pub fn status(&self, cmd: &Command) -> Result<ExitStatus> {
+        if self.dry_run {
+            self.echo(cmd);
+            return Ok(ExitStatus::default());
+        }
         self.to_std_echoed(cmd, false)
             .status()
             .with_context(|| format!("cannot start `{}`", cmd.program))
@@ -157,6 +161,13 @@ impl Exec {
     /// carries the tail of the output.
     pub fn capture(&self, cmd: &Command) -> Result<std::process::Output> {
         self.echo(cmd);
+        if self.dry_run {
+            return Ok(std::process::Output {
+                status: ExitStatus::default(),
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            });
+        }
         let output = cmd
             .to_std(&self.sh)
             .stdin(Stdio::null())

@@ -100,16 +100,8 @@ impl Policy {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Policy> {
-        let raw: RawPolicy = toml::from_str(text).map_err(|e| {
-            let message = e.message().trim_end().replace('\n', "; ");
-            match e.span() {
-                Some(span) => {
-                    let line = text[..span.start].matches('\n').count() + 1;
-                    anyhow::anyhow!("{}:{line}: {message}", path.display())
-                }
-                None => anyhow::anyhow!("{}: {message}", path.display()),
-            }
-        })?;
+        let raw: RawPolicy =
+            toml::from_str(text).map_err(|e| crate::profile::toml_error(path, text, &e))?;
         let mut ladder = Vec::new();
         for name in &raw.ladder {
             let step = match raw.step.get(name) {
@@ -246,14 +238,21 @@ impl RecordedFallbacks {
         match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str(&text).map_err(|e| {
                 anyhow::anyhow!(
-                    "{}: {}; delete it to start over",
-                    path.display(),
-                    e.message().trim_end()
+                    "{:#}; delete the file to start over",
+                    crate::profile::toml_error(&path, &text, &e)
                 )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RecordedFallbacks::default()),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
+    }
+
+    pub fn save(&self, build_dir: &Path) -> Result<()> {
+        crate::fsutil::write_if_changed(
+            &RecordedFallbacks::path(build_dir),
+            self.to_toml().as_bytes(),
+        )?;
+        Ok(())
     }
 
     pub fn get(&self, object: &str, rule: &str) -> Option<&Recorded> {
@@ -428,7 +427,6 @@ mod tests {
         assert_eq!(step, "O2");
         assert!(why.unwrap().starts_with("known Og→O2"));
         assert_eq!(placement.step_for("net/ipv4/foo.o").0, "Og");
-        assert_eq!(placement.step_for("net/ipv4/bar.o"), ("O0".into(), None));
         assert_eq!(placement.step_for("net/ipv4/bar.o"), ("O0".into(), None));
         let flags = placement.object_flags();
         assert_eq!(flags.len(), 42);

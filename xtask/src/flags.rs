@@ -113,6 +113,9 @@ pub struct Build {
     /// Compiler cache
     #[arg(long, value_enum, default_value_t = Cache::Auto)]
     pub cache: Cache,
+    /// Compile on a distcc farm: a DISTCC_HOSTS list [default: $DISTCC_HOSTS]
+    #[arg(long, value_name = "HOSTS")]
+    pub distcc: Option<String>,
     /// Extra make arguments, after `--`
     #[arg(last = true, value_name = "MAKE_ARGS")]
     pub make_args: Vec<String>,
@@ -163,6 +166,9 @@ pub struct Run {
     /// Seconds before a guest that has not reported an exit status is killed
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
+    /// Run `build` first even when the image looks up to date (after source edits)
+    #[arg(long)]
+    pub build: bool,
     /// Boot a busybox initramfs instead of sharing the host's root over 9p
     #[arg(long)]
     pub initramfs: bool,

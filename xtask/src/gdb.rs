@@ -15,6 +15,8 @@ pub struct Session<'a> {
     pub study_py: &'a Path,
     pub port: u16,
     pub modules: bool,
+    /// vmlinux-gdb.py exists (CONFIG_GDB_SCRIPTS).
+    pub gdb_scripts: bool,
     pub hardware: bool,
     pub breaks: &'a [String],
     pub scripts: &'a [std::path::PathBuf],
@@ -33,14 +35,16 @@ pub fn script(s: &Session) -> String {
     line("set confirm off".into());
     line(format!("add-auto-load-safe-path {}", s.build_dir.display()));
     line(format!("file {}", s.build_dir.join("vmlinux").display()));
-    line(format!(
-        "source {}",
-        s.build_dir.join("vmlinux-gdb.py").display()
-    ));
+    if s.gdb_scripts {
+        line(format!(
+            "source {}",
+            s.build_dir.join("vmlinux-gdb.py").display()
+        ));
+    }
     line(format!("directory {}", s.tree.display()));
     line(format!("source {}", s.study_py.display()));
     line(format!("target remote 127.0.0.1:{}", s.port));
-    if s.modules {
+    if s.modules && s.gdb_scripts {
         line("lx-symbols".into());
     }
     for name in s.breaks {
@@ -86,6 +90,7 @@ impl flags::Gdb {
             study_py: &study_py,
             port: self.port,
             modules: config.get("MODULES") == "y",
+            gdb_scripts: p.build_dir.join("vmlinux-gdb.py").exists(),
             hardware: self.hbreak,
             breaks: &self.breaks,
             scripts: &self.scripts,
@@ -140,6 +145,7 @@ mod tests {
             study_py: Path::new("/r/study/gdb/study.py"),
             port: 1234,
             modules: false,
+            gdb_scripts: true,
             hardware: false,
             breaks: &breaks,
             scripts: &[],

@@ -16,6 +16,9 @@ pub struct Tool {
     pub package: String,
     #[serde(rename = "for")]
     pub needed_by: Vec<String>,
+    /// Only some uses need it (clang, distcc): `setup` reports, not requires.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 #[derive(Deserialize)]
@@ -38,8 +41,8 @@ pub fn load(study_dir: &Path) -> Result<Vec<Tool>> {
     let path = study_dir.join("host-tools.toml");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let file: ToolFile = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().trim_end()))?;
+    let file: ToolFile =
+        toml::from_str(&text).map_err(|e| crate::profile::toml_error(&path, &text, &e))?;
     Ok(file.tool)
 }
 

@@ -19,7 +19,10 @@ pub fn build(ctx: &Ctx, p: &Prepared, job: &[u8], env: &[u8]) -> Result<PathBuf>
     if !Path::new(BUSYBOX).is_file() {
         bail!("--initramfs needs {BUSYBOX}: run `apt-get install busybox-static`");
     }
-    let dir = p.state_dir().join("initramfs");
+    // One directory a run: two runs at once must not pack each other's job.
+    let dir = p
+        .state_dir()
+        .join(format!("initramfs/run-{}", std::process::id()));
     let root = dir.join("root");
     if root.exists() {
         std::fs::remove_dir_all(&root)?;
@@ -43,13 +46,17 @@ pub fn build(ctx: &Ctx, p: &Prepared, job: &[u8], env: &[u8]) -> Result<PathBuf>
     std::fs::write(root.join("study/job"), job)?;
     std::fs::write(root.join("study/env"), env)?;
     let cpio = dir.join("initramfs.cpio");
+    let partial = dir.join("initramfs.cpio.partial");
     let pack = Command::new("sh")
         .arg("-c")
         .arg(format!(
             "find . | LC_ALL=C sort | cpio --quiet -o -H newc > {}",
-            crate::exec::quote(&cpio.display().to_string())
+            crate::exec::quote(&partial.display().to_string())
         ))
         .dir(&root);
     ctx.exec.capture(&pack)?;
+    std::fs::rename(&partial, &cpio)
+        .with_context(|| format!("cannot move {} into place", partial.display()))?;
+    std::fs::remove_dir_all(&root)?;
     Ok(cpio)
 }

@@ -188,7 +188,13 @@ static IF_CONFIG: LazyLock<Regex> = LazyLock::new(|| {
 fn ifdef_gates(text: &str, line: usize, rel: &str) -> Vec<(String, String)> {
     let mut stack: Vec<Option<(String, String)>> = Vec::new();
     for (i, l) in text.lines().enumerate().take(line.saturating_sub(1)) {
-        let t = l.trim_start();
+        // `# ifdef` and `#ifdef` alike.
+        let t: String = l
+            .trim_start()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let t = t.as_str();
         if let Some(c) = IF_CONFIG.captures(l) {
             let option = c
                 .get(1)

@@ -7,6 +7,7 @@ mod build;
 mod buildlog;
 mod ci;
 mod config;
+mod distcc;
 mod dwarf;
 mod exec;
 mod fallback;

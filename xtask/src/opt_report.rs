@@ -26,6 +26,8 @@ pub struct ObjectReport {
     /// -O flag (boot code and vdso replace KBUILD_CFLAGS; lib/zstd adds -O3).
     /// Objects under a path rule or a fallback are always checked.
     pub own_flags: bool,
+    /// Under a path rule or a fallback, not just the default level.
+    pub ruled: bool,
     /// Compile-time checks its step turns off.
     pub checks_off: Option<String>,
     pub params: usize,
@@ -38,7 +40,12 @@ pub struct ObjectReport {
 
 impl ObjectReport {
     pub fn mismatched(&self) -> bool {
-        !self.own_flags && self.actual.as_deref().is_some_and(|a| a != self.expected)
+        match self.actual.as_deref() {
+            _ if self.own_flags => false,
+            Some(actual) => actual != self.expected,
+            // No DWARF to prove it: a failure where a rule or fallback asked.
+            None => self.ruled,
+        }
     }
 }
 
@@ -171,6 +178,7 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
                 .and_then(|s| s.level)
                 .map(|l| l.name().to_string()),
             own_flags,
+            ruled: !default_level,
             checks_off: step.checks_off.clone(),
             params: summary.as_ref().map_or(0, |s| s.params),
             params_located: summary.as_ref().map_or(0, |s| s.params_located),
@@ -318,6 +326,7 @@ mod tests {
             expected: expected.into(),
             actual: actual.map(String::from),
             own_flags,
+            ruled: true,
             checks_off: None,
             params: 10,
             params_located: located,

@@ -126,14 +126,7 @@ impl Profiles {
 
     pub fn parse(path: &Path, text: &str) -> Result<Profiles> {
         let at = |span: std::ops::Range<usize>| origin(path, text, span.start);
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let pos = e.span().map(|s| origin(path, text, s.start).to_string());
-            let message = e.message().trim_end().replace('\n', "; ");
-            anyhow::anyhow!(
-                "{}: {message}",
-                pos.unwrap_or_else(|| path.display().to_string())
-            )
-        })?;
+        let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
 
         let shared_rules = match raw.optimization {
             Some(opt) => Some(resolve_rules(opt, &at)?),
@@ -354,6 +347,15 @@ fn kvalue(value: toml::Value) -> Result<KValue, String> {
         ))
         }
     })
+}
+
+/// A TOML error as one line: `file:line:column: message`.
+pub fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let message = e.message().trim_end().replace('\n', "; ");
+    match e.span() {
+        Some(span) => anyhow::anyhow!("{}: {message}", origin(path, text, span.start)),
+        None => anyhow::anyhow!("{}: {message}", path.display()),
+    }
 }
 
 fn origin(path: &Path, text: &str, offset: usize) -> Origin {

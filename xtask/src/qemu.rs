@@ -77,7 +77,10 @@ pub fn kernel_cmdline(arch: &Arch, guest: &Guest) -> String {
         words.push("nokaslr".into());
     }
     if !guest.verbose {
+        // Panics (level 0) still print; routine errors do not mix with the
+        // command's output.
         words.push("quiet".into());
+        words.push("loglevel=2".into());
     }
     words.extend(guest.append.iter().cloned());
     words.join(" ")
@@ -207,7 +210,7 @@ mod tests {
              -device virtio-9p-pci,fsdev=root,mount_tag=/dev/root \
              -append 'console=ttyS0 root=/dev/root rootfstype=9p \
              rootflags=trans=virtio,version=9p2000.L,msize=524288,access=any ro init=/t/study-init \
-             study.job=/b/tiny/.study/run/job panic=-1 quiet'"
+             study.job=/b/tiny/.study/run/job panic=-1 quiet loglevel=2'"
         );
     }
 
@@ -251,7 +254,7 @@ mod tests {
         let shell = qemu_command(&arch(), &g).to_shell();
         assert!(
             shell.contains(
-                " -initrd /b/initramfs.cpio -append 'console=ttyS0 rdinit=/init panic=-1 quiet'"
+                " -initrd /b/initramfs.cpio -append 'console=ttyS0 rdinit=/init panic=-1 quiet loglevel=2'"
             ),
             "{shell}"
         );

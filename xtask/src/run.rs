@@ -22,6 +22,14 @@ use crate::{
     Ctx,
 };
 
+/// `run`'s exit status when the guest never reported one (a panic, a hang).
+pub const BOOT_FAILED: u8 = 125;
+
+/// The guest command's status as ours.
+pub fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
 /// The line init prints after the command, with its exit status.
 const MARKER_PREFIX: &str = "<<<linux-study exit=";
 
@@ -41,7 +49,12 @@ pub fn guest_bin_dir() -> PathBuf {
 impl flags::Run {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let p = Prepared::new(ctx, &self.target)?;
-        ensure_built(ctx, &p)?;
+        if self.build {
+            let request = default_build_request();
+            build::build(ctx, &p, &request)?;
+        } else {
+            ensure_built(ctx, &p)?;
+        }
         crate::host_tools::require(&ctx.study_dir(), "run")?;
         let gdb_port = self.gdb.map(|port| port.unwrap_or(1234));
         if let Some(port) = gdb_port {
@@ -65,8 +78,12 @@ impl flags::Run {
         }
         let outcome = run_command(ctx, &p, &request, &self.command)?;
         match outcome.exit {
-            Some(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
-            None => bail!("{}", outcome.failure()),
+            Some(code) => Ok(exit_code(code)),
+            None => {
+                // Not 1, which a guest's `false` gives.
+                eprintln!("error: {}", outcome.failure());
+                Ok(ExitCode::from(BOOT_FAILED))
+            }
         }
     }
 }
@@ -123,7 +140,28 @@ impl RunOutcome {
     }
 }
 
-/// Builds first when the image is missing or older than its inputs.
+/// init's environment file: the guest programs first on PATH.
+fn guest_env() -> String {
+    format!(
+        "PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\0",
+        guest_bin_dir().display()
+    )
+}
+
+fn default_build_request() -> build::BuildRequest {
+    build::BuildRequest {
+        jobs: build::default_jobs(),
+        fallback: true,
+        suggest_config: false,
+        cache: flags::Cache::Auto,
+        make_args: Vec::new(),
+        distcc: None,
+    }
+}
+
+/// Builds first when the image is missing or older than .config or the
+/// overrides. Source edits need `cargo xtask build` (or `run --build`):
+/// asking make would cost a no-op build's seconds on every run.
 pub fn ensure_built(ctx: &Ctx, p: &Prepared) -> Result<()> {
     let image = p.build_dir.join(&p.arch.image);
     let mtime = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
@@ -141,13 +179,7 @@ pub fn ensure_built(ctx: &Ctx, p: &Prepared) -> Result<()> {
     };
     if stale {
         eprintln!("{} is missing or stale: building", image.display());
-        let request = build::BuildRequest {
-            jobs: build::default_jobs(),
-            fallback: true,
-            suggest_config: false,
-            cache: flags::Cache::Auto,
-            make_args: Vec::new(),
-        };
+        let request = default_build_request();
         build::build(ctx, p, &request)?;
     }
     Ok(())
@@ -187,9 +219,6 @@ fn kvm_verdict(ctx: &Ctx, p: &Prepared) -> Result<Result<String, String>> {
     {
         return Ok(Err(format!("cannot open /dev/kvm: {e}")));
     }
-    if ctx.exec.dry_run {
-        return Ok(Err("dry run: no KVM probe".into()));
-    }
     // The verdict holds for this host kernel and this QEMU: keep it.
     let qemu = crate::exec::which(&p.arch.qemu.binary).unwrap_or_default();
     let key = format!(
@@ -213,6 +242,9 @@ fn kvm_verdict(ctx: &Ctx, p: &Prepared) -> Result<Result<String, String>> {
                 });
             }
         }
+    }
+    if ctx.exec.dry_run {
+        return Ok(Err("dry run: no KVM probe".into()));
     }
     let probe = RunRequest {
         accel: Accel::Kvm,
@@ -319,10 +351,6 @@ fn run_guest(
     let job_path = run_dir.join(format!("job-{}", std::process::id()));
     let env_path = run_dir.join(format!("env-{}", std::process::id()));
     let cwd = std::env::current_dir()?;
-    let path = format!(
-        "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        guest_bin_dir().display()
-    );
     let (root, job, env) = if req.initramfs && !ctx.exec.dry_run {
         let cpio = crate::initramfs::build(
             ctx,
@@ -368,20 +396,25 @@ fn run_guest(
     if !req.initramfs {
         std::fs::create_dir_all(&run_dir)?;
         fsutil::write_if_changed(&job_path, &qemu::job_text(&cwd, argv))?;
-        fsutil::write_if_changed(&env_path, format!("PATH={path}\0").as_bytes())?;
+        fsutil::write_if_changed(&env_path, guest_env().as_bytes())?;
     }
-    let outcome = supervise(ctx, &cmd, req.timeout, quiet);
+    let outcome = supervise(ctx, &cmd, req.timeout, req.gdb_port.is_some(), quiet);
     let _ = std::fs::remove_file(&job_path);
     let _ = std::fs::remove_file(&env_path);
+    if let Root::Initramfs(cpio) = &guest.root {
+        let _ = std::fs::remove_dir_all(cpio.parent().expect("in its run directory"));
+    }
     outcome
 }
 
 /// Runs QEMU, passes the console through (but for init's marker), and
 /// kills it when the timeout passes.
+/// A guest stopped in a debugger is not hung: no timeout while `debugged`.
 fn supervise(
     ctx: &Ctx,
     cmd: &crate::exec::Command,
     timeout: Duration,
+    debugged: bool,
     quiet: bool,
 ) -> Result<RunOutcome> {
     let start = Instant::now();
@@ -405,6 +438,7 @@ fn supervise(
     // init prints "\n<<<marker>>>": an empty line is held back until we know
     // it is not the one before the marker.
     let mut held_empty = false;
+    let mut marker_at: Option<Instant> = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(line) => {
@@ -413,6 +447,7 @@ fn supervise(
                     .and_then(|r| r.strip_suffix(">>>"))
                 {
                     exit = code.parse().ok();
+                    marker_at = Some(Instant::now());
                     held_empty = false;
                     continue;
                 }
@@ -433,7 +468,13 @@ fn supervise(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
-        if start.elapsed() > timeout {
+        // After the exit status only the reboot remains; it takes well under
+        // a second, so a guest still up after the grace period is stuck.
+        if marker_at.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
+            let _ = child.kill();
+            break;
+        }
+        if start.elapsed() > timeout && !debugged {
             timed_out = true;
             let _ = child.kill();
             break;
@@ -469,16 +510,25 @@ fn interactive(ctx: &Ctx, p: &Prepared, req: &RunRequest) -> Result<ExitCode> {
         bail!("--initramfs runs a command; give one after `--`");
     }
     let mut guest = guest_spec(p, req, Root::HostNineP, None, true, ctx.exec.verbose);
+    let env_path = p
+        .state_dir()
+        .join(format!("run/env-{}", std::process::id()));
     guest
         .append
         .push(format!("study.cwd={}", std::env::current_dir()?.display()));
+    guest
+        .append
+        .push(format!("study.env={}", env_path.display()));
     let cmd = qemu::qemu_command(&p.arch, &guest);
     if ctx.exec.dry_run {
         eprintln!("$ {}", cmd.to_shell());
         return Ok(ExitCode::SUCCESS);
     }
+    fsutil::write_if_changed(&env_path, guest_env().as_bytes())?;
     eprintln!("a shell in the guest; `exit` or Ctrl-A X to leave");
-    let status = ctx.exec.status(&cmd)?;
+    let status = ctx.exec.status(&cmd);
+    let _ = std::fs::remove_file(&env_path);
+    let status = status?;
     Ok(if status.success() {
         ExitCode::SUCCESS
     } else {

@@ -16,9 +16,16 @@ impl flags::Setup {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let exec = &ctx.exec;
         let tools = host_tools::load(&ctx.study_dir())?;
-        let missing: Vec<_> = tools.iter().filter(|t| !t.present()).collect();
+        let missing: Vec<_> = tools
+            .iter()
+            .filter(|t| !t.present() && !t.optional)
+            .collect();
         for tool in &tools {
-            let mark = if tool.present() { "ok" } else { "MISSING" };
+            let mark = match (tool.present(), tool.optional) {
+                (true, _) => "ok",
+                (false, true) => "optional",
+                (false, false) => "MISSING",
+            };
             println!(
                 "{mark:>8}  {:<16} {:<28} (apt: {})",
                 tool.name, tool.check, tool.package

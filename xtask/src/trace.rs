@@ -112,8 +112,8 @@ pub struct Layers {
 impl Layers {
     pub fn load(path: &Path) -> Result<Layers> {
         let text = fsutil::read_to_string(path)?;
-        let file: LayerFile = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().trim_end()))?;
+        let file: LayerFile =
+            toml::from_str(&text).map_err(|e| crate::profile::toml_error(path, &text, &e))?;
         if let Some((prefix, layer)) = file.layers.iter().find(|(_, l)| !file.order.contains(l)) {
             bail!(
                 "{}: \"{prefix}\" = \"{layer}\": the layer is not in `order`",
@@ -227,6 +227,7 @@ impl flags::Trace {
         let out_dir = p
             .state_dir()
             .join(format!("trace/run-{}", std::process::id()));
+        let _cleanup = fsutil::RemoveOnDrop(out_dir.clone());
         let setup = TraceSetup {
             functions: self.functions.clone(),
             tracer: self.tracer,
@@ -255,13 +256,12 @@ impl flags::Trace {
         if ctx.exec.dry_run {
             return Ok(ExitCode::SUCCESS);
         }
-        let result = self.report(ctx, &p, &out_dir);
-        let _ = std::fs::remove_dir_all(&out_dir);
-        result?;
-        match outcome.exit {
-            Some(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
-            None => bail!("{}", outcome.failure()),
-        }
+        // A guest that never reported a status says why, not "no trace".
+        let Some(code) = outcome.exit else {
+            bail!("{}", outcome.failure())
+        };
+        self.report(ctx, &p, &out_dir)?;
+        Ok(run::exit_code(code))
     }
 
     fn report(&self, ctx: &Ctx, p: &Prepared, out_dir: &Path) -> Result<()> {

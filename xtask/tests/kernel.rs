@@ -157,6 +157,8 @@ fn config_lands_every_requested_option_and_a_rerun_touches_nothing() {
     let _serial = serial();
     for profile in ["study", "tiny"] {
         let build_dir = cache().join(format!("config-{profile}"));
+        // From nothing every time: the first run must really run Kconfig.
+        let _ = std::fs::remove_dir_all(&build_dir);
         let out = config(profile, &build_dir, None);
         assert!(out.status.success(), "{}", text(&out));
         let got = dot_config(&build_dir);
@@ -198,6 +200,8 @@ fn impossible_option_is_reported_by_name_with_its_dependency() {
     )
     .unwrap();
     let out = config("broken", &dir.join("build"), Some(&profiles));
+    // Out of the kernel tree before any assertion can fail.
+    let _ = std::fs::remove_file(kernel().join("kernel/configs/study-broken.config"));
     assert!(!out.status.success());
     let text = text(&out);
     assert!(
@@ -208,7 +212,6 @@ fn impossible_option_is_reported_by_name_with_its_dependency() {
         text.contains("error: 1 requested option(s) did not land"),
         "{text}"
     );
-    std::fs::remove_file(kernel().join("kernel/configs/study-broken.config")).unwrap();
 }
 
 #[test]
@@ -289,6 +292,47 @@ fn dry_run_prints_commands_and_writes_nothing() {
         "{stderr}"
     );
     assert!(!build_dir.exists());
+}
+
+#[test]
+fn dry_run_of_build_and_run_prints_make_and_qemu_and_writes_nothing() {
+    let _serial = serial();
+    let tree = kernel();
+    let build_dir = cache().join("dry-run-build");
+    let _ = std::fs::remove_dir_all(&build_dir);
+    let base = [
+        "--dry-run",
+        "--kernel",
+        tree.to_str().unwrap(),
+        "--profile",
+        "tiny",
+        "--build-dir",
+        build_dir.to_str().unwrap(),
+    ];
+    let out = xtask(&[&["build"][..], &base].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let eval = format!("'--eval=include {}'", build_dir.join("study.mk").display());
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("$ ") && l.contains(" make -C ") && l.contains(&eval)),
+        "{stderr}"
+    );
+    let out = xtask(&[&["run"][..], &base, &["--accel", "tcg", "--", "true"]].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("$ qemu-system-x86_64 ") && l.contains("-accel tcg")),
+        "{stderr}"
+    );
+    assert!(
+        !build_dir.exists(),
+        "a dry run wrote {}",
+        build_dir.display()
+    );
 }
 
 /// The `tiny` profile, built once into the cache (the first run pays about
@@ -793,4 +837,127 @@ fn trace_shows_tcp_sendmsg_down_to_the_device() {
             && stderr.contains("nearest: tcp_sendmsg,"),
         "{stderr}"
     );
+}
+
+/// Stops the daemon, and the workers it forked, when the test ends,
+/// however it ends: it runs in a process group of its own.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback distcc farm: distccd on 127.0.0.1 only, with its own port and
+/// log; a few objects of `tiny` compile through it, and both distcc's client
+/// log (the build summary) and the daemon's log say they ran there.
+#[test]
+fn distcc_farm_on_loopback_compiles_remotely() {
+    let _serial = serial();
+    let dir = tiny_build();
+    let tree = kernel();
+    let work = cache().join("distcc");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let daemon_log = work.join("distccd.log");
+    std::fs::write(&daemon_log, "").unwrap();
+    // distccd drops root privileges before it opens its log.
+    use std::os::unix::{fs::PermissionsExt, process::CommandExt};
+    std::fs::set_permissions(&daemon_log, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let port = free_port();
+    let _daemon = Daemon(
+        Command::new("distccd")
+            .args([
+                "--daemon",
+                "--no-detach",
+                "--allow",
+                "127.0.0.1",
+                "--listen",
+                "127.0.0.1",
+                "--jobs",
+                "2",
+            ])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--log-level",
+                "info",
+                "--log-file",
+                daemon_log.to_str().unwrap(),
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("distccd (apt-get install distcc)"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "distccd never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let objects = ["net/ipv4/tcp.o", "net/ipv4/udp.o", "net/core/sock.o"];
+    let hosts = format!("127.0.0.1:{port}/2");
+    let build = |extra: &[&str]| {
+        let mut args = vec![
+            "build",
+            "--profile",
+            "tiny",
+            "--kernel",
+            tree.to_str().unwrap(),
+            "--build-dir",
+            dir.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        args.push("--");
+        args.extend(objects);
+        xtask(&args)
+    };
+    // Without ccache, so every compile goes to the farm. CC="distcc gcc"
+    // changes the command lines: these objects rebuild, and Kbuild reruns its
+    // compiler probes (cc-option tests, which distcc runs locally, and the
+    // generated bounds and offsets).
+    let out = build(&["--cache", "none", "--distcc", &hosts]);
+    assert!(out.status.success(), "{}", text(&out));
+    let daemon = std::fs::read_to_string(&daemon_log).unwrap();
+    let ran_there: Vec<&str> = daemon
+        .lines()
+        .filter(|l| l.contains("COMPILE_OK"))
+        .collect();
+    for object in objects {
+        let source = object.replace(".o", ".c");
+        assert!(
+            ran_there.iter().any(|l| l.ends_with(&format!("/{source}"))),
+            "{source} did not run on the daemon:\n{daemon}"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = format!("distcc: {} compiles ran remotely,", ran_there.len());
+    assert!(
+        stdout.contains(&summary),
+        "the summary agrees with the daemon ({summary}): {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("(127.0.0.1:{port}/2: {}", ran_there.len())),
+        "{stdout}"
+    );
+
+    // Back to the plain command lines, so the cached build stays as it was.
+    let out = build(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    // These objects again, and Kbuild's own probe under scripts/, which it
+    // rebuilds whenever CC changes; nothing else.
+    let mut compiled = compiled_objects(&out);
+    compiled.retain(|o| !o.starts_with("scripts/"));
+    compiled.sort();
+    let mut expected = objects.to_vec();
+    expected.sort();
+    assert_eq!(compiled, expected);
 }
