@@ -516,6 +516,71 @@ mod tests {
         "#]].assert_eq(&render_spine(&spine(first, &source, &layers), &totals(first, &source)));
     }
 
+    /// A trace captured from our own tiny kernel (`cargo xtask trace
+    /// tcp_sendmsg -o ... -- tcp-echo -4 -n 1`, TCG), not a hand-made one.
+    #[test]
+    fn captured_trace_parses_whole_and_reaches_the_driver() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let text = std::fs::read_to_string(
+            root.join("xtask/test_data/ftrace/captured-tiny-6.12.117-tcp_sendmsg.txt"),
+        )
+        .unwrap();
+        let trace = Trace::parse(&text);
+        assert!(
+            trace.skipped.is_empty(),
+            "{:?}",
+            &trace.skipped[..trace.skipped.len().min(3)]
+        );
+        let calls = trace.find("tcp_sendmsg");
+        assert_eq!(calls.len(), 2, "the client's send and the echo's");
+        assert!(calls
+            .iter()
+            .all(|c| c.task.as_deref() == Some("tcp-ech") && c.pid.is_some()));
+        let layers = Layers::load(&root.join("study/layers.toml")).unwrap();
+        // Layers by name here; the command maps names through addr2line.
+        let source = |name: &str| -> Option<String> {
+            let file = match name {
+                "tcp_sendmsg" | "tcp_sendmsg_locked" | "tcp_push" => "net/ipv4/tcp.c",
+                n if n.starts_with("__tcp_") || n.starts_with("tcp_") => "net/ipv4/tcp_output.c",
+                n if n.contains("ip_") => "net/ipv4/ip_output.c",
+                "__dev_queue_xmit" | "dev_hard_start_xmit" | "xmit_one" => "net/core/dev.c",
+                "loopback_xmit" => "drivers/net/loopback.c",
+                _ => return None,
+            };
+            layers.layer_of(file).map(String::from)
+        };
+        let spine = spine(calls[0], &source, &layers);
+        let names: Vec<Vec<&str>> = spine
+            .iter()
+            .map(|(_, calls)| calls.iter().map(|c| c.name.as_str()).collect())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                vec![
+                    "tcp_sendmsg",
+                    "tcp_sendmsg_locked",
+                    "tcp_push",
+                    "__tcp_push_pending_frames",
+                    "tcp_write_xmit",
+                    "tcp_transmit_skb",
+                    "__tcp_transmit_skb"
+                ],
+                vec![
+                    "ip_queue_xmit",
+                    "__ip_queue_xmit",
+                    "ip_local_out",
+                    "ip_output",
+                    "ip_finish_output",
+                    "__ip_finish_output",
+                    "ip_finish_output2"
+                ],
+                vec!["__dev_queue_xmit", "dev_hard_start_xmit", "xmit_one"],
+                vec!["loopback_xmit"],
+            ]
+        );
+    }
+
     #[test]
     fn nearest_names() {
         let names = [
