@@ -18,6 +18,14 @@ static UNDEFINED: LazyLock<Regex> =
 static IN_FUNCTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:\S*ld(?:\.\w+)?: )?(\S+?): in function [`'‘](\S+?)['’]:").unwrap()
 });
+// lld: `ld.lld: error: undefined symbol: X`, then `>>> referenced by
+// file.c:12 (/abs/file.c:12)` and `>>>   obj.o:(function) in archive ...`.
+static LLD_UNDEFINED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\S*ld\.lld: error: undefined symbol: (\S+)").unwrap());
+static LLD_SOURCE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^>>> referenced by \S+ \((\S+?):\d+\)").unwrap());
+static LLD_FUNCTION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^>>>\s+\S+?:\((\S+?)\)").unwrap());
 static SOURCE_LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?:\S*ld(?:\.\w+)?: )?(\S+?\.[chS]):\d+:").unwrap());
 
@@ -57,6 +65,8 @@ pub struct BuildLog {
     block: Vec<String>,
     function: Option<String>,
     undefined_index: BTreeMap<String, usize>,
+    /// The symbol lld's `>>>` lines are about.
+    lld_symbol: Option<usize>,
     tree_prefixes: Vec<String>,
 }
 
@@ -85,6 +95,20 @@ impl BuildLog {
             .find_map(|p| path.strip_prefix(p.as_str()))
             .unwrap_or(path)
             .trim_start_matches("./")
+    }
+
+    fn undefined_entry(&mut self, symbol: &str) -> usize {
+        if let Some(&i) = self.undefined_index.get(symbol) {
+            return i;
+        }
+        self.undefined.push(Undefined {
+            symbol: symbol.to_string(),
+            sources: Vec::new(),
+            functions: Vec::new(),
+        });
+        self.undefined_index
+            .insert(symbol.to_string(), self.undefined.len() - 1);
+        self.undefined.len() - 1
     }
 
     /// Feeds one line of make's output.
@@ -127,38 +151,38 @@ impl BuildLog {
         {
             self.first_error = Some(self.relative(line.trim()).to_string());
         }
+        if let Some(c) = LLD_UNDEFINED.captures(line) {
+            self.lld_symbol = Some(self.undefined_entry(&c[1]));
+        } else if let (Some(i), Some(c)) = (self.lld_symbol, LLD_SOURCE.captures(line)) {
+            let source = self.relative(&c[1]).to_string();
+            push_new(&mut self.undefined[i].sources, source);
+        } else if let (Some(i), Some(c)) = (self.lld_symbol, LLD_FUNCTION.captures(line)) {
+            push_new(&mut self.undefined[i].functions, c[1].to_string());
+        } else if !line.starts_with(">>>") {
+            self.lld_symbol = None;
+        }
         if let Some(c) = IN_FUNCTION.captures(line) {
             self.function = Some(c[2].to_string());
         }
         if let Some(c) = UNDEFINED.captures(line) {
-            let symbol = c[1].to_string();
             let source = SOURCE_LINE
                 .captures(line)
                 .map(|s| self.relative(&s[1]).to_string());
-            let index = *self
-                .undefined_index
-                .entry(symbol.clone())
-                .or_insert_with(|| {
-                    self.undefined.push(Undefined {
-                        symbol,
-                        sources: Vec::new(),
-                        functions: Vec::new(),
-                    });
-                    self.undefined.len() - 1
-                });
-            let entry = &mut self.undefined[index];
-            if let Some(source) = source.filter(|s| !entry.sources.contains(s)) {
-                entry.sources.push(source);
+            let index = self.undefined_entry(&c[1]);
+            if let Some(source) = source {
+                push_new(&mut self.undefined[index].sources, source);
             }
-            if let Some(function) = self
-                .function
-                .clone()
-                .filter(|f| !entry.functions.contains(f))
-            {
-                entry.functions.push(function);
+            if let Some(function) = self.function.clone() {
+                push_new(&mut self.undefined[index].functions, function);
             }
         }
         self.block.push(line.to_string());
+    }
+}
+
+fn push_new(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
     }
 }
 
@@ -232,6 +256,52 @@ mod tests {
         assert_eq!(log.undefined[3].functions, ["dev_xdp_install"]);
         assert_eq!(log.failed_targets, ["vmlinux", "__sub-make"]);
         assert!(log.failures.is_empty());
+    }
+
+    #[test]
+    fn collects_lld_undefined_symbols() {
+        let log = BuildLog::parse(
+            &data("build/lld-link-errors.log"),
+            vec!["/work/main/kernel/".into()],
+        );
+        let found: Vec<(&str, Vec<&str>, Vec<&str>)> = log
+            .undefined
+            .iter()
+            .map(|u| {
+                (
+                    u.symbol.as_str(),
+                    u.sources.iter().map(String::as_str).collect(),
+                    u.functions.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "__scoped_seqlock_bug",
+                    vec!["include/linux/seqlock.h"],
+                    vec!["do_task_stat"]
+                ),
+                (
+                    "cmsghdr_from_user_compat_to_kern",
+                    vec!["net/socket.c"],
+                    vec!["____sys_sendmsg"]
+                ),
+                (
+                    "get_compat_msghdr",
+                    vec!["net/socket.c"],
+                    vec!["sendmsg_copy_msghdr", "recvmsg_copy_msghdr"]
+                ),
+                ("put_cmsg_compat", vec!["net/core/scm.c"], vec!["put_cmsg"]),
+                (
+                    "scm_detach_fds_compat",
+                    vec!["net/core/scm.c"],
+                    vec!["scm_detach_fds"]
+                ),
+            ]
+        );
+        assert_eq!(log.failed_targets, ["vmlinux"]);
     }
 
     #[test]

@@ -42,6 +42,7 @@ impl Prepared {
         let tree = ctx.tree()?;
         let arch = ctx.arch()?;
         let compiler = target.cc.unwrap_or(profile.cc);
+        let profile = profile.with_compiler(compiler);
         let dir_name = match compiler {
             Toolchain::Gcc => profile.name.clone(),
             other => format!("{}-{other}", profile.name),

@@ -37,6 +37,7 @@ struct RawProfile {
     optional: Option<Vec<Spanned<String>>>,
     optimization: Option<RawOptimization>,
     cc: Option<Spanned<String>>,
+    cc_options: Option<BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<toml::Value>>>>,
 }
 
 #[derive(Deserialize)]
@@ -107,8 +108,21 @@ pub struct Profile {
     pub rules: OptRules,
     /// The compiler family, unless `--cc` says otherwise.
     pub cc: Toolchain,
+    /// More options when building with one compiler, over `options`.
+    pub cc_options: BTreeMap<Toolchain, Vec<ConfigOption>>,
     /// The study.toml this profile came from.
     pub source: PathBuf,
+}
+
+impl Profile {
+    /// `options` with the ones for `cc` laid over them.
+    pub fn with_compiler(mut self, cc: Toolchain) -> Profile {
+        for extra in self.cc_options.get(&cc).cloned().unwrap_or_default() {
+            self.options.retain(|o| o.name != extra.name);
+            self.options.push(extra);
+        }
+        self
+    }
 }
 
 pub struct Profiles {
@@ -221,30 +235,25 @@ fn resolve_profile(
     };
 
     let optional: Vec<Spanned<String>> = raw.optional.unwrap_or_default();
-    let mut options = Vec::new();
-    for (key, value) in raw.options.unwrap_or_default() {
-        let option_name = key.get_ref();
-        let origin = at(key.span());
-        let bare = option_name.strip_prefix("CONFIG_").unwrap_or(option_name);
-        if bare.is_empty() || !bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            bail!("{origin}: option `{option_name}`: a Kconfig symbol is letters, digits and _");
-        }
-        let value_origin = at(value.span());
-        let value = kvalue(value.into_inner())
-            .map_err(|why| anyhow::anyhow!("{value_origin}: option `{option_name}`: {why}"))?;
-        let is_optional = optional
-            .iter()
-            .any(|o| o.get_ref() == option_name || o.get_ref() == bare);
-        options.push(ConfigOption {
-            name: bare.to_string(),
-            value,
-            optional: is_optional,
-            origin,
-        });
+    let mut options = resolve_options(raw.options.unwrap_or_default(), &optional, at)?;
+    let mut cc_options = BTreeMap::new();
+    for (cc, table) in raw.cc_options.unwrap_or_default() {
+        let toolchain: Toolchain = cc.get_ref().parse().map_err(|e| {
+            anyhow::anyhow!(
+                "{}: [profile.{name}.cc-options.{}]: {e}",
+                at(cc.span()),
+                cc.get_ref()
+            )
+        })?;
+        cc_options.insert(toolchain, resolve_options(table, &optional, at)?);
     }
     for o in &optional {
         let bare = o.get_ref().strip_prefix("CONFIG_").unwrap_or(o.get_ref());
-        if !options.iter().any(|opt| opt.name == bare) {
+        let known = options
+            .iter()
+            .chain(cc_options.values().flatten())
+            .any(|opt| opt.name == bare);
+        if !known {
             bail!(
                 "{}: optional names `{}`, which is not in {table}'s options; add it there or remove it",
                 at(o.span()),
@@ -274,6 +283,7 @@ fn resolve_profile(
     Ok(Profile {
         name: name.to_string(),
         cc,
+        cc_options,
         description: raw.description.unwrap_or_default(),
         base: base.into_inner(),
         fragments: raw
@@ -287,6 +297,36 @@ fn resolve_profile(
         rules,
         source: path.to_path_buf(),
     })
+}
+
+fn resolve_options(
+    table: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    optional: &[Spanned<String>],
+    at: &dyn Fn(std::ops::Range<usize>) -> Origin,
+) -> Result<Vec<ConfigOption>> {
+    let mut options = Vec::new();
+    for (key, value) in table {
+        let option_name = key.get_ref();
+        let origin = at(key.span());
+        let bare = option_name.strip_prefix("CONFIG_").unwrap_or(option_name);
+        if bare.is_empty() || !bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            bail!("{origin}: option `{option_name}`: a Kconfig symbol is letters, digits and _");
+        }
+        let value_origin = at(value.span());
+        let value = kvalue(value.into_inner())
+            .map_err(|why| anyhow::anyhow!("{value_origin}: option `{option_name}`: {why}"))?;
+        let is_optional = optional
+            .iter()
+            .any(|o| o.get_ref() == option_name || o.get_ref() == bare);
+        options.push(ConfigOption {
+            name: bare.to_string(),
+            value,
+            optional: is_optional,
+            origin,
+        });
+    }
+    options.sort_by_key(|o| o.origin.line);
+    Ok(options)
 }
 
 fn resolve_rules(
@@ -457,7 +497,7 @@ VIRTIO_NET = "m"
         assert_eq!(
             error(&text),
             "study/study.toml:9:1: unknown field `fragmnet`, expected one of `description`, \
-             `base`, `fragments`, `fragment`, `options`, `optional`, `optimization`, `cc`"
+             `base`, `fragments`, `fragment`, `options`, `optional`, `optimization`, `cc`, `cc-options`"
         );
     }
 
