@@ -26,6 +26,9 @@ struct RawFile {
     profile: BTreeMap<String, RawProfile>,
 }
 
+/// Option name → value, each with where it stands in the file.
+type RawOptions = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawProfile {
@@ -33,11 +36,11 @@ struct RawProfile {
     base: Option<Spanned<String>>,
     fragments: Option<Vec<Spanned<String>>>,
     fragment: Option<Spanned<String>>,
-    options: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+    options: Option<RawOptions>,
     optional: Option<Vec<Spanned<String>>>,
     optimization: Option<RawOptimization>,
     cc: Option<Spanned<String>>,
-    cc_options: Option<BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<toml::Value>>>>,
+    cc_options: Option<BTreeMap<Spanned<String>, RawOptions>>,
 }
 
 #[derive(Deserialize)]
@@ -300,7 +303,7 @@ fn resolve_profile(
 }
 
 fn resolve_options(
-    table: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    table: RawOptions,
     optional: &[Spanned<String>],
     at: &dyn Fn(std::ops::Range<usize>) -> Origin,
 ) -> Result<Vec<ConfigOption>> {
