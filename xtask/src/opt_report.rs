@@ -148,7 +148,7 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
     candidates.sort();
     let summaries = summarize_all(candidates.iter().map(|(_, o, _)| o.clone()).collect());
     let mut reports = Vec::new();
-    for ((rel, _, command), summary) in candidates.into_iter().zip(summaries) {
+    for ((rel, path, command), summary) in candidates.into_iter().zip(summaries) {
         let (step_name, why) = placement.step_for(&rel);
         let source = crate::fallback::source_of(&rel);
         let default_level = why.is_none() && p.profile.rules.rule_for(&source).is_none();
@@ -178,7 +178,8 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
                 .and_then(|s| s.level)
                 .map(|l| l.name().to_string()),
             own_flags,
-            ruled: !default_level,
+            // An object with no code has nothing to debug, and clang gives it no DWARF.
+            ruled: !default_level && has_code(&path),
             checks_off: step.checks_off.clone(),
             params: summary.as_ref().map_or(0, |s| s.params),
             params_located: summary.as_ref().map_or(0, |s| s.params_located),
@@ -188,6 +189,19 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
         });
     }
     Ok(reports)
+}
+
+/// Whether an object holds any machine code (a non-empty executable section).
+fn has_code(path: &Path) -> bool {
+    use object::{Object, ObjectSection, SectionKind};
+    let Ok(data) = std::fs::read(path) else {
+        return true;
+    };
+    let Ok(file) = object::File::parse(&*data) else {
+        return true;
+    };
+    file.sections()
+        .any(|s| s.kind() == SectionKind::Text && s.size() > 0)
 }
 
 /// Reads the DWARF of many objects on every core.
