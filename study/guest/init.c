@@ -13,6 +13,8 @@
  *   study.env=PATH   optional: NUL-separated KEY=VALUE entries added to
  *                    (and overriding) the child's environment.
  *   study.cwd=DIR    working directory of the interactive shell (no job).
+ *   study.keep=A,B   host paths under /tmp, /run, /root or /var that must stay
+ *                    visible over the tmpfs mounted there (the repository).
  *   study.term=TERM  value of TERM (default "linux").
  *   study.verbose    print what is being run and optional-mount failures.
  *
@@ -225,16 +227,77 @@ static void mount_filesystems(void)
 	warn_mount("sysfs", "/sys", do_mount("sysfs", "/sys", "sysfs", nsd | MS_NOEXEC, NULL));
 }
 
-static void mount_optional(void)
+/* mkdir -p, for mount points inside a fresh tmpfs. */
+static void mkdir_p(const char *path)
+{
+	char buf[4096];
+	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+		return;
+	for (char *p = buf + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(buf, 0755);
+			*p = '/';
+		}
+	}
+	mkdir(buf, 0755);
+}
+
+/*
+ * A tmpfs over DIR hides the host's files below it: a repository under /tmp
+ * or /root would vanish with its job file, guest programs and working
+ * directory. The `keep` paths (study.keep=, comma-separated) below DIR are
+ * bound aside on /dev first and moved back on top of the tmpfs.
+ */
+static void tmpfs_keeping(const char *dir, const char *mode, char **keep)
+{
+	enum { MAX_KEEP = 8 };
+	const char *kept[MAX_KEEP];
+	char aside[MAX_KEEP][32];
+	size_t n = 0, dlen = strlen(dir);
+
+	for (size_t i = 0; keep && keep[i] && n < MAX_KEEP; i++) {
+		if (strncmp(keep[i], dir, dlen) != 0 || keep[i][dlen] != '/')
+			continue;
+		snprintf(aside[n], sizeof aside[n], "/dev/.study-keep%zu", n);
+		mkdir(aside[n], 0755);
+		if (mount(keep[i], aside[n], NULL, MS_BIND | MS_REC, NULL) == 0)
+			kept[n++] = keep[i];
+		else
+			fprintf(stderr, "study-init: warning: cannot keep %s visible: %s\n",
+				keep[i], strerror(errno));
+	}
+	optional_mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, mode);
+	for (size_t i = 0; i < n; i++) {
+		mkdir_p(kept[i]);
+		if (mount(aside[i], kept[i], NULL, MS_MOVE, NULL) != 0)
+			fprintf(stderr, "study-init: warning: cannot keep %s visible: %s\n",
+				kept[i], strerror(errno));
+		rmdir(aside[i]);
+	}
+}
+
+/* study.keep=A,B,C as a NULL-terminated list (modifies the string). */
+static char **split_commas(char *s)
+{
+	static char *list[9];
+	size_t n = 0;
+	for (char *tok = s ? strtok(s, ",") : NULL; tok && n < 8; tok = strtok(NULL, ","))
+		list[n++] = tok;
+	list[n] = NULL;
+	return list;
+}
+
+static void mount_optional(char **keep)
 {
 	const unsigned long nsd = MS_NOSUID | MS_NODEV;
 
 	optional_mount("debugfs", "/sys/kernel/debug", "debugfs", nsd | MS_NOEXEC, NULL);
 	optional_mount("tracefs", "/sys/kernel/tracing", "tracefs", nsd | MS_NOEXEC, NULL);
-	optional_mount("tmpfs", "/tmp", "tmpfs", nsd, "mode=1777");
-	optional_mount("tmpfs", "/run", "tmpfs", nsd, "mode=0755");
-	optional_mount("tmpfs", "/root", "tmpfs", nsd, "mode=0700");
-	optional_mount("tmpfs", "/var", "tmpfs", nsd, "mode=0755");
+	tmpfs_keeping("/tmp", "mode=1777", keep);
+	tmpfs_keeping("/run", "mode=0755", keep);
+	tmpfs_keeping("/root", "mode=0700", keep);
+	tmpfs_keeping("/var", "mode=0755", keep);
 
 	mkdir("/dev/pts", 0755);
 	optional_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
@@ -382,7 +445,8 @@ static int run(void)
 	const char *v = cmdline_get(words, "study.verbose");
 	verbose = v && strcmp(v, "0") != 0;
 
-	mount_optional();
+	const char *keep = cmdline_get(words, "study.keep");
+	mount_optional(split_commas(keep ? strdup(keep) : NULL));
 	loopback_up();
 
 	if (setup_env(cmdline_get(words, "study.term"),

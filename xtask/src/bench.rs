@@ -34,28 +34,8 @@ impl flags::Bench {
         let Some(vng) = crate::exec::which("vng") else {
             bail!("virtme-ng is not installed: run `pip install virtme-ng`");
         };
-        let exe = std::env::current_exe()?.display().to_string();
-        let ours = |accel: &str| {
-            Command::new(&exe)
-                .args([
-                    "run",
-                    "--profile",
-                    &p.profile.name,
-                    "--cc",
-                    p.compiler.name(),
-                    "--arch",
-                    &ctx.arch_name,
-                    "--accel",
-                    accel,
-                ])
-                .args(["--kernel".to_string(), p.tree.path.display().to_string()])
-                .args(["--build-dir".to_string(), p.build_dir.display().to_string()])
-                .args([
-                    "--profiles".to_string(),
-                    ctx.profiles_path.display().to_string(),
-                ])
-                .args(["--", "true"])
-        };
+        let run = xtask_child(ctx, &p, "run")?;
+        let ours = |accel: &str| run.clone().args(["--accel", accel, "--", "true"]);
         let theirs = |kvm: bool| {
             let cmd = Command::new(vng.display().to_string()).args(["--run", &image, "--force-9p"]);
             let cmd = if kvm { cmd } else { cmd.arg("--disable-kvm") };
@@ -193,12 +173,13 @@ impl flags::Bench {
     }
 }
 
-/// `cargo xtask build` as this binary, for the same profile and dirs.
-fn xtask_build_command(ctx: &Ctx, p: &Prepared, jobs: usize) -> Result<Command> {
+/// `cargo xtask COMMAND` as this binary, for the same profile, compiler,
+/// architecture, tree, build dir and profiles file.
+fn xtask_child(ctx: &Ctx, p: &Prepared, command: &str) -> Result<Command> {
     let exe = std::env::current_exe()?.display().to_string();
     Ok(Command::new(exe)
         .args([
-            "build",
+            command,
             "--profile",
             &p.profile.name,
             "--cc",
@@ -211,8 +192,12 @@ fn xtask_build_command(ctx: &Ctx, p: &Prepared, jobs: usize) -> Result<Command> 
         .args([
             "--profiles".to_string(),
             ctx.profiles_path.display().to_string(),
-        ])
-        .arg(format!("-j{jobs}")))
+        ]))
+}
+
+/// `cargo xtask build` as this binary, for the same profile and dirs.
+fn xtask_build_command(ctx: &Ctx, p: &Prepared, jobs: usize) -> Result<Command> {
+    Ok(xtask_child(ctx, p, "build")?.arg(format!("-j{jobs}")))
 }
 
 /// Like [`timed`], but a command still running after `limit` is killed;

@@ -49,6 +49,34 @@ pub struct Guest {
     pub interactive: bool,
     pub append: Vec<String>,
     pub qemu_args: Vec<String>,
+    /// Host paths the guest must see (the repository, the working
+    /// directory, the build dir), even under the tmpfs init mounts.
+    pub keep: Vec<PathBuf>,
+}
+
+/// Where init mounts a tmpfs over the host's directory.
+const SHADOWED: [&str; 4] = ["/tmp", "/run", "/root", "/var"];
+
+/// The `keep` paths that a tmpfs would hide, without any path whose
+/// ancestor is already kept.
+pub fn shadowed(keep: &[PathBuf]) -> Vec<PathBuf> {
+    let mut under: Vec<&PathBuf> = keep
+        .iter()
+        .filter(|p| {
+            SHADOWED
+                .iter()
+                .any(|d| p.starts_with(d) && p.as_path() != Path::new(d))
+        })
+        .collect();
+    under.sort();
+    under.dedup();
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in under {
+        if !out.iter().any(|kept| p.starts_with(kept)) {
+            out.push(p.clone());
+        }
+    }
+    out
 }
 
 pub const OUT_TAG: &str = "study-out";
@@ -70,6 +98,13 @@ pub fn kernel_cmdline(arch: &Arch, guest: &Guest) -> String {
     }
     if let Some(job) = &guest.job {
         words.push(format!("study.job={job}"));
+    }
+    let keep: Vec<String> = shadowed(&guest.keep)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    if !keep.is_empty() && guest.root == Root::HostNineP {
+        words.push(format!("study.keep={}", keep.join(",")));
     }
     // A panic reboots at once, and -no-reboot turns that into QEMU exiting.
     words.push("panic=-1".into());
@@ -196,6 +231,7 @@ mod tests {
             interactive: false,
             append: vec![],
             qemu_args: vec![],
+            keep: vec!["/work/repo".into()],
         }
     }
 
@@ -259,6 +295,26 @@ mod tests {
             "{shell}"
         );
         assert!(!shell.contains("9p"), "{shell}");
+    }
+
+    #[test]
+    fn paths_under_a_tmpfs_are_kept_visible() {
+        let keep: Vec<PathBuf> = [
+            "/tmp/clone",
+            "/tmp/clone/build/tiny",
+            "/root/src",
+            "/work/x",
+            "/tmp",
+            "/variable/y",
+        ]
+        .map(PathBuf::from)
+        .to_vec();
+        assert_eq!(
+            shadowed(&keep),
+            ["/root/src", "/tmp/clone"].map(PathBuf::from)
+        );
+        let g = Guest { keep, ..guest() };
+        assert!(kernel_cmdline(&arch(), &g).contains(" study.keep=/root/src,/tmp/clone "));
     }
 
     #[test]

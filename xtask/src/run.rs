@@ -327,6 +327,12 @@ fn guest_spec(
         interactive,
         append: req.append.clone(),
         qemu_args: req.qemu_args.clone(),
+        keep: vec![
+            crate::project_root(),
+            std::env::current_dir().unwrap_or_default(),
+            p.build_dir.clone(),
+            guest_bin_dir(),
+        ],
     }
 }
 

@@ -8,7 +8,7 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::{Command, Output},
-    sync::{Mutex, MutexGuard},
+    sync::{LazyLock, Mutex, MutexGuard},
     time::SystemTime,
 };
 
@@ -45,6 +45,28 @@ fn xtask(args: &[&str]) -> Output {
 
 fn text(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+/// The cached `tiny` build's tree and directory, as strings for argv.
+static TINY: LazyLock<(String, String)> = LazyLock::new(|| {
+    (
+        kernel().display().to_string(),
+        cache().join("build-tiny").display().to_string(),
+    )
+});
+
+/// `cargo xtask COMMAND` on the cached `tiny` build.
+fn on_tiny(command: &'static str) -> Vec<&'static str> {
+    let (tree, dir) = &*TINY;
+    vec![
+        command,
+        "--profile",
+        "tiny",
+        "--kernel",
+        tree,
+        "--build-dir",
+        dir,
+    ]
 }
 
 /// The unpacked tree, made once from the tarball.
@@ -339,32 +361,13 @@ fn dry_run_of_build_and_run_prints_make_and_qemu_and_writes_nothing() {
 /// five minutes on two cores; later runs find it built).
 fn tiny_build() -> PathBuf {
     let dir = cache().join("build-tiny");
-    let tree = kernel();
-    let out = xtask(&[
-        "build",
-        "--profile",
-        "tiny",
-        "--kernel",
-        tree.to_str().unwrap(),
-        "--build-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let out = xtask(&on_tiny("build"));
     assert!(out.status.success(), "{}", text(&out));
     dir
 }
 
 fn build_with(profiles: Option<&Path>) -> Output {
-    let tree = kernel();
-    let dir = cache().join("build-tiny");
-    let mut args = vec![
-        "build",
-        "--profile",
-        "tiny",
-        "--kernel",
-        tree.to_str().unwrap(),
-        "--build-dir",
-        dir.to_str().unwrap(),
-    ];
+    let mut args = on_tiny("build");
     if let Some(p) = profiles {
         args.extend(["--profiles", p.to_str().unwrap()]);
     }
@@ -387,19 +390,8 @@ fn compiled_objects(output: &Output) -> Vec<String> {
     objects
 }
 
-fn opt_report(dir: &Path, profiles: Option<&Path>, paths: &[&str]) -> (bool, serde_json::Value) {
-    let tree = kernel();
-    let mut args = vec![
-        "opt-report",
-        "--json",
-        "--check",
-        "--profile",
-        "tiny",
-        "--kernel",
-        tree.to_str().unwrap(),
-        "--build-dir",
-        dir.to_str().unwrap(),
-    ];
+fn opt_report(profiles: Option<&Path>, paths: &[&str]) -> (bool, serde_json::Value) {
+    let mut args = [on_tiny("opt-report"), vec!["--json", "--check"]].concat();
     if let Some(p) = profiles {
         args.extend(["--profiles", p.to_str().unwrap()]);
     }
@@ -428,7 +420,7 @@ fn tiny_builds_at_the_levels_its_rules_promise() {
     assert!(dir.join("vmlinux-gdb.py").exists());
     assert!(dir.join("compile_commands.json").is_file());
 
-    let (ok, report) = opt_report(&dir, None, &[]);
+    let (ok, report) = opt_report(None, &[]);
     assert!(ok, "opt-report --check failed");
     let tcp = object(&report, "net/ipv4/tcp.o");
     assert_eq!(tcp["actual"], "O0");
@@ -488,7 +480,7 @@ fn changing_one_rule_rebuilds_exactly_that_object() {
         fallbacks.contains("[object.\"net/ipv4/tcp.o\".Og]\nfrom = \"Og\"\nto = \"Og-nocheck\""),
         "{fallbacks}"
     );
-    let (ok, report) = opt_report(&dir, Some(&profiles), &["net/ipv4/tcp.o"]);
+    let (ok, report) = opt_report(Some(&profiles), &["net/ipv4/tcp.o"]);
     assert!(ok);
     assert_eq!(object(&report, "net/ipv4/tcp.o")["actual"], "Og");
     assert_eq!(
@@ -500,23 +492,13 @@ fn changing_one_rule_rebuilds_exactly_that_object() {
     let out = build_with(None);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(compiled_objects(&out), ["net/ipv4/tcp.o"]);
-    let (ok, report) = opt_report(&dir, None, &["net/ipv4/tcp.o"]);
+    let (ok, report) = opt_report(None, &["net/ipv4/tcp.o"]);
     assert!(ok);
     assert_eq!(object(&report, "net/ipv4/tcp.o")["actual"], "O0");
 }
 
 fn run_tiny(extra: &[&str], command: &[&str]) -> Output {
-    let dir = cache().join("build-tiny");
-    let tree = kernel();
-    let mut args = vec![
-        "run",
-        "--profile",
-        "tiny",
-        "--kernel",
-        tree.to_str().unwrap(),
-        "--build-dir",
-        dir.to_str().unwrap(),
-    ];
+    let mut args = on_tiny("run");
     args.extend(extra);
     args.push("--");
     args.extend(command);
@@ -597,20 +579,11 @@ fn free_port() -> u16 {
 #[test]
 fn gdb_sees_every_variable_from_tcp_sendmsg_down() {
     let _serial = serial();
-    let dir = tiny_build();
-    let tree = kernel();
+    tiny_build();
     let port = free_port().to_string();
     let gdb_flag = format!("--gdb={port}");
     let guest = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args([
-            "run",
-            "--profile",
-            "tiny",
-            "--kernel",
-            tree.to_str().unwrap(),
-            "--build-dir",
-            dir.to_str().unwrap(),
-        ])
+        .args(on_tiny("run"))
         .args([
             gdb_flag.as_str(),
             "--wait-gdb",
@@ -653,15 +626,7 @@ fn gdb_sees_every_variable_from_tcp_sendmsg_down() {
         "info locals",
         "echo ==end-xmit==\\n",
     ];
-    let mut args = vec![
-        "gdb",
-        "--profile",
-        "tiny",
-        "--kernel",
-        tree.to_str().unwrap(),
-        "--build-dir",
-        dir.to_str().unwrap(),
-    ];
+    let mut args = on_tiny("gdb");
     args.extend(["--port", port.as_str(), "-b", "tcp_sendmsg"]);
     for cmd in batch {
         args.extend(["--batch", cmd]);
@@ -718,8 +683,7 @@ fn gdb_sees_every_variable_from_tcp_sendmsg_down() {
 #[test]
 fn trace_shows_tcp_sendmsg_down_to_the_device() {
     let _serial = serial();
-    let dir = tiny_build();
-    let tree = kernel();
+    tiny_build();
     let work = cache().join("trace");
     std::fs::create_dir_all(&work).unwrap();
     let (raw, folded, svg) = (
@@ -727,16 +691,7 @@ fn trace_shows_tcp_sendmsg_down_to_the_device() {
         work.join("trace.folded"),
         work.join("trace.svg"),
     );
-    let base = [
-        "--profile",
-        "tiny",
-        "--kernel",
-        tree.to_str().unwrap(),
-        "--build-dir",
-        dir.to_str().unwrap(),
-    ];
-    let mut args = vec!["trace"];
-    args.extend(base);
+    let mut args = on_tiny("trace");
     args.extend(["tcp_sendmsg", "--chain", "-o", raw.to_str().unwrap()]);
     args.extend([
         "--folded",
@@ -826,8 +781,7 @@ fn trace_shows_tcp_sendmsg_down_to_the_device() {
     );
 
     // A function that cannot be traced is named, with the nearest ones.
-    let mut args = vec!["trace"];
-    args.extend(base);
+    let mut args = on_tiny("trace");
     args.extend(["tcp_sendmsgg", "--", "true"]);
     let out = xtask(&args);
     assert!(!out.status.success());
@@ -857,8 +811,7 @@ impl Drop for Daemon {
 #[test]
 fn distcc_farm_on_loopback_compiles_remotely() {
     let _serial = serial();
-    let dir = tiny_build();
-    let tree = kernel();
+    tiny_build();
     let work = cache().join("distcc");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
@@ -906,15 +859,7 @@ fn distcc_farm_on_loopback_compiles_remotely() {
     let objects = ["net/ipv4/tcp.o", "net/ipv4/udp.o", "net/core/sock.o"];
     let hosts = format!("127.0.0.1:{port}/2");
     let build = |extra: &[&str]| {
-        let mut args = vec![
-            "build",
-            "--profile",
-            "tiny",
-            "--kernel",
-            tree.to_str().unwrap(),
-            "--build-dir",
-            dir.to_str().unwrap(),
-        ];
+        let mut args = on_tiny("build");
         args.extend(extra);
         args.push("--");
         args.extend(objects);
@@ -960,4 +905,63 @@ fn distcc_farm_on_loopback_compiles_remotely() {
     let mut expected = objects.to_vec();
     expected.sort();
     assert_eq!(compiled, expected);
+}
+
+/// menuconfig-style edits survive `config` unless `--force` is given.
+#[test]
+fn hand_edits_to_config_are_kept_unless_forced() {
+    let _serial = serial();
+    let build_dir = cache().join("hand-edit");
+    let _ = std::fs::remove_dir_all(&build_dir);
+    assert!(config("tiny", &build_dir, None).status.success());
+    let config_path = build_dir.join(".config");
+    let edited = std::fs::read_to_string(&config_path)
+        .unwrap()
+        .replace("# CONFIG_PRINTK_TIME is not set", "CONFIG_PRINTK_TIME=y");
+    std::fs::write(&config_path, &edited).unwrap();
+
+    let out = config("tiny", &build_dir, None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(".config was edited by hand since the last `config`; keeping it"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&config_path).unwrap(), edited);
+
+    let tree = kernel();
+    let out = xtask(&[
+        "config",
+        "--force",
+        "--kernel",
+        tree.to_str().unwrap(),
+        "--profile",
+        "tiny",
+        "--build-dir",
+        build_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        dot_config(&build_dir)
+            .get("PRINTK_TIME")
+            .map(String::as_str),
+        Some("n")
+    );
+}
+
+#[test]
+fn a_busy_gdb_port_is_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut args = on_tiny("run");
+    let flag = format!("--gdb={port}");
+    args.extend(["--dry-run", flag.as_str(), "--", "true"]);
+    let out = xtask(&args);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("gdb port 127.0.0.1:{port} is not free"))
+            && stderr.contains("--gdb=PORT"),
+        "{stderr}"
+    );
 }
