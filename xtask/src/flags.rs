@@ -160,8 +160,8 @@ pub struct Run {
     /// Start QEMU's gdb stub on 127.0.0.1:PORT [default port: 1234]
     #[arg(long, value_name = "PORT", num_args = 0..=1, require_equals = true)]
     pub gdb: Option<Option<u16>>,
-    /// With --gdb: wait for the debugger before running the kernel (QEMU's -S)
-    #[arg(long, requires = "gdb")]
+    /// Wait for the debugger before running the kernel (QEMU's -S); implies --gdb
+    #[arg(long)]
     pub wait_gdb: bool,
     /// Seconds before a guest that has not reported an exit status is killed
     #[arg(long, default_value_t = 600)]

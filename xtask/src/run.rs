@@ -56,7 +56,12 @@ impl flags::Run {
             ensure_built(ctx, &p)?;
         }
         crate::host_tools::require(&ctx.study_dir(), "run")?;
-        let gdb_port = self.gdb.map(|port| port.unwrap_or(1234));
+        // --wait-gdb alone means the stub on its default port.
+        let gdb_port = match (self.gdb, self.wait_gdb) {
+            (Some(port), _) => Some(port.unwrap_or(1234)),
+            (None, true) => Some(1234),
+            (None, false) => None,
+        };
         if let Some(port) = gdb_port {
             check_port_free(port)?;
         }
