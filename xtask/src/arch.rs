@@ -11,6 +11,7 @@ pub struct Arch {
     #[serde(skip)]
     pub name: String,
     pub make_arch: String,
+    pub src_arch: String,
     pub image: String,
     pub image_target: String,
     pub qemu: Qemu,

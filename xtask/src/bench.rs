@@ -53,9 +53,7 @@ impl flags::Bench {
             "accel", "cargo xtask", "virtme-ng", "ratio"
         );
         let mut accels = vec![("tcg", false)];
-        if std::fs::read_to_string(ctx.root.join("target/kvm-probe.txt"))
-            .is_ok_and(|t| t.contains("\nkvm: "))
-        {
+        if matches!(crate::run::cached_kvm_verdict(ctx, &p), Some(Ok(_))) {
             accels.push(("kvm", true));
         }
         for (accel, kvm) in accels {

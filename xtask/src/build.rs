@@ -17,9 +17,7 @@ use crate::{
     distcc::{self, DistccStats, Farm},
     exec::which,
     fallback::{Recorded, RecordedFallbacks},
-    flags, fsutil, kbuild,
-    kconfig::Kconfig,
-    linkfix,
+    flags, fsutil, kbuild, linkfix,
     opt_rules::Level,
     Ctx,
 };
@@ -40,7 +38,7 @@ impl flags::Build {
         let jobs = self.jobs.unwrap_or_else(|| {
             distcc
                 .as_ref()
-                .map_or(default_jobs(), |f| f.slots + default_jobs())
+                .map_or(default_jobs(), |f| f.jobs(default_jobs()))
         });
         let request = BuildRequest {
             jobs,
@@ -245,13 +243,7 @@ pub fn make_command(
     }
     let mut cc = None;
     if let Some(farm) = &req.distcc {
-        let d = distcc::setup(
-            farm,
-            cache.is_some(),
-            p.compiler,
-            default_jobs(),
-            &distcc_log(p),
-        );
+        let d = distcc::setup(farm, cache.is_some(), p.compiler, &distcc_log(p));
         env.extend(d.env);
         cc = d.cc;
     }
@@ -277,12 +269,7 @@ pub fn make_command(
         return kbuild::build_make(&p.tree.path, &p.build_dir, &p.arch.make_arch, &opts, &[]);
     }
     let mut targets = vec!["vmlinux", p.arch.image_target.as_str()];
-    if Kconfig::parse(
-        Path::new(".config"),
-        &std::fs::read_to_string(p.build_dir.join(".config")).unwrap_or_default(),
-    )
-    .is_ok_and(|c| c.get("GDB_SCRIPTS") == "y")
-    {
+    if p.config().is_ok_and(|c| c.get("GDB_SCRIPTS") == "y") {
         targets.push("scripts_gdb");
     }
     targets.push("compile_commands.json");
@@ -435,18 +422,13 @@ fn fall_back_link_failures(
     if log.undefined.is_empty() {
         return Ok(false);
     }
-    let config_path = p.build_dir.join(".config");
-    let config = Kconfig::parse(&config_path, &fsutil::read_to_string(&config_path)?)?;
-    let arch_dir = if p.arch.make_arch.starts_with("x86") {
-        "x86"
-    } else {
-        p.arch.make_arch.as_str()
-    };
+    let config = p.config()?;
     let mut fixes = Vec::new();
     let mut any = false;
     for undefined in &log.undefined {
         let objects = linkfix::referencing_objects(&p.build_dir, &undefined.symbol)?;
-        let provider = linkfix::find_provider(&p.tree.path, arch_dir, &undefined.symbol, &config);
+        let provider =
+            linkfix::find_provider(&p.tree.path, &p.arch.src_arch, &undefined.symbol, &config);
         for object in &objects {
             let source = crate::fallback::source_of(object);
             let (current, _) = p.placement(recorded).step_for(object);

@@ -58,6 +58,12 @@ impl Prepared {
         })
     }
 
+    /// The build dir's `.config`, parsed.
+    pub fn config(&self) -> Result<Kconfig> {
+        let path = self.build_dir.join(".config");
+        Kconfig::parse(&path, &fsutil::read_to_string(&path)?)
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.build_dir.join(".study")
     }
@@ -117,12 +123,17 @@ fn snapshot(p: &Prepared, fragment: &str) -> String {
 /// Whether `build` must run `config` first: no `.config`, or the profile
 /// changed since the last `config`.
 pub fn needs_config(p: &Prepared) -> bool {
-    let snapshot = snapshot(p, &kconfig::fragment_text(&p.profile));
     !p.build_dir.join(".config").is_file()
-        || std::fs::read_to_string(p.state_dir().join("profile.snapshot"))
-            .ok()
-            .as_deref()
-            != Some(snapshot.as_str())
+        || profile_changed(p, &snapshot(p, &kconfig::fragment_text(&p.profile)))
+}
+
+/// Whether the inputs differ from those the last successful `config` recorded.
+fn profile_changed(p: &Prepared, snapshot: &str) -> bool {
+    std::fs::read_to_string(snapshot_path(p)).ok().as_deref() != Some(snapshot)
+}
+
+fn snapshot_path(p: &Prepared) -> PathBuf {
+    p.state_dir().join("profile.snapshot")
 }
 
 pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
@@ -137,7 +148,7 @@ pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
     guard_fragment(&fragment_path)?;
 
     let state = p.state_dir();
-    let snapshot_path = state.join("profile.snapshot");
+    let snapshot_path = snapshot_path(p);
     let last_config_path = state.join("config.last");
     let config_path = p.build_dir.join(".config");
     let snapshot = snapshot(p, &fragment);
@@ -147,8 +158,7 @@ pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
     // No copy of what we wrote means we never finished writing: not a hand edit.
     let hand_edited =
         current_config.is_some() && last_config.is_some() && current_config != last_config;
-    let profile_changed =
-        std::fs::read_to_string(&snapshot_path).ok().as_deref() != Some(snapshot.as_str());
+    let profile_changed = profile_changed(p, &snapshot);
 
     if profile_changed || force {
         check_profile(p, index())?;
@@ -287,7 +297,7 @@ fn check_profile(p: &Prepared, index: &SymbolIndex) -> Result<()> {
             || p.tree
                 .path
                 .join("arch")
-                .join(arch_dir(&p.arch))
+                .join(&p.arch.src_arch)
                 .join("configs")
                 .join(fragment)
                 .is_file();
@@ -296,19 +306,12 @@ fn check_profile(p: &Prepared, index: &SymbolIndex) -> Result<()> {
                 "{}: [profile.{}] fragment `{fragment}` is in neither kernel/configs/ nor arch/{}/configs/ of {}",
                 p.profile.source.display(),
                 p.profile.name,
-                arch_dir(&p.arch),
+                p.arch.src_arch,
                 p.tree.path.display()
             );
         }
     }
     Ok(())
-}
-
-fn arch_dir(arch: &Arch) -> &str {
-    match arch.make_arch.as_str() {
-        "x86_64" | "i386" => "x86",
-        other => other,
-    }
 }
 
 /// Refuses to overwrite a fragment the kernel ships (tiny.config is one).
@@ -324,8 +327,7 @@ fn guard_fragment(path: &Path) -> Result<()> {
 
 /// Every requested option must be in the final `.config`.
 fn verify<'a>(p: &Prepared, index: impl Fn() -> &'a SymbolIndex, config_path: &Path) -> Result<()> {
-    let text = fsutil::read_to_string(config_path)?;
-    let config = Kconfig::parse(config_path, &text)?;
+    let config = p.config()?;
     let mismatches = kconfig::mismatches(&p.profile.options, &config);
     let mut failed = Vec::new();
     for m in &mismatches {

@@ -52,25 +52,25 @@ pub fn parse_hosts(hosts: &str) -> Result<Farm> {
     })
 }
 
-/// What a distcc build changes: environment, CC, and -j.
+impl Farm {
+    /// -j for the farm: its slots, plus the local CPUs that preprocess and link.
+    pub fn jobs(&self, local_cpus: usize) -> usize {
+        self.slots + local_cpus
+    }
+}
+
+/// What a distcc build changes: environment and CC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DistccSetup {
     pub env: Vec<(String, String)>,
     /// `CC=` for make; None when ccache (through its masquerade) calls distcc.
     pub cc: Option<String>,
-    pub jobs: usize,
 }
 
 /// Newer kernels need `CC="distcc gcc"` spelled out (distcc issue #358):
 /// a bare `distcc` is not recognised as a compiler by Kbuild's checks. With
 /// ccache in front, CC stays `gcc` and ccache hands misses to distcc.
-pub fn setup(
-    farm: &Farm,
-    ccache: bool,
-    compiler: Toolchain,
-    local_cpus: usize,
-    log: &Path,
-) -> DistccSetup {
+pub fn setup(farm: &Farm, ccache: bool, compiler: Toolchain, log: &Path) -> DistccSetup {
     let mut env = vec![
         ("DISTCC_HOSTS".to_string(), farm.hosts.clone()),
         ("DISTCC_LOG".to_string(), log.display().to_string()),
@@ -81,12 +81,7 @@ pub fn setup(
     } else {
         Some(format!("distcc {}", compiler.name()))
     };
-    // Remote slots, plus the local CPUs that preprocess and link.
-    DistccSetup {
-        env,
-        cc,
-        jobs: farm.slots + local_cpus,
-    }
+    DistccSetup { env, cc }
 }
 
 /// Jobs by where they ran, from the client log's `compile FILE on HOST
@@ -176,7 +171,7 @@ mod tests {
     fn env_and_cc_with_and_without_ccache() {
         let farm = parse_hosts("127.0.0.1:3632/2").unwrap();
         let log = Path::new("/b/.study/distcc.log");
-        let plain = setup(&farm, false, Toolchain::Gcc, 2, log);
+        let plain = setup(&farm, false, Toolchain::Gcc, log);
         assert_eq!(
             plain,
             DistccSetup {
@@ -185,14 +180,14 @@ mod tests {
                     ("DISTCC_LOG".into(), "/b/.study/distcc.log".into()),
                 ],
                 cc: Some("distcc gcc".into()),
-                jobs: 4,
             }
         );
-        let cached = setup(&farm, true, Toolchain::Clang, 2, log);
+        assert_eq!(farm.jobs(2), 4);
+        let cached = setup(&farm, true, Toolchain::Clang, log);
         assert_eq!(cached.cc, None);
         assert_eq!(cached.env[2], ("CCACHE_PREFIX".into(), "distcc".into()));
         assert_eq!(
-            setup(&farm, false, Toolchain::Clang, 2, log).cc.as_deref(),
+            setup(&farm, false, Toolchain::Clang, log).cc.as_deref(),
             Some("distcc clang")
         );
     }

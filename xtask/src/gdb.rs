@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use crate::{config::Prepared, exec::Command, flags, fsutil, kconfig::Kconfig, Ctx};
+use crate::{config::Prepared, exec::Command, flags, Ctx};
 
 /// Everything the script needs, so the builder stays pure.
 pub struct Session<'a> {
@@ -81,8 +81,7 @@ impl flags::Gdb {
                 p.profile.name
             );
         }
-        let config_path = p.build_dir.join(".config");
-        let config = Kconfig::parse(&config_path, &fsutil::read_to_string(&config_path)?)?;
+        let config = p.config()?;
         let study_py = ctx.study_dir().join("gdb/study.py");
         let session = Session {
             build_dir: &p.build_dir,

@@ -216,6 +216,38 @@ pub fn choose_accel(ctx: &Ctx, p: &Prepared, requested: flags::AccelChoice) -> R
     Ok(accel)
 }
 
+/// Where the probe's verdict is kept, and the key it holds for: this host
+/// kernel and this QEMU binary.
+fn kvm_cache(ctx: &Ctx, p: &Prepared) -> (PathBuf, String) {
+    let qemu = crate::exec::which(&p.arch.qemu.binary).unwrap_or_default();
+    let key = format!(
+        "{} {} {:?}",
+        host_release(),
+        qemu.display(),
+        qemu.metadata().and_then(|m| m.modified()).ok()
+    );
+    (ctx.root.join("target/kvm-probe.txt"), key)
+}
+
+/// The cached verdict for this host and QEMU, if there is one.
+pub fn cached_kvm_verdict(ctx: &Ctx, p: &Prepared) -> Option<Result<String, String>> {
+    let (cache, key) = kvm_cache(ctx, p);
+    let text = std::fs::read_to_string(&cache).ok()?;
+    let (cached_key, verdict) = text.split_once('\n')?;
+    if cached_key != key {
+        return None;
+    }
+    let verdict = verdict.trim_end();
+    Some(match verdict.strip_prefix("kvm: ") {
+        Some(why) => Ok(format!("{why}, cached in {}", cache.display())),
+        None => Err(format!(
+            "{}, cached in {}",
+            verdict.trim_start_matches("tcg: "),
+            cache.display()
+        )),
+    })
+}
+
 fn kvm_verdict(ctx: &Ctx, p: &Prepared) -> Result<Result<String, String>> {
     if let Err(e) = std::fs::OpenOptions::new()
         .read(true)
@@ -224,29 +256,8 @@ fn kvm_verdict(ctx: &Ctx, p: &Prepared) -> Result<Result<String, String>> {
     {
         return Ok(Err(format!("cannot open /dev/kvm: {e}")));
     }
-    // The verdict holds for this host kernel and this QEMU: keep it.
-    let qemu = crate::exec::which(&p.arch.qemu.binary).unwrap_or_default();
-    let key = format!(
-        "{} {} {:?}",
-        host_release(),
-        qemu.display(),
-        qemu.metadata().and_then(|m| m.modified()).ok()
-    );
-    let cache = ctx.root.join("target/kvm-probe.txt");
-    if let Ok(text) = std::fs::read_to_string(&cache) {
-        if let Some((cached_key, verdict)) = text.split_once('\n') {
-            if cached_key == key {
-                let verdict = verdict.trim_end().to_string();
-                return Ok(match verdict.strip_prefix("kvm: ") {
-                    Some(why) => Ok(format!("{why}, cached in {}", cache.display())),
-                    None => Err(format!(
-                        "{}, cached in {}",
-                        verdict.trim_start_matches("tcg: "),
-                        cache.display()
-                    )),
-                });
-            }
-        }
+    if let Some(verdict) = cached_kvm_verdict(ctx, p) {
+        return Ok(verdict);
     }
     if ctx.exec.dry_run {
         return Ok(Err("dry run: no KVM probe".into()));
@@ -298,6 +309,7 @@ fn kvm_verdict(ctx: &Ctx, p: &Prepared) -> Result<Result<String, String>> {
         Ok(why) => format!("kvm: {why}"),
         Err(why) => format!("tcg: {why}"),
     };
+    let (cache, key) = kvm_cache(ctx, p);
     fsutil::write_if_changed(&cache, format!("{key}\n{line}\n").as_bytes())?;
     Ok(verdict)
 }

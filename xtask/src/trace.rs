@@ -17,7 +17,6 @@ use crate::{
     exec::Command,
     flags, fsutil,
     ftrace::{self, Trace},
-    kconfig::Kconfig,
     qemu::OUT_TAG,
     run::{self, RunRequest},
     Ctx,
@@ -214,8 +213,7 @@ impl flags::Trace {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let p = Prepared::new(ctx, &self.target)?;
         run::ensure_built(ctx, &p)?;
-        let config_path = p.build_dir.join(".config");
-        let config = Kconfig::parse(&config_path, &fsutil::read_to_string(&config_path)?)?;
+        let config = p.config()?;
         for option in ["FUNCTION_GRAPH_TRACER", "DYNAMIC_FTRACE"] {
             if config.get(option) != "y" {
                 bail!(
