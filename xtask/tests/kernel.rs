@@ -107,6 +107,14 @@ fn kernel() -> PathBuf {
 }
 
 fn config(profile: &str, build_dir: &Path, profiles: Option<&Path>) -> Output {
+    match profiles {
+        Some(p) => config_with(profile, build_dir, &["--profiles", p.to_str().unwrap()]),
+        None => config_with(profile, build_dir, &[]),
+    }
+}
+
+/// `cargo xtask config` on the test tree, with extra flags.
+fn config_with(profile: &str, build_dir: &Path, extra: &[&str]) -> Output {
     let tree = kernel();
     let mut args = vec![
         "config",
@@ -116,9 +124,7 @@ fn config(profile: &str, build_dir: &Path, profiles: Option<&Path>) -> Output {
         profile,
     ];
     args.extend(["--build-dir", build_dir.to_str().unwrap()]);
-    if let Some(p) = profiles {
-        args.extend(["--profiles", p.to_str().unwrap()]);
-    }
+    args.extend(extra);
     xtask(&args)
 }
 
@@ -285,16 +291,7 @@ fn dry_run_prints_commands_and_writes_nothing() {
     let tree = kernel();
     let build_dir = cache().join("dry-run");
     let _ = std::fs::remove_dir_all(&build_dir);
-    let out = xtask(&[
-        "config",
-        "--dry-run",
-        "--kernel",
-        tree.to_str().unwrap(),
-        "--profile",
-        "tiny",
-        "--build-dir",
-        build_dir.to_str().unwrap(),
-    ]);
+    let out = config_with("tiny", &build_dir, &["--dry-run"]);
     assert!(out.status.success(), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let kconfig_dir = build_dir.join(".study/kconfig");
@@ -929,17 +926,7 @@ fn hand_edits_to_config_are_kept_unless_forced() {
     );
     assert_eq!(std::fs::read_to_string(&config_path).unwrap(), edited);
 
-    let tree = kernel();
-    let out = xtask(&[
-        "config",
-        "--force",
-        "--kernel",
-        tree.to_str().unwrap(),
-        "--profile",
-        "tiny",
-        "--build-dir",
-        build_dir.to_str().unwrap(),
-    ]);
+    let out = config_with("tiny", &build_dir, &["--force"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         dot_config(&build_dir)
