@@ -1,0 +1,770 @@
+//! DWARF evidence for an object file: the optimization level its compiler
+//! really used and how many of its parameters and locals a debugger can show.
+//!
+//! The level comes from `DW_AT_producer`, which gcc fills with the options it
+//! was given (`-grecord-gcc-switches`, on by default); the last `-O` flag in it
+//! wins, as it does for gcc. Debuggability is the share of parameters and
+//! local variables of concrete code that carry a location or a constant value
+//! (see [`ObjectSummary`] for the exact counting rule).
+//!
+//! Only `.debug_info`, `.debug_abbrev` and the string sections are read. Unit
+//! headers and root DIEs are read with relocations applied (a relocatable
+//! object's references to other DWARF sections are relocations); the DIE trees
+//! are then walked with gimli's raw entry reader over the bare section, reading
+//! the few attribute values that matter and skipping the rest, so an object
+//! with megabytes of DWARF takes milliseconds.
+
+use std::{borrow::Cow, cell::RefCell, path::Path};
+
+use anyhow::{Context, Result};
+use gimli::{
+    constants, Abbreviations, AttributeValue, DebugStrOffsetsBase, EndianSlice, EntriesRaw,
+    RelocateReader, RunTimeEndian, SectionId, UnitHeader, UnitSectionOffset,
+};
+use object::{
+    read::SectionRelocationIterator, Object, ObjectSection, ObjectSymbol, RelocationKind,
+    RelocationTarget, SectionKind,
+};
+use serde::Serialize;
+
+use crate::spec::opt_rules::Level;
+
+/// What the DWARF of one object file says about its optimization and
+/// debuggability.
+///
+/// Counting rule for `params` and `locals`: a `DW_TAG_formal_parameter`
+/// (params) or `DW_TAG_variable` (locals) is counted when it belongs to
+/// concrete code, that is when its chain of enclosing DIEs, walking up
+/// through `DW_TAG_lexical_block` and `DW_TAG_inlined_subroutine` DIEs that
+/// have code, reaches a `DW_TAG_subprogram` that
+/// - has code,
+/// - is not an abstract instance (no `DW_AT_inline`), and
+/// - is not a declaration (no `DW_AT_declaration`).
+///
+/// "Has code" means has `DW_AT_low_pc` or `DW_AT_ranges`: a debugger never
+/// stops in a scope without, so its variables do not count (even at -O0,
+/// gcc keeps such blocks for branches it folded away, like the size cases
+/// of the kernel's `cmpxchg` macros). Any other DIE in the chain (a
+/// structure or subroutine type, a call site, ...) ends it, so the
+/// parameters of function types are not counted. Variables with
+/// `DW_AT_declaration` (`extern int x;` inside a function) are not counted,
+/// nor are file-scope variables. Concrete DIEs that only point to their
+/// abstract origin (the parameters of an inlined call, of an out-of-line
+/// copy of an inline function) are counted, static locals and artificial
+/// parameters too.
+///
+/// A counted DIE is *located* when it has `DW_AT_const_value`, or
+/// `DW_AT_location` that is not an empty expression (DWARF's spelling of
+/// "optimized out"). A location list counts as located whatever share of
+/// the scope it covers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObjectSummary {
+    /// The last `-O` flag in the producer of the first unit that has one
+    /// (assembler units have none).
+    #[serde(serialize_with = "serialize_level")]
+    pub level: Option<Level>,
+    /// The producer of the unit `level` comes from; without a level, the
+    /// first producer found.
+    pub producer: Option<String>,
+    pub params: usize,
+    pub params_located: usize,
+    pub locals: usize,
+    pub locals_located: usize,
+    /// Units in `.debug_info`.
+    pub units: usize,
+}
+
+impl ObjectSummary {
+    /// Located parameters and locals over all counted ones; 1.0 when there
+    /// are none.
+    pub fn located_share(&self) -> f64 {
+        let total = self.params + self.locals;
+        if total == 0 {
+            1.0
+        } else {
+            (self.params_located + self.locals_located) as f64 / total as f64
+        }
+    }
+}
+
+fn serialize_level<S: serde::Serializer>(
+    level: &Option<Level>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match level {
+        Some(level) => serializer.serialize_some(level.name()),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// Summarizes the DWARF of an ELF relocatable object or executable. An
+/// object without debug information gives an empty summary (no units).
+pub fn summarize(path: &Path) -> Result<ObjectSummary> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = object::File::parse(&*data)
+        .with_context(|| format!("{} is not an ELF object file", path.display()))?;
+    summarize_file(&file).with_context(|| format!("cannot read the DWARF of {}", path.display()))
+}
+
+/// A reader of a (decompressed) section that applies the section's
+/// relocations to the offsets and addresses it reads.
+type Reader<'a> = RelocateReader<Bare<'a>, Relocations<'a>>;
+
+/// A reader of a (decompressed) section as it is in the file.
+type Bare<'a> = EndianSlice<'a, RunTimeEndian>;
+
+/// The sections read; the others are loaded empty.
+const SECTIONS: [SectionId; 5] = [
+    SectionId::DebugInfo,
+    SectionId::DebugAbbrev,
+    SectionId::DebugStr,
+    SectionId::DebugLineStr,
+    SectionId::DebugStrOffsets,
+];
+
+struct Section<'a> {
+    id: SectionId,
+    data: Cow<'a, [u8]>,
+    relocations: RefCell<RelocationCursor<'a>>,
+}
+
+fn load_section<'a>(file: &'a object::File<'a>, id: SectionId) -> Result<Option<Section<'a>>> {
+    let Some(section) = file.section_by_name(id.name()) else {
+        return Ok(None);
+    };
+    let data = section
+        .uncompressed_data()
+        .with_context(|| format!("cannot decompress {}", id.name()))?;
+    Ok(Some(Section {
+        id,
+        data,
+        relocations: RefCell::new(RelocationCursor {
+            file,
+            pending: Some(section.relocations()),
+            frontier: None,
+            seen: Vec::new(),
+        }),
+    }))
+}
+
+/// An absolute relocation, the kind DWARF uses for references to sections
+/// and symbols; the others (TLS offsets in location expressions, say) are
+/// left unapplied.
+#[derive(Debug, Clone, Copy)]
+struct Relocation {
+    offset: u64,
+    target: RelocationTarget,
+    addend: i64,
+    implicit_addend: bool,
+}
+
+/// The relocations of one section, read from the object only as far as the
+/// highest offset asked about. Values are only relocated in unit headers and
+/// root DIEs, which open their units, so an object with one unit reads a
+/// few of the tens of thousands of relocations its `.debug_info` may have.
+/// This relies on relocations being sorted by offset, as assemblers and
+/// linkers emit them; should the scan come across disorder, it reads and
+/// sorts all the rest.
+#[derive(Debug)]
+struct RelocationCursor<'a> {
+    file: &'a object::File<'a>,
+    /// The relocations not read yet; `None` for a section that has none.
+    pending: Option<SectionRelocationIterator<'a, 'a>>,
+    /// The offset of the last relocation read, if any.
+    frontier: Option<u64>,
+    seen: Vec<Relocation>,
+}
+
+impl RelocationCursor<'_> {
+    /// The value read at `offset`, relocated as `object::RelocationMap`
+    /// does: references to DWARF sections become section offsets, other
+    /// references addresses.
+    fn relocate(&mut self, offset: u64, value: u64) -> u64 {
+        self.read_past(offset);
+        let Ok(index) = self.seen.binary_search_by_key(&offset, |r| r.offset) else {
+            return value;
+        };
+        let relocation = self.seen[index];
+        let base = match relocation.target {
+            RelocationTarget::Symbol(symbol) => match self.file.symbol_by_index(symbol) {
+                Ok(symbol) => symbol.address(),
+                Err(_) => return value,
+            },
+            RelocationTarget::Section(section) => match self.file.section_by_index(section) {
+                Ok(section) if section.kind() == SectionKind::Debug => 0,
+                Ok(section) => section.address(),
+                Err(_) => return value,
+            },
+            _ => return value,
+        };
+        let resolved = base.wrapping_add(relocation.addend as u64);
+        if relocation.implicit_addend {
+            value.wrapping_add(resolved)
+        } else {
+            resolved
+        }
+    }
+
+    /// Reads relocations until one beyond `offset`.
+    fn read_past(&mut self, offset: u64) {
+        while self.frontier.is_none_or(|frontier| frontier <= offset) {
+            let Some((at, relocation)) = self.pending.as_mut().and_then(Iterator::next) else {
+                return;
+            };
+            self.keep(at, &relocation);
+            if self.frontier.is_some_and(|frontier| at < frontier) {
+                while let Some((at, relocation)) = self.pending.as_mut().and_then(Iterator::next) {
+                    self.keep(at, &relocation);
+                }
+                self.seen.sort_by_key(|r| r.offset);
+                return;
+            }
+            self.frontier = Some(at);
+        }
+    }
+
+    fn keep(&mut self, offset: u64, relocation: &object::Relocation) {
+        if relocation.kind() == RelocationKind::Absolute {
+            self.seen.push(Relocation {
+                offset,
+                target: relocation.target(),
+                addend: relocation.addend(),
+                implicit_addend: relocation.has_implicit_addend(),
+            });
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Relocations<'a>(&'a RefCell<RelocationCursor<'a>>);
+
+impl gimli::read::Relocate for Relocations<'_> {
+    fn relocate_address(&self, offset: usize, value: u64) -> gimli::Result<u64> {
+        Ok(self.0.borrow_mut().relocate(offset as u64, value))
+    }
+
+    fn relocate_offset(&self, offset: usize, value: usize) -> gimli::Result<usize> {
+        let relocated = self.0.borrow_mut().relocate(offset as u64, value as u64);
+        <usize as gimli::ReaderOffset>::from_u64(relocated)
+    }
+}
+
+fn summarize_file<'a>(file: &'a object::File<'a>) -> Result<ObjectSummary> {
+    let endian = if file.is_little_endian() {
+        RunTimeEndian::Little
+    } else {
+        RunTimeEndian::Big
+    };
+    let mut sections = Vec::new();
+    for id in SECTIONS {
+        sections.extend(load_section(file, id)?);
+    }
+    let no_relocations = RefCell::new(RelocationCursor {
+        file,
+        pending: None,
+        frontier: None,
+        seen: Vec::new(),
+    });
+    let section = |id| sections.iter().find(|s: &&Section| s.id == id);
+    let dwarf = gimli::Dwarf::load(|id| -> gimli::Result<Reader<'_>> {
+        let (data, relocations) = match section(id) {
+            Some(section) => (&*section.data, &section.relocations),
+            None => (&[][..], &no_relocations),
+        };
+        Ok(RelocateReader::new(
+            EndianSlice::new(data, endian),
+            Relocations(relocations),
+        ))
+    })?;
+    let debug_info = section(SectionId::DebugInfo).map_or(&[][..], |s| &*s.data);
+
+    let mut summary = ObjectSummary {
+        level: None,
+        producer: None,
+        params: 0,
+        params_located: 0,
+        locals: 0,
+        locals_located: 0,
+        units: 0,
+    };
+    let mut headers = dwarf.units();
+    while let Some(header) = headers.next()? {
+        summary.units += 1;
+        let abbreviations = dwarf.abbreviations(&header)?;
+        let producer = read_producer(&dwarf, &header, &abbreviations)?;
+        let bare = bare_header(&header, debug_info, endian)?;
+        count_unit(&bare, &abbreviations, &mut summary)?;
+
+        let level = producer.as_deref().and_then(level_of_producer);
+        if level.is_some() && summary.level.is_none() {
+            summary.level = level;
+            summary.producer = producer;
+        } else if summary.producer.is_none() {
+            summary.producer = producer;
+        }
+    }
+    Ok(summary)
+}
+
+/// The level the last `-O` flag of a producer string selects.
+fn level_of_producer(producer: &str) -> Option<Level> {
+    producer.split_whitespace().rev().find_map(Level::from_flag)
+}
+
+/// The producer in a unit's root DIE.
+fn read_producer<'a>(
+    dwarf: &gimli::Dwarf<Reader<'a>>,
+    header: &UnitHeader<Reader<'a>>,
+    abbreviations: &Abbreviations,
+) -> Result<Option<String>> {
+    let mut entries = header.entries_raw(abbreviations, None)?;
+    let Some(root) = entries.read_abbreviation()? else {
+        return Ok(None);
+    };
+    let encoding = header.encoding();
+    let mut producer = None;
+    let mut str_offsets_base =
+        DebugStrOffsetsBase::default_for_encoding_and_file(encoding, gimli::DwarfFileType::Main);
+    for spec in root.attributes() {
+        match spec.name() {
+            constants::DW_AT_producer => producer = Some(entries.read_attribute(*spec)?.value()),
+            constants::DW_AT_str_offsets_base => {
+                let value = entries.read_attribute(*spec)?.value();
+                if let AttributeValue::DebugStrOffsetsBase(base) = value {
+                    str_offsets_base = base;
+                }
+            }
+            _ => entries.skip_attributes(std::slice::from_ref(spec))?,
+        }
+    }
+    let string = match producer {
+        None => return Ok(None),
+        Some(AttributeValue::String(string)) => string,
+        Some(AttributeValue::DebugStrRef(offset)) => dwarf.debug_str.get_str(offset)?,
+        Some(AttributeValue::DebugLineStrRef(offset)) => dwarf.debug_line_str.get_str(offset)?,
+        Some(AttributeValue::DebugStrOffsetsIndex(index)) => {
+            let offset =
+                dwarf
+                    .debug_str_offsets
+                    .get_str_offset(encoding.format, str_offsets_base, index)?;
+            dwarf.debug_str.get_str(offset)?
+        }
+        Some(_) => return Ok(None),
+    };
+    Ok(Some(gimli::Reader::to_string_lossy(&string)?.into_owned()))
+}
+
+/// The same unit as `header`, read from the bare `.debug_info`.
+fn bare_header<'a>(
+    header: &UnitHeader<Reader<'a>>,
+    debug_info: &'a [u8],
+    endian: RunTimeEndian,
+) -> Result<UnitHeader<Bare<'a>>> {
+    let UnitSectionOffset::DebugInfoOffset(start) = header.offset() else {
+        anyhow::bail!("unit outside .debug_info");
+    };
+    let entries = debug_info
+        .get(start.0 + header.header_size()..start.0 + header.length_including_self())
+        .context("unit past the end of .debug_info")?;
+    Ok(UnitHeader::new(
+        header.encoding(),
+        header.unit_length(),
+        header.type_(),
+        header.debug_abbrev_offset(),
+        header.offset(),
+        EndianSlice::new(entries, endian),
+    ))
+}
+
+/// Where a DIE sits, as far as counting goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Scope {
+    /// In a concrete subprogram, possibly inside blocks and inlined calls.
+    Code,
+    /// Anywhere else: file scope, types, abstract instances, declarations.
+    Elsewhere,
+}
+
+/// The attributes that decide how a DIE is counted.
+#[derive(Debug, Default)]
+struct Attrs {
+    located: bool,
+    declaration: bool,
+    inline: bool,
+    has_code: bool,
+}
+
+/// Adds the parameters and locals of one unit to `summary`.
+fn count_unit(
+    header: &UnitHeader<Bare<'_>>,
+    abbreviations: &Abbreviations,
+    summary: &mut ObjectSummary,
+) -> Result<()> {
+    let mut entries = header.entries_raw(abbreviations, None)?;
+    // For each enclosing entry with children, its depth and the scope its
+    // children are in; the root's children are at file scope.
+    let mut scopes: Vec<(isize, Scope)> = Vec::new();
+    while !entries.is_empty() {
+        let depth = entries.next_depth();
+        let Some(abbrev) = entries.read_abbreviation()? else {
+            continue;
+        };
+        while scopes.last().is_some_and(|&(d, _)| d >= depth) {
+            scopes.pop();
+        }
+        let scope = scopes.last().map_or(Scope::Elsewhere, |&(_, s)| s);
+
+        let tag = abbrev.tag();
+        let variable = matches!(
+            tag,
+            constants::DW_TAG_formal_parameter | constants::DW_TAG_variable
+        );
+        let scope_tag = matches!(
+            tag,
+            constants::DW_TAG_subprogram
+                | constants::DW_TAG_lexical_block
+                | constants::DW_TAG_inlined_subroutine
+        );
+        let attrs = if (variable && scope == Scope::Code) || (scope_tag && abbrev.has_children()) {
+            read_attrs(&mut entries, abbrev.attributes())?
+        } else {
+            entries.skip_attributes(abbrev.attributes())?;
+            Attrs::default()
+        };
+
+        if variable && scope == Scope::Code && !attrs.declaration {
+            let (count, located) = if tag == constants::DW_TAG_formal_parameter {
+                (&mut summary.params, &mut summary.params_located)
+            } else {
+                (&mut summary.locals, &mut summary.locals_located)
+            };
+            *count += 1;
+            *located += usize::from(attrs.located);
+        }
+        if abbrev.has_children() {
+            let inner = match tag {
+                constants::DW_TAG_subprogram
+                    if attrs.has_code && !attrs.inline && !attrs.declaration =>
+                {
+                    Scope::Code
+                }
+                constants::DW_TAG_lexical_block | constants::DW_TAG_inlined_subroutine
+                    if attrs.has_code =>
+                {
+                    scope
+                }
+                _ => Scope::Elsewhere,
+            };
+            scopes.push((depth, inner));
+        }
+    }
+    Ok(())
+}
+
+/// Reads the attributes of a subprogram, parameter or variable: the values
+/// that matter, and the presence of the others.
+fn read_attrs(
+    entries: &mut EntriesRaw<'_, '_, Bare<'_>>,
+    specs: &[gimli::AttributeSpecification],
+) -> Result<Attrs> {
+    let mut attrs = Attrs::default();
+    for spec in specs {
+        match spec.name() {
+            constants::DW_AT_location => {
+                attrs.located |= match entries.read_attribute(*spec)?.value() {
+                    AttributeValue::Exprloc(expression) => !expression.0.is_empty(),
+                    AttributeValue::Block(block) => !block.is_empty(),
+                    _ => true,
+                };
+                continue;
+            }
+            constants::DW_AT_declaration => {
+                attrs.declaration = !matches!(
+                    entries.read_attribute(*spec)?.value(),
+                    AttributeValue::Flag(false)
+                );
+                continue;
+            }
+            constants::DW_AT_const_value => attrs.located = true,
+            constants::DW_AT_inline => attrs.inline = true,
+            constants::DW_AT_low_pc | constants::DW_AT_ranges => attrs.has_code = true,
+            _ => {}
+        }
+        entries.skip_attributes(std::slice::from_ref(spec))?;
+    }
+    Ok(attrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        path::PathBuf,
+        process::Command,
+        time::{Duration, Instant},
+    };
+
+    use super::*;
+
+    /// Counts at -O0: params `a`, `lost`, `n`, `out`, `x`; locals `tmp`,
+    /// `inner` (in a block), `calls` (static), `from_call`, `r`, `r` and
+    /// `wide` (in a block). Not counted: the file-scope `file_scope`, the
+    /// declarations `ext_decl` and `ext_fn` (and its parameter), the
+    /// parameter of the function pointer type, and `narrow` and `never`,
+    /// whose blocks gcc drops even at -O0 and so have no code.
+    const SOURCE: &str = r#"
+extern int ext_fn(int);
+int file_scope;
+int (*hook)(int unnamed_type_param);
+
+static inline int helper(int a, int lost)
+{
+	int tmp = lost + 1;
+	{
+		int inner = a * 3;
+		ext_fn(inner);
+	}
+	return a * 2;
+}
+
+int api(int n, int *out)
+{
+	extern int ext_decl;
+	static int calls;
+	int from_call = ext_fn(n);
+	int r = helper(n, from_call);
+	calls++;
+	*out = r + ext_decl + file_scope;
+	return r + helper(n + 1, ext_fn(2));
+}
+
+int pick(long x)
+{
+	int r;
+	switch (sizeof(x)) {
+	case 1: { char narrow = x; r = narrow; break; }
+	default: { long wide = x; r = wide; break; }
+	}
+	if (0) { int never = 3; r += never; }
+	return r;
+}
+"#;
+    const PARAMS: usize = 5;
+    const LOCALS: usize = 7;
+    const ASM_SOURCE: &str = r#"
+	.text
+entry:
+	ret
+	.section .note.GNU-stack,"",@progbits
+"#;
+
+    /// A fresh directory for one test.
+    fn scratch_dir(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-dwarf-{}-{}", std::process::id(), test));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Compiles `source` (named `name`) in `dir` with gcc and the given
+    /// flags and returns the object's path.
+    fn compile(dir: &Path, name: &str, source: &str, flags: &[&str]) -> PathBuf {
+        let source_path = dir.join(name);
+        std::fs::write(&source_path, source).unwrap();
+        let tag: String = flags
+            .concat()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let object = source_path.with_extension(format!("{tag}.o"));
+        let status = Command::new("gcc")
+            .args(["-c", "-g"])
+            .args(flags)
+            .arg(&source_path)
+            .arg("-o")
+            .arg(&object)
+            .status()
+            .expect("gcc runs");
+        assert!(status.success(), "gcc {flags:?} {name} failed");
+        object
+    }
+
+    fn assert_exact_o0_counts(summary: &ObjectSummary) {
+        assert_eq!(summary.params, PARAMS, "{summary:?}");
+        assert_eq!(summary.params_located, PARAMS, "{summary:?}");
+        assert_eq!(summary.locals, LOCALS, "{summary:?}");
+        assert_eq!(summary.locals_located, LOCALS, "{summary:?}");
+        assert_eq!(summary.located_share(), 1.0);
+    }
+
+    #[test]
+    fn o0_locates_every_parameter_and_local() {
+        let dir = scratch_dir("o0");
+        let summary = summarize(&compile(&dir, "t.c", SOURCE, &["-O0"])).unwrap();
+        assert_eq!(summary.level, Some(Level::O0));
+        assert_eq!(summary.units, 1);
+        let producer = summary.producer.as_deref().unwrap();
+        assert!(producer.starts_with("GNU C"), "{producer}");
+        assert!(producer.contains(" -O0"), "{producer}");
+        assert_exact_o0_counts(&summary);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn o2_loses_some_locations() {
+        let dir = scratch_dir("o2");
+        let summary = summarize(&compile(&dir, "t.c", SOURCE, &["-O2"])).unwrap();
+        eprintln!("-O2: {summary:?}");
+        assert_eq!(summary.level, Some(Level::O2));
+        assert!(summary.producer.as_deref().unwrap().contains(" -O2"));
+        // Inlined twice: the concrete copies of helper's parameters and
+        // locals count, its abstract instance does not.
+        assert!(summary.params >= PARAMS, "{summary:?}");
+        assert!(summary.locals >= LOCALS, "{summary:?}");
+        // `from_call` only feeds the unused `lost`.
+        assert!(summary.locals_located < summary.locals, "{summary:?}");
+        assert!(summary.located_share() < 1.0, "{summary:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn last_o_flag_wins() {
+        let dir = scratch_dir("last");
+        let summary = summarize(&compile(&dir, "t.c", SOURCE, &["-O2", "-Og", "-O0"])).unwrap();
+        assert_eq!(summary.level, Some(Level::O0));
+        assert_exact_o0_counts(&summary);
+        let summary = summarize(&compile(&dir, "t.c", SOURCE, &["-O0", "-Og"])).unwrap();
+        assert_eq!(summary.level, Some(Level::Og));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn dwarf4_and_compressed_sections() {
+        let dir = scratch_dir("dwarf4");
+        let summary = summarize(&compile(&dir, "t.c", SOURCE, &["-O0", "-gdwarf-4"])).unwrap();
+        assert_eq!(summary.level, Some(Level::O0));
+        assert_exact_o0_counts(&summary);
+        let summary = summarize(&compile(&dir, "t.c", SOURCE, &["-O2", "-gdwarf-4"])).unwrap();
+        assert_eq!(summary.level, Some(Level::O2));
+        assert!(summary.located_share() < 1.0, "{summary:?}");
+        let summary = summarize(&compile(&dir, "t.c", SOURCE, &["-O0", "-gz=zlib"])).unwrap();
+        assert_eq!(summary.level, Some(Level::O0));
+        assert_exact_o0_counts(&summary);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// `ld -r` of an assembler object and a C object: the C unit's
+    /// producer string is at a non-zero offset of the merged `.debug_str`
+    /// and its abbreviations at a non-zero offset of `.debug_abbrev`, both
+    /// reached through relocations only.
+    #[test]
+    fn assembler_units_and_relocations() {
+        let dir = scratch_dir("ldr");
+        let asm = compile(&dir, "entry.S", ASM_SOURCE, &[]);
+        let c = compile(&dir, "t.c", SOURCE, &["-O0"]);
+        let asm_summary = summarize(&asm).unwrap();
+        assert_eq!(asm_summary.level, None);
+        let asm_producer = asm_summary.producer.as_deref().unwrap();
+        assert!(asm_producer.starts_with("GNU AS"), "{asm_producer}");
+        assert_eq!(asm_summary.located_share(), 1.0);
+
+        let both = dir.join("both.o");
+        let status = Command::new("ld")
+            .arg("-r")
+            .arg(&asm)
+            .arg(&c)
+            .arg("-o")
+            .arg(&both)
+            .status()
+            .expect("ld runs");
+        assert!(status.success());
+        let summary = summarize(&both).unwrap();
+        assert_eq!(summary.units, 2);
+        assert_eq!(summary.level, Some(Level::O0));
+        let producer = summary.producer.as_deref().unwrap();
+        assert!(producer.starts_with("GNU C"), "{producer}");
+        assert_exact_o0_counts(&summary);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn no_debug_info_is_an_empty_summary() {
+        let dir = scratch_dir("nodebug");
+        let object = dir.join("t.o");
+        let source = dir.join("t.c");
+        std::fs::write(&source, SOURCE).unwrap();
+        let status = Command::new("gcc")
+            .args(["-c", "-O2"])
+            .arg(&source)
+            .arg("-o")
+            .arg(&object)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let summary = summarize(&object).unwrap();
+        assert_eq!(summary.units, 0);
+        assert_eq!(summary.level, None);
+        assert_eq!(summary.located_share(), 1.0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn non_elf_is_a_clear_error() {
+        let dir = scratch_dir("nonelf");
+        let path = dir.join("notes.o");
+        std::fs::write(&path, "just text, not an object\n").unwrap();
+        let error = format!("{:#}", summarize(&path).unwrap_err());
+        assert!(error.contains(&*path.to_string_lossy()), "{error}");
+        assert!(error.contains("not an ELF object"), "{error}");
+        let missing = dir.join("missing.o");
+        let error = format!("{:#}", summarize(&missing).unwrap_err());
+        assert!(error.contains(&*missing.to_string_lossy()), "{error}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn serializes_level_by_name() {
+        let summary = ObjectSummary {
+            level: Some(Level::Og),
+            producer: None,
+            params: 1,
+            params_located: 1,
+            locals: 3,
+            locals_located: 2,
+            units: 1,
+        };
+        assert_eq!(summary.located_share(), 0.75);
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["level"], "Og");
+        assert_eq!(json["producer"], serde_json::Value::Null);
+    }
+
+    /// A generated C file of a few thousand functions: prints its object's
+    /// size and how long summarizing it takes. Run with `--ignored`.
+    #[test]
+    #[ignore]
+    fn timing_large_object() {
+        let dir = scratch_dir("large");
+        let mut source = String::from("extern int sink(int);\n");
+        for i in 0..3000 {
+            source.push_str(&format!(
+                "struct s{i} {{ int a, b; long c[4]; }};\n\
+                 int f{i}(struct s{i} *p, int x, int y)\n{{\n\
+                 \tint t = x * {i};\n\tint u = sink(t + y);\n\
+                 \tfor (int k = 0; k < y; k++) {{ int v = p->c[k & 3]; u += sink(v); }}\n\
+                 \treturn u + p->a;\n}}\n"
+            ));
+        }
+        for flags in [["-O0"], ["-O2"]] {
+            let object = compile(&dir, "big.c", &source, &flags);
+            let size = std::fs::metadata(&object).unwrap().len();
+            let start = Instant::now();
+            let summary = summarize(&object).unwrap();
+            let elapsed: Duration = start.elapsed();
+            eprintln!(
+                "{flags:?}: {size} bytes, {elapsed:?}, share {:.3}, {summary:?}",
+                summary.located_share()
+            );
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

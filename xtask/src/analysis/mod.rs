@@ -1,0 +1,11 @@
+//! Reading what a build and a run produced: the DWARF of each object (the
+//! -O level used and what gdb can see), the opt-report built on it, ftrace
+//! output (model, parser, per-layer chain), and the layer spine of a call.
+//! Pure over files and text, but for `addr2line` through the executor. It
+//! uses `build::fallback` (what each object's step is), `ctx`, `spec` and
+//! `util`.
+
+pub mod chain;
+pub mod dwarf;
+pub mod ftrace;
+pub mod opt_report;

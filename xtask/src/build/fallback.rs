@@ -1,0 +1,250 @@
+//! What a build directory learned: the fallbacks recorded in it
+//! (`.study/fallbacks.toml`), and where each object stands on the ladder
+//! once the known exceptions and those records are applied.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ctx::Prepared,
+    spec::{
+        opt_rules::{ObjectFlags, OptRules},
+        policy::{Known, Policy},
+    },
+    util::fsutil,
+};
+
+/// A fallback recorded in a build directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recorded {
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+/// object → the rule's level when it failed → where it went. Keyed by the
+/// rule's level so an entry applies only while that rule holds, and applies
+/// again, at no cost, if the rule comes back.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedFallbacks {
+    #[serde(default)]
+    pub object: BTreeMap<String, BTreeMap<String, Recorded>>,
+}
+
+impl RecordedFallbacks {
+    pub fn path(build_dir: &Path) -> PathBuf {
+        build_dir.join(".study/fallbacks.toml")
+    }
+
+    pub fn load(build_dir: &Path) -> Result<RecordedFallbacks> {
+        let path = RecordedFallbacks::path(build_dir);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "{:#}; delete the file to start over",
+                    crate::spec::origin::toml_error(&path, &text, &e)
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RecordedFallbacks::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    pub fn save(&self, build_dir: &Path) -> Result<()> {
+        fsutil::write_if_changed(
+            &RecordedFallbacks::path(build_dir),
+            self.to_toml().as_bytes(),
+        )?;
+        Ok(())
+    }
+
+    pub fn get(&self, object: &str, rule: &str) -> Option<&Recorded> {
+        self.object.get(object)?.get(rule)
+    }
+
+    pub fn insert(&mut self, object: &str, rule: &str, entry: Recorded) {
+        self.object
+            .entry(object.to_string())
+            .or_default()
+            .insert(rule.to_string(), entry);
+    }
+
+    pub fn to_toml(&self) -> String {
+        let header =
+            "# Objects that did not build at their level; `cargo xtask build` starts from here.\n\
+                      # Delete an entry (or the file) to try the requested level again.\n\n";
+        header.to_string() + &toml::to_string_pretty(self).expect("plain data serializes")
+    }
+}
+
+/// Where each object stands: its rule's step, raised by a known exception
+/// or a recorded fallback.
+pub struct Placement<'a> {
+    pub policy: &'a Policy,
+    pub rules: &'a OptRules,
+    pub known: Option<&'a BTreeMap<String, Known>>,
+    pub recorded: &'a RecordedFallbacks,
+}
+
+impl Placement<'_> {
+    /// The step an object builds at, and why when it is not its rule's level.
+    /// The level the rules alone give `object`.
+    pub fn rule_level(&self, object: &str) -> String {
+        self.rules.level_for(&source_of(object)).name().to_string()
+    }
+
+    pub fn step_for(&self, object: &str) -> (String, Option<String>) {
+        let rule_level = self.rule_level(object);
+        if let Some(r) = self.recorded.get(object, &rule_level) {
+            return (
+                r.to.clone(),
+                Some(format!("fallback {}→{}: {}", r.from, r.to, r.reason)),
+            );
+        }
+        if let Some(k) = self
+            .known
+            .and_then(|k| k.get(object))
+            .filter(|k| k.from == rule_level)
+        {
+            let why = format!(
+                "known {}→{} ({}): {}",
+                k.from,
+                k.to,
+                self.policy.path.display(),
+                k.why
+            );
+            return (k.to.clone(), Some(why));
+        }
+        (rule_level, None)
+    }
+
+    /// Flags for every object that does not build at its rule's level.
+    pub fn object_flags(&self) -> Vec<ObjectFlags> {
+        let mut objects: Vec<&String> = self.recorded.object.keys().collect();
+        if let Some(known) = self.known {
+            objects.extend(known.keys());
+        }
+        objects.sort();
+        objects.dedup();
+        objects
+            .into_iter()
+            .filter_map(|object| {
+                let (step, why) = self.step_for(object);
+                let step = self.policy.step(&step)?;
+                Some(ObjectFlags {
+                    object: object.clone(),
+                    cflags: step.cflags(),
+                    why: why?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// `net/ipv4/tcp.c` for `net/ipv4/tcp.o`.
+pub fn source_of(object: &str) -> String {
+    format!("{}.c", object.strip_suffix(".o").unwrap_or(object))
+}
+
+/// Where each object of `p` stands, with what its build directory recorded.
+pub fn placement<'a>(p: &'a Prepared, recorded: &'a RecordedFallbacks) -> Placement<'a> {
+    Placement {
+        policy: &p.policy,
+        rules: &p.profile.rules,
+        known: p.policy.known(&p.tree.series(), p.compiler.name()),
+        recorded,
+    }
+}
+
+/// The overrides make fragment: the profile's rules, plus known exceptions
+/// and the fallbacks recorded in the build dir.
+pub fn overrides_text(p: &Prepared) -> Result<String> {
+    let recorded = RecordedFallbacks::load(&p.build_dir)?;
+    Ok(overrides_text_with(p, &recorded))
+}
+
+pub fn overrides_text_with(p: &Prepared, recorded: &RecordedFallbacks) -> String {
+    crate::spec::opt_rules::render_makefile(
+        &p.profile.name,
+        &p.profile.rules,
+        &placement(p, recorded).object_flags(),
+        &p.compiler.extra_kcflags(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{opt_rules::Level, origin::Origin, policy::Policy};
+
+    fn policy() -> Policy {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        Policy::load(&root.join("study/fallback.toml")).unwrap()
+    }
+
+    #[test]
+    fn placement_raises_known_and_recorded_objects_only() {
+        let p = policy();
+        let origin = Origin {
+            file: "s".into(),
+            line: 1,
+            column: 1,
+        };
+        let rules = OptRules::new(
+            Level::Og,
+            vec![crate::spec::opt_rules::Rule {
+                path: "net/ipv4".into(),
+                level: Level::O0,
+                origin,
+            }],
+        );
+        let mut recorded = RecordedFallbacks::default();
+        let entry = |from: &str, to: &str, reason: &str| Recorded {
+            from: from.into(),
+            to: to.into(),
+            reason: reason.into(),
+        };
+        recorded.insert("net/ipv4/foo.o", "O0", entry("O0", "Og", "error: x"));
+        // Recorded under another rule: it does not apply while the rule says O0.
+        recorded.insert("net/ipv4/bar.o", "Og", entry("Og", "O2", "error: y"));
+        let placement = Placement {
+            policy: &p,
+            rules: &rules,
+            known: p.known("6.12", "gcc"),
+            recorded: &recorded,
+        };
+        assert_eq!(placement.step_for("mm/readahead.o"), ("Og".into(), None));
+        assert_eq!(placement.step_for("net/ipv4/tcp.o"), ("O0".into(), None));
+        let (step, why) = placement.step_for("mm/page_alloc.o");
+        assert_eq!(step, "O2");
+        assert!(why.unwrap().starts_with("known Og→O2"));
+        assert_eq!(placement.step_for("net/ipv4/foo.o").0, "Og");
+        assert_eq!(placement.step_for("net/ipv4/bar.o"), ("O0".into(), None));
+        let flags = placement.object_flags();
+        assert_eq!(flags.len(), 42);
+        let foo = flags.iter().find(|f| f.object == "net/ipv4/foo.o").unwrap();
+        assert_eq!(foo.cflags, ["-Og"]);
+        assert_eq!(foo.why, "fallback O0→Og: error: x");
+    }
+
+    #[test]
+    fn recorded_round_trip() {
+        let mut recorded = RecordedFallbacks::default();
+        let entry = Recorded {
+            from: "Og".into(),
+            to: "O2".into(),
+            reason: "check_copy_size".into(),
+        };
+        recorded.insert("mm/memory.o", "Og", entry);
+        let text = recorded.to_toml();
+        let parsed: RecordedFallbacks = toml::from_str(&text).unwrap();
+        assert_eq!(parsed, recorded);
+    }
+}

@@ -1,0 +1,388 @@
+//! The command line: every command and flag, in one place, and how each
+//! flag value becomes a domain value of the layers below (which know
+//! nothing of clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{
+    build::ccache::CacheMode,
+    ctx,
+    guest::{kvm::AccelChoice as Accel, trace_script::Tracer as TracerKind},
+    spec::toolchain::Toolchain,
+};
+
+/// A Linux kernel you can step through in GDB: net/ at -O0, the rest at -Og.
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct Global {
+    /// Kernel source tree [default: kernel/ at the repo root]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub kernel: Option<PathBuf>,
+    /// Profiles file [default: study/study.toml at the repo root]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub profiles: Option<PathBuf>,
+    /// Print the exact commands and the files it would write, then do nothing
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Show every command's full output
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Target architecture, a file under study/arch/ [default: the host's]
+    #[arg(long, global = true, value_name = "ARCH")]
+    pub arch: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check the host tools (install them with --install) and get the kernel tree
+    Setup(Setup),
+    /// Fill kernel/ from a release tarball, or print the tree's version
+    Kernel(Kernel),
+    /// Write the profile's fragment and overrides, and make the build dir's .config
+    Config(Config),
+    /// Build vmlinux, the boot image, gdb scripts and compile_commands.json
+    Build(Build),
+    /// Prove from the DWARF which -O level each object got, and how much GDB can see
+    OptReport(OptReport),
+    /// Boot the kernel in QEMU and run a command in it (or a shell)
+    Run(Run),
+    /// gdb on vmlinux, connected to `run --gdb`, with breakpoints after the prologue
+    Gdb(Gdb),
+    /// Measure the tool against bare make, as ratios from one run
+    Bench(Bench),
+    /// ftrace a function while a command runs in the guest: raw trace, chain, flame graph
+    Trace(Trace),
+    /// Run CI matrix entries (ci/matrix.toml) locally, step by step
+    Ci(Ci),
+}
+
+/// Which profile, and where it builds.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Target {
+    /// Profile from study/study.toml [default: its default-profile]
+    #[arg(long, short = 'p', value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Build directory [default: build/PROFILE, or build/PROFILE-clang]
+    #[arg(long, value_name = "DIR")]
+    pub build_dir: Option<PathBuf>,
+    /// Compiler [default: the profile's `cc`, else gcc]; clang builds with LLVM=1
+    #[arg(long, value_enum)]
+    pub cc: Option<Cc>,
+}
+
+impl Target {
+    pub fn to_target(&self) -> ctx::Target {
+        ctx::Target {
+            profile: self.profile.clone(),
+            build_dir: self.build_dir.clone(),
+            cc: self.cc.map(Into::into),
+        }
+    }
+}
+
+impl Global {
+    pub fn to_global(&self) -> ctx::Global {
+        ctx::Global {
+            kernel: self.kernel.clone(),
+            profiles: self.profiles.clone(),
+            arch: self.arch.clone(),
+            dry_run: self.dry_run,
+            verbose: self.verbose,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Setup {
+    /// Install the missing Debian packages with apt-get (needs root)
+    #[arg(long)]
+    pub install: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct Kernel {
+    /// A release tarball (.tar.xz, .tar.gz) to unpack into the kernel tree
+    #[arg(long, value_name = "PATH")]
+    pub tarball: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct Config {
+    #[command(flatten)]
+    pub target: Target,
+    /// Print the optimization overrides (the make fragment) and exit
+    #[arg(long)]
+    pub show_overrides: bool,
+    /// Regenerate .config from the profile, dropping edits made by hand
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct Build {
+    #[command(flatten)]
+    pub target: Target,
+    /// Parallel jobs [default: the number of CPUs]
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Fail on the first object that does not build at its level
+    #[arg(long)]
+    pub no_fallback: bool,
+    /// On an undefined symbol, stop and name the config option that provides it
+    #[arg(long)]
+    pub suggest_config: bool,
+    /// Compiler cache
+    #[arg(long, value_enum, default_value_t = Cache::Auto)]
+    pub cache: Cache,
+    /// Compile on a distcc farm: a DISTCC_HOSTS list [default: $DISTCC_HOSTS]
+    #[arg(long, value_name = "HOSTS")]
+    pub distcc: Option<String>,
+    /// Extra make arguments, after `--`
+    #[arg(last = true, value_name = "MAKE_ARGS")]
+    pub make_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct OptReport {
+    #[command(flatten)]
+    pub target: Target,
+    /// One line per object instead of per directory
+    #[arg(long)]
+    pub files: bool,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+    /// Fail when an object's level differs from its rule
+    #[arg(long)]
+    pub check: bool,
+    /// Only objects under these build-dir-relative paths (net/ipv4, mm/memory.o)
+    pub paths: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Run {
+    #[command(flatten)]
+    pub target: Target,
+    /// Accelerator: auto uses KVM only when a probe boot shows it works
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    /// Guest memory
+    #[arg(long, default_value = "1G")]
+    pub mem: String,
+    /// Guest CPUs
+    #[arg(long, default_value_t = 1)]
+    pub cpus: u32,
+    /// Extra kernel command line words
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub append: Vec<String>,
+    /// An extra QEMU argument (repeat for several)
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub qemu_arg: Vec<String>,
+    /// Start QEMU's gdb stub on 127.0.0.1:PORT [default port: 1234]
+    #[arg(long, value_name = "PORT", num_args = 0..=1, require_equals = true)]
+    pub gdb: Option<Option<u16>>,
+    /// Wait for the debugger before running the kernel (QEMU's -S); implies --gdb
+    #[arg(long)]
+    pub wait_gdb: bool,
+    /// Seconds before a guest that has not reported an exit status is killed
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Run `build` first even when the image looks up to date (after source edits)
+    #[arg(long)]
+    pub build: bool,
+    /// Boot a busybox initramfs instead of sharing the host's root over 9p
+    #[arg(long)]
+    pub initramfs: bool,
+    /// The command to run in the guest, after `--`; none for a shell
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Gdb {
+    #[command(flatten)]
+    pub target: Target,
+    /// The stub's port on 127.0.0.1
+    #[arg(long, default_value_t = 1234)]
+    pub port: u16,
+    /// Break at FUNC's first line after the prologue (repeat for several)
+    #[arg(short = 'b', long = "break", value_name = "FUNC")]
+    pub breaks: Vec<String>,
+    /// A gdb script to source after connecting (repeat for several)
+    #[arg(short = 'x', value_name = "FILE")]
+    pub scripts: Vec<PathBuf>,
+    /// Run CMD at the first stop, in order (repeat); then detach and exit
+    #[arg(long, value_name = "CMD")]
+    pub batch: Vec<String>,
+    /// Hardware breakpoints (needed under KVM before the kernel maps itself)
+    #[arg(long)]
+    pub hbreak: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct Bench {
+    /// What to measure
+    #[arg(value_enum)]
+    pub what: BenchWhat,
+    #[command(flatten)]
+    pub target: Target,
+    /// Parallel jobs [default: the number of CPUs]
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Runs of each measure (the median is reported)
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Skip the two full builds of the ccache measure
+    #[arg(long)]
+    pub skip_ccache: bool,
+    /// For `run`: seconds before a virtme-ng boot counts as hung and is killed
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchWhat {
+    /// No-op build, rebuild after a touch, ccache warm against cold
+    Build,
+    /// Boot-to-command (`run -- true`) against virtme-ng on the same bzImage
+    Run,
+}
+
+#[derive(Args, Debug)]
+pub struct Trace {
+    #[command(flatten)]
+    pub target: Target,
+    /// Functions to trace (set_graph_function, or set_ftrace_filter with --tracer function)
+    #[arg(required = true, value_name = "FUNC")]
+    pub functions: Vec<String>,
+    /// Deepest call level to record (max_graph_depth; 0 is no limit)
+    #[arg(long, default_value_t = 0)]
+    pub depth: u32,
+    /// The ftrace tracer
+    #[arg(long, value_enum, default_value_t = Tracer::FunctionGraph)]
+    pub tracer: Tracer,
+    /// Durations without the time a task slept (the sleep-time option off)
+    #[arg(long)]
+    pub cpu_times: bool,
+    /// Write the raw trace to FILE instead of printing it
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print the call chain below FUNC, one line per layer
+    #[arg(long)]
+    pub chain: bool,
+    /// Write folded stacks (for flame-graph tools) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub folded: Option<PathBuf>,
+    /// Render a flame graph to FILE (SVG)
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Accelerator, as for `run`
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    /// Seconds before the guest is killed
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// The command to trace, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Ci {
+    /// Entries to run [default: those marked local, which fit a 2-core CI run]
+    #[arg(value_name = "ENTRY")]
+    pub entries: Vec<String>,
+    /// Regenerate .github/workflows/ci.yml from ci/matrix.toml
+    #[arg(long)]
+    pub write_workflow: bool,
+    /// Check that `run --accel auto` picks KVM for the entries
+    #[arg(long)]
+    pub check_kvm: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracer {
+    FunctionGraph,
+    Function,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccelChoice {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    /// ccache when it is installed
+    Auto,
+    Ccache,
+    None,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cc {
+    Gcc,
+    Clang,
+}
+
+impl From<Cc> for Toolchain {
+    fn from(cc: Cc) -> Toolchain {
+        match cc {
+            Cc::Gcc => Toolchain::Gcc,
+            Cc::Clang => Toolchain::Clang,
+        }
+    }
+}
+
+impl From<Cache> for CacheMode {
+    fn from(cache: Cache) -> CacheMode {
+        match cache {
+            Cache::Auto => CacheMode::Auto,
+            Cache::Ccache => CacheMode::Ccache,
+            Cache::None => CacheMode::None,
+        }
+    }
+}
+
+impl From<AccelChoice> for Accel {
+    fn from(accel: AccelChoice) -> Accel {
+        match accel {
+            AccelChoice::Auto => Accel::Auto,
+            AccelChoice::Kvm => Accel::Kvm,
+            AccelChoice::Tcg => Accel::Tcg,
+        }
+    }
+}
+
+impl From<Tracer> for TracerKind {
+    fn from(tracer: Tracer) -> TracerKind {
+        match tracer {
+            Tracer::FunctionGraph => TracerKind::FunctionGraph,
+            Tracer::Function => TracerKind::Function,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,14 @@
+//! One thin file per subcommand: each turns its flags (`cli`) into requests
+//! for the layers below and prints the result. A command never calls
+//! another command; what two commands share lives a layer down.
+
+pub mod bench;
+pub mod build;
+pub mod ci;
+pub mod config;
+pub mod gdb;
+pub mod kernel;
+pub mod opt_report;
+pub mod run;
+pub mod setup;
+pub mod trace;

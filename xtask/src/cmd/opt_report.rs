@@ -1,0 +1,60 @@
+//! `cargo xtask opt-report`: the -O level each object really got, and how
+//! much of its state gdb can see, from the DWARF; `--check` fails on any
+//! object whose level differs from its rule.
+
+use anyhow::{bail, Result};
+
+use crate::{
+    analysis::opt_report::{collect, render_dirs, render_files, ObjectReport},
+    cli,
+    ctx::{Ctx, Prepared},
+};
+
+impl cli::OptReport {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let p = Prepared::new(ctx, &self.target.to_target())?;
+        if !p.build_dir.join("vmlinux").is_file() && !p.build_dir.join(".config").is_file() {
+            bail!(
+                "{} is not built: run `cargo xtask build --profile {}`",
+                p.build_dir.display(),
+                p.profile.name
+            );
+        }
+        let reports = collect(&p, &self.paths)?;
+        if reports.is_empty() {
+            bail!(
+                "no compiled kernel objects under {} match {:?}",
+                p.build_dir.display(),
+                self.paths
+            );
+        }
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&reports)?);
+        } else if self.files {
+            print!("{}", render_files(&reports));
+        } else {
+            print!("{}", render_dirs(&reports));
+        }
+        let mismatched: Vec<&ObjectReport> = reports.iter().filter(|r| r.mismatched()).collect();
+        for r in &mismatched {
+            eprintln!(
+                "{}: built at -{}, its rule says -{} ({})",
+                r.object,
+                r.actual.as_deref().unwrap_or("?"),
+                r.expected,
+                r.expected_step
+            );
+        }
+        if self.check && !mismatched.is_empty() {
+            bail!("{} object(s) differ from their rule", mismatched.len());
+        }
+        if self.check {
+            let own = reports.iter().filter(|r| r.own_flags).count();
+            eprintln!(
+                "opt-report --check: {} objects at the level their rule says; {own} set their own level in their Makefile",
+                reports.len() - own
+            );
+        }
+        Ok(())
+    }
+}

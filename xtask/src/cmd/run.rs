@@ -1,0 +1,73 @@
+//! `cargo xtask run`: boot the build in QEMU and run one command in the
+//! guest (or a shell), exiting with the command's status.
+
+use std::{net::TcpListener, process::ExitCode, time::Duration};
+
+use anyhow::Result;
+
+use crate::{
+    build::{self, BuildRequest},
+    cli,
+    ctx::{Ctx, Prepared},
+    guest::{
+        kvm,
+        run::{self, RunRequest},
+    },
+    spec::host_tools,
+};
+
+impl cli::Run {
+    pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
+        let p = Prepared::new(ctx, &self.target.to_target())?;
+        if self.build {
+            build::build(ctx, &p, &BuildRequest::default_for_run())?;
+        } else {
+            build::ensure_built(ctx, &p)?;
+        }
+        host_tools::require(&ctx.study_dir(), "run")?;
+        // --wait-gdb alone means the stub on its default port.
+        let gdb_port = match (self.gdb, self.wait_gdb) {
+            (Some(port), _) => Some(port.unwrap_or(1234)),
+            (None, true) => Some(1234),
+            (None, false) => None,
+        };
+        if let Some(port) = gdb_port {
+            check_port_free(port)?;
+        }
+        let accel = kvm::choose_accel(ctx, &p, self.accel.into())?;
+        let request = RunRequest {
+            accel,
+            mem: self.mem,
+            cpus: self.cpus,
+            gdb_port,
+            wait_gdb: self.wait_gdb,
+            append: self.append,
+            qemu_args: self.qemu_arg,
+            timeout: Duration::from_secs(self.timeout),
+            initramfs: self.initramfs,
+            out_dir: None,
+        };
+        if self.command.is_empty() {
+            return run::interactive(ctx, &p, &request);
+        }
+        let outcome = run::run_command(ctx, &p, &request, &self.command)?;
+        match outcome.exit {
+            Some(code) => Ok(run::exit_code(code)),
+            None => {
+                // Not 1, which a guest's `false` gives.
+                eprintln!("error: {}", outcome.failure());
+                Ok(ExitCode::from(run::BOOT_FAILED))
+            }
+        }
+    }
+}
+
+fn check_port_free(port: u16) -> Result<()> {
+    TcpListener::bind(("127.0.0.1", port))
+        .map(drop)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "gdb port 127.0.0.1:{port} is not free ({e}); pick another with --gdb=PORT"
+            )
+        })
+}

@@ -1,0 +1,245 @@
+//! `cargo xtask trace`: an ftrace function_graph trace of FUNC while one
+//! command runs in the guest, brought back to the host, printed in the
+//! kernel's own format, condensed into a call chain by layer, and drawn as a
+//! flame graph.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::{bail, Context, Result};
+use xshell::cmd;
+
+use crate::{
+    analysis::{
+        chain::{render_spine, spine, totals},
+        ftrace::{self, Trace},
+    },
+    build, cli,
+    ctx::{Ctx, Prepared},
+    guest::{
+        kvm,
+        run::{self, RunRequest},
+        trace_script::{guest_script, TraceSetup},
+    },
+    kernel::kconfig::edit_distance,
+    spec::layers::Layers,
+    util::fsutil,
+};
+
+impl cli::Trace {
+    pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
+        let p = Prepared::new(ctx, &self.target.to_target())?;
+        build::ensure_built(ctx, &p)?;
+        let config = p.config()?;
+        for option in ["FUNCTION_GRAPH_TRACER", "DYNAMIC_FTRACE"] {
+            if config.get(option) != "y" {
+                bail!(
+                    "profile {} has CONFIG_{option} off; add {option} = true to it",
+                    p.profile.name
+                );
+            }
+        }
+        let out_dir = p
+            .state_dir()
+            .join(format!("trace/run-{}", std::process::id()));
+        let _cleanup = fsutil::RemoveOnDrop(out_dir.clone());
+        let setup = TraceSetup {
+            functions: self.functions.clone(),
+            tracer: self.tracer.into(),
+            depth: self.depth,
+            cpu_times: self.cpu_times,
+            buffer_kb: 16384,
+        };
+        let script = out_dir.join("trace.sh");
+        ctx.exec.write(&script, &guest_script(&setup))?;
+        let accel = kvm::choose_accel(ctx, &p, self.accel.into())?;
+        let request = RunRequest {
+            accel,
+            mem: "1G".into(),
+            cpus: 1,
+            gdb_port: None,
+            wait_gdb: false,
+            append: Vec::new(),
+            qemu_args: Vec::new(),
+            timeout: std::time::Duration::from_secs(self.timeout),
+            initramfs: false,
+            out_dir: Some(out_dir.clone()),
+        };
+        let mut argv = vec!["/bin/sh".to_string(), script.display().to_string()];
+        argv.extend(self.command.iter().cloned());
+        let outcome = run::run_command(ctx, &p, &request, &argv)?;
+        if ctx.exec.dry_run {
+            return Ok(ExitCode::SUCCESS);
+        }
+        // A guest that never reported a status says why, not "no trace".
+        let Some(code) = outcome.exit else {
+            bail!("{}", outcome.failure())
+        };
+        self.report(ctx, &p, &out_dir)?;
+        Ok(run::exit_code(code))
+    }
+
+    fn report(&self, ctx: &Ctx, p: &Prepared, out_dir: &Path) -> Result<()> {
+        if let Ok(missing) = std::fs::read_to_string(out_dir.join("missing")) {
+            let available = std::fs::read_to_string(out_dir.join("available")).unwrap_or_default();
+            let names: Vec<&str> = available.lines().collect();
+            let mut lines = Vec::new();
+            for name in missing.split_whitespace() {
+                let near = nearest(name, &names, 5);
+                lines.push(format!(
+                    "{name} cannot be traced: it is not in available_filter_functions (inlined, notrace, or not built); nearest: {}",
+                    near.join(", ")
+                ));
+            }
+            bail!("{}", lines.join("\n"));
+        }
+        let text = fsutil::read_to_string(&out_dir.join("trace.txt"))
+            .context("the guest wrote no trace")?;
+        match &self.output {
+            Some(path) => {
+                std::fs::write(path, &text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!("trace: {} ({} lines)", path.display(), text.lines().count());
+            }
+            None if !self.chain => print!("{text}"),
+            None => {}
+        }
+        let trace = Trace::parse(&text);
+        if !trace.skipped.is_empty() {
+            eprintln!(
+                "warning: {} trace lines not understood, e.g. line {}: {}",
+                trace.skipped.len(),
+                trace.skipped[0].0,
+                trace.skipped[0].1
+            );
+        }
+        if self.chain {
+            let layers = Layers::load(&ctx.study_dir().join("layers.toml"))?;
+            let names: Vec<String> = trace
+                .calls()
+                .map(|c| ftrace::base_name(&c.name).to_string())
+                .collect();
+            let sources = source_files(ctx, p, &names)?;
+            let layer_of = |name: &str| {
+                sources
+                    .get(ftrace::base_name(name))
+                    .and_then(|s| layers.layer_of(s))
+                    .map(String::from)
+            };
+            for function in &self.functions {
+                let calls = trace.find(function);
+                let Some(first) = calls.first() else {
+                    eprintln!("{function}: not called while the command ran");
+                    continue;
+                };
+                println!(
+                    "{function}: {} call(s); the chain below the first, by layer:",
+                    calls.len()
+                );
+                print!(
+                    "{}",
+                    render_spine(&spine(first, &layer_of, &layers), &totals(first, &layer_of))
+                );
+            }
+        }
+        if let Some(path) = &self.folded {
+            std::fs::write(path, trace.folded())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("folded stacks: {}", path.display());
+        }
+        if let Some(path) = &self.svg {
+            write_flamegraph(&trace, path, &self.functions.join(", "))?;
+            eprintln!("flame graph: {}", path.display());
+        }
+        Ok(())
+    }
+}
+
+/// Function name → tree-relative source file, through System.map and
+/// `addr2line` on vmlinux's DWARF.
+fn source_files(ctx: &Ctx, p: &Prepared, names: &[String]) -> Result<HashMap<String, String>> {
+    let wanted: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+    let map = fsutil::read_to_string(&p.build_dir.join("System.map"))?;
+    let mut addresses = Vec::new();
+    let mut order = Vec::new();
+    for line in map.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if matches!(kind, "t" | "T" | "W" | "w")
+            && wanted.contains(name)
+            && !order.contains(&name.to_string())
+        {
+            addresses.push(format!("0x{addr}"));
+            order.push(name.to_string());
+        }
+    }
+    let mut out = HashMap::new();
+    if addresses.is_empty() {
+        return Ok(out);
+    }
+    let vmlinux = p.build_dir.join("vmlinux");
+    let output = ctx
+        .exec
+        .query(cmd!(ctx.exec.sh(), "addr2line -e {vmlinux} {addresses...}"))?;
+    let prefix = format!("{}/", p.tree.path.display());
+    for (name, line) in order
+        .into_iter()
+        .zip(String::from_utf8_lossy(&output.stdout).lines())
+    {
+        let file = line.split(':').next().unwrap_or("");
+        let rel = file
+            .strip_prefix(&prefix)
+            .unwrap_or(file)
+            .trim_start_matches("./");
+        out.insert(name, rel.to_string());
+    }
+    Ok(out)
+}
+
+fn write_flamegraph(trace: &Trace, path: &PathBuf, title: &str) -> Result<()> {
+    let folded = trace.folded();
+    let mut options = inferno::flamegraph::Options::default();
+    options.title = format!("ftrace: {title}");
+    options.count_name = if folded.is_empty() {
+        "calls".into()
+    } else {
+        "ns".into()
+    };
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    inferno::flamegraph::from_lines(&mut options, folded.lines(), std::io::BufWriter::new(file))
+        .map_err(|e| anyhow::anyhow!("flame graph: {e}"))
+}
+
+fn nearest<'a>(name: &str, names: &[&'a str], count: usize) -> Vec<&'a str> {
+    let mut scored: Vec<(usize, &str)> =
+        names.iter().map(|n| (edit_distance(name, n), *n)).collect();
+    scored.sort();
+    scored.dedup();
+    scored.into_iter().take(count).map(|(_, n)| n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_names() {
+        let names = [
+            "tcp_sendmsg",
+            "tcp_sendmsg_locked",
+            "udp_sendmsg",
+            "tcp_recvmsg",
+        ];
+        assert_eq!(
+            nearest("tcp_sendmsgg", &names, 2),
+            ["tcp_sendmsg", "udp_sendmsg"]
+        );
+    }
+}

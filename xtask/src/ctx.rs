@@ -1,0 +1,151 @@
+//! What every command works on: [`Ctx`] (where things are, and the
+//! executor) and [`Prepared`] (a profile resolved against a kernel tree, an
+//! architecture, a compiler and a build directory). It uses `kernel`,
+//! `spec` and `util`; the layers above take these two values.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::{
+    kernel::{kconfig::Kconfig, tree::KernelTree},
+    spec::{arch::Arch, policy::Policy, profile::Profile, profile::Profiles, toolchain::Toolchain},
+    util::{exec::Exec, fsutil},
+};
+
+/// Where the global flags point, before anything is read.
+pub struct Global {
+    pub kernel: Option<PathBuf>,
+    pub profiles: Option<PathBuf>,
+    pub arch: Option<String>,
+    pub dry_run: bool,
+    pub verbose: bool,
+}
+
+/// What every command needs: where things are, and the executor.
+pub struct Ctx {
+    pub root: PathBuf,
+    pub kernel_dir: PathBuf,
+    pub profiles_path: PathBuf,
+    pub arch_name: String,
+    pub exec: Exec,
+}
+
+/// Which profile, compiler and build directory a command works on.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub profile: Option<String>,
+    pub build_dir: Option<PathBuf>,
+    pub cc: Option<Toolchain>,
+}
+
+impl Ctx {
+    pub fn new(global: &Global) -> Result<Ctx> {
+        let root = project_root();
+        let cwd = std::env::current_dir()?;
+        let kernel_dir = match &global.kernel {
+            Some(dir) => cwd.join(dir),
+            None => root.join("kernel"),
+        };
+        let profiles_path = match &global.profiles {
+            Some(path) => cwd.join(path),
+            None => root.join("study/study.toml"),
+        };
+        Ok(Ctx {
+            root,
+            kernel_dir,
+            profiles_path,
+            arch_name: global
+                .arch
+                .clone()
+                .unwrap_or_else(|| Arch::host().to_string()),
+            exec: Exec::new(global.dry_run, global.verbose)?,
+        })
+    }
+
+    pub fn study_dir(&self) -> PathBuf {
+        self.root.join("study")
+    }
+
+    pub fn profiles(&self) -> Result<Profiles> {
+        Profiles::load(&self.profiles_path)
+    }
+
+    pub fn tree(&self) -> Result<KernelTree> {
+        KernelTree::open(&self.kernel_dir)
+    }
+
+    pub fn arch(&self) -> Result<Arch> {
+        Arch::load(&self.study_dir(), &self.arch_name)
+    }
+
+    pub fn policy(&self) -> Result<Policy> {
+        Policy::load(&self.study_dir().join("fallback.toml"))
+    }
+
+    /// `--build-dir`, made absolute, or `build/NAME` at the repo root.
+    pub fn build_dir(&self, explicit: Option<&Path>, name: &str) -> PathBuf {
+        match explicit {
+            Some(dir) if dir.is_absolute() => dir.to_path_buf(),
+            Some(dir) => std::env::current_dir().unwrap_or_default().join(dir),
+            None => self.root.join("build").join(name),
+        }
+    }
+}
+
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ has a parent")
+        .to_path_buf()
+}
+
+/// A profile resolved against a kernel tree, an architecture and a build dir.
+pub struct Prepared {
+    pub profile: Profile,
+    pub tree: KernelTree,
+    pub arch: Arch,
+    pub build_dir: PathBuf,
+    pub policy: Policy,
+    /// The compiler family; also the key for known exceptions.
+    pub compiler: Toolchain,
+}
+
+impl Prepared {
+    pub fn new(ctx: &Ctx, target: &Target) -> Result<Prepared> {
+        let profiles = ctx.profiles()?;
+        let profile = profiles.get(target.profile.as_deref())?.clone();
+        let tree = ctx.tree()?;
+        let arch = ctx.arch()?;
+        let compiler = target.cc.unwrap_or(profile.cc);
+        let profile = profile.with_compiler(compiler);
+        let dir_name = match compiler {
+            Toolchain::Gcc => profile.name.clone(),
+            other => format!("{}-{other}", profile.name),
+        };
+        let build_dir = ctx.build_dir(target.build_dir.as_deref(), &dir_name);
+        Ok(Prepared {
+            profile,
+            tree,
+            arch,
+            build_dir,
+            policy: ctx.policy()?,
+            compiler,
+        })
+    }
+
+    /// The build dir's `.config`, parsed.
+    pub fn config(&self) -> Result<Kconfig> {
+        let path = self.build_dir.join(".config");
+        Kconfig::parse(&path, &fsutil::read_to_string(&path)?)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.build_dir.join(".study")
+    }
+
+    /// The boot image this build produces.
+    pub fn image(&self) -> PathBuf {
+        self.build_dir.join(&self.arch.image)
+    }
+}

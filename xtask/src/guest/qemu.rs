@@ -1,0 +1,334 @@
+//! Pure builders for the QEMU command line and the kernel command line:
+//! the host's root over virtio-9p (as virtme does) or a busybox initramfs,
+//! the accelerator, a loopback-only gdb stub.
+
+use std::path::{Path, PathBuf};
+
+use xshell::{Cmd, Shell};
+
+use crate::spec::arch::Arch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Root {
+    /// The host's `/`, read-only, over virtio-9p.
+    HostNineP,
+    /// A cpio initramfs (busybox) instead of a 9p root.
+    Initramfs(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guest {
+    pub image: PathBuf,
+    pub accel: Accel,
+    pub mem: String,
+    pub cpus: u32,
+    pub root: Root,
+    /// The guest's init, a path on the root filesystem.
+    pub init: String,
+    /// The job file for init, a path on the root filesystem.
+    pub job: Option<String>,
+    /// A writable host directory, mounted by tag `study-out` in the guest.
+    pub out_dir: Option<PathBuf>,
+    pub gdb_port: Option<u16>,
+    pub wait_gdb: bool,
+    /// Keep kernel messages on the console (no `quiet`).
+    pub verbose: bool,
+    pub interactive: bool,
+    pub append: Vec<String>,
+    pub qemu_args: Vec<String>,
+    /// Host paths the guest must see (the repository, the working
+    /// directory, the build dir), even under the tmpfs init mounts.
+    pub keep: Vec<PathBuf>,
+}
+
+/// Where init mounts a tmpfs over the host's directory.
+const SHADOWED: [&str; 4] = ["/tmp", "/run", "/root", "/var"];
+
+/// The `keep` paths that a tmpfs would hide, without any path whose
+/// ancestor is already kept.
+pub fn shadowed(keep: &[PathBuf]) -> Vec<PathBuf> {
+    let mut under: Vec<&PathBuf> = keep
+        .iter()
+        .filter(|p| {
+            SHADOWED
+                .iter()
+                .any(|d| p.starts_with(d) && p.as_path() != Path::new(d))
+        })
+        .collect();
+    under.sort();
+    under.dedup();
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in under {
+        if !out.iter().any(|kept| p.starts_with(kept)) {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+pub const OUT_TAG: &str = "study-out";
+
+/// The kernel command line.
+pub fn kernel_cmdline(arch: &Arch, guest: &Guest) -> String {
+    let mut words = vec![format!("console={}", arch.qemu.console)];
+    match &guest.root {
+        Root::HostNineP => {
+            words.push("root=/dev/root".into());
+            words.push("rootfstype=9p".into());
+            words.push("rootflags=trans=virtio,version=9p2000.L,msize=524288,access=any".into());
+            words.push("ro".into());
+        }
+        Root::Initramfs(_) => words.push("rdinit=/init".into()),
+    }
+    if matches!(guest.root, Root::HostNineP) {
+        words.push(format!("init={}", guest.init));
+    }
+    if let Some(job) = &guest.job {
+        words.push(format!("study.job={job}"));
+    }
+    let keep: Vec<String> = shadowed(&guest.keep)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    if !keep.is_empty() && guest.root == Root::HostNineP {
+        words.push(format!("study.keep={}", keep.join(",")));
+    }
+    // A panic reboots at once, and -no-reboot turns that into QEMU exiting.
+    words.push("panic=-1".into());
+    if guest.gdb_port.is_some() {
+        words.push("nokaslr".into());
+    }
+    if !guest.verbose {
+        // Panics (level 0) still print; routine errors do not mix with the
+        // command's output.
+        words.push("quiet".into());
+        words.push("loglevel=2".into());
+    }
+    words.extend(guest.append.iter().cloned());
+    words.join(" ")
+}
+
+/// The QEMU command line.
+pub fn qemu_command<'a>(sh: &'a Shell, arch: &Arch, guest: &Guest) -> Cmd<'a> {
+    let q = &arch.qemu;
+    let cpu = match guest.accel {
+        Accel::Kvm => &q.cpu_kvm,
+        Accel::Tcg => &q.cpu_tcg,
+    };
+    let mut cmd = sh
+        .cmd(&q.binary)
+        .args(["-machine", &q.machine])
+        .args(["-accel", guest.accel.name()])
+        .args(["-cpu", cpu])
+        .args(["-m", &guest.mem])
+        .args(["-smp".to_string(), guest.cpus.to_string()])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ]);
+    cmd = if guest.interactive {
+        // Ctrl-A X quits; Ctrl-C goes to the guest.
+        cmd.args(["-serial", "mon:stdio"])
+    } else {
+        cmd.args([
+            "-chardev",
+            "stdio,id=console,signal=off",
+            "-serial",
+            "chardev:console",
+        ])
+    };
+    cmd = cmd.args(["-kernel".to_string(), guest.image.display().to_string()]);
+    match &guest.root {
+        Root::HostNineP => {
+            cmd = cmd
+                .args([
+                    "-fsdev",
+                    "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
+                ])
+                .args([
+                    "-device".to_string(),
+                    format!("{},fsdev=root,mount_tag=/dev/root", q.virtio_9p),
+                ]);
+        }
+        Root::Initramfs(path) => {
+            cmd = cmd.args(["-initrd".to_string(), path.display().to_string()])
+        }
+    }
+    if let Some(out) = &guest.out_dir {
+        cmd = cmd
+            .args([
+                "-fsdev".to_string(),
+                format!("local,id=out,path={},security_model=none", out.display()),
+            ])
+            .args([
+                "-device".to_string(),
+                format!("{},fsdev=out,mount_tag={OUT_TAG}", q.virtio_9p),
+            ]);
+    }
+    if let Some(port) = guest.gdb_port {
+        // Loopback only: `-s` would offer a kernel debugger to the network.
+        cmd = cmd.args(["-gdb".to_string(), format!("tcp:127.0.0.1:{port}")]);
+        if guest.wait_gdb {
+            cmd = cmd.arg("-S");
+        }
+    }
+    cmd.args(["-append".to_string(), kernel_cmdline(arch, guest)])
+        .args(guest.qemu_args.iter().cloned())
+}
+
+/// The job file init reads: NUL-separated working directory and argv.
+pub fn job_text(cwd: &Path, argv: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(cwd.display().to_string().as_bytes());
+    for arg in argv {
+        out.push(0);
+        out.extend_from_slice(arg.as_bytes());
+    }
+    out.push(0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::exec::cmd_text;
+
+    fn arch() -> Arch {
+        let study = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .join("study");
+        Arch::load(&study, "x86_64").unwrap()
+    }
+
+    fn guest() -> Guest {
+        Guest {
+            image: "/b/tiny/arch/x86/boot/bzImage".into(),
+            accel: Accel::Tcg,
+            mem: "1G".into(),
+            cpus: 1,
+            root: Root::HostNineP,
+            init: "/t/study-init".into(),
+            job: Some("/b/tiny/.study/run/job".into()),
+            out_dir: None,
+            gdb_port: None,
+            wait_gdb: false,
+            verbose: false,
+            interactive: false,
+            append: vec![],
+            qemu_args: vec![],
+            keep: vec!["/work/repo".into()],
+        }
+    }
+
+    #[test]
+    fn tcg_batch_run() {
+        assert_eq!(
+            cmd_text(qemu_command(&Shell::new().unwrap(), &arch(), &guest())),
+            "qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m 1G -smp 1 -nodefaults -no-user-config \
+             -display none -no-reboot -chardev stdio,id=console,signal=off -serial chardev:console \
+             -kernel /b/tiny/arch/x86/boot/bzImage \
+             -fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap \
+             -device virtio-9p-pci,fsdev=root,mount_tag=/dev/root \
+             -append 'console=ttyS0 root=/dev/root rootfstype=9p \
+             rootflags=trans=virtio,version=9p2000.L,msize=524288,access=any ro init=/t/study-init \
+             study.job=/b/tiny/.study/run/job panic=-1 quiet loglevel=2'"
+        );
+    }
+
+    #[test]
+    fn kvm_interactive_with_gdb_and_extras() {
+        let g = Guest {
+            accel: Accel::Kvm,
+            mem: "2G".into(),
+            cpus: 2,
+            job: None,
+            gdb_port: Some(1234),
+            wait_gdb: true,
+            verbose: true,
+            interactive: true,
+            out_dir: Some("/b/out".into()),
+            append: vec!["loglevel=8".into()],
+            qemu_args: vec!["-device".into(), "virtio-rng-pci".into()],
+            ..guest()
+        };
+        assert_eq!(
+            cmd_text(qemu_command(&Shell::new().unwrap(), &arch(), &g)),
+            "qemu-system-x86_64 -machine q35 -accel kvm -cpu host -m 2G -smp 2 -nodefaults -no-user-config \
+             -display none -no-reboot -serial mon:stdio -kernel /b/tiny/arch/x86/boot/bzImage \
+             -fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap \
+             -device virtio-9p-pci,fsdev=root,mount_tag=/dev/root \
+             -fsdev local,id=out,path=/b/out,security_model=none -device virtio-9p-pci,fsdev=out,mount_tag=study-out \
+             -gdb tcp:127.0.0.1:1234 -S \
+             -append 'console=ttyS0 root=/dev/root rootfstype=9p \
+             rootflags=trans=virtio,version=9p2000.L,msize=524288,access=any ro init=/t/study-init \
+             panic=-1 nokaslr loglevel=8' -device virtio-rng-pci"
+        );
+    }
+
+    #[test]
+    fn initramfs_root() {
+        let g = Guest {
+            root: Root::Initramfs("/b/initramfs.cpio".into()),
+            job: None,
+            ..guest()
+        };
+        let shell = cmd_text(qemu_command(&Shell::new().unwrap(), &arch(), &g));
+        assert!(
+            shell.contains(
+                " -initrd /b/initramfs.cpio -append 'console=ttyS0 rdinit=/init panic=-1 quiet loglevel=2'"
+            ),
+            "{shell}"
+        );
+        assert!(!shell.contains("9p"), "{shell}");
+    }
+
+    #[test]
+    fn paths_under_a_tmpfs_are_kept_visible() {
+        let keep: Vec<PathBuf> = [
+            "/tmp/clone",
+            "/tmp/clone/build/tiny",
+            "/root/src",
+            "/work/x",
+            "/tmp",
+            "/variable/y",
+        ]
+        .map(PathBuf::from)
+        .to_vec();
+        assert_eq!(
+            shadowed(&keep),
+            ["/root/src", "/tmp/clone"].map(PathBuf::from)
+        );
+        let g = Guest { keep, ..guest() };
+        assert!(kernel_cmdline(&arch(), &g).contains(" study.keep=/root/src,/tmp/clone "));
+    }
+
+    #[test]
+    fn job_file_format() {
+        assert_eq!(
+            job_text(
+                Path::new("/w"),
+                &["sh".into(), "-c".into(), "exit 7".into()]
+            ),
+            b"/w\0sh\0-c\0exit 7\0"
+        );
+    }
+}

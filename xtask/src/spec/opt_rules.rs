@@ -1,0 +1,337 @@
+//! Optimization rules: a default level and per-path levels, resolved by the
+//! most specific path, and rendered as the make fragment that carries them to
+//! the compiler.
+//!
+//! The fragment lives in the build directory and reaches Kbuild through
+//! `make --eval='include FILE'`: GNU make passes `--eval` to every sub-make
+//! through MAKEFLAGS, so no tracked Makefile is edited. It sets target- and
+//! pattern-specific variables; Kbuild records each object's command line in
+//! its `.cmd` file, so a changed rule rebuilds exactly the objects it covers.
+
+use std::{fmt, str::FromStr};
+
+use crate::spec::origin::Origin;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    O0,
+    O1,
+    Og,
+    O2,
+    O3,
+    Os,
+}
+
+impl Level {
+    pub const ALL: [Level; 6] = [
+        Level::O0,
+        Level::O1,
+        Level::Og,
+        Level::O2,
+        Level::O3,
+        Level::Os,
+    ];
+
+    pub fn flag(self) -> &'static str {
+        match self {
+            Level::O0 => "-O0",
+            Level::O1 => "-O1",
+            Level::Og => "-Og",
+            Level::O2 => "-O2",
+            Level::O3 => "-O3",
+            Level::Os => "-Os",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        &self.flag()[1..]
+    }
+
+    /// The level a gcc or clang `-O` flag selects (the last one wins).
+    pub fn from_flag(flag: &str) -> Option<Level> {
+        match flag {
+            "-O0" => Some(Level::O0),
+            "-O1" | "-O" => Some(Level::O1),
+            "-Og" => Some(Level::Og),
+            "-O2" => Some(Level::O2),
+            "-O3" => Some(Level::O3),
+            "-Os" | "-Oz" => Some(Level::Os),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Level {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Level, String> {
+        Level::ALL
+            .into_iter()
+            .find(|l| l.name() == s)
+            .ok_or_else(|| {
+                let valid: Vec<&str> = Level::ALL.iter().map(|l| l.name()).collect();
+                format!(
+                    "unknown optimization level \"{s}\"; valid: {}",
+                    valid.join(", ")
+                )
+            })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// A directory (`net/core`) or a C file (`net/socket.c`), tree-relative.
+    pub path: String,
+    pub level: Level,
+    pub origin: Origin,
+}
+
+impl Rule {
+    pub fn is_file(&self) -> bool {
+        self.path.ends_with(".c") || self.path.ends_with(".S")
+    }
+
+    /// How many path components deep the rule is: deeper is more specific.
+    fn depth(&self) -> usize {
+        self.path.split('/').count() + usize::from(self.is_file())
+    }
+
+    fn covers(&self, source: &str) -> bool {
+        if self.is_file() {
+            return source == self.path;
+        }
+        source
+            .strip_prefix(&self.path)
+            .is_some_and(|rest| rest.starts_with('/'))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptRules {
+    pub default: Level,
+    /// Sorted from the least to the most specific.
+    pub rules: Vec<Rule>,
+}
+
+impl OptRules {
+    pub fn new(default: Level, mut rules: Vec<Rule>) -> OptRules {
+        rules.sort_by(|a, b| a.depth().cmp(&b.depth()).then_with(|| a.path.cmp(&b.path)));
+        OptRules { default, rules }
+    }
+
+    /// The rule that decides `source` (a tree-relative `.c` path), if any.
+    pub fn rule_for(&self, source: &str) -> Option<&Rule> {
+        self.rules.iter().rev().find(|r| r.covers(source))
+    }
+
+    pub fn level_for(&self, source: &str) -> Level {
+        self.rule_for(source).map_or(self.default, |r| r.level)
+    }
+}
+
+/// Flags for one object beyond its rule: a fallback or a known exception.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectFlags {
+    /// Tree-relative object path, e.g. `mm/page_alloc.o`.
+    pub object: String,
+    pub cflags: Vec<String>,
+    pub why: String,
+}
+
+/// The make targets one source path stands for: the object, and the `.s` and
+/// `.i` Kbuild makes from the same flags (`make net/ipv4/tcp.s`).
+fn targets(stem: &str) -> String {
+    format!("{stem}.o {stem}.s {stem}.i")
+}
+
+/// The make fragment for a profile's rules plus per-object flags.
+///
+/// Precedence follows GNU make: pattern-specific values with shorter stems
+/// (more specific directories) are applied after longer ones, and
+/// target-specific values after all patterns, so one `study-cflags` value,
+/// the most specific, reaches each object.
+pub fn render_makefile(
+    profile: &str,
+    rules: &OptRules,
+    objects: &[ObjectFlags],
+    extra_kcflags: &[String],
+) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "# Generated by `cargo xtask config` for profile `{profile}`; do not edit.\n\
+         # Kbuild reads it through `make --eval='include <this file>'`, which GNU make\n\
+         # passes to every sub-make. Kbuild records each object's command line in its\n\
+         # .cmd file, so a changed line here rebuilds exactly the objects it covers.\n\n"
+    ));
+    let kcflags: Vec<String> = std::iter::once(rules.default.flag().to_string())
+        .chain(extra_kcflags.iter().cloned())
+        .collect();
+    out.push_str(&format!(
+        "# The default level, for the whole kernel.\nKCFLAGS := {}\n",
+        kcflags.join(" ")
+    ));
+    if !rules.rules.is_empty() {
+        out.push_str("\n# Rules from the profile, least specific first.\n");
+    }
+    for rule in &rules.rules {
+        let stem = if rule.is_file() {
+            targets(&rule.path[..rule.path.len() - 2])
+        } else {
+            targets(&format!("{}/%", rule.path))
+        };
+        out.push_str(&format!(
+            "{stem}: private study-cflags := {}\n",
+            rule.level.flag()
+        ));
+    }
+    if !objects.is_empty() {
+        out.push_str("\n# Per-object flags: known exceptions and recorded fallbacks.\n");
+    }
+    for object in objects {
+        let stem = object.object.strip_suffix(".o").unwrap_or(&object.object);
+        out.push_str(&format!("# {}\n", object.why.replace('\n', " ")));
+        out.push_str(&format!(
+            "{}: private study-cflags := {}\n",
+            targets(stem),
+            object.cflags.join(" ")
+        ));
+    }
+    out.push_str("\n%.o %.s %.i: private ccflags-y += $(study-cflags)\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use expect_test::expect;
+
+    use super::*;
+
+    fn rule(path: &str, level: Level) -> Rule {
+        let origin = Origin {
+            file: PathBuf::from("study.toml"),
+            line: 1,
+            column: 1,
+        };
+        Rule {
+            path: path.into(),
+            level,
+            origin,
+        }
+    }
+
+    fn sample() -> OptRules {
+        OptRules::new(
+            Level::Og,
+            vec![
+                rule("net/core/sock.c", Level::Og),
+                rule("net", Level::O2),
+                rule("net/core", Level::O0),
+                rule("net/socket.c", Level::O0),
+            ],
+        )
+    }
+
+    #[test]
+    fn most_specific_rule_wins() {
+        let rules = sample();
+        assert_eq!(rules.level_for("mm/memory.c"), Level::Og);
+        assert_eq!(rules.level_for("net/ipv4/tcp.c"), Level::O2);
+        assert_eq!(rules.level_for("net/core/dev.c"), Level::O0);
+        assert_eq!(rules.level_for("net/core/sub/x.c"), Level::O0);
+        assert_eq!(rules.level_for("net/core/sock.c"), Level::Og);
+        assert_eq!(rules.level_for("net/socket.c"), Level::O0);
+        // A prefix is not a parent directory.
+        assert_eq!(rules.level_for("network/x.c"), Level::Og);
+        assert_eq!(rules.level_for("net/core2/x.c"), Level::O2);
+    }
+
+    #[test]
+    fn makefile_text() {
+        let objects = vec![ObjectFlags {
+            object: "mm/page_alloc.o".into(),
+            cflags: vec!["-O2".into()],
+            why: "fallback from Og: BUILD_BUG()".into(),
+        }];
+        expect![[r#"
+            # Generated by `cargo xtask config` for profile `study`; do not edit.
+            # Kbuild reads it through `make --eval='include <this file>'`, which GNU make
+            # passes to every sub-make. Kbuild records each object's command line in its
+            # .cmd file, so a changed line here rebuilds exactly the objects it covers.
+
+            # The default level, for the whole kernel.
+            KCFLAGS := -Og
+
+            # Rules from the profile, least specific first.
+            net/%.o net/%.s net/%.i: private study-cflags := -O2
+            net/core/%.o net/core/%.s net/core/%.i: private study-cflags := -O0
+            net/socket.o net/socket.s net/socket.i: private study-cflags := -O0
+            net/core/sock.o net/core/sock.s net/core/sock.i: private study-cflags := -Og
+
+            # Per-object flags: known exceptions and recorded fallbacks.
+            # fallback from Og: BUILD_BUG()
+            mm/page_alloc.o mm/page_alloc.s mm/page_alloc.i: private study-cflags := -O2
+
+            %.o %.s %.i: private ccflags-y += $(study-cflags)
+        "#]]
+        .assert_eq(&render_makefile("study", &sample(), &objects, &[]));
+    }
+
+    /// Runs the real GNU make on the generated text, the way Kbuild's
+    /// sub-makes see it, and checks that each object gets the flags
+    /// `level_for` promises.
+    #[test]
+    fn real_make_applies_the_most_specific_rule() {
+        let dir = std::env::temp_dir().join(format!("opt-rules-make-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let objects = vec![ObjectFlags {
+            object: "net/core/dev.o".into(),
+            cflags: vec!["-Og".into(), "-U__OPTIMIZE__".into()],
+            why: "test".into(),
+        }];
+        std::fs::write(
+            dir.join("study.mk"),
+            render_makefile("t", &sample(), &objects, &[]),
+        )
+        .unwrap();
+        // Like scripts/Makefile.build: ccflags-y is reset, then appended to.
+        std::fs::write(
+            dir.join("Makefile"),
+            "ccflags-y := -Ikbuild\n%.o %.s:\n\t@echo $@: $(KCFLAGS) $(ccflags-y)\n",
+        )
+        .unwrap();
+        let output = std::process::Command::new("make")
+            .current_dir(&dir)
+            .args(["-s", "--eval=include study.mk"])
+            .args([
+                "mm/memory.o",
+                "net/ipv4/tcp.o",
+                "net/core/sock.o",
+                "net/core/dev.o",
+            ])
+            .args(["net/core/skbuff.o", "net/socket.s"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        expect![[r#"
+            mm/memory.o: -Og -Ikbuild
+            net/ipv4/tcp.o: -Og -Ikbuild -O2
+            net/core/sock.o: -Og -Ikbuild -Og
+            net/core/dev.o: -Og -Ikbuild -Og -U__OPTIMIZE__
+            net/core/skbuff.o: -Og -Ikbuild -O0
+            net/socket.s: -Og -Ikbuild -O0
+        "#]]
+        .assert_eq(&String::from_utf8_lossy(&output.stdout));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,256 @@
+//! The fallback policy (study/fallback.toml): the ladder of steps an object
+//! climbs when it does not build at its level, the failure classes that say
+//! which step fixes an error, and the known exceptions per kernel series and
+//! compiler.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context, Result};
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::spec::{opt_rules::Level, origin::toml_error};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPolicy {
+    ladder: Vec<String>,
+    #[serde(default)]
+    step: BTreeMap<String, RawStep>,
+    #[serde(default)]
+    class: Vec<RawClass>,
+    #[serde(default)]
+    known: BTreeMap<String, BTreeMap<String, BTreeMap<String, RawKnown>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawStep {
+    level: String,
+    #[serde(default)]
+    cflags: Vec<String>,
+    checks_off: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawClass {
+    name: String,
+    pattern: String,
+    to: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawKnown {
+    from: String,
+    to: String,
+    why: String,
+}
+
+/// One rung of the ladder: a level plus extra flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub name: String,
+    pub level: Level,
+    pub extra: Vec<String>,
+    /// Compile-time checks this step turns off, for the report and README.
+    pub checks_off: Option<String>,
+}
+
+impl Step {
+    pub fn cflags(&self) -> Vec<String> {
+        std::iter::once(self.level.flag().to_string())
+            .chain(self.extra.iter().cloned())
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+pub struct Class {
+    pub name: String,
+    pub pattern: Regex,
+    pub to: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub from: String,
+    pub to: String,
+    pub why: String,
+}
+
+#[derive(Debug)]
+pub struct Policy {
+    pub ladder: Vec<Step>,
+    pub classes: Vec<Class>,
+    /// series -> compiler -> object -> exception
+    known: BTreeMap<String, BTreeMap<String, BTreeMap<String, Known>>>,
+    pub path: PathBuf,
+}
+
+impl Policy {
+    pub fn load(path: &Path) -> Result<Policy> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Policy::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Policy> {
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+        let mut ladder = Vec::new();
+        for name in &raw.ladder {
+            let step = match raw.step.get(name) {
+                Some(s) => Step {
+                    name: name.clone(),
+                    level: s
+                        .level
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("{}: [step.{name}]: {e}", path.display()))?,
+                    extra: s.cflags.clone(),
+                    checks_off: s.checks_off.clone(),
+                },
+                None => Step {
+                    name: name.clone(),
+                    level: name.parse().map_err(|e| {
+                        anyhow::anyhow!(
+                            "{}: ladder step \"{name}\" is no level and has no [step.{name}]: {e}",
+                            path.display()
+                        )
+                    })?,
+                    extra: Vec::new(),
+                    checks_off: None,
+                },
+            };
+            ladder.push(step);
+        }
+        let policy_step = |name: &str, context: &str| -> Result<()> {
+            if !raw.ladder.iter().any(|s| s == name) {
+                bail!(
+                    "{}: {context}: \"{name}\" is not on the ladder ({})",
+                    path.display(),
+                    raw.ladder.join(", ")
+                );
+            }
+            Ok(())
+        };
+        let mut classes = Vec::new();
+        for class in raw.class {
+            policy_step(&class.to, &format!("class {}", class.name))?;
+            let pattern = Regex::new(&class.pattern).with_context(|| {
+                format!("{}: class {}: bad pattern", path.display(), class.name)
+            })?;
+            classes.push(Class {
+                name: class.name,
+                pattern,
+                to: class.to,
+            });
+        }
+        let mut known = BTreeMap::new();
+        for (series, compilers) in raw.known {
+            for (compiler, objects) in compilers {
+                for (object, k) in objects {
+                    policy_step(&k.from, &object)?;
+                    policy_step(&k.to, &object)?;
+                    known
+                        .entry(series.clone())
+                        .or_insert_with(BTreeMap::new)
+                        .entry(compiler.clone())
+                        .or_insert_with(BTreeMap::new)
+                        .insert(
+                            object,
+                            Known {
+                                from: k.from,
+                                to: k.to,
+                                why: k.why,
+                            },
+                        );
+                }
+            }
+        }
+        Ok(Policy {
+            ladder,
+            classes,
+            known,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.ladder.iter().find(|s| s.name == name)
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.ladder.iter().position(|s| s.name == name)
+    }
+
+    /// The step to move to after failing at `current` with `error`: the
+    /// class's step when the error matches one above `current`, else the
+    /// next rung. `None` at the top of the ladder.
+    pub fn next_step(&self, current: &str, error: &str) -> Option<(&Step, Option<&str>)> {
+        let here = self.position(current)?;
+        for class in &self.classes {
+            if class.pattern.is_match(error) {
+                let to = self.position(&class.to).expect("checked at load");
+                if to > here {
+                    return Some((&self.ladder[to], Some(&class.name)));
+                }
+            }
+        }
+        self.ladder.get(here + 1).map(|s| (s, None))
+    }
+
+    pub fn known(&self, series: &str, compiler: &str) -> Option<&BTreeMap<String, Known>> {
+        self.known.get(series)?.get(compiler)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        Policy::load(&root.join("study/fallback.toml")).unwrap()
+    }
+
+    #[test]
+    fn shipped_policy_loads() {
+        let p = policy();
+        let names: Vec<&str> = p.ladder.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["O0", "Og", "Og-nocheck", "O2"]);
+        assert_eq!(
+            p.step("Og-nocheck").unwrap().cflags(),
+            ["-Og", "-U__OPTIMIZE__", "-Wno-return-type"]
+        );
+        assert_eq!(p.known("6.12", "gcc").unwrap().len(), 41);
+    }
+
+    #[test]
+    fn errors_pick_their_step() {
+        let p = policy();
+        let minmax =
+            "include/linux/compiler_types.h:517:45: error: call to '__compiletime_assert_597' \
+                      declared with attribute error: min(size, 4096) signedness error";
+        let (step, class) = p.next_step("Og", minmax).unwrap();
+        assert_eq!(
+            (step.name.as_str(), class),
+            ("Og-nocheck", Some("minmax-signedness"))
+        );
+        let copy =
+            "./include/linux/thread_info.h:259:25: error: call to '__bad_copy_to' declared with \
+                    attribute error: copy destination size is too small";
+        assert_eq!(p.next_step("Og", copy).unwrap().0.name, "O2");
+        assert_eq!(p.next_step("Og-nocheck", copy).unwrap().0.name, "O2");
+        // An unknown error climbs one rung; a class below the current step does too.
+        assert_eq!(
+            p.next_step("O0", "error: something new").unwrap().0.name,
+            "Og"
+        );
+        assert_eq!(p.next_step("Og-nocheck", minmax).unwrap().0.name, "O2");
+        assert!(p.next_step("O2", minmax).is_none());
+    }
+}

@@ -1,0 +1,525 @@
+//! `study/study.toml`: the raw serde layer that mirrors the file, resolved
+//! into a typed [`Profile`] with every default filled in. Errors name
+//! file:line:column and the key.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Result};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::spec::{
+    opt_rules::{Level, OptRules, Rule},
+    origin::{origin, toml_error, Origin},
+    toolchain::Toolchain,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawFile {
+    default_profile: Option<Spanned<String>>,
+    optimization: Option<RawOptimization>,
+    #[serde(default)]
+    profile: BTreeMap<String, RawProfile>,
+}
+
+/// Option name → value, each with where it stands in the file.
+type RawOptions = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawProfile {
+    description: Option<String>,
+    base: Option<Spanned<String>>,
+    fragments: Option<Vec<Spanned<String>>>,
+    fragment: Option<Spanned<String>>,
+    options: Option<RawOptions>,
+    optional: Option<Vec<Spanned<String>>>,
+    optimization: Option<RawOptimization>,
+    cc: Option<Spanned<String>>,
+    cc_options: Option<BTreeMap<Spanned<String>, RawOptions>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawOptimization {
+    default: Option<Spanned<String>>,
+    paths: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+}
+
+/// A Kconfig value as the fragment writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KValue {
+    Yes,
+    No,
+    Module,
+    Number(i64),
+    Hex(String),
+    Str(String),
+}
+
+impl KValue {
+    /// The text after `CONFIG_X=` in a `.config`; `n` for "is not set".
+    pub fn config_text(&self) -> String {
+        match self {
+            KValue::Yes => "y".into(),
+            KValue::No => "n".into(),
+            KValue::Module => "m".into(),
+            KValue::Number(n) => n.to_string(),
+            KValue::Hex(h) => h.clone(),
+            KValue::Str(s) => format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigOption {
+    pub name: String,
+    pub value: KValue,
+    pub optional: bool,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    /// A make target that writes a whole `.config`: `defconfig`, `tinyconfig`.
+    pub base: String,
+    /// In-tree fragments (`kernel/configs/*.config`, `arch/*/configs/*.config`).
+    pub fragments: Vec<String>,
+    /// The file name of the generated fragment under `kernel/configs/`.
+    pub fragment: String,
+    pub options: Vec<ConfigOption>,
+    pub rules: OptRules,
+    /// The compiler family, unless `--cc` says otherwise.
+    pub cc: Toolchain,
+    /// More options when building with one compiler, over `options`.
+    pub cc_options: BTreeMap<Toolchain, Vec<ConfigOption>>,
+    /// The study.toml this profile came from.
+    pub source: PathBuf,
+}
+
+impl Profile {
+    /// `options` with the ones for `cc` laid over them.
+    pub fn with_compiler(mut self, cc: Toolchain) -> Profile {
+        for extra in self.cc_options.get(&cc).cloned().unwrap_or_default() {
+            self.options.retain(|o| o.name != extra.name);
+            self.options.push(extra);
+        }
+        self
+    }
+}
+
+pub struct Profiles {
+    pub default: String,
+    pub profiles: BTreeMap<String, Profile>,
+    pub path: PathBuf,
+}
+
+impl Profiles {
+    pub fn load(path: &Path) -> Result<Profiles> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read the profiles: {e}", path.display()))?;
+        Profiles::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Profiles> {
+        let at = |span: std::ops::Range<usize>| origin(path, text, span.start);
+        let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+
+        let shared_rules = match raw.optimization {
+            Some(opt) => Some(resolve_rules(opt, &at)?),
+            None => None,
+        };
+
+        let mut profiles = BTreeMap::new();
+        for (name, raw_profile) in raw.profile {
+            let profile = resolve_profile(path, &name, raw_profile, shared_rules.as_ref(), &at)?;
+            profiles.insert(name, profile);
+        }
+        if profiles.is_empty() {
+            bail!(
+                "{}: no [profile.NAME] table; add one, e.g. [profile.study]",
+                path.display()
+            );
+        }
+        let default = match raw.default_profile {
+            Some(name) => {
+                if !profiles.contains_key(name.get_ref()) {
+                    bail!(
+                        "{}: default-profile = \"{}\" names no profile; valid: {}",
+                        at(name.span()),
+                        name.get_ref(),
+                        profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                    );
+                }
+                name.into_inner()
+            }
+            None => profiles
+                .keys()
+                .next()
+                .cloned()
+                .expect("profiles is not empty"),
+        };
+        Ok(Profiles {
+            default,
+            profiles,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The named profile, or the default one.
+    pub fn get(&self, name: Option<&str>) -> Result<&Profile> {
+        let name = name.unwrap_or(&self.default);
+        self.profiles.get(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown profile '{name}' (in {}); valid profiles: {}",
+                self.path.display(),
+                self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+}
+
+fn resolve_profile(
+    path: &Path,
+    name: &str,
+    raw: RawProfile,
+    shared_rules: Option<&OptRules>,
+    at: &dyn Fn(std::ops::Range<usize>) -> Origin,
+) -> Result<Profile> {
+    let table = format!("[profile.{name}]");
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!(
+            "{}: {table}: a profile name is letters, digits, - and _",
+            path.display()
+        );
+    }
+    let base = raw.base.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: {table} has no `base`; add e.g. base = \"defconfig\"",
+            path.display()
+        )
+    })?;
+    let fragment = match raw.fragment {
+        Some(f) => {
+            if !f.get_ref().ends_with(".config") || f.get_ref().contains('/') {
+                bail!(
+                    "{}: fragment = \"{}\": give a file name ending in .config, e.g. \"{name}.config\"",
+                    at(f.span()),
+                    f.get_ref()
+                );
+            }
+            f.into_inner()
+        }
+        None => format!("{name}.config"),
+    };
+
+    let optional: Vec<Spanned<String>> = raw.optional.unwrap_or_default();
+    let mut options = resolve_options(raw.options.unwrap_or_default(), &optional, at)?;
+    let mut cc_options = BTreeMap::new();
+    for (cc, table) in raw.cc_options.unwrap_or_default() {
+        let toolchain: Toolchain = cc.get_ref().parse().map_err(|e| {
+            anyhow::anyhow!(
+                "{}: [profile.{name}.cc-options.{}]: {e}",
+                at(cc.span()),
+                cc.get_ref()
+            )
+        })?;
+        cc_options.insert(toolchain, resolve_options(table, &optional, at)?);
+    }
+    for o in &optional {
+        let bare = o.get_ref().strip_prefix("CONFIG_").unwrap_or(o.get_ref());
+        let known = options
+            .iter()
+            .chain(cc_options.values().flatten())
+            .any(|opt| opt.name == bare);
+        if !known {
+            bail!(
+                "{}: optional names `{}`, which is not in {table}'s options; add it there or remove it",
+                at(o.span()),
+                o.get_ref()
+            );
+        }
+    }
+    options.sort_by_key(|o| o.origin.line);
+
+    let rules = match raw.optimization {
+        Some(opt) => resolve_rules(opt, at)?,
+        None => shared_rules.cloned().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: {table} has no optimization rules; add [optimization] or [profile.{name}.optimization]",
+                path.display()
+            )
+        })?,
+    };
+
+    let cc = match raw.cc {
+        Some(cc) => cc
+            .get_ref()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", at(cc.span())))?,
+        None => Toolchain::Gcc,
+    };
+    Ok(Profile {
+        name: name.to_string(),
+        cc,
+        cc_options,
+        description: raw.description.unwrap_or_default(),
+        base: base.into_inner(),
+        fragments: raw
+            .fragments
+            .unwrap_or_default()
+            .into_iter()
+            .map(Spanned::into_inner)
+            .collect(),
+        fragment,
+        options,
+        rules,
+        source: path.to_path_buf(),
+    })
+}
+
+fn resolve_options(
+    table: RawOptions,
+    optional: &[Spanned<String>],
+    at: &dyn Fn(std::ops::Range<usize>) -> Origin,
+) -> Result<Vec<ConfigOption>> {
+    let mut options = Vec::new();
+    for (key, value) in table {
+        let option_name = key.get_ref();
+        let origin = at(key.span());
+        let bare = option_name.strip_prefix("CONFIG_").unwrap_or(option_name);
+        if bare.is_empty() || !bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            bail!("{origin}: option `{option_name}`: a Kconfig symbol is letters, digits and _");
+        }
+        let value_origin = at(value.span());
+        let value = kvalue(value.into_inner())
+            .map_err(|why| anyhow::anyhow!("{value_origin}: option `{option_name}`: {why}"))?;
+        let is_optional = optional
+            .iter()
+            .any(|o| o.get_ref() == option_name || o.get_ref() == bare);
+        options.push(ConfigOption {
+            name: bare.to_string(),
+            value,
+            optional: is_optional,
+            origin,
+        });
+    }
+    options.sort_by_key(|o| o.origin.line);
+    Ok(options)
+}
+
+fn resolve_rules(
+    raw: RawOptimization,
+    at: &dyn Fn(std::ops::Range<usize>) -> Origin,
+) -> Result<OptRules> {
+    let level = |s: &Spanned<String>| -> Result<Level> {
+        s.get_ref()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", at(s.span())))
+    };
+    let default = match &raw.default {
+        Some(d) => level(d)?,
+        None => Level::Og,
+    };
+    let mut rules = Vec::new();
+    for (path, lvl) in raw.paths.unwrap_or_default() {
+        let origin = at(path.span());
+        let clean = path.get_ref().trim_end_matches('/');
+        let valid = !clean.is_empty()
+            && !clean.starts_with('/')
+            && !clean
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+            && clean
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-./+".contains(c));
+        if !valid {
+            bail!("{origin}: path \"{}\": give a path relative to the kernel tree, e.g. \"net/core\" or \"net/socket.c\"", path.get_ref());
+        }
+        rules.push(Rule {
+            path: clean.to_string(),
+            level: level(&lvl)?,
+            origin,
+        });
+    }
+    Ok(OptRules::new(default, rules))
+}
+
+fn kvalue(value: toml::Value) -> Result<KValue, String> {
+    Ok(match value {
+        toml::Value::Boolean(true) => KValue::Yes,
+        toml::Value::Boolean(false) => KValue::No,
+        toml::Value::Integer(n) => KValue::Number(n),
+        toml::Value::String(s) if s == "m" => KValue::Module,
+        toml::Value::String(s)
+            if s.len() > 2
+                && s.starts_with("0x")
+                && s[2..].chars().all(|c| c.is_ascii_hexdigit()) =>
+        {
+            KValue::Hex(s)
+        }
+        toml::Value::String(s) => KValue::Str(s),
+        other => {
+            return Err(format!(
+            "a {} is not a Kconfig value; use true, false, \"m\", a number, \"0x..\" or a string",
+            other.type_str()
+        ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Profiles> {
+        Profiles::parse(Path::new("study/study.toml"), text)
+    }
+
+    fn error(text: &str) -> String {
+        match parse(text) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    const MINIMAL: &str = r#"
+[optimization]
+default = "Og"
+[optimization.paths]
+"net/core" = "O0"
+
+[profile.small]
+base = "tinyconfig"
+fragment = "study-small.config"
+[profile.small.options]
+NET = true
+CC_OPTIMIZE_FOR_SIZE = false
+LOG_BUF_SHIFT = 14
+PHYSICAL_START = "0x1000000"
+CMDLINE = "console=ttyS0"
+VIRTIO_NET = "m"
+"#;
+
+    #[test]
+    fn parses_the_shipped_profiles() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let profiles = Profiles::load(&root.join("study/study.toml")).unwrap();
+        assert_eq!(profiles.default, "study");
+        let study = profiles.get(None).unwrap();
+        assert_eq!(study.base, "defconfig");
+        assert_eq!(study.fragments, vec!["kvm_guest.config"]);
+        assert_eq!(study.fragment, "study.config");
+        assert_eq!(study.rules.level_for("net/ipv4/tcp.c"), Level::O0);
+        let tiny = profiles.get(Some("tiny")).unwrap();
+        assert_eq!(tiny.fragment, "study-tiny.config");
+        assert_eq!(tiny.rules, study.rules);
+    }
+
+    #[test]
+    fn values_and_defaults() {
+        let profiles = parse(MINIMAL).unwrap();
+        assert_eq!(profiles.default, "small");
+        let p = profiles.get(Some("small")).unwrap();
+        let values: Vec<(String, KValue)> = p
+            .options
+            .iter()
+            .map(|o| (o.name.clone(), o.value.clone()))
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                ("NET".into(), KValue::Yes),
+                ("CC_OPTIMIZE_FOR_SIZE".into(), KValue::No),
+                ("LOG_BUF_SHIFT".into(), KValue::Number(14)),
+                ("PHYSICAL_START".into(), KValue::Hex("0x1000000".into())),
+                ("CMDLINE".into(), KValue::Str("console=ttyS0".into())),
+                ("VIRTIO_NET".into(), KValue::Module),
+            ]
+        );
+        assert_eq!(p.options[0].origin.to_string(), "study/study.toml:11:1");
+    }
+
+    #[test]
+    fn unknown_profile_lists_the_valid_ones() {
+        let profiles = parse(MINIMAL).unwrap();
+        let err = profiles.get(Some("huge")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown profile 'huge' (in study/study.toml); valid profiles: small"
+        );
+    }
+
+    #[test]
+    fn misspelled_key_names_file_line_column_and_key() {
+        let text = MINIMAL.replace("fragment =", "fragmnet =");
+        assert_eq!(
+            error(&text),
+            "study/study.toml:9:1: unknown field `fragmnet`, expected one of `description`, \
+             `base`, `fragments`, `fragment`, `options`, `optional`, `optimization`, `cc`, `cc-options`"
+        );
+    }
+
+    #[test]
+    fn malformed_toml_is_one_line() {
+        let text = MINIMAL.replace("NET = true", "NET = ");
+        let err = error(&text);
+        assert!(!err.contains('\n'), "{err}");
+        assert!(err.starts_with("study/study.toml:11:"), "{err}");
+    }
+
+    #[test]
+    fn bad_level_lists_valid_levels() {
+        let text = MINIMAL.replace("\"net/core\" = \"O0\"", "\"net/core\" = \"O4\"");
+        assert_eq!(
+            error(&text),
+            "study/study.toml:5:14: unknown optimization level \"O4\"; valid: O0, O1, Og, O2, O3, Os"
+        );
+    }
+
+    #[test]
+    fn bad_value_type_names_the_option() {
+        let text = MINIMAL.replace("NET = true", "NET = [1]");
+        assert_eq!(
+            error(&text),
+            "study/study.toml:11:7: option `NET`: a array is not a Kconfig value; use true, false, \"m\", a number, \"0x..\" or a string"
+        );
+    }
+
+    #[test]
+    fn optional_must_name_an_option() {
+        let text = MINIMAL.replace("fragment = ", "optional = [\"NETT\"]\nfragment = ");
+        assert_eq!(
+            error(&text),
+            "study/study.toml:9:13: optional names `NETT`, which is not in [profile.small]'s options; add it there or remove it"
+        );
+    }
+
+    #[test]
+    fn bad_rule_path() {
+        let text = MINIMAL.replace("\"net/core\"", "\"../net\"");
+        assert_eq!(
+            error(&text),
+            "study/study.toml:5:1: path \"../net\": give a path relative to the kernel tree, e.g. \"net/core\" or \"net/socket.c\""
+        );
+    }
+
+    #[test]
+    fn missing_base() {
+        let text = MINIMAL.replace("base = \"tinyconfig\"\n", "");
+        assert_eq!(
+            error(&text),
+            "study/study.toml: [profile.small] has no `base`; add e.g. base = \"defconfig\""
+        );
+    }
+}

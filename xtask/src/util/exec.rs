@@ -1,0 +1,328 @@
+//! The one executor every process starts through: an [`xshell::Shell`]
+//! that builds the commands (`cmd!` for fixed lines, its builder for lines
+//! made from data), and this wrapper that echoes each one shell-quoted,
+//! knows about `--dry-run`, and writes generated files.
+//!
+//! xshell's own `run` echoes with a quoting that is not copy-paste safe and
+//! has no dry-run, so commands are converted to `std::process::Command` here
+//! and echoed from its getters.
+
+use std::{
+    ffi::OsStr,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, ExitStatus, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use xshell::{Cmd, Shell};
+
+use crate::util::fsutil;
+
+pub struct Exec {
+    sh: Shell,
+    pub dry_run: bool,
+    pub verbose: bool,
+}
+
+impl Exec {
+    pub fn new(dry_run: bool, verbose: bool) -> Result<Exec> {
+        Ok(Exec {
+            sh: Shell::new()?,
+            dry_run,
+            verbose,
+        })
+    }
+
+    /// The shell commands are built on: `cmd!(exec.sh(), "...")`.
+    pub fn sh(&self) -> &Shell {
+        &self.sh
+    }
+
+    /// The same executor without echo of queries and without dry-run, for
+    /// an internal probe whose commands the user did not ask for.
+    pub fn quiet(&self) -> Result<Exec> {
+        Exec::new(false, false)
+    }
+
+    fn echo(&self, cmd: &std::process::Command) {
+        eprintln!("$ {}", to_shell(cmd));
+    }
+
+    /// Runs `cmd` with inherited stdio; a non-zero exit is an error.
+    pub fn run(&self, cmd: Cmd<'_>) -> Result<()> {
+        let cmd = cmd.into();
+        if self.dry_run {
+            self.echo(&cmd);
+            return Ok(());
+        }
+        let status = self.spawn_status(cmd)?;
+        if !status.0.success() {
+            bail!("`{}` failed: {}", status.1, describe(status.0));
+        }
+        Ok(())
+    }
+
+    /// Runs `cmd` with inherited stdio and returns its exit status.
+    pub fn status(&self, cmd: Cmd<'_>) -> Result<ExitStatus> {
+        let cmd = cmd.into();
+        if self.dry_run {
+            self.echo(&cmd);
+            return Ok(ExitStatus::default());
+        }
+        Ok(self.spawn_status(cmd)?.0)
+    }
+
+    fn spawn_status(&self, mut cmd: std::process::Command) -> Result<(ExitStatus, String)> {
+        self.echo(&cmd);
+        let text = to_shell(&cmd);
+        let status = cmd
+            .status()
+            .with_context(|| format!("cannot start `{}`", program(&cmd)))?;
+        Ok((status, text))
+    }
+
+    /// Runs `cmd` even under `--dry-run`: for read-only queries whose answer
+    /// decides what the dry run prints. Echoed only with `-v`.
+    pub fn query(&self, cmd: Cmd<'_>) -> Result<Output> {
+        let mut cmd: std::process::Command = cmd.into();
+        if self.verbose {
+            self.echo(&cmd);
+        }
+        cmd.stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot start `{}`", program(&cmd)))
+    }
+
+    /// Runs `cmd`, capturing its output; a non-zero exit is an error that
+    /// carries the tail of the output.
+    pub fn capture(&self, cmd: Cmd<'_>) -> Result<Output> {
+        let mut cmd: std::process::Command = cmd.into();
+        self.echo(&cmd);
+        if self.dry_run {
+            return Ok(Output {
+                status: ExitStatus::default(),
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            });
+        }
+        let output = cmd
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot start `{}`", program(&cmd)))?;
+        if !output.status.success() {
+            let text = String::from_utf8_lossy(&output.stderr).into_owned()
+                + &String::from_utf8_lossy(&output.stdout);
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!(
+                "`{}` failed: {}\n{}",
+                to_shell(&cmd),
+                describe(output.status),
+                tail.join("\n")
+            );
+        }
+        Ok(output)
+    }
+
+    /// Runs `cmd` with stdout and stderr merged into one line stream, handing
+    /// each line to `on_line`. Used where the caller parses progress (make):
+    /// xshell only reads a command's output whole, at its end.
+    pub fn stream(&self, cmd: Cmd<'_>, mut on_line: impl FnMut(&str)) -> Result<ExitStatus> {
+        let mut cmd: std::process::Command = cmd.into();
+        self.echo(&cmd);
+        if self.dry_run {
+            return Ok(ExitStatus::default());
+        }
+        let (reader, writer) = std::io::pipe().context("cannot create a pipe")?;
+        cmd.stdin(Stdio::null())
+            .stdout(writer.try_clone()?)
+            .stderr(writer);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start `{}`", program(&cmd)))?;
+        // The pipe's write ends live in `cmd`; drop it so EOF arrives.
+        drop(cmd);
+        let mut reader = BufReader::new(reader);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            if reader.read_until(b'\n', &mut buf)? == 0 {
+                break;
+            }
+            let line = String::from_utf8_lossy(&buf);
+            on_line(line.trim_end_matches(['\n', '\r']));
+        }
+        Ok(child.wait()?)
+    }
+
+    /// Starts `cmd` in the background with piped stdout and stderr, for a
+    /// caller that supervises it (QEMU): xshell only runs to completion.
+    pub fn spawn_piped(&self, cmd: Cmd<'_>, quiet: bool) -> Result<Child> {
+        let mut cmd: std::process::Command = cmd.into();
+        if !quiet {
+            self.echo(&cmd);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start `{}`", program(&cmd)))
+    }
+
+    /// Times `cmd` with no echo and no output (a benchmark's echo is noise):
+    /// the inner `Err` says why it did not count, a failure or, past
+    /// `limit`, a kill.
+    pub fn time(&self, cmd: Cmd<'_>, limit: Option<Duration>) -> Result<Result<Duration, String>> {
+        let mut cmd: std::process::Command = cmd.into();
+        let text = to_shell(&cmd);
+        let start = Instant::now();
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start `{}`", program(&cmd)))?;
+        let stderr = child.stderr.take().expect("piped");
+        let tail = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+            text
+        });
+        loop {
+            if let Some(status) = child.try_wait()? {
+                let elapsed = start.elapsed();
+                let stderr = tail.join().unwrap_or_default();
+                return Ok(if status.success() {
+                    Ok(elapsed)
+                } else {
+                    let last: Vec<&str> = stderr.lines().rev().take(5).collect();
+                    Err(format!(
+                        "`{text}` failed: {}: {}",
+                        describe(status),
+                        last.into_iter().rev().collect::<Vec<_>>().join(" / ")
+                    ))
+                });
+            }
+            if limit.is_some_and(|l| start.elapsed() > l) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(Err(format!(
+                    "killed after {}s",
+                    limit.unwrap_or_default().as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Prints what `cmd` would run, as `--dry-run` does.
+    pub fn show(&self, cmd: Cmd<'_>) {
+        self.echo(&cmd.into());
+    }
+
+    /// Writes a generated file atomically, only when its content changes.
+    /// Under `--dry-run` it only says what it would write.
+    pub fn write(&self, path: &Path, contents: &str) -> Result<bool> {
+        if self.dry_run {
+            let unchanged = std::fs::read(path).is_ok_and(|old| old == contents.as_bytes());
+            let what = if unchanged {
+                "unchanged"
+            } else {
+                "would write"
+            };
+            eprintln!("# {what}: {}", path.display());
+            return Ok(false);
+        }
+        fsutil::write_if_changed(path, contents.as_bytes())
+    }
+}
+
+fn program(cmd: &std::process::Command) -> String {
+    cmd.get_program().to_string_lossy().into_owned()
+}
+
+/// The command as a user would paste it into a POSIX shell: `cd DIR &&`
+/// when it runs elsewhere than here, the environment it sets, then argv.
+pub fn to_shell(cmd: &std::process::Command) -> String {
+    let mut words = Vec::new();
+    if let Some(dir) = cmd.get_current_dir() {
+        if std::env::current_dir().ok().as_deref() != Some(dir) {
+            words.push(format!("cd {} &&", quote_os(dir.as_os_str())));
+        }
+    }
+    for (key, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            words.push(format!("{}={}", key.to_string_lossy(), quote_os(value)));
+        }
+    }
+    words.push(quote_os(cmd.get_program()));
+    words.extend(cmd.get_args().map(quote_os));
+    words.join(" ")
+}
+
+/// [`to_shell`] of an xshell command: what the builders' tests compare.
+#[cfg(test)]
+pub fn cmd_text(cmd: Cmd<'_>) -> String {
+    to_shell(&cmd.into())
+}
+
+fn quote_os(word: &OsStr) -> String {
+    quote(&word.to_string_lossy())
+}
+
+/// POSIX shell quoting: bare when every character is safe, else single quotes.
+pub fn quote(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        return word.to_string();
+    }
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+pub fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => "unknown status".to_string(),
+    }
+}
+
+/// Looks a program up on PATH.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use xshell::cmd;
+
+    use super::*;
+
+    #[test]
+    fn shell_quoting_is_copy_pastable() {
+        let sh = Shell::new().unwrap();
+        let dir = "/tmp/build dir";
+        let eval = "--eval=include /b/study.mk";
+        let jobs = ["-j2"];
+        let _d = sh.push_dir("/k");
+        let cmd = cmd!(sh, "make O={dir} {eval} {jobs...}")
+            .env("KBUILD_BUILD_TIMESTAMP", "1970-01-01 00:00:00");
+        assert_eq!(
+            cmd_text(cmd),
+            "cd /k && KBUILD_BUILD_TIMESTAMP='1970-01-01 00:00:00' make 'O=/tmp/build dir' \
+             '--eval=include /b/study.mk' -j2"
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! `cargo xtask build` with the real Kbuild: levels from the DWARF, one rule rebuilds one object, distcc on loopback, dry runs.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn dry_run_of_build_and_run_prints_make_and_qemu_and_writes_nothing() {
+    let _serial = serial();
+    let tree = kernel();
+    let build_dir = cache().join("dry-run-build");
+    let _ = std::fs::remove_dir_all(&build_dir);
+    let base = [
+        "--dry-run",
+        "--kernel",
+        tree.to_str().unwrap(),
+        "--profile",
+        "tiny",
+        "--build-dir",
+        build_dir.to_str().unwrap(),
+    ];
+    let out = xtask(&[&["build"][..], &base].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let eval = format!("'--eval=include {}'", build_dir.join("study.mk").display());
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("$ ") && l.contains(" make -C ") && l.contains(&eval)),
+        "{stderr}"
+    );
+    let out = xtask(&[&["run"][..], &base, &["--accel", "tcg", "--", "true"]].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("$ qemu-system-x86_64 ") && l.contains("-accel tcg")),
+        "{stderr}"
+    );
+    assert!(
+        !build_dir.exists(),
+        "a dry run wrote {}",
+        build_dir.display()
+    );
+}
+
+#[test]
+fn tiny_builds_at_the_levels_its_rules_promise() {
+    let _serial = serial();
+    let dir = tiny_build();
+    assert!(dir.join("arch/x86/boot/bzImage").is_file());
+    assert!(dir.join("vmlinux-gdb.py").exists());
+    assert!(dir.join("compile_commands.json").is_file());
+
+    let (ok, report) = opt_report(None, &[]);
+    assert!(ok, "opt-report --check failed");
+    let tcp = object(&report, "net/ipv4/tcp.o");
+    assert_eq!(tcp["actual"], "O0");
+    let located = tcp["params_located"].as_u64().unwrap() + tcp["locals_located"].as_u64().unwrap();
+    let total = tcp["params"].as_u64().unwrap() + tcp["locals"].as_u64().unwrap();
+    assert!(
+        total > 500 && located * 100 >= total * 99,
+        "tcp.o: {located}/{total} located"
+    );
+    assert_eq!(object(&report, "kernel/fork.o")["actual"], "Og");
+    assert_eq!(
+        object(&report, "mm/page_alloc.o")["actual"],
+        "O2",
+        "a known exception"
+    );
+
+    // The fallbacks this profile needed were found by the build and recorded.
+    let fallbacks = std::fs::read_to_string(dir.join(".study/fallbacks.toml")).unwrap();
+    assert!(
+        fallbacks
+            .contains("[object.\"kernel/sched/core.o\".Og]\nfrom = \"Og\"\nto = \"Og-nocheck\""),
+        "{fallbacks}"
+    );
+    assert_eq!(
+        object(&report, "kernel/sched/core.o")["expected_step"],
+        "Og-nocheck"
+    );
+    assert_eq!(object(&report, "kernel/sched/core.o")["actual"], "Og");
+
+    // Nothing to do: nothing compiles.
+    let out = build_with(None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(compiled_objects(&out), Vec::<String>::new());
+}
+
+#[test]
+fn changing_one_rule_rebuilds_exactly_that_object() {
+    let _serial = serial();
+    let dir = tiny_build();
+    let shipped = std::fs::read_to_string(repo().join("study/study.toml")).unwrap();
+    let changed = shipped.replace(
+        "\"net/ipv4\" = \"O0\"\n",
+        "\"net/ipv4\" = \"O0\"\n\"net/ipv4/tcp.c\" = \"Og\"\n",
+    );
+    assert_ne!(changed, shipped);
+    let profiles = cache().join("rule-change/study.toml");
+    std::fs::create_dir_all(profiles.parent().unwrap()).unwrap();
+    std::fs::write(&profiles, changed).unwrap();
+
+    let out = build_with(Some(&profiles));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(compiled_objects(&out), ["net/ipv4/tcp.o"]);
+    // tcp.c trips a min() signedness assert at -Og (shared/measured says so
+    // too); the first time, the build finds that and moves it on by itself.
+    let fallbacks = std::fs::read_to_string(dir.join(".study/fallbacks.toml")).unwrap();
+    assert!(
+        fallbacks.contains("[object.\"net/ipv4/tcp.o\".Og]\nfrom = \"Og\"\nto = \"Og-nocheck\""),
+        "{fallbacks}"
+    );
+    let (ok, report) = opt_report(Some(&profiles), &["net/ipv4/tcp.o"]);
+    assert!(ok);
+    assert_eq!(object(&report, "net/ipv4/tcp.o")["actual"], "Og");
+    assert_eq!(
+        object(&report, "net/ipv4/tcp.o")["expected_step"],
+        "Og-nocheck"
+    );
+
+    // Back to the shipped rule: tcp.o again, and only tcp.o, at -O0.
+    let out = build_with(None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(compiled_objects(&out), ["net/ipv4/tcp.o"]);
+    let (ok, report) = opt_report(None, &["net/ipv4/tcp.o"]);
+    assert!(ok);
+    assert_eq!(object(&report, "net/ipv4/tcp.o")["actual"], "O0");
+}
+
+/// A loopback distcc farm: distccd on 127.0.0.1 only, with its own port and
+/// log; a few objects of `tiny` compile through it, and both distcc's client
+/// log (the build summary) and the daemon's log say they ran there.
+#[test]
+fn distcc_farm_on_loopback_compiles_remotely() {
+    let _serial = serial();
+    tiny_build();
+    let work = cache().join("distcc");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let daemon_log = work.join("distccd.log");
+    std::fs::write(&daemon_log, "").unwrap();
+    // distccd drops root privileges before it opens its log.
+    use std::os::unix::{fs::PermissionsExt, process::CommandExt};
+    std::fs::set_permissions(&daemon_log, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let port = free_port();
+    let _daemon = Daemon(
+        Command::new("distccd")
+            .args([
+                "--daemon",
+                "--no-detach",
+                "--allow",
+                "127.0.0.1",
+                "--listen",
+                "127.0.0.1",
+                "--jobs",
+                "2",
+            ])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--log-level",
+                "info",
+                "--log-file",
+                daemon_log.to_str().unwrap(),
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("distccd (apt-get install distcc)"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "distccd never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let objects = ["net/ipv4/tcp.o", "net/ipv4/udp.o", "net/core/sock.o"];
+    let hosts = format!("127.0.0.1:{port}/2");
+    let build = |extra: &[&str]| {
+        let mut args = on_tiny("build");
+        args.extend(extra);
+        args.push("--");
+        args.extend(objects);
+        xtask(&args)
+    };
+    // Without ccache, so every compile goes to the farm. CC="distcc gcc"
+    // changes the command lines: these objects rebuild, and Kbuild reruns its
+    // compiler probes (cc-option tests, which distcc runs locally, and the
+    // generated bounds and offsets).
+    let out = build(&["--cache", "none", "--distcc", &hosts]);
+    assert!(out.status.success(), "{}", text(&out));
+    let daemon = std::fs::read_to_string(&daemon_log).unwrap();
+    let ran_there: Vec<&str> = daemon
+        .lines()
+        .filter(|l| l.contains("COMPILE_OK"))
+        .collect();
+    for object in objects {
+        let source = object.replace(".o", ".c");
+        assert!(
+            ran_there.iter().any(|l| l.ends_with(&format!("/{source}"))),
+            "{source} did not run on the daemon:\n{daemon}"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = format!("distcc: {} compiles ran remotely,", ran_there.len());
+    assert!(
+        stdout.contains(&summary),
+        "the summary agrees with the daemon ({summary}): {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("(127.0.0.1:{port}/2: {}", ran_there.len())),
+        "{stdout}"
+    );
+
+    // Back to the plain command lines, so the cached build stays as it was.
+    let out = build(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    // These objects again, and Kbuild's own probe under scripts/, which it
+    // rebuilds whenever CC changes; nothing else.
+    let mut compiled = compiled_objects(&out);
+    compiled.retain(|o| !o.starts_with("scripts/"));
+    compiled.sort();
+    let mut expected = objects.to_vec();
+    expected.sort();
+    assert_eq!(compiled, expected);
+}

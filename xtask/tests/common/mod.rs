@@ -1,0 +1,263 @@
+//! What the integration tests share: the kernel tree (Debian's tarball,
+//! unpacked once into `target/kernel-test/`), `cargo xtask` as a child
+//! process, and the cached `tiny` build. Each test binary uses part of it.
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::{LazyLock, Mutex, MutexGuard},
+    time::SystemTime,
+};
+
+pub static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn cache() -> PathBuf {
+    repo().join("target/kernel-test")
+}
+
+pub fn xtask(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .output()
+        .expect("run xtask");
+    eprintln!(
+        "$ cargo xtask {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+pub fn text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+/// The cached `tiny` build's tree and directory, as strings for argv.
+pub static TINY: LazyLock<(String, String)> = LazyLock::new(|| {
+    (
+        kernel().display().to_string(),
+        cache().join("build-tiny").display().to_string(),
+    )
+});
+
+/// `cargo xtask COMMAND` on the cached `tiny` build.
+pub fn on_tiny(command: &'static str) -> Vec<&'static str> {
+    let (tree, dir) = &*TINY;
+    vec![
+        command,
+        "--profile",
+        "tiny",
+        "--kernel",
+        tree,
+        "--build-dir",
+        dir,
+    ]
+}
+
+/// The unpacked tree, made once from the tarball.
+pub fn kernel() -> PathBuf {
+    let tree = cache().join("linux");
+    if !tree.join("Makefile").is_file() {
+        let tarball = std::env::var("LINUX_STUDY_TARBALL")
+            .unwrap_or_else(|_| "/usr/src/linux-source-6.12.tar.xz".into());
+        std::fs::create_dir_all(cache()).unwrap();
+        if Path::new(&tarball).is_file() {
+            let out = xtask(&[
+                "kernel",
+                "--kernel",
+                tree.to_str().unwrap(),
+                "--tarball",
+                &tarball,
+            ]);
+            assert!(out.status.success());
+        } else {
+            // Where Debian's tarball is not to be had (GitHub's Ubuntu
+            // runners), the checked-out submodule is the tree.
+            let submodule = repo().join("kernel");
+            assert!(
+                submodule.join("Makefile").is_file(),
+                "{tarball} is missing and kernel/ is empty: apt-get install linux-source-6.12 \
+                 (or set LINUX_STUDY_TARBALL, or git submodule update --init --depth 1 kernel)"
+            );
+            let status = Command::new("cp")
+                .arg("-a")
+                .arg(&submodule)
+                .arg(&tree)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+    tree
+}
+
+pub fn config(profile: &str, build_dir: &Path, profiles: Option<&Path>) -> Output {
+    match profiles {
+        Some(p) => config_with(profile, build_dir, &["--profiles", p.to_str().unwrap()]),
+        None => config_with(profile, build_dir, &[]),
+    }
+}
+
+/// `cargo xtask config` on the test tree, with extra flags.
+pub fn config_with(profile: &str, build_dir: &Path, extra: &[&str]) -> Output {
+    let tree = kernel();
+    let mut args = vec![
+        "config",
+        "--kernel",
+        tree.to_str().unwrap(),
+        "--profile",
+        profile,
+    ];
+    args.extend(["--build-dir", build_dir.to_str().unwrap()]);
+    args.extend(extra);
+    xtask(&args)
+}
+
+/// The requested options of a shipped profile, read from study.toml as
+/// `.config` would spell them.
+pub fn requested(profile: &str) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(repo().join("study/study.toml")).unwrap();
+    let file: toml::Table = text.parse().unwrap();
+    let options = file["profile"][profile]["options"].as_table().unwrap();
+    options
+        .iter()
+        .map(|(k, v)| {
+            let value = match v {
+                toml::Value::Boolean(true) => "y".to_string(),
+                toml::Value::Boolean(false) => "n".to_string(),
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::String(s) => format!("\"{s}\""),
+                other => panic!("{other:?}"),
+            };
+            (k.clone(), value)
+        })
+        .collect()
+}
+
+pub fn dot_config(build_dir: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(build_dir.join(".config")).unwrap();
+    let mut map = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("CONFIG_") {
+            let (k, v) = rest.split_once('=').unwrap();
+            map.insert(k.to_string(), v.to_string());
+        } else if let Some(name) = line
+            .strip_prefix("# CONFIG_")
+            .and_then(|l| l.strip_suffix(" is not set"))
+        {
+            map.insert(name.to_string(), "n".to_string());
+        }
+    }
+    map
+}
+
+pub fn mtimes(dir: &Path) -> BTreeMap<PathBuf, SystemTime> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            (
+                e.path().to_path_buf(),
+                e.metadata().unwrap().modified().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The `tiny` profile, built once into the cache (the first run pays about
+/// five minutes on two cores; later runs find it built).
+pub fn tiny_build() -> PathBuf {
+    let dir = cache().join("build-tiny");
+    let out = xtask(&on_tiny("build"));
+    assert!(out.status.success(), "{}", text(&out));
+    dir
+}
+
+pub fn build_with(profiles: Option<&Path>) -> Output {
+    let mut args = on_tiny("build");
+    if let Some(p) = profiles {
+        args.extend(["--profiles", p.to_str().unwrap()]);
+    }
+    xtask(&args)
+}
+
+/// Objects make compiled, from its `  CC  path.o` lines, once each, without
+/// the ones every link makes: the export table, the version stamp, and the
+/// boot image's own objects, which embed the new vmlinux.
+pub fn compiled_objects(output: &Output) -> Vec<String> {
+    let link_stage = [".vmlinux.export.o", "init/version-timestamp.o"];
+    let mut objects: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("  CC      "))
+        .filter(|o| o.ends_with(".o") && !link_stage.contains(o) && !o.starts_with(".tmp_"))
+        .filter(|o| !o.starts_with("arch/x86/boot/"))
+        .map(String::from)
+        .collect();
+    objects.dedup();
+    objects
+}
+
+pub fn opt_report(profiles: Option<&Path>, paths: &[&str]) -> (bool, serde_json::Value) {
+    let mut args = [on_tiny("opt-report"), vec!["--json", "--check"]].concat();
+    if let Some(p) = profiles {
+        args.extend(["--profiles", p.to_str().unwrap()]);
+    }
+    args.extend(paths);
+    let out = xtask(&args);
+    (
+        out.status.success(),
+        serde_json::from_slice(&out.stdout).expect("opt-report --json prints JSON"),
+    )
+}
+
+pub fn object<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["object"] == name)
+        .unwrap_or_else(|| panic!("{name} not in the report"))
+}
+
+pub fn run_tiny(extra: &[&str], command: &[&str]) -> Output {
+    let mut args = on_tiny("run");
+    args.extend(extra);
+    args.push("--");
+    args.extend(command);
+    xtask(&args)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Stops the daemon, and the workers it forked, when the test ends,
+/// however it ends: it runs in a process group of its own.
+pub struct Daemon(pub std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = self.0.wait();
+    }
+}

@@ -1,0 +1,170 @@
+//! `cargo xtask config` on the real tree: options land, reruns touch nothing, bad input is one line.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn config_lands_every_requested_option_and_a_rerun_touches_nothing() {
+    let _serial = serial();
+    for profile in ["study", "tiny"] {
+        let build_dir = cache().join(format!("config-{profile}"));
+        // From nothing every time: the first run must really run Kconfig.
+        let _ = std::fs::remove_dir_all(&build_dir);
+        let out = config(profile, &build_dir, None);
+        assert!(out.status.success(), "{}", text(&out));
+        let got = dot_config(&build_dir);
+        for (name, value) in requested(profile) {
+            assert_eq!(
+                got.get(&name).map_or("n", String::as_str),
+                value,
+                "{profile}: CONFIG_{name}"
+            );
+        }
+        assert!(build_dir.join("study.mk").is_file());
+
+        let before = mtimes(&build_dir);
+        let out = config(profile, &build_dir, None);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains(".config is up to date"),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(
+            mtimes(&build_dir),
+            before,
+            "{profile}: a rerun changed the build dir"
+        );
+    }
+}
+
+#[test]
+fn impossible_option_is_reported_by_name_with_its_dependency() {
+    let _serial = serial();
+    let dir = cache().join("impossible");
+    std::fs::create_dir_all(&dir).unwrap();
+    let profiles = dir.join("study.toml");
+    std::fs::write(
+        &profiles,
+        "[optimization]\ndefault = \"Og\"\n\n[profile.broken]\nbase = \"tinyconfig\"\nfragment = \"study-broken.config\"\n\
+         [profile.broken.options]\nCGROUPS = false\nMEMCG = true\n",
+    )
+    .unwrap();
+    let out = config("broken", &dir.join("build"), Some(&profiles));
+    // Out of the kernel tree before any assertion can fail.
+    let _ = std::fs::remove_file(kernel().join("kernel/configs/study-broken.config"));
+    assert!(!out.status.success());
+    let text = text(&out);
+    assert!(
+        text.contains("study.toml:9:1: CONFIG_MEMCG wanted y, got n; unmet dependency: CGROUPS"),
+        "{text}"
+    );
+    assert!(
+        text.contains("error: 1 requested option(s) did not land"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unknown_option_names_the_line_and_writes_nothing() {
+    let _serial = serial();
+    let dir = cache().join("unknown-option");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let profiles = dir.join("study.toml");
+    std::fs::write(
+        &profiles,
+        "[optimization]\ndefault = \"Og\"\n\n[profile.typo]\nbase = \"tinyconfig\"\nfragment = \"study-typo.config\"\n\
+         [profile.typo.options]\nMEMGC = true\n",
+    )
+    .unwrap();
+    let out = config("typo", &dir.join("build"), Some(&profiles));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap();
+    assert!(last.starts_with("error: "), "{stderr}");
+    assert!(
+        last.contains("study.toml:8:1: option `MEMGC` is not a Kconfig symbol in Linux 6.12"),
+        "{stderr}"
+    );
+    assert!(last.contains("did you mean MEMCG"), "{stderr}");
+    assert!(!dir.join("build").exists());
+    assert!(!kernel().join("kernel/configs/study-typo.config").exists());
+}
+
+#[test]
+fn missing_kernel_tree_says_how_to_get_one() {
+    let out = xtask(&["config", "--kernel", "/nonexistent-tree"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("git submodule update --init --depth 1 kernel"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cargo xtask kernel --tarball /usr/src/linux-source-6.12.tar.xz"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn dry_run_prints_commands_and_writes_nothing() {
+    let _serial = serial();
+    let tree = kernel();
+    let build_dir = cache().join("dry-run");
+    let _ = std::fs::remove_dir_all(&build_dir);
+    let out = config_with("tiny", &build_dir, &["--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let kconfig_dir = build_dir.join(".study/kconfig");
+    let make = format!(
+        "$ make -C {} O={} ARCH=x86_64",
+        tree.display(),
+        kconfig_dir.display()
+    );
+    for target in ["tinyconfig", "study-tiny.config", "olddefconfig"] {
+        assert!(stderr.contains(&format!("{make} {target}\n")), "{stderr}");
+    }
+    assert!(
+        stderr.contains(&format!(
+            "would write: {}",
+            build_dir.join("study.mk").display()
+        )),
+        "{stderr}"
+    );
+    assert!(!build_dir.exists());
+}
+
+/// menuconfig-style edits survive `config` unless `--force` is given.
+#[test]
+fn hand_edits_to_config_are_kept_unless_forced() {
+    let _serial = serial();
+    let build_dir = cache().join("hand-edit");
+    let _ = std::fs::remove_dir_all(&build_dir);
+    assert!(config("tiny", &build_dir, None).status.success());
+    let config_path = build_dir.join(".config");
+    let edited = std::fs::read_to_string(&config_path)
+        .unwrap()
+        .replace("# CONFIG_PRINTK_TIME is not set", "CONFIG_PRINTK_TIME=y");
+    std::fs::write(&config_path, &edited).unwrap();
+
+    let out = config("tiny", &build_dir, None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(".config was edited by hand since the last `config`; keeping it"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&config_path).unwrap(), edited);
+
+    let out = config_with("tiny", &build_dir, &["--force"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        dot_config(&build_dir)
+            .get("PRINTK_TIME")
+            .map(String::as_str),
+        Some("n")
+    );
+}

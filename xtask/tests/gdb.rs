@@ -1,0 +1,130 @@
+//! Real gdb on a real guest: stops after the prologue with every variable readable.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+/// The end-to-end debugging session the README promises: break in
+/// tcp_sendmsg, walk down to tcp_write_xmit, and see every argument and
+/// local with its real value.
+#[test]
+fn gdb_sees_every_variable_from_tcp_sendmsg_down() {
+    let _serial = serial();
+    tiny_build();
+    let port = free_port().to_string();
+    let gdb_flag = format!("--gdb={port}");
+    let guest = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(on_tiny("run"))
+        .args([
+            gdb_flag.as_str(),
+            "--wait-gdb",
+            "--timeout",
+            "600",
+            "--",
+            "tcp-echo",
+            "-4",
+            "-n",
+            "1",
+            "-s",
+            "1000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gdb stub never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let batch = [
+        "bt",
+        "echo ==sendmsg-args==\\n",
+        "info args",
+        "study-break tcp_sendmsg_locked",
+        "study-break tcp_write_xmit",
+        "finish",
+        "echo ==locked==\\n",
+        "info args",
+        "info locals",
+        "echo ==end-locked==\\n",
+        "continue",
+        "echo ==xmit==\\n",
+        "info args",
+        "info locals",
+        "echo ==end-xmit==\\n",
+    ];
+    let mut args = on_tiny("gdb");
+    args.extend(["--port", port.as_str(), "-b", "tcp_sendmsg"]);
+    for cmd in batch {
+        args.extend(["--batch", cmd]);
+    }
+    let out = xtask(&args);
+    let gdb = text(&out);
+    let guest_out = guest.wait_with_output().unwrap();
+    assert_eq!(
+        guest_out.status.code(),
+        Some(0),
+        "guest: {}\n{}",
+        text(&guest_out),
+        gdb
+    );
+
+    let bt = &gdb[..gdb.find("==sendmsg-args==").expect("the first stop")];
+    assert!(bt.contains("tcp_sendmsg ("), "{bt}");
+    assert!(
+        bt.contains("inet_sendmsg") || bt.contains("inet6_sendmsg"),
+        "{bt}"
+    );
+    assert!(bt.contains("sock_sendmsg"), "{bt}");
+    assert!(bt.contains("__sys_sendto"), "{bt}");
+
+    let section =
+        |from: &str, to: &str| gdb[gdb.find(from).unwrap()..gdb.find(to).unwrap()].to_string();
+    let sendmsg = section("==sendmsg-args==", "==locked==");
+    assert!(sendmsg.contains("size = 1000"), "{sendmsg}");
+    let sk = sendmsg
+        .lines()
+        .find_map(|l| l.strip_prefix("sk = "))
+        .expect("sk")
+        .to_string();
+    assert!(sk.starts_with("0xffff"), "sk is a kernel pointer: {sk}");
+
+    let locked = section("==locked==", "==end-locked==");
+    let xmit = section("==xmit==", "==end-xmit==");
+    for (name, part) in [("tcp_sendmsg_locked", &locked), ("tcp_write_xmit", &xmit)] {
+        assert!(!part.contains("<optimized out>"), "{name}: {part}");
+        assert!(
+            part.contains(&format!("sk = {sk}")),
+            "{name} has the same sk: {part}"
+        );
+        assert!(
+            part.lines().count() > 5,
+            "{name} shows its variables: {part}"
+        );
+    }
+    assert!(locked.contains("size = 1000"), "{locked}");
+    assert!(gdb.contains("Breakpoint 2, tcp_sendmsg_locked"), "{gdb}");
+}
+
+#[test]
+fn a_busy_gdb_port_is_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut args = on_tiny("run");
+    let flag = format!("--gdb={port}");
+    args.extend(["--dry-run", flag.as_str(), "--", "true"]);
+    let out = xtask(&args);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("gdb port 127.0.0.1:{port} is not free"))
+            && stderr.contains("--gdb=PORT"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,119 @@
+//! `cargo xtask trace` in a real guest: the trace, the chain by layer, the flame graph.
+
+mod common;
+
+use common::*;
+
+/// The seed's tcp_sendmsg trace, from our own kernel, in one command.
+#[test]
+fn trace_shows_tcp_sendmsg_down_to_the_device() {
+    let _serial = serial();
+    tiny_build();
+    let work = cache().join("trace");
+    std::fs::create_dir_all(&work).unwrap();
+    let (raw, folded, svg) = (
+        work.join("trace.txt"),
+        work.join("trace.folded"),
+        work.join("trace.svg"),
+    );
+    let mut args = on_tiny("trace");
+    args.extend(["tcp_sendmsg", "--chain", "-o", raw.to_str().unwrap()]);
+    args.extend([
+        "--folded",
+        folded.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    args.extend(["--", "tcp-echo", "-4", "-n", "1"]);
+    let out = xtask(&args);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Nested under tcp_sendmsg, in this order, each deeper than the last.
+    let trace = std::fs::read_to_string(&raw).unwrap();
+    assert!(trace.starts_with("# tracer: function_graph"), "{trace}");
+    let start = trace
+        .find("tcp_sendmsg() {")
+        .expect("an entry of tcp_sendmsg");
+    let indent = |at: usize| {
+        trace[..at].rsplit('\n').next().unwrap().len() + trace[at..].len()
+            - trace[at..].trim_start().len()
+    };
+    let mut last = (start, indent(start));
+    for names in [
+        &["tcp_sendmsg_locked() {"][..],
+        &["tcp_write_xmit() {", "tcp_push_one() {"],
+        &["__tcp_transmit_skb() {"],
+        &["ip_queue_xmit() {", "ip6_xmit() {"],
+        &["__dev_queue_xmit() {", "dev_queue_xmit() {"],
+    ] {
+        let at = names
+            .iter()
+            .filter_map(|n| trace[last.0..].find(n).map(|i| i + last.0))
+            .min();
+        let at = at.unwrap_or_else(|| {
+            panic!(
+                "{names:?} not after line {} in the trace",
+                trace[..last.0].lines().count()
+            )
+        });
+        assert!(indent(at) > last.1, "{names:?} is nested deeper");
+        last = (at, indent(at));
+    }
+
+    // The chain: one line per layer, in the order of the send path.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let chain: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("tcp_sendmsg: "))
+        .skip(1)
+        .collect();
+    let layers: Vec<&str> = chain
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        layers,
+        ["transport", "network", "device", "driver"],
+        "{stdout}"
+    );
+    let order = [
+        "tcp_sendmsg_locked",
+        "tcp_write_xmit",
+        "__tcp_transmit_skb",
+        "ip_queue_xmit",
+        "__dev_queue_xmit",
+        "loopback_xmit",
+    ];
+    let joined = chain.join(" ");
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|n| {
+            joined
+                .find(&format!("{n} "))
+                .unwrap_or_else(|| panic!("{n} in {joined}"))
+        })
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{joined}");
+
+    assert!(std::fs::read_to_string(&folded)
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("tcp_sendmsg;tcp_sendmsg_locked;")));
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.starts_with("<?xml") && svg.contains("tcp_sendmsg"),
+        "a flame graph"
+    );
+
+    // A function that cannot be traced is named, with the nearest ones.
+    let mut args = on_tiny("trace");
+    args.extend(["tcp_sendmsgg", "--", "true"]);
+    let out = xtask(&args);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tcp_sendmsgg cannot be traced")
+            && stderr.contains("nearest: tcp_sendmsg,"),
+        "{stderr}"
+    );
+}
