@@ -6,6 +6,7 @@ use std::{env, path::PathBuf, process::Command};
 const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("init.c", "study-init", &[]),
     ("tcp-echo.c", "tcp-echo", &["-pthread"]),
+    ("tun-peer.c", "tun-peer", &["-pthread"]),
 ];
 
 fn main() {
