@@ -64,6 +64,8 @@ pub enum Command {
     Trace(Trace),
     /// Run CI matrix entries (ci/matrix.toml) locally, step by step
     Ci(Ci),
+    /// Run packetdrill scripts in the guest (the kernel tree's suite by default)
+    Packetdrill(Packetdrill),
 }
 
 /// Which profile, and where it builds.
@@ -295,6 +297,52 @@ pub struct Trace {
     /// The command to trace, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Packetdrill {
+    #[command(flatten)]
+    pub target: Target,
+    /// .pkt scripts or directories of them [default: the tree's tools/testing/selftests/net/packetdrill]
+    #[arg(value_name = "SCRIPT")]
+    pub scripts: Vec<PathBuf>,
+    /// The packetdrill binary [default: packetdrill on PATH]
+    #[arg(long, value_name = "BIN")]
+    pub packetdrill: Option<PathBuf>,
+    /// IP versions to run each script with
+    #[arg(long, value_enum, default_value_t = IpChoice::Both)]
+    pub ip: IpChoice,
+    /// packetdrill's --tolerance_usecs [default: study/packetdrill.toml's]
+    #[arg(long, value_name = "USECS")]
+    pub tolerance_usecs: Option<u64>,
+    /// Machine-readable results
+    #[arg(long)]
+    pub json: bool,
+    /// Accelerator, as for `run`
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    /// Seconds before the guest is killed
+    #[arg(long, default_value_t = 1800)]
+    pub timeout: u64,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpChoice {
+    #[value(name = "4")]
+    V4,
+    #[value(name = "6")]
+    V6,
+    Both,
+}
+
+impl IpChoice {
+    pub fn versions(self) -> Vec<&'static str> {
+        match self {
+            IpChoice::V4 => vec!["4"],
+            IpChoice::V6 => vec!["6"],
+            IpChoice::Both => vec!["4", "6"],
+        }
+    }
 }
 
 #[derive(Args, Debug)]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod gdb;
 pub mod kernel;
 pub mod opt_report;
+pub mod packetdrill;
 pub mod run;
 pub mod setup;
 pub mod trace;

@@ -7,6 +7,7 @@
 pub mod gdb;
 pub mod initramfs;
 pub mod kvm;
+pub mod packetdrill;
 pub mod programs;
 pub mod qemu;
 pub mod run;

@@ -49,6 +49,24 @@ pub struct RunRequest {
     pub out_dir: Option<PathBuf>,
 }
 
+impl RunRequest {
+    /// A plain run: 1 GiB, one CPU, no debugger, the host's root, 600 s.
+    pub fn new(accel: Accel) -> RunRequest {
+        RunRequest {
+            accel,
+            mem: "1G".into(),
+            cpus: 1,
+            gdb_port: None,
+            wait_gdb: false,
+            append: Vec::new(),
+            qemu_args: Vec::new(),
+            timeout: Duration::from_secs(600),
+            initramfs: false,
+            out_dir: None,
+        }
+    }
+}
+
 /// What a guest run produced.
 pub struct RunOutcome {
     /// The command's exit status, from init's marker line.
