@@ -64,6 +64,8 @@ pub enum Command {
     Trace(Trace),
     /// Run CI matrix entries (ci/matrix.toml) locally, step by step
     Ci(Ci),
+    /// Build, boot with the gdb stub waiting, and stop in gdb at FUNC: one command
+    Debug(Debug),
     /// Run packetdrill scripts in the guest (the kernel tree's suite by default)
     Packetdrill(Packetdrill),
 }
@@ -295,6 +297,30 @@ pub struct Trace {
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
     /// The command to trace, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Debug {
+    #[command(flatten)]
+    pub target: Target,
+    /// Break at FUNC's first line after the prologue (repeat for several)
+    #[arg(short = 'b', long = "break", value_name = "FUNC")]
+    pub breaks: Vec<String>,
+    /// A gdb script to source after connecting (repeat for several)
+    #[arg(short = 'x', value_name = "FILE")]
+    pub scripts: Vec<PathBuf>,
+    /// Run CMD at the first stop, in order (repeat); then detach and exit
+    #[arg(long, value_name = "CMD")]
+    pub batch: Vec<String>,
+    /// The stub's port on 127.0.0.1 [default: a free one]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Do not run make first (only build when the image is missing or stale)
+    #[arg(long)]
+    pub no_build: bool,
+    /// The command to run in the guest, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
 }

@@ -51,5 +51,6 @@ fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::Trace(flags) => flags.run(&ctx)?,
         Command::Ci(flags) => flags.run(&ctx)?,
         Command::Packetdrill(flags) => flags.run(&ctx)?,
+        Command::Debug(flags) => flags.run(&ctx)?,
     })
 }

@@ -62,7 +62,11 @@ pub fn parse_results(text: &str, log_of: &dyn Fn(&str) -> String) -> Vec<Outcome
 /// The line of packetdrill's output that says why a run failed: its
 /// `FILE:LINE: ... error ...` report, an assertion, else the last line.
 pub fn failure_line(log: &str) -> Option<String> {
-    let lines: Vec<&str> = log.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     lines
         .iter()
         .find(|l| l.contains("error") || l.starts_with("assertion "))
@@ -107,7 +111,12 @@ pub fn summary(outcomes: &[Outcome], elapsed: Duration) -> String {
     let mut scripts: Vec<&str> = outcomes.iter().map(|o| o.script.as_str()).collect();
     scripts.dedup();
     let name = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
-    let width = scripts.iter().map(|s| name(s).len()).max().unwrap_or(6).max(6);
+    let width = scripts
+        .iter()
+        .map(|s| name(s).len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     let mut out = format!("{:<width$} {:>8} {:>8}\n", "script", "ipv4", "ipv6");
     for script in scripts {
         let cell = |ip: &str| {
@@ -127,7 +136,10 @@ pub fn summary(outcomes: &[Outcome], elapsed: Duration) -> String {
             cell("ipv6")
         ));
     }
-    let failed = outcomes.iter().filter(|o| o.verdict == Verdict::NotOk).count();
+    let failed = outcomes
+        .iter()
+        .filter(|o| o.verdict == Verdict::NotOk)
+        .count();
     out.push_str(&format!(
         "{} run(s), {} passed, {failed} failed, in {:.1} s\n",
         outcomes.len(),
@@ -146,11 +158,13 @@ mod tests {
         // packetdrill's formats: `FILE:LINE: <kind> error ...` from its
         // script checks, and an assert()'s message (measured, with a
         // packetdrill newer than the kernel's tcp_info).
-        let logs = |n: &str| match n {
+        let logs = |n: &str| {
+            match n {
             "2" => "tcp_inq_client.pkt:25: error handling packet: live packet field tcp_ack: expected: 1 (0x1) vs actual: 2 (0x2)\n".to_string(),
             "3" => "\nassertion len >= sizeof(struct _tcp_info) failed at code.c line 148\n".to_string(),
             "4" => "tcp_zerocopy_basic.pkt:30: timing error: expected system call return at 0.030000 sec but happened at 0.171004 sec; tolerance 0.004000 sec\n".to_string(),
             _ => String::new(),
+        }
         };
         let results = "1\t4\t0\t3120\t/s/tcp_inq_client.pkt\n\
                        2\t6\t1\t2900\t/s/tcp_inq_client.pkt\n\

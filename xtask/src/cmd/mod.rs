@@ -6,6 +6,7 @@ pub mod bench;
 pub mod build;
 pub mod ci;
 pub mod config;
+pub mod debug;
 pub mod gdb;
 pub mod kernel;
 pub mod opt_report;

@@ -55,7 +55,8 @@ impl cli::Packetdrill {
             bail!("no .pkt scripts in {:?}", self.scripts);
         }
         build::ensure_built(ctx, &p)?;
-        if let Some(missing) = missing_suite_options(&p.config()?, &suite.join(&spec.suite_config))? {
+        if let Some(missing) = missing_suite_options(&p.config()?, &suite.join(&spec.suite_config))?
+        {
             eprintln!(
                 "warning: profile {} lacks what the packetdrill suite needs ({}): {}; add them to [profile.{}.options]",
                 p.profile.name,
@@ -96,7 +97,8 @@ impl cli::Packetdrill {
             bail!("{}", outcome.failure());
         }
         let results = std::fs::read_to_string(out_dir.join("results")).unwrap_or_default();
-        let log_of = |n: &str| std::fs::read_to_string(out_dir.join(format!("{n}.log"))).unwrap_or_default();
+        let log_of =
+            |n: &str| std::fs::read_to_string(out_dir.join(format!("{n}.log"))).unwrap_or_default();
         let outcomes = parse_results(&results, &log_of);
         if outcomes.is_empty() {
             bail!(
@@ -110,11 +112,16 @@ impl cli::Packetdrill {
             print!("{}", ktap(&outcomes));
             eprint!("{}", summary(&outcomes, start.elapsed()));
         }
-        Ok(if outcomes.iter().any(|o: &Outcome| o.verdict == Verdict::NotOk) {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        })
+        Ok(
+            if outcomes
+                .iter()
+                .any(|o: &Outcome| o.verdict == Verdict::NotOk)
+            {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            },
+        )
     }
 }
 
@@ -124,11 +131,16 @@ fn find_binary(given: Option<&Path>) -> Result<PathBuf> {
         Some(path) => {
             let path = std::path::absolute(path)?;
             if !path.is_file() {
-                bail!("--packetdrill {}: no such file; {WHERE_FROM}", path.display());
+                bail!(
+                    "--packetdrill {}: no such file; {WHERE_FROM}",
+                    path.display()
+                );
             }
             Ok(path)
         }
-        None => which("packetdrill").with_context(|| format!("no packetdrill on PATH; {WHERE_FROM}")),
+        None => {
+            which("packetdrill").with_context(|| format!("no packetdrill on PATH; {WHERE_FROM}"))
+        }
     }
 }
 

@@ -2,7 +2,19 @@
 //! to the guest's stub, and set breakpoints that land after the prologue
 //! (`study-break`, from study/gdb/study.py).
 
-use std::path::Path;
+use std::{
+    path::{Path, PathBuf},
+    process::ExitStatus,
+};
+
+use anyhow::{bail, Result};
+use xshell::cmd;
+
+use crate::{
+    ctx::Prepared,
+    spec::host_tools,
+    util::exec::{which, Exec},
+};
 
 /// Everything the script needs, so the builder stays pure.
 pub struct Session<'a> {
@@ -64,6 +76,67 @@ pub fn script(s: &Session) -> String {
         line("quit".into());
     }
     out
+}
+
+/// What the user asked gdb to do.
+pub struct GdbRequest<'a> {
+    pub port: u16,
+    pub hardware: bool,
+    pub breaks: &'a [String],
+    pub scripts: &'a [PathBuf],
+    pub batch: &'a [String],
+}
+
+/// Writes the session file for `p` and runs gdb on it, interactive or with
+/// `-batch`; returns gdb's exit status.
+pub fn run_gdb(
+    exec: &Exec,
+    p: &Prepared,
+    study_dir: &Path,
+    req: &GdbRequest,
+) -> Result<ExitStatus> {
+    host_tools::require(study_dir, "gdb")?;
+    if !p.build_dir.join("vmlinux").is_file() {
+        bail!(
+            "no vmlinux in {}: run `cargo xtask build --profile {}`",
+            p.build_dir.display(),
+            p.profile.name
+        );
+    }
+    let config = p.config()?;
+    let study_py = study_dir.join("gdb/study.py");
+    let session = Session {
+        build_dir: &p.build_dir,
+        tree: &p.tree.path,
+        study_py: &study_py,
+        port: req.port,
+        modules: config.get("MODULES") == "y",
+        gdb_scripts: p.build_dir.join("vmlinux-gdb.py").exists(),
+        hardware: req.hardware,
+        breaks: req.breaks,
+        scripts: req.scripts,
+        batch: req.batch,
+    };
+    let text = script(&session);
+    let script_path = p.state_dir().join(format!("gdb/session-{}.gdb", req.port));
+    exec.write(&script_path, &text)?;
+    let gdb = which("gdb").map_or("gdb".into(), |g| g.display().to_string());
+    let sh = exec.sh();
+    let version = exec.query(cmd!(sh, "{gdb} --version")).ok();
+    if let Some(v) = version.and_then(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .next()
+            .map(String::from)
+    }) {
+        eprintln!("gdb: {gdb} ({v})");
+    }
+    let batch = (!req.batch.is_empty()).then_some("-batch");
+    let cmd = cmd!(sh, "{gdb} -q {batch...} -x {script_path}");
+    if exec.dry_run {
+        eprint!("{text}");
+    }
+    exec.status(cmd)
 }
 
 #[cfg(test)]

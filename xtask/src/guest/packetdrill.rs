@@ -80,7 +80,10 @@ mod tests {
         assert!(text.contains("--tolerance_usecs=100000 \"$1\"; }"));
         assert!(text.contains("for v in 4 6; do"));
         // Only the runner's own variables are expanded, always quoted.
-        for line in text.lines().filter(|l| l.contains("$s") || l.contains("$pd")) {
+        for line in text
+            .lines()
+            .filter(|l| l.contains("$s") || l.contains("$pd"))
+        {
             assert!(
                 !line.contains(" $s") && !line.contains(" $pd"),
                 "unquoted: {line}"

@@ -222,6 +222,80 @@ pub(super) fn run_guest(
     outcome
 }
 
+/// A guest running in the background for a debugger, its console going to
+/// a file. Dropping it kills QEMU and removes the run's files.
+pub struct Background {
+    child: std::process::Child,
+    pub console: PathBuf,
+    files: Vec<PathBuf>,
+}
+
+impl Background {
+    /// The command's exit status, once init has reported one.
+    pub fn exit(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(&self.console).ok()?;
+        text.lines().find_map(|l| {
+            l.strip_prefix(MARKER_PREFIX)?
+                .strip_suffix(">>>")?
+                .parse()
+                .ok()
+        })
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for file in &self.files {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// Boots the guest with `argv` as its command and leaves it running; its
+/// console goes to `console`.
+pub fn start_background(
+    exec: &Exec,
+    p: &Prepared,
+    req: &RunRequest,
+    argv: &[String],
+    console: &Path,
+) -> Result<Option<Background>> {
+    let run_dir = p.state_dir().join("run");
+    let job_path = run_dir.join(format!("job-{}", std::process::id()));
+    let env_path = run_dir.join(format!("env-{}", std::process::id()));
+    let cwd = std::env::current_dir()?;
+    let mut guest = guest_spec(
+        p,
+        req,
+        Root::HostNineP,
+        Some(job_path.display().to_string()),
+        false,
+        true,
+    );
+    guest
+        .append
+        .push(format!("study.env={}", env_path.display()));
+    let cmd = qemu::qemu_command(exec.sh(), &p.arch, &guest);
+    if exec.dry_run {
+        exec.show(cmd);
+        return Ok(None);
+    }
+    std::fs::create_dir_all(&run_dir)?;
+    if let Some(dir) = console.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    fsutil::write_if_changed(&job_path, &qemu::job_text(&cwd, argv))?;
+    fsutil::write_if_changed(&env_path, guest_env().as_bytes())?;
+    let child = exec.spawn_logged(cmd, console)?;
+    Ok(Some(Background {
+        child,
+        console: console.to_path_buf(),
+        files: vec![job_path, env_path],
+    }))
+}
+
 /// Runs QEMU, passes the console through (but for init's marker), and
 /// kills it when the timeout passes.
 /// A guest stopped in a debugger is not hung: no timeout while `debugged`.

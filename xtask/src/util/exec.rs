@@ -217,6 +217,21 @@ impl Exec {
         }
     }
 
+    /// Starts `cmd` in the background with its output appended to `log`,
+    /// for a guest whose console the user reads in a file while a debugger
+    /// holds the terminal.
+    pub fn spawn_logged(&self, cmd: Cmd<'_>, log: &Path) -> Result<Child> {
+        let mut cmd: std::process::Command = cmd.into();
+        self.echo(&cmd);
+        let file = std::fs::File::create(log)
+            .with_context(|| format!("cannot write {}", log.display()))?;
+        cmd.stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("cannot start `{}`", program(&cmd)))
+    }
+
     /// Prints what `cmd` would run, as `--dry-run` does.
     pub fn show(&self, cmd: Cmd<'_>) {
         self.echo(&cmd.into());
