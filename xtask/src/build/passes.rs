@@ -4,6 +4,7 @@
 //! a compiler cache that actually hits, and a one-line progress display.
 
 use std::{
+    collections::BTreeMap,
     io::{IsTerminal, Write},
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -22,7 +23,7 @@ use crate::{
     },
     ctx::{Ctx, Prepared},
     kernel::{
-        buildlog::BuildLog,
+        buildlog::{stage_of, BuildLog, Stage},
         kbuild,
         linkfix::{self, Provider},
     },
@@ -87,6 +88,8 @@ pub fn ensure_built(ctx: &Ctx, p: &Prepared) -> Result<()> {
 
 pub struct BuildOutcome {
     pub elapsed: Duration,
+    /// When each stage of the last pass began, from the build's start.
+    pub stages: BTreeMap<Stage, Duration>,
     pub compiled: usize,
     pub warnings: usize,
     pub passes: usize,
@@ -160,6 +163,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
     let start = Instant::now();
     let (mut compiled, mut warnings) = (0, 0);
     let mut passes = 0;
+    let mut stages = BTreeMap::new();
     let expected = expected_objects(&p.build_dir);
     loop {
         passes += 1;
@@ -168,7 +172,8 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
             &fallback::overrides_text_with(p, &recorded),
         )?;
         let cmd = make_command(exec.sh(), p, req, cache.as_ref());
-        let log = run_make(ctx, p, cmd, expected, start)?;
+        stages.clear();
+        let log = run_make(ctx, p, cmd, expected, start, &mut stages)?;
         compiled += log.0.compiled;
         warnings += log.0.warnings;
         let (log, success) = log;
@@ -223,6 +228,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
     };
     Ok(BuildOutcome {
         elapsed: start.elapsed(),
+        stages,
         compiled,
         warnings,
         passes,
@@ -317,6 +323,7 @@ fn run_make(
     cmd: Cmd<'_>,
     expected: Option<usize>,
     start: Instant,
+    stages: &mut BTreeMap<Stage, Duration>,
 ) -> Result<(BuildLog, bool)> {
     let tree_prefix = format!("{}/", p.tree.path.display());
     let mut log = BuildLog::new(vec![tree_prefix]);
@@ -334,6 +341,9 @@ fn run_make(
             let _ = writeln!(f, "{line}");
         }
         log.line(line);
+        if let Some(stage) = stage_of(line) {
+            stages.entry(stage).or_insert_with(|| start.elapsed());
+        }
         if progress {
             let total = expected.map_or(String::new(), |e| format!("/{e}"));
             let current = log.last_compiled.as_deref().unwrap_or("");

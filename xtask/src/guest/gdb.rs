@@ -43,17 +43,21 @@ pub fn script(s: &Session) -> String {
     line("set confirm off".into());
     line(format!("add-auto-load-safe-path {}", s.build_dir.display()));
     line(format!("file {}", s.build_dir.join("vmlinux").display()));
+    // Our helpers first: `study-safe` reports a failing helper command and
+    // goes on, so the breakpoints and -x scripts below are never dropped.
+    line(format!("source {}", s.study_py.display()));
     if s.gdb_scripts {
         line(format!(
-            "source {}",
+            "study-safe source {}",
             s.build_dir.join("vmlinux-gdb.py").display()
         ));
     }
     line(format!("directory {}", s.tree.display()));
-    line(format!("source {}", s.study_py.display()));
     line(format!("target remote 127.0.0.1:{}", s.port));
     if s.modules && s.gdb_scripts {
-        line("lx-symbols".into());
+        // Under --wait-gdb the CPU is still at the reset vector here:
+        // module symbols load at the first stop where the kernel is up.
+        line(format!("study-modules {}", s.build_dir.display()));
     }
     for name in s.breaks {
         line(format!(
@@ -164,9 +168,9 @@ mod tests {
             set confirm off
             add-auto-load-safe-path /b/tiny
             file /b/tiny/vmlinux
-            source /b/tiny/vmlinux-gdb.py
-            directory /src/linux
             source /r/study/gdb/study.py
+            study-safe source /b/tiny/vmlinux-gdb.py
+            directory /src/linux
             target remote 127.0.0.1:1234
             study-break tcp_sendmsg
             continue
@@ -175,6 +179,39 @@ mod tests {
             delete
             detach
             quit
+        "#]]
+        .assert_eq(&script(&s));
+    }
+
+    #[test]
+    fn with_modules_the_symbols_wait_for_the_kernel() {
+        let breaks = vec!["tcp_sendmsg_locked".to_string()];
+        let scripts = vec![PathBuf::from("/home/me/mine.gdb")];
+        let s = Session {
+            build_dir: Path::new("/b/study"),
+            tree: Path::new("/src/linux"),
+            study_py: Path::new("/r/study/gdb/study.py"),
+            port: 1234,
+            modules: true,
+            gdb_scripts: true,
+            hardware: false,
+            breaks: &breaks,
+            scripts: &scripts,
+            batch: &[],
+        };
+        expect_test::expect![[r#"
+            set pagination off
+            set confirm off
+            add-auto-load-safe-path /b/study
+            file /b/study/vmlinux
+            source /r/study/gdb/study.py
+            study-safe source /b/study/vmlinux-gdb.py
+            directory /src/linux
+            target remote 127.0.0.1:1234
+            study-modules /b/study
+            study-break tcp_sendmsg_locked
+            source /home/me/mine.gdb
+            continue
         "#]]
         .assert_eq(&script(&s));
     }
