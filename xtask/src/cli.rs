@@ -260,6 +260,8 @@ pub enum BenchWhat {
     Build,
     /// Boot-to-command (`run -- true`) against virtme-ng on the same bzImage
     Run,
+    /// Edit net/ipv4/tcp.c → rebuild → boot → gdb stopped in tcp_sendmsg_locked, by phase
+    Loop,
 }
 
 #[derive(Args, Debug)]

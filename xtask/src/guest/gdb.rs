@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::{bail, Result};
-use xshell::cmd;
+use xshell::{cmd, Cmd};
 
 use crate::{
     ctx::Prepared,
@@ -93,12 +93,18 @@ pub struct GdbRequest<'a> {
 
 /// Writes the session file for `p` and runs gdb on it, interactive or with
 /// `-batch`; returns gdb's exit status.
-pub fn run_gdb(
-    exec: &Exec,
+pub fn run_gdb(exec: &Exec, p: &Prepared, study_dir: &Path, req: &GdbRequest) -> Result<ExitStatus> {
+    let cmd = gdb_command(exec, p, study_dir, req)?;
+    exec.status(cmd)
+}
+
+/// The gdb command line for `req`, its session file written.
+pub fn gdb_command<'a>(
+    exec: &'a Exec,
     p: &Prepared,
     study_dir: &Path,
     req: &GdbRequest,
-) -> Result<ExitStatus> {
+) -> Result<Cmd<'a>> {
     host_tools::require(study_dir, "gdb")?;
     if !p.build_dir.join("vmlinux").is_file() {
         bail!(
@@ -136,11 +142,10 @@ pub fn run_gdb(
         eprintln!("gdb: {gdb} ({v})");
     }
     let batch = (!req.batch.is_empty()).then_some("-batch");
-    let cmd = cmd!(sh, "{gdb} -q {batch...} -x {script_path}");
     if exec.dry_run {
         eprint!("{text}");
     }
-    exec.status(cmd)
+    Ok(cmd!(sh, "{gdb} -q {batch...} -x {script_path}"))
 }
 
 #[cfg(test)]
