@@ -12,14 +12,14 @@ use std::{
 
 use anyhow::{bail, Result};
 
-use xshell::{Cmd, Shell};
+use xshell::{cmd, Cmd, Shell};
 
 use crate::{
     build::{
         ccache::{CacheMode, CacheSetup, CacheStats},
         configure,
         distcc::{self, DistccStats, Farm},
-        fallback::{self, placement, source_of, Recorded, RecordedFallbacks},
+        fallback::{self, placement, source_of, Learned, Recorded, RecordedFallbacks},
     },
     ctx::{Ctx, Prepared},
     kernel::{
@@ -28,7 +28,7 @@ use crate::{
         linkfix::{self, Provider},
     },
     spec::{host_tools, opt_rules::Level, toolchain::Toolchain},
-    util::fsutil,
+    util::{exec::Exec, fsutil},
 };
 
 /// Enough passes for O0 → Og → Og-nocheck → O2 plus link fixes.
@@ -159,6 +159,20 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
     }
 
     let mut recorded = RecordedFallbacks::load(&p.build_dir)?;
+    let learned = Learned::new(&ctx.root, p, &compiler_version(exec, p));
+    if !exec.dry_run && !RecordedFallbacks::path(&p.build_dir).exists() {
+        let earlier = learned.load()?;
+        if earlier.len() > 0 {
+            eprintln!(
+                "starting from {} fallback(s) that earlier builds of Linux {} learned ({})",
+                earlier.len(),
+                p.tree.version,
+                learned.path.display()
+            );
+            recorded = earlier;
+            recorded.save(&p.build_dir)?;
+        }
+    }
     let mut new_fallbacks = Vec::new();
     let start = Instant::now();
     let (mut compiled, mut warnings) = (0, 0);
@@ -215,6 +229,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
     }
     if !exec.dry_run {
         record_expected(&p.build_dir)?;
+        learned.add(&recorded)?;
     }
     let distcc = match &req.distcc {
         Some(_) if !exec.dry_run => Some(DistccStats::parse(
@@ -305,6 +320,19 @@ pub fn make_command<'a>(
         &opts,
         &targets,
     )
+}
+
+/// The compiler's version, part of the key for what builds learned: a new
+/// gcc fails differently.
+fn compiler_version(exec: &Exec, p: &Prepared) -> String {
+    let cc = p.compiler.name();
+    let version = exec
+        .query(cmd!(exec.sh(), "{cc} -dumpfullversion -dumpversion"))
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    version
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn distcc_log(p: &Prepared) -> PathBuf {

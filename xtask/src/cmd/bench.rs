@@ -45,7 +45,10 @@ impl cli::Bench {
             jobs: self.jobs.unwrap_or_else(passes::default_jobs),
             ..BuildRequest::default_for_run()
         };
-        eprintln!("bench: making sure {} is built first", p.build_dir.display());
+        eprintln!(
+            "bench: making sure {} is built first",
+            p.build_dir.display()
+        );
         build::build(ctx, &p, &request)?;
         if ctx.exec.dry_run {
             return Ok(());
@@ -68,7 +71,11 @@ impl cli::Bench {
             ("boot to the stop", median_of(|r| r.boot_to_stop)),
             ("edit to the stop", median_of(|r| r.total)),
         ];
-        println!("{:<34} {:>9}", format!("phase ({})", p.profile.name), "time");
+        println!(
+            "{:<34} {:>9}",
+            format!("phase ({})", p.profile.name),
+            "time"
+        );
         for (name, time) in table {
             println!("{name:<34} {:>8.2}s", time.as_secs_f64());
         }
@@ -276,7 +283,9 @@ fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<LoopTimes
         batch: &batch,
     };
     let gdb_start = SystemTime::now();
-    let output = ctx.exec.capture(gdb_command(&ctx.exec, p, &ctx.study_dir(), &gdb)?)?;
+    let output = ctx
+        .exec
+        .capture(gdb_command(&ctx.exec, p, &ctx.study_dir(), &gdb)?)?;
     drop(guest);
     let text = String::from_utf8_lossy(&output.stdout);
     let stamp_of = |what: &str| -> Result<SystemTime> {
@@ -315,10 +324,12 @@ struct Restore {
 
 impl Restore {
     fn edit(path: &Path, append: &str) -> Result<Restore> {
-        let original = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let original =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut edited = original.clone();
         edited.extend_from_slice(append.as_bytes());
-        std::fs::write(path, &edited).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, &edited)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(Restore {
             path: path.to_path_buf(),
             original,
@@ -336,7 +347,8 @@ impl Drop for Restore {
 
 /// A port on 127.0.0.1 that nothing listens on now.
 fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free port on 127.0.0.1")?;
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").context("no free port on 127.0.0.1")?;
     Ok(listener.local_addr()?.port())
 }
 

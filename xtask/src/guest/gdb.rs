@@ -93,7 +93,12 @@ pub struct GdbRequest<'a> {
 
 /// Writes the session file for `p` and runs gdb on it, interactive or with
 /// `-batch`; returns gdb's exit status.
-pub fn run_gdb(exec: &Exec, p: &Prepared, study_dir: &Path, req: &GdbRequest) -> Result<ExitStatus> {
+pub fn run_gdb(
+    exec: &Exec,
+    p: &Prepared,
+    study_dir: &Path,
+    req: &GdbRequest,
+) -> Result<ExitStatus> {
     let cmd = gdb_command(exec, p, study_dir, req)?;
     exec.status(cmd)
 }
