@@ -128,3 +128,91 @@ fn a_busy_gdb_port_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// The seed's send path, stop by stop, in one boot and one command
+/// (`cargo xtask debug`, with the stub waiting from the first instruction):
+/// at each function every argument and every real local has a value; the
+/// compiler's macro temporaries are set apart by study-frame.
+#[test]
+fn debug_stops_along_the_whole_chain_with_every_variable_readable() {
+    let _serial = serial();
+    tiny_build();
+    let chain = [
+        "tcp_sendmsg",
+        "tcp_sendmsg_locked",
+        "tcp_push",
+        "__tcp_push_pending_frames",
+        "tcp_write_xmit",
+        "__tcp_transmit_skb",
+        "__ip_queue_xmit",
+        "ip_output",
+        "ip_finish_output2",
+        "__dev_queue_xmit",
+        "dev_hard_start_xmit",
+        "xmit_one",
+        "inet6_csk_xmit",
+        "ip6_xmit",
+        "ip6_output",
+        "ip6_finish_output2",
+    ];
+    // Each breakpoint reports its frame once, then goes away.
+    let mut script = String::new();
+    for function in chain {
+        script.push_str(&format!(
+            "study-break {function}\ncommands\nsilent\necho @@stop {function}\\n\nstudy-frame\necho @@end\\n\ndelete $_hit_bpnum\ncontinue\nend\n"
+        ));
+    }
+    script.push_str("continue\n");
+    let dir = cache().join("gdb-chain");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("chain.gdb");
+    std::fs::write(&path, script).unwrap();
+    let mut args = on_tiny("debug");
+    args.extend([
+        "--no-build",
+        "-x",
+        path.to_str().unwrap(),
+        "--batch",
+        "echo @@done\\n",
+        "--",
+        "tcp-echo",
+        "-n",
+        "1",
+    ]);
+    let out = xtask(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stops: Vec<&str> = stdout.split("@@stop ").skip(1).collect();
+    let stopped: Vec<&str> = stops
+        .iter()
+        .map(|s| s.lines().next().unwrap_or(""))
+        .collect();
+    for function in chain {
+        assert!(
+            stopped.contains(&function),
+            "no stop in {function}:\n{}",
+            text(&out)
+        );
+    }
+    for stop in stops {
+        let (name, body) = stop.split_once('\n').unwrap();
+        let body = body.split("@@end").next().unwrap();
+        for who in ["args", "locals"] {
+            let line = body
+                .lines()
+                .find(|l| l.starts_with(&format!("{who}: ")) || *l == format!("No {who}."))
+                .unwrap_or_else(|| panic!("{name}: no {who} summary:\n{body}"));
+            assert!(
+                line.starts_with("No ") || line.contains(", 0 <optimized out>"),
+                "{name}: {line}\n{body}"
+            );
+        }
+        assert!(
+            !body.contains("<optimized out>\n") || body.contains("macro temporaries"),
+            "{name}:\n{body}"
+        );
+        // What gdb prints for a variable with no value must not appear for a real one.
+        for line in body.lines().filter(|l| l.contains(" = ")) {
+            assert!(!line.ends_with("<optimized out>"), "{name}: {line}");
+        }
+    }
+}
