@@ -31,6 +31,33 @@ fn trace_shows_tcp_sendmsg_down_to_the_device() {
     // Nested under tcp_sendmsg, in this order, each deeper than the last.
     let trace = std::fs::read_to_string(&raw).unwrap();
     assert!(trace.starts_with("# tracer: function_graph"), "{trace}");
+    // A fine guest clock: on jiffies every duration is a whole number of
+    // ticks (0.000 us or N000.000 us), whatever the host's load.
+    let durations: Vec<f64> = trace
+        .lines()
+        .filter_map(|l| l.split('|').nth(3))
+        .filter_map(|d| {
+            d.trim()
+                .trim_start_matches(['+', '!', '#', '*', '@', '$'])
+                .trim()
+                .strip_suffix("us")
+        })
+        .filter_map(|d| d.trim().parse().ok())
+        .collect();
+    assert!(durations.len() > 20, "{trace}");
+    let whole_ms = durations
+        .iter()
+        .filter(|d| (*d * 1000.0).round() % 1_000_000.0 == 0.0)
+        .count();
+    assert!(
+        whole_ms < durations.len(),
+        "every duration is whole milliseconds: the guest runs on jiffies"
+    );
+    assert!(
+        !text(&out).contains("the guest clocksource is"),
+        "{}",
+        text(&out)
+    );
     let start = trace
         .find("tcp_sendmsg() {")
         .expect("an entry of tcp_sendmsg");

@@ -184,11 +184,11 @@ mod tests {
         "#]]
         .assert_eq(&ktap(&outcomes));
         expect_test::expect![[r#"
-            script                                          ipv4     ipv6
-            tcp_inq_client.pkt                                ok     FAIL
-            tcp_slow_start_slow-start-ack-per-1pkt.pkt      FAIL        -
-            tcp_zerocopy_basic.pkt                             -     FAIL
-            silent.pkt                                         -     FAIL
+            script                                         ipv4     ipv6
+            tcp_inq_client.pkt                               ok     FAIL
+            tcp_slow_start_slow-start-ack-per-1pkt.pkt     FAIL        -
+            tcp_zerocopy_basic.pkt                            -     FAIL
+            silent.pkt                                        -     FAIL
             5 run(s), 1 passed, 4 failed, in 7.8 s
         "#]]
         .assert_eq(&summary(&outcomes, Duration::from_millis(7830)));

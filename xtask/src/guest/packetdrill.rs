@@ -25,7 +25,7 @@ pub fn guest_script(run: &Run) -> String {
     out.push_str(&format!(
         "O=/tmp/{OUT_TAG}\n\
          mkdir -p $O && mount -t 9p -o trans=virtio,version=9p2000.L {OUT_TAG} $O || exit 125\n\
-         pd=$1\n\
+         pd=\"$1\"\n\
          shift\n"
     ));
     for version in &run.versions {
@@ -79,15 +79,12 @@ mod tests {
         assert!(text.contains("-D CMSG_LEVEL_IP=SOL_IPV6"));
         assert!(text.contains("--tolerance_usecs=100000 \"$1\"; }"));
         assert!(text.contains("for v in 4 6; do"));
-        // Only the runner's own variables are expanded, always quoted.
-        for line in text
-            .lines()
-            .filter(|l| l.contains("$s") || l.contains("$pd"))
-        {
-            assert!(
-                !line.contains(" $s") && !line.contains(" $pd"),
-                "unquoted: {line}"
-            );
+        // The user's binary and scripts are only ever expanded in quotes.
+        let user = regex::Regex::new(r"\$(s|pd|1|@)\b").unwrap();
+        for line in text.lines() {
+            for m in user.find_iter(line) {
+                assert_eq!(&line[m.start() - 1..m.start()], "\"", "unquoted: {line}");
+            }
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct Guest {
     pub interactive: bool,
     pub append: Vec<String>,
     pub qemu_args: Vec<String>,
+    /// The host's TSC rate, for the guest clock under TCG.
+    pub host_tsc_khz: Option<u64>,
     /// Host paths the guest must see (the repository, the working
     /// directory, the build dir), even under the tmpfs init mounts.
     pub keep: Vec<PathBuf>,
@@ -119,6 +121,14 @@ pub fn kernel_cmdline(arch: &Arch, guest: &Guest) -> String {
         words.push("quiet".into());
         words.push("loglevel=2".into());
     }
+    if guest.accel == Accel::Tcg {
+        // A fine clock every time: see study/notes/guest-clock.md.
+        words.extend(arch.qemu.cmdline_tcg.iter().cloned());
+        if let (Some(param), Some(khz)) = (&arch.qemu.host_tsc_khz_param_tcg, guest.host_tsc_khz) {
+            words.push(format!("{param}={khz}"));
+        }
+    }
+    // Last, so that --append can override any word above.
     words.extend(guest.append.iter().cloned());
     words.join(" ")
 }
@@ -235,6 +245,7 @@ mod tests {
             interactive: false,
             append: vec![],
             qemu_args: vec![],
+            host_tsc_khz: Some(2596128),
             keep: vec!["/work/repo".into()],
         }
     }
@@ -250,7 +261,7 @@ mod tests {
              -device virtio-9p-pci,fsdev=root,mount_tag=/dev/root \
              -append 'console=ttyS0 root=/dev/root rootfstype=9p \
              rootflags=trans=virtio,version=9p2000.L,msize=524288,access=any ro init=/t/study-init \
-             study.job=/b/tiny/.study/run/job panic=-1 quiet loglevel=2'"
+             study.job=/b/tiny/.study/run/job panic=-1 quiet loglevel=2 tsc=reliable tsc_early_khz=2596128'"
         );
     }
 
@@ -285,6 +296,21 @@ mod tests {
     }
 
     #[test]
+    fn the_tsc_words_are_for_tcg_only() {
+        let g = Guest {
+            accel: Accel::Kvm,
+            ..guest()
+        };
+        let line = kernel_cmdline(&arch(), &g);
+        assert!(!line.contains("tsc"), "{line}");
+        let line = kernel_cmdline(&arch(), &guest());
+        assert!(
+            line.ends_with(" tsc=reliable tsc_early_khz=2596128"),
+            "{line}"
+        );
+    }
+
+    #[test]
     fn initramfs_root() {
         let g = Guest {
             root: Root::Initramfs("/b/initramfs.cpio".into()),
@@ -294,7 +320,7 @@ mod tests {
         let shell = cmd_text(qemu_command(&Shell::new().unwrap(), &arch(), &g));
         assert!(
             shell.contains(
-                " -initrd /b/initramfs.cpio -append 'console=ttyS0 rdinit=/init panic=-1 quiet loglevel=2'"
+                " -initrd /b/initramfs.cpio -append 'console=ttyS0 rdinit=/init panic=-1 quiet loglevel=2 tsc=reliable tsc_early_khz=2596128'"
             ),
             "{shell}"
         );

@@ -15,6 +15,7 @@ use anyhow::{bail, Result};
 use crate::{
     ctx::{project_root, Ctx, Prepared},
     guest::{
+        clock::host_tsc_khz,
         initramfs,
         programs::{guest_bin_dir, guest_env, guest_init},
         qemu::{self, Accel, Guest, Root},
@@ -129,6 +130,10 @@ fn guest_spec(
         interactive,
         append: req.append.clone(),
         qemu_args: req.qemu_args.clone(),
+        host_tsc_khz: match (req.accel, &p.arch.qemu.host_tsc_khz_param_tcg) {
+            (Accel::Tcg, Some(_)) => host_tsc_khz(&project_root().join("target/host-tsc.txt")),
+            _ => None,
+        },
         keep: vec![
             project_root(),
             std::env::current_dir().unwrap_or_default(),

@@ -27,6 +27,13 @@ pub struct Qemu {
     pub cpu_kvm: String,
     pub console: String,
     pub virtio_9p: String,
+    /// Kernel command-line words under TCG only (the guest clock).
+    #[serde(default)]
+    pub cmdline_tcg: Vec<String>,
+    /// The kernel parameter that takes the host's TSC rate in kHz under
+    /// TCG, whose guest TSC ticks at the host's rate (`tsc_early_khz`).
+    #[serde(default)]
+    pub host_tsc_khz_param_tcg: Option<String>,
 }
 
 impl Arch {
