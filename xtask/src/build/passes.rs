@@ -39,6 +39,9 @@ pub fn default_jobs() -> usize {
 }
 
 pub struct BuildRequest {
+    /// Only what the next boot needs (the edit loop): no compressed image
+    /// where QEMU boots vmlinux, no compile_commands.json.
+    pub quick: bool,
     pub jobs: usize,
     pub fallback: bool,
     pub suggest_config: bool,
@@ -51,6 +54,7 @@ impl BuildRequest {
     /// What `run` and `trace` build with when the image is stale.
     pub fn default_for_run() -> BuildRequest {
         BuildRequest {
+            quick: false,
             jobs: default_jobs(),
             fallback: true,
             suggest_config: false,
@@ -251,7 +255,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
         cache: cache_stats,
         distcc,
         build_dir: p.build_dir.clone(),
-        image: p.build_dir.join(&p.arch.image),
+        image: p.image(),
     })
 }
 
@@ -307,11 +311,17 @@ pub fn make_command<'a>(
             &[],
         );
     }
-    let mut targets = vec!["vmlinux", p.arch.image_target.as_str()];
+    let mut targets = vec!["vmlinux"];
+    // The edit loop skips what the next boot does not need.
+    if !(req.quick && p.boots_vmlinux()) {
+        targets.push(p.arch.image_target.as_str());
+    }
     if p.config().is_ok_and(|c| c.get("GDB_SCRIPTS") == "y") {
         targets.push("scripts_gdb");
     }
-    targets.push("compile_commands.json");
+    if !req.quick {
+        targets.push("compile_commands.json");
+    }
     kbuild::build_make(
         sh,
         &p.tree.path,

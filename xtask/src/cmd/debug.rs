@@ -24,7 +24,11 @@ impl cli::Debug {
         if self.no_build {
             build::ensure_built(ctx, &p)?;
         } else {
-            let outcome = build::build(ctx, &p, &BuildRequest::default_for_run())?;
+            let quick = BuildRequest {
+                quick: true,
+                ..BuildRequest::default_for_run()
+            };
+            let outcome = build::build(ctx, &p, &quick)?;
             if !ctx.exec.dry_run {
                 eprintln!(
                     "built in {:.1} s ({} objects compiled)",

@@ -116,7 +116,7 @@ fn guest_spec(
     verbose: bool,
 ) -> Guest {
     Guest {
-        image: p.build_dir.join(&p.arch.image),
+        image: p.image(),
         accel: req.accel,
         mem: req.mem.clone(),
         cpus: req.cpus,

@@ -14,6 +14,10 @@ pub struct Arch {
     pub src_arch: String,
     pub image: String,
     pub image_target: String,
+    /// The option with which QEMU boots `vmlinux` itself (x86's PVH entry
+    /// point): then the edit loop skips building the compressed image.
+    #[serde(default)]
+    pub boots_vmlinux_with: Option<String>,
     pub qemu: Qemu,
 }
 
