@@ -85,12 +85,21 @@ pub fn shadowed(keep: &[PathBuf]) -> Vec<PathBuf> {
 
 pub const OUT_TAG: &str = "study-out";
 
+/// The 9p mount tag of the host's root, which `root=` names. Not virtme's
+/// "/dev/root": Linux 6.1's prepare_namespace() (init/do_mounts.c) strips
+/// "/dev/" from `root=` before mount_nodev_root() mounts it, so 9p asks for
+/// a channel tagged "root" and finds none; only mount_block_root(), built
+/// with CONFIG_BLOCK (not in tiny), retried with "/dev/root". 6.12 passes
+/// `root=` through whole. Not "/dev/..." then, and not all hex digits,
+/// which `root=` would read as a device number.
+pub const ROOT_TAG: &str = "study-root";
+
 /// The kernel command line.
 pub fn kernel_cmdline(arch: &Arch, guest: &Guest) -> String {
     let mut words = vec![format!("console={}", arch.qemu.console)];
     match &guest.root {
         Root::HostNineP => {
-            words.push("root=/dev/root".into());
+            words.push(format!("root={ROOT_TAG}"));
             words.push("rootfstype=9p".into());
             words.push("rootflags=trans=virtio,version=9p2000.L,msize=524288,access=any".into());
             words.push("ro".into());
@@ -175,7 +184,7 @@ pub fn qemu_command<'a>(sh: &'a Shell, arch: &Arch, guest: &Guest) -> Cmd<'a> {
                 ])
                 .args([
                     "-device".to_string(),
-                    format!("{},fsdev=root,mount_tag=/dev/root", q.virtio_9p),
+                    format!("{},fsdev=root,mount_tag={ROOT_TAG}", q.virtio_9p),
                 ]);
         }
         Root::Initramfs(path) => {
@@ -258,8 +267,8 @@ mod tests {
              -display none -no-reboot -chardev stdio,id=console,signal=off -serial chardev:console \
              -kernel /b/tiny/arch/x86/boot/bzImage \
              -fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap \
-             -device virtio-9p-pci,fsdev=root,mount_tag=/dev/root \
-             -append 'console=ttyS0 root=/dev/root rootfstype=9p \
+             -device virtio-9p-pci,fsdev=root,mount_tag=study-root \
+             -append 'console=ttyS0 root=study-root rootfstype=9p \
              rootflags=trans=virtio,version=9p2000.L,msize=524288,access=any ro init=/t/study-init \
              study.job=/b/tiny/.study/run/job panic=-1 quiet loglevel=2 tsc=reliable tsc_early_khz=2596128'"
         );
@@ -286,10 +295,10 @@ mod tests {
             "qemu-system-x86_64 -machine q35 -accel kvm -cpu host -m 2G -smp 2 -nodefaults -no-user-config \
              -display none -no-reboot -serial mon:stdio -kernel /b/tiny/arch/x86/boot/bzImage \
              -fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap \
-             -device virtio-9p-pci,fsdev=root,mount_tag=/dev/root \
+             -device virtio-9p-pci,fsdev=root,mount_tag=study-root \
              -fsdev local,id=out,path=/b/out,security_model=none -device virtio-9p-pci,fsdev=out,mount_tag=study-out \
              -gdb tcp:127.0.0.1:1234 -S \
-             -append 'console=ttyS0 root=/dev/root rootfstype=9p \
+             -append 'console=ttyS0 root=study-root rootfstype=9p \
              rootflags=trans=virtio,version=9p2000.L,msize=524288,access=any ro init=/t/study-init \
              panic=-1 nokaslr loglevel=8' -device virtio-rng-pci"
         );
