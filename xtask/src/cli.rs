@@ -40,6 +40,9 @@ pub struct Global {
     /// Target architecture, a file under study/arch/ [default: the host's]
     #[arg(long, global = true, value_name = "ARCH")]
     pub arch: Option<String>,
+    /// When another command holds the build directory, fail at once instead of waiting
+    #[arg(long, global = true)]
+    pub no_wait: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +101,7 @@ impl Global {
             arch: self.arch.clone(),
             dry_run: self.dry_run,
             verbose: self.verbose,
+            no_wait: self.no_wait,
         }
     }
 }
@@ -195,8 +199,12 @@ pub struct Run {
     #[arg(long)]
     pub wait_gdb: bool,
     /// Seconds before a guest that has not reported an exit status is killed
+    /// (no bound once a debugger has attached)
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
+    /// With --wait-gdb: seconds the guest waits for a debugger before it is killed
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub attach_timeout: u64,
     /// Run `build` first even when the image looks up to date (after source edits)
     #[arg(long)]
     pub build: bool,

@@ -20,7 +20,7 @@ use crate::{
         distcc::{self, DistccStats, Farm},
         fallback::{self, placement, source_of, Recorded, RecordedFallbacks},
     },
-    ctx::{Ctx, Prepared},
+    ctx::{BuildLock, Ctx, Prepared},
     kernel::{
         buildlog::BuildLog,
         kbuild,
@@ -62,8 +62,22 @@ impl BuildRequest {
 
 /// Builds first when the image is missing or older than .config or the
 /// overrides. Source edits need `cargo xtask build` (or `run --build`):
-/// asking make would cost a no-op build's seconds on every run.
-pub fn ensure_built(ctx: &Ctx, p: &Prepared) -> Result<()> {
+/// asking make would cost a no-op build's seconds on every run. A build
+/// takes the directory's lock alone, then goes back to sharing it.
+pub fn ensure_built(ctx: &Ctx, p: &Prepared, lock: &mut BuildLock) -> Result<()> {
+    if is_stale(p) {
+        lock.exclusive()?;
+        // Another command may have built it while this one waited.
+        if is_stale(p) {
+            eprintln!("{} is missing or stale: building", p.image().display());
+            build(ctx, p, &BuildRequest::default_for_run())?;
+        }
+        lock.shared()?;
+    }
+    Ok(())
+}
+
+fn is_stale(p: &Prepared) -> bool {
     let image = p.image();
     let mtime = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
     let stale = match mtime(&image) {
@@ -78,11 +92,7 @@ pub fn ensure_built(ctx: &Ctx, p: &Prepared) -> Result<()> {
                 .any(|input| mtime(input).is_some_and(|t| t > built))
         }
     };
-    if stale {
-        eprintln!("{} is missing or stale: building", image.display());
-        build(ctx, p, &BuildRequest::default_for_run())?;
-    }
-    Ok(())
+    stale
 }
 
 pub struct BuildOutcome {

@@ -16,7 +16,10 @@ use crate::{
     ctx::{Ctx, Prepared},
     guest::kvm,
     kernel::kbuild,
-    util::exec::{which, Exec},
+    util::{
+        exec::{which, Exec},
+        lock::Access,
+    },
 };
 
 impl cli::Bench {
@@ -31,7 +34,10 @@ impl cli::Bench {
     /// --exec true`, both under TCG (and KVM where it works), one run.
     fn boot(&self, ctx: &Ctx) -> Result<()> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
-        build::ensure_built(ctx, &p)?;
+        let mut lock = p.lock(ctx, Access::Shared)?;
+        build::ensure_built(ctx, &p, &mut lock)?;
+        // The timed runs are child commands that take the lock themselves.
+        drop(lock);
         let image = p.image();
         let Some(vng) = which("vng") else {
             bail!("virtme-ng is not installed: run `pip install virtme-ng`");
@@ -101,7 +107,10 @@ impl cli::Bench {
             "bench: making sure {} is built first",
             p.build_dir.display()
         );
+        let lock = p.lock(ctx, Access::Exclusive)?;
         build::build(ctx, &p, &request)?;
+        // The timed builds are child commands that take the lock themselves.
+        drop(lock);
         let cache = CacheSetup::new(request.cache)?;
         let sh = ctx.exec.sh();
         let make = || passes::make_command(sh, &p, &request, cache.as_ref());

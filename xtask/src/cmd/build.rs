@@ -7,11 +7,13 @@ use crate::{
     build::{distcc, passes, BuildRequest},
     cli,
     ctx::{Ctx, Prepared},
+    util::lock::Access,
 };
 
 impl cli::Build {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let prepared = Prepared::new(ctx, &self.target.to_target())?;
+        let _lock = prepared.lock(ctx, Access::Exclusive)?;
         // --distcc, else the DISTCC_HOSTS the distcc client itself reads.
         let hosts = self.distcc.clone().or_else(|| {
             std::env::var("DISTCC_HOSTS")

@@ -10,7 +10,7 @@ use crate::{
     ctx::{Ctx, Prepared},
     guest::gdb::{script, Session},
     spec::host_tools,
-    util::exec::which,
+    util::{exec::which, lock::Access},
 };
 
 impl cli::Gdb {
@@ -24,6 +24,7 @@ impl cli::Gdb {
                 p.profile.name
             );
         }
+        let _lock = p.lock(ctx, Access::Shared)?;
         let config = p.config()?;
         let study_py = ctx.study_dir().join("gdb/study.py");
         let session = Session {

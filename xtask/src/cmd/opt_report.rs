@@ -8,6 +8,7 @@ use crate::{
     analysis::opt_report::{collect, render_dirs, render_files, ObjectReport},
     cli,
     ctx::{Ctx, Prepared},
+    util::lock::Access,
 };
 
 impl cli::OptReport {
@@ -20,6 +21,7 @@ impl cli::OptReport {
                 p.profile.name
             );
         }
+        let _lock = p.lock(ctx, Access::Shared)?;
         let reports = collect(&p, &self.paths)?;
         if reports.is_empty() {
             bail!(

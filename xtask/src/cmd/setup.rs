@@ -93,7 +93,7 @@ fn get_kernel_tree(ctx: &Ctx) -> Result<()> {
         }
         eprintln!("the kernel submodule could not be fetched; using {DEBIAN_TARBALL}");
     }
-    tree::unpack(exec, Path::new(DEBIAN_TARBALL), &ctx.kernel_dir)
+    tree::unpack(exec, Path::new(DEBIAN_TARBALL), &ctx.kernel_dir, ctx.wait)
 }
 
 fn is_root() -> bool {
