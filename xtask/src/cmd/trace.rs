@@ -22,7 +22,7 @@ use crate::{
     guest::{
         kvm,
         run::{self, RunRequest},
-        trace_script::{guest_script, TraceSetup},
+        trace_script::{check_function, guest_script, TraceSetup},
     },
     kernel::kconfig::edit_distance,
     spec::layers::Layers,
@@ -31,6 +31,9 @@ use crate::{
 
 impl cli::Trace {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
+        for function in &self.functions {
+            check_function(function, self.tracer.into()).map_err(anyhow::Error::msg)?;
+        }
         let p = Prepared::new(ctx, &self.target.to_target())?;
         let mut lock = p.lock(ctx, Access::Shared)?;
         build::ensure_built(ctx, &p, &mut lock)?;
