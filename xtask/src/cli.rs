@@ -137,7 +137,7 @@ pub struct Build {
     #[command(flatten)]
     pub target: Target,
     /// Parallel jobs [default: the number of CPUs]
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", value_parser = jobs)]
     pub jobs: Option<usize>,
     /// Fail on the first object that does not build at its level
     #[arg(long)]
@@ -245,7 +245,7 @@ pub struct Bench {
     #[command(flatten)]
     pub target: Target,
     /// Parallel jobs [default: the number of CPUs]
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", value_parser = jobs)]
     pub jobs: Option<usize>,
     /// Runs of each measure (the median is reported)
     #[arg(long, default_value_t = 3)]
@@ -316,6 +316,20 @@ pub struct Ci {
     /// Check that `run --accel auto` picks KVM for the entries
     #[arg(long)]
     pub check_kvm: bool,
+}
+
+/// `-j N`: at least one job; make's `-j0` is no limit at all.
+fn jobs(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err(
+            "make needs at least one job: give -j 1 or more, or leave -j out for one per CPU"
+                .into(),
+        ),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "{text:?} is not a number of jobs: give -j 1 or more"
+        )),
+    }
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,5 +406,49 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn zero_jobs_is_refused_with_the_fix() {
+        for command in ["build", "bench"] {
+            let mut argv = vec!["cargo-xtask", command];
+            if command == "bench" {
+                argv.push("build");
+            }
+            argv.extend(["-j", "0"]);
+            let err = Cli::try_parse_from(&argv).unwrap_err().to_string();
+            let first = err.lines().next().unwrap();
+            assert_eq!(
+                first,
+                "error: invalid value '0' for '--jobs <N>': make needs at least one job: \
+                 give -j 1 or more, or leave -j out for one per CPU",
+                "{command}"
+            );
+        }
+        let cli = Cli::try_parse_from(["cargo-xtask", "build", "-j", "3"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Build(Build { jobs: Some(3), .. })
+        ));
+    }
+
+    #[test]
+    fn no_wait_and_attach_timeout_parse() {
+        let cli = Cli::try_parse_from([
+            "cargo-xtask",
+            "run",
+            "--no-wait",
+            "--wait-gdb",
+            "--attach-timeout",
+            "3",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        assert!(cli.global.no_wait);
+        let Command::Run(run) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(run.attach_timeout, 3);
     }
 }
