@@ -9,6 +9,8 @@
 # prints garbage with no warning. The line table knows better: the first
 # address of a line after the function's opening line is past the prologue.
 
+import re
+
 import gdb
 
 
@@ -17,7 +19,10 @@ def body_address(name):
     try:
         start = int(gdb.parse_and_eval("(unsigned long)&" + name))
     except gdb.error as e:
-        raise gdb.GdbError("study-break: no function %s (%s)" % (name, e))
+        hint = ""
+        if StudyModules.pending is not None:
+            hint = "; module symbols are not loaded yet: they load at the first stop"
+        raise gdb.GdbError("study-break: no function %s (%s%s)" % (name, e, hint))
     block = gdb.block_for_pc(start)
     while block is not None and block.function is None:
         block = block.superblock
@@ -55,3 +60,292 @@ class StudyBreak(gdb.Command):
 
 
 StudyBreak()
+
+
+# ---------------------------------------------------------------------------
+# study-safe CMD: run a helper command; report a failure instead of raising.
+#
+# Why: gdb abandons the rest of a sourced file at the first command that
+# fails. The session file `cargo xtask gdb` writes sets breakpoints, sources
+# the user's -x scripts and continues after its helpers; one failing helper
+# (the kernel's lx-symbols reading memory while the CPU still sits at the
+# reset vector under QEMU -S) used to drop all of that silently.
+
+
+def _describe(e):
+    kind = type(e).__name__
+    return "%s: %s" % (kind, e) if kind not in ("error", "GdbError") else str(e)
+
+
+def run_safely(command, from_tty=False, who="study-safe"):
+    """Run a gdb command; on failure print why and return False."""
+    try:
+        gdb.execute(command, from_tty)
+        return True
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # gdb.error, gdb.MemoryError, a helper's own bug
+        gdb.write("%s: `%s` failed (%s); going on\n" % (who, command, _describe(e)),
+                  gdb.STDERR)
+        return False
+
+
+class StudySafe(gdb.Command):
+    """study-safe CMD: run CMD; if it fails, print the error and go on.
+In a sourced file a failing command stops the rest of the file; behind
+study-safe it does not."""
+
+    def __init__(self):
+        super().__init__("study-safe", gdb.COMMAND_SUPPORT, gdb.COMPLETE_COMMAND)
+
+    def invoke(self, arg, from_tty):
+        if not arg.strip():
+            raise gdb.GdbError("usage: study-safe CMD")
+        run_safely(arg, from_tty)
+
+
+StudySafe()
+
+
+# ---------------------------------------------------------------------------
+# study-modules [DIR...]: the kernel's lx-symbols, once the kernel is up.
+#
+# lx-symbols reloads vmlinux, walks the kernel's `modules` list and loads each
+# module's .ko from DIR (and gdb's working directory), then sets its own
+# breakpoint on do_init_module to follow later loads. Under `run --wait-gdb`
+# gdb connects while the CPU is at the reset vector with paging off: the list
+# head at 0xffffffff8... cannot be read, and lx-symbols raises
+# gdb.MemoryError. So: run it now if kernel memory is readable (gdb attached
+# to a running kernel), else once, at the first stop where it is. No module
+# can have loaded before that stop goes unseen: lx-symbols walks the list
+# then, and its breakpoint follows every later load.
+
+
+def kernel_memory_readable():
+    """True when the guest's kernel mapping can be read (not at reset)."""
+    for name in ("modules", "linux_banner", "init_task"):
+        try:
+            addr = int(gdb.parse_and_eval("(unsigned long)&" + name))
+        except gdb.error:
+            continue
+        try:
+            gdb.selected_inferior().read_memory(addr, 8)
+            return True
+        except (gdb.MemoryError, gdb.error):
+            return False
+    return False
+
+
+class StudyModules(gdb.Command):
+    """study-modules [DIR...]: load module symbols with lx-symbols DIR...
+now when kernel memory is readable, otherwise at the first stop where it is.
+Never raises: a failure is reported and the session goes on."""
+
+    pending = None  # the lx-symbols command line waiting for a stop
+
+    def __init__(self):
+        super().__init__("study-modules", gdb.COMMAND_FILES, gdb.COMPLETE_FILENAME)
+
+    def invoke(self, arg, from_tty):
+        command = ("lx-symbols " + arg).strip()
+        try:
+            gdb.execute("help lx-symbols", to_string=True)
+        except gdb.error:
+            gdb.write("study-modules: no lx-symbols (vmlinux-gdb.py not loaded); "
+                      "module symbols will not be loaded\n", gdb.STDERR)
+            return
+        if kernel_memory_readable():
+            run_safely(command, from_tty, "study-modules")
+            return
+        if StudyModules.pending is None:
+            gdb.events.stop.connect(StudyModules.on_stop)
+        StudyModules.pending = command
+        gdb.write("study-modules: the kernel is not up yet (kernel memory is "
+                  "unreadable): `%s` will run at the first stop\n" % command)
+
+    @staticmethod
+    def on_stop(event):
+        command = StudyModules.pending
+        if command is None or not kernel_memory_readable():
+            return
+        gdb.events.stop.disconnect(StudyModules.on_stop)
+        StudyModules.pending = None
+        gdb.write("study-modules: %s\n" % command)
+        run_safely(command, False, "study-modules")
+
+
+StudyModules()
+
+
+# ---------------------------------------------------------------------------
+# study-locals / study-args / study-frame: `info locals` and `info args`,
+# with the temporaries that macros declare set apart.
+#
+# Why: even at -O0 `info locals` in tcp_push shows a dozen
+# `pao_ID__ = <optimized out>`, `pto_val__ = <optimized out>`... They are the
+# variables of arch/x86/include/asm/percpu.h's percpu_add_op/percpu_to_op,
+# expanded once per `case` of __pcpu_size_call's `switch (sizeof(var))` and
+# in `if (0) { typeof(var) pao_tmp__; ... }` type checks. gcc drops those
+# dead branches at every level (its CFG cleanup folds constant conditions),
+# so the variables never get a stack slot and their lexical blocks get no
+# address range; gdb reads a range-less block as part of the enclosing one,
+# so they surface at function scope at every pc. They have no value to
+# show: nothing is optimized out. study/notes/percpu-temporaries.md has the
+# evidence. These commands print the real variables like gdb does and sum
+# the macro temporaries up in one line.
+
+_source_lines = {}
+
+
+def _declaring_line(sym):
+    """The source text of the line gdb gives as SYM's declaration, or None."""
+    symtab = sym.symtab
+    if symtab is None or not sym.line:
+        return None
+    path = symtab.fullname()
+    lines = _source_lines.get(path)
+    if lines is None:
+        try:
+            with open(path, errors="replace") as f:
+                lines = f.read().split("\n")
+        except OSError:
+            lines = []
+        _source_lines[path] = lines
+    if sym.line > len(lines):
+        return None
+    return lines[sym.line - 1]
+
+
+def is_macro_temporary(sym):
+    """Declared by a macro body, not by the code on its declaration line.
+
+gcc gives a variable declared inside a macro the file and line of the macro's
+expansion, so the name is not in that line's text (`pto_val__` on the line
+`NET_INC_STATS(...)`). Without the source, fall back to the kernel's naming
+convention for macro locals: a trailing `__`."""
+    text = _declaring_line(sym)
+    if text is None:
+        return sym.name.endswith("__")
+    return re.search(r"(?<![A-Za-z0-9_])%s(?![A-Za-z0-9_])" % re.escape(sym.name),
+                     text) is None
+
+
+def frame_symbols(frame, want_args, want_locals):
+    """(symbol, is_argument) in gdb's order: innermost block outwards."""
+    try:
+        block = frame.block()
+    except RuntimeError:
+        raise gdb.GdbError("no symbol table info for this frame")
+    out = []
+    while block is not None:
+        for sym in block:
+            if sym.is_argument:
+                if want_args:
+                    out.append((sym, True))
+            elif sym.is_variable and want_locals:
+                out.append((sym, False))
+        if block.function is not None:
+            break
+        block = block.superblock
+    return out
+
+
+def show_value(sym, frame):
+    """(text, optimized_out) for SYM in FRAME, as `info locals` prints it."""
+    try:
+        value = sym.value(frame)
+        if value.is_optimized_out:
+            return "<optimized out>", True
+        return value.format_string(), False
+    except gdb.error as e:
+        return "<error: %s>" % e, False
+
+
+def _counted(names):
+    counts = {}
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+    return ", ".join("%s x%d" % (n, c) if c > 1 else n for n, c in counts.items())
+
+
+def print_frame_vars(frame, want_args, want_locals, who):
+    """Print the frame's variables like `info args`/`info locals`, then one
+summary line with the macro temporaries set apart."""
+    rows = frame_symbols(frame, want_args, want_locals)
+    if not rows:
+        gdb.write("No %s.\n" % ("locals" if want_locals else "arguments"))
+        return
+    real = 0
+    real_out = []
+    temps_live, temps_here, temps_dead = [], [], []
+    for sym, is_arg in rows:
+        text, optimized_out = show_value(sym, frame)
+        if not is_arg and is_macro_temporary(sym):
+            if not optimized_out:
+                temps_live.append("%s=%s" % (sym.name, text))
+            elif sym.addr_class == gdb.SYMBOL_LOC_OPTIMIZED_OUT:
+                temps_dead.append(sym.name)  # no DW_AT_location at all
+            else:
+                temps_here.append(sym.name)  # a location, but not at this pc
+            continue
+        real += 1
+        if optimized_out:
+            real_out.append(sym.name)
+        gdb.write("%s = %s\n" % (sym.name, text))
+    noun = "local" if want_locals else "argument"
+    summary = "%s: %d %s%s, %d <optimized out>%s" % (
+        who, real, noun, "" if real == 1 else "s", len(real_out),
+        (" (" + ", ".join(real_out) + ")") if real_out else "")
+    parts = []
+    if temps_live:
+        parts.append("in scope: " + ", ".join(temps_live))
+    if temps_here:
+        parts.append("%d optimized out here: %s" % (len(temps_here), _counted(temps_here)))
+    if temps_dead:
+        parts.append("%d never compiled (dead macro branches, no location): %s"
+                     % (len(temps_dead), _counted(temps_dead)))
+    if parts:
+        summary += "; macro temporaries: " + "; ".join(parts)
+    gdb.write(summary + "\n")
+
+
+class StudyLocals(gdb.Command):
+    """study-locals: info locals, with macro temporaries summed up in one line.
+Prints each real local as `info locals` does, then one line: how many real
+locals there are, which are <optimized out>, and the temporaries declared
+inside macros (percpu ops, min/max, guards): those in scope with their value,
+and those from branches gcc never compiled (no location, nothing to show)."""
+
+    def __init__(self):
+        super().__init__("study-locals", gdb.COMMAND_STACK)
+
+    def invoke(self, arg, from_tty):
+        print_frame_vars(gdb.selected_frame(), False, True, "study-locals")
+
+
+class StudyArgs(gdb.Command):
+    """study-args: info args, then how many are <optimized out>."""
+
+    def __init__(self):
+        super().__init__("study-args", gdb.COMMAND_STACK)
+
+    def invoke(self, arg, from_tty):
+        print_frame_vars(gdb.selected_frame(), True, False, "study-args")
+
+
+class StudyFrame(gdb.Command):
+    """study-frame: the frame line, its arguments and its locals (study-locals)."""
+
+    def __init__(self):
+        super().__init__("study-frame", gdb.COMMAND_STACK)
+
+    def invoke(self, arg, from_tty):
+        gdb.execute("frame", from_tty)
+        frame = gdb.selected_frame()
+        print_frame_vars(frame, True, False, "args")
+        print_frame_vars(frame, False, True, "locals")
+
+
+StudyLocals()
+StudyArgs()
+StudyFrame()

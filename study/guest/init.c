@@ -383,6 +383,30 @@ static int setup_env(const char *term, const char *env_path)
 	return 0;
 }
 
+/*
+ * Kernel times (ftrace durations and timestamps, CLOCK_MONOTONIC) come from
+ * the current clocksource.  When it is jiffies or refined-jiffies, which is
+ * what a TCG guest whose TSC could not be calibrated falls back to, they
+ * move in whole ticks (1 ms at HZ=1000, 4 ms at HZ=250): say so once.
+ * See study/notes/guest-clock.md.
+ */
+static void warn_coarse_clock(void)
+{
+	static int warned;
+	size_t len;
+	char *cs = read_file("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+			     &len);
+	if (!cs)
+		return;
+	cs[strcspn(cs, "\n")] = '\0';
+	if (!warned && strstr(cs, "jiffies")) {
+		fprintf(stderr, "study-init: warning: the guest clocksource is %s: kernel times "
+			"(ftrace durations, timestamps) move in whole ticks\n", cs);
+		warned = 1;
+	}
+	free(cs);
+}
+
 static pid_t spawn(const char *cwd, char **argv, int interactive)
 {
 	if (chdir(cwd) < 0) {
@@ -457,6 +481,7 @@ static int run(void)
 		      cmdline_get(words, "study.env")) < 0)
 		return SETUP_FAILED;
 
+	warn_coarse_clock();
 	const char *job = cmdline_get(words, "study.job");
 	pid_t pid;
 	if (!job || !*job) {
@@ -490,6 +515,8 @@ int main(void)
 	umask(022);
 	mount_filesystems();
 	int status = run();
+	/* The clocksource can change while the job runs (the TSC watchdog). */
+	warn_coarse_clock();
 
 	printf("\n<<<linux-study exit=%d>>>\n", status);
 	fflush(stdout);

@@ -67,6 +67,10 @@ pub enum Command {
     Trace(Trace),
     /// Run CI matrix entries (ci/matrix.toml) locally, step by step
     Ci(Ci),
+    /// Build, boot with the gdb stub waiting, and stop in gdb at FUNC: one command
+    Debug(Debug),
+    /// Run packetdrill scripts in the guest (the kernel tree's suite by default)
+    Packetdrill(Packetdrill),
 }
 
 /// Which profile, and where it builds.
@@ -264,6 +268,8 @@ pub enum BenchWhat {
     Build,
     /// Boot-to-command (`run -- true`) against virtme-ng on the same bzImage
     Run,
+    /// Edit net/ipv4/tcp.c → rebuild → boot → gdb stopped in tcp_sendmsg_locked, by phase
+    Loop,
 }
 
 #[derive(Args, Debug)]
@@ -303,6 +309,76 @@ pub struct Trace {
     /// The command to trace, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Debug {
+    #[command(flatten)]
+    pub target: Target,
+    /// Break at FUNC's first line after the prologue (repeat for several)
+    #[arg(short = 'b', long = "break", value_name = "FUNC")]
+    pub breaks: Vec<String>,
+    /// A gdb script to source after connecting (repeat for several)
+    #[arg(short = 'x', value_name = "FILE")]
+    pub scripts: Vec<PathBuf>,
+    /// Run CMD at the first stop, in order (repeat); then detach and exit
+    #[arg(long, value_name = "CMD")]
+    pub batch: Vec<String>,
+    /// The stub's port on 127.0.0.1 [default: a free one]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Do not run make first (only build when the image is missing or stale)
+    #[arg(long)]
+    pub no_build: bool,
+    /// The command to run in the guest, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Packetdrill {
+    #[command(flatten)]
+    pub target: Target,
+    /// .pkt scripts or directories of them [default: the tree's tools/testing/selftests/net/packetdrill]
+    #[arg(value_name = "SCRIPT")]
+    pub scripts: Vec<PathBuf>,
+    /// The packetdrill binary [default: packetdrill on PATH]
+    #[arg(long, value_name = "BIN")]
+    pub packetdrill: Option<PathBuf>,
+    /// IP versions to run each script with
+    #[arg(long, value_enum, default_value_t = IpChoice::Both)]
+    pub ip: IpChoice,
+    /// packetdrill's --tolerance_usecs [default: study/packetdrill.toml's]
+    #[arg(long, value_name = "USECS")]
+    pub tolerance_usecs: Option<u64>,
+    /// Machine-readable results
+    #[arg(long)]
+    pub json: bool,
+    /// Accelerator, as for `run`
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    /// Seconds before the guest is killed
+    #[arg(long, default_value_t = 1800)]
+    pub timeout: u64,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpChoice {
+    #[value(name = "4")]
+    V4,
+    #[value(name = "6")]
+    V6,
+    Both,
+}
+
+impl IpChoice {
+    pub fn versions(self) -> Vec<&'static str> {
+        match self {
+            IpChoice::V4 => vec!["4"],
+            IpChoice::V6 => vec!["6"],
+            IpChoice::Both => vec!["4", "6"],
+        }
+    }
 }
 
 #[derive(Args, Debug)]

@@ -136,7 +136,7 @@ impl Prepared {
         let tree = ctx.tree()?;
         let arch = ctx.arch()?;
         let compiler = target.cc.unwrap_or(profile.cc);
-        let profile = profile.with_compiler(compiler);
+        let profile = profile.with_compiler(compiler).with_arch(&arch.name);
         let dir_name = match compiler {
             Toolchain::Gcc => profile.name.clone(),
             other => format!("{}-{other}", profile.name),
@@ -165,9 +165,21 @@ impl Prepared {
         self.build_dir.join(".study")
     }
 
-    /// The boot image this build produces.
+    /// Whether QEMU boots this build's `vmlinux` directly.
+    pub fn boots_vmlinux(&self) -> bool {
+        let Some(option) = &self.arch.boots_vmlinux_with else {
+            return false;
+        };
+        self.config().is_ok_and(|c| c.get(option) == "y")
+    }
+
+    /// What QEMU boots: `vmlinux` where it can, else the boot image.
     pub fn image(&self) -> PathBuf {
-        self.build_dir.join(&self.arch.image)
+        if self.boots_vmlinux() {
+            self.build_dir.join("vmlinux")
+        } else {
+            self.build_dir.join(&self.arch.image)
+        }
     }
 
     /// Takes the build directory's lock for the rest of the command:

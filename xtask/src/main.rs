@@ -55,5 +55,7 @@ fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::Bench(flags) => flags.run(&ctx).map(done)?,
         Command::Trace(flags) => flags.run(&ctx)?,
         Command::Ci(flags) => flags.run(&ctx)?,
+        Command::Packetdrill(flags) => flags.run(&ctx)?,
+        Command::Debug(flags) => flags.run(&ctx)?,
     })
 }

@@ -31,6 +31,33 @@ fn trace_shows_tcp_sendmsg_down_to_the_device() {
     // Nested under tcp_sendmsg, in this order, each deeper than the last.
     let trace = std::fs::read_to_string(&raw).unwrap();
     assert!(trace.starts_with("# tracer: function_graph"), "{trace}");
+    // A fine guest clock: on jiffies every duration is a whole number of
+    // ticks (0.000 us or N000.000 us), whatever the host's load.
+    let durations: Vec<f64> = trace
+        .lines()
+        .filter_map(|l| l.split('|').nth(3))
+        .filter_map(|d| {
+            d.trim()
+                .trim_start_matches(['+', '!', '#', '*', '@', '$'])
+                .trim()
+                .strip_suffix("us")
+        })
+        .filter_map(|d| d.trim().parse().ok())
+        .collect();
+    assert!(durations.len() > 20, "{trace}");
+    let whole_ms = durations
+        .iter()
+        .filter(|d| (*d * 1000.0).round() % 1_000_000.0 == 0.0)
+        .count();
+    assert!(
+        whole_ms < durations.len(),
+        "every duration is whole milliseconds: the guest runs on jiffies"
+    );
+    assert!(
+        !text(&out).contains("the guest clocksource is"),
+        "{}",
+        text(&out)
+    );
     let start = trace
         .find("tcp_sendmsg() {")
         .expect("an entry of tcp_sendmsg");
@@ -159,4 +186,91 @@ fn a_glob_is_ftraces_and_a_shell_word_is_refused() {
     for name in ["tcp_sendmsg() {", "tcp_sendmsg_locked() {"] {
         assert!(trace.contains(name), "{name} in the trace of tcp_send*");
     }
+}
+
+/// The seed's own chain, through a TUN device: tun-peer plays the remote
+/// TCP end over IPv6, and the chain reaches the driver, tun_net_xmit, with
+/// a qdisc step where the profile has one.
+#[test]
+fn trace_over_tun_is_the_seeds_chain() {
+    let _serial = serial();
+    let dir = tiny_build();
+    let mut args = on_tiny("trace");
+    args.extend(["tcp_sendmsg", "--chain", "--", "tun-peer"]);
+    let out = xtask(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let chain: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("tcp_sendmsg: "))
+        .skip(1)
+        .collect();
+    let line = |layer: &str| -> Vec<String> {
+        let l = chain
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(layer))
+            .unwrap_or_else(|| panic!("no {layer} layer:\n{stdout}"));
+        l.split_whitespace()
+            .skip(1)
+            .filter(|w| {
+                w.chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+            })
+            .map(String::from)
+            .collect()
+    };
+    let in_order = |names: &[String], want: &[&str]| {
+        let at: Vec<usize> = want
+            .iter()
+            .map(|w| {
+                names
+                    .iter()
+                    .position(|n| n == w)
+                    .unwrap_or_else(|| panic!("{w} not in {names:?}"))
+            })
+            .collect();
+        assert!(
+            at.windows(2).all(|p| p[0] < p[1]),
+            "{want:?} out of order in {names:?}"
+        );
+    };
+    let layers: Vec<&str> = chain
+        .iter()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        layers,
+        ["transport", "network", "device", "driver"],
+        "{stdout}"
+    );
+    in_order(
+        &line("transport"),
+        &[
+            "tcp_sendmsg",
+            "tcp_sendmsg_locked",
+            "tcp_write_xmit",
+            "__tcp_transmit_skb",
+        ],
+    );
+    let network = line("network");
+    assert_eq!(network[0], "inet6_csk_xmit", "{network:?}");
+    in_order(
+        &network,
+        &[
+            "inet6_csk_xmit",
+            "ip6_xmit",
+            "ip6_output",
+            "ip6_finish_output2",
+        ],
+    );
+    let device = line("device");
+    assert!(device[0].starts_with("neigh_"), "{device:?}");
+    let mut want = vec!["__dev_queue_xmit", "dev_hard_start_xmit", "xmit_one"];
+    let config = std::fs::read_to_string(dir.join(".config")).unwrap();
+    if config.contains("\nCONFIG_NET_SCHED=y\n") {
+        want.insert(1, "sch_direct_xmit");
+    }
+    in_order(&device, &want);
+    assert_eq!(line("driver"), ["tun_net_xmit"], "{stdout}");
 }

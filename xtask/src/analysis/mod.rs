@@ -9,3 +9,4 @@ pub mod chain;
 pub mod dwarf;
 pub mod ftrace;
 pub mod opt_report;
+pub mod packetdrill;

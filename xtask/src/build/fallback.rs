@@ -57,6 +57,20 @@ impl RecordedFallbacks {
         }
     }
 
+    /// Adds `other`'s entries, keeping ours where both have one.
+    pub fn merge(&mut self, other: &RecordedFallbacks) {
+        for (object, by_rule) in &other.object {
+            let ours = self.object.entry(object.clone()).or_default();
+            for (rule, entry) in by_rule {
+                ours.entry(rule.clone()).or_insert_with(|| entry.clone());
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.object.values().map(BTreeMap::len).sum()
+    }
+
     pub fn save(&self, build_dir: &Path) -> Result<()> {
         fsutil::write_if_changed(
             &RecordedFallbacks::path(build_dir),
@@ -151,6 +165,48 @@ impl Placement<'_> {
 /// `net/ipv4/tcp.c` for `net/ipv4/tcp.o`.
 pub fn source_of(object: &str) -> String {
     format!("{}.c", object.strip_suffix(".o").unwrap_or(object))
+}
+
+/// What every build directory of the same profile, tree version,
+/// architecture and compiler version learned, shared so that the next one
+/// starts from it instead of finding every fallback again.
+pub struct Learned {
+    pub path: PathBuf,
+}
+
+impl Learned {
+    pub fn new(root: &Path, p: &Prepared, compiler_version: &str) -> Learned {
+        let name = format!(
+            "linux-{}-{}-{}-{compiler_version}.toml",
+            p.tree.version,
+            p.arch.name,
+            p.compiler.name()
+        );
+        Learned {
+            path: root.join("target/learned").join(&p.profile.name).join(name),
+        }
+    }
+
+    pub fn load(&self) -> Result<RecordedFallbacks> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "{:#}; delete the file to start over",
+                    crate::spec::origin::toml_error(&self.path, &text, &e)
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RecordedFallbacks::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", self.path.display())),
+        }
+    }
+
+    /// Adds what a build directory learned.
+    pub fn add(&self, recorded: &RecordedFallbacks) -> Result<()> {
+        let mut all = self.load()?;
+        all.merge(recorded);
+        fsutil::write_if_changed(&self.path, all.to_toml().as_bytes())?;
+        Ok(())
+    }
 }
 
 /// Where each object of `p` stands, with what its build directory recorded.

@@ -4,6 +4,7 @@
 //! a compiler cache that actually hits, and a one-line progress display.
 
 use std::{
+    collections::BTreeMap,
     io::{IsTerminal, Write},
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -11,23 +12,23 @@ use std::{
 
 use anyhow::{bail, Result};
 
-use xshell::{Cmd, Shell};
+use xshell::{cmd, Cmd, Shell};
 
 use crate::{
     build::{
         ccache::{CacheMode, CacheSetup, CacheStats},
         configure,
         distcc::{self, DistccStats, Farm},
-        fallback::{self, placement, source_of, Recorded, RecordedFallbacks},
+        fallback::{self, placement, source_of, Learned, Recorded, RecordedFallbacks},
     },
     ctx::{BuildLock, Ctx, Prepared},
     kernel::{
-        buildlog::BuildLog,
+        buildlog::{stage_of, BuildLog, Stage},
         kbuild,
         linkfix::{self, Provider},
     },
     spec::{host_tools, opt_rules::Level, toolchain::Toolchain},
-    util::fsutil,
+    util::{exec::Exec, fsutil},
 };
 
 /// Enough passes for O0 → Og → Og-nocheck → O2 plus link fixes.
@@ -38,6 +39,9 @@ pub fn default_jobs() -> usize {
 }
 
 pub struct BuildRequest {
+    /// Only what the next boot needs (the edit loop): no compressed image
+    /// where QEMU boots vmlinux, no compile_commands.json.
+    pub quick: bool,
     pub jobs: usize,
     pub fallback: bool,
     pub suggest_config: bool,
@@ -50,6 +54,7 @@ impl BuildRequest {
     /// What `run` and `trace` build with when the image is stale.
     pub fn default_for_run() -> BuildRequest {
         BuildRequest {
+            quick: false,
             jobs: default_jobs(),
             fallback: true,
             suggest_config: false,
@@ -97,6 +102,8 @@ fn is_stale(p: &Prepared) -> bool {
 
 pub struct BuildOutcome {
     pub elapsed: Duration,
+    /// When each stage of the last pass began, from the build's start.
+    pub stages: BTreeMap<Stage, Duration>,
     pub compiled: usize,
     pub warnings: usize,
     pub passes: usize,
@@ -166,10 +173,25 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
     }
 
     let mut recorded = RecordedFallbacks::load(&p.build_dir)?;
+    let learned = Learned::new(&ctx.root, p, &compiler_version(exec, p));
+    if !exec.dry_run && !RecordedFallbacks::path(&p.build_dir).exists() {
+        let earlier = learned.load()?;
+        if earlier.len() > 0 {
+            eprintln!(
+                "starting from {} fallback(s) that earlier builds of Linux {} learned ({})",
+                earlier.len(),
+                p.tree.version,
+                learned.path.display()
+            );
+            recorded = earlier;
+            recorded.save(&p.build_dir)?;
+        }
+    }
     let mut new_fallbacks = Vec::new();
     let start = Instant::now();
     let (mut compiled, mut warnings) = (0, 0);
     let mut passes = 0;
+    let mut stages = BTreeMap::new();
     let expected = expected_objects(&p.build_dir);
     loop {
         passes += 1;
@@ -178,7 +200,8 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
             &fallback::overrides_text_with(p, &recorded),
         )?;
         let cmd = make_command(exec.sh(), p, req, cache.as_ref());
-        let log = run_make(ctx, p, cmd, expected, start)?;
+        stages.clear();
+        let log = run_make(ctx, p, cmd, expected, start, &mut stages)?;
         compiled += log.0.compiled;
         warnings += log.0.warnings;
         let (log, success) = log;
@@ -220,6 +243,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
     }
     if !exec.dry_run {
         record_expected(&p.build_dir)?;
+        learned.add(&recorded)?;
     }
     let distcc = match &req.distcc {
         Some(_) if !exec.dry_run => Some(DistccStats::parse(
@@ -233,6 +257,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
     };
     Ok(BuildOutcome {
         elapsed: start.elapsed(),
+        stages,
         compiled,
         warnings,
         passes,
@@ -240,7 +265,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
         cache: cache_stats,
         distcc,
         build_dir: p.build_dir.clone(),
-        image: p.build_dir.join(&p.arch.image),
+        image: p.image(),
     })
 }
 
@@ -296,11 +321,17 @@ pub fn make_command<'a>(
             &[],
         );
     }
-    let mut targets = vec!["vmlinux", p.arch.image_target.as_str()];
+    let mut targets = vec!["vmlinux"];
+    // The edit loop skips what the next boot does not need.
+    if !(req.quick && p.boots_vmlinux()) {
+        targets.push(p.arch.image_target.as_str());
+    }
     if p.config().is_ok_and(|c| c.get("GDB_SCRIPTS") == "y") {
         targets.push("scripts_gdb");
     }
-    targets.push("compile_commands.json");
+    if !req.quick {
+        targets.push("compile_commands.json");
+    }
     kbuild::build_make(
         sh,
         &p.tree.path,
@@ -309,6 +340,19 @@ pub fn make_command<'a>(
         &opts,
         &targets,
     )
+}
+
+/// The compiler's version, part of the key for what builds learned: a new
+/// gcc fails differently.
+fn compiler_version(exec: &Exec, p: &Prepared) -> String {
+    let cc = p.compiler.name();
+    let version = exec
+        .query(cmd!(exec.sh(), "{cc} -dumpfullversion -dumpversion"))
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    version
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn distcc_log(p: &Prepared) -> PathBuf {
@@ -327,6 +371,7 @@ fn run_make(
     cmd: Cmd<'_>,
     expected: Option<usize>,
     start: Instant,
+    stages: &mut BTreeMap<Stage, Duration>,
 ) -> Result<(BuildLog, bool)> {
     let tree_prefix = format!("{}/", p.tree.path.display());
     let mut log = BuildLog::new(vec![tree_prefix]);
@@ -344,6 +389,9 @@ fn run_make(
             let _ = writeln!(f, "{line}");
         }
         log.line(line);
+        if let Some(stage) = stage_of(line) {
+            stages.entry(stage).or_insert_with(|| start.elapsed());
+        }
         if progress {
             let total = expected.map_or(String::new(), |e| format!("/{e}"));
             let current = log.last_compiled.as_deref().unwrap_or("");

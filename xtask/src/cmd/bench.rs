@@ -4,7 +4,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{bail, Context, Result};
@@ -14,10 +14,16 @@ use crate::{
     build::{self, ccache::CacheSetup, passes, BuildRequest},
     cli,
     ctx::{Ctx, Prepared},
-    guest::kvm,
-    kernel::kbuild,
+    guest::{
+        gdb::{gdb_command, GdbRequest},
+        kvm,
+        qemu::Accel,
+        run::{start_background, RunRequest},
+    },
+    kernel::{buildlog::Stage, kbuild},
     util::{
         exec::{which, Exec},
+        fsutil,
         lock::Access,
     },
 };
@@ -27,7 +33,65 @@ impl cli::Bench {
         match self.what {
             cli::BenchWhat::Build => self.build(ctx),
             cli::BenchWhat::Run => self.boot(ctx),
+            cli::BenchWhat::Loop => self.edit_loop(ctx),
         }
+    }
+
+    /// Edit net/ipv4/tcp.c (a comment appended, the file restored after),
+    /// rebuild, boot under TCG with the stub waiting, and stop gdb in
+    /// tcp_sendmsg_locked with the size tcp-echo sends: each phase timed.
+    fn edit_loop(&self, ctx: &Ctx) -> Result<()> {
+        let p = Prepared::new(ctx, &self.target.to_target())?;
+        let request = BuildRequest {
+            jobs: self.jobs.unwrap_or_else(passes::default_jobs),
+            ..BuildRequest::default_for_run()
+        };
+        eprintln!(
+            "bench: making sure {} is built first",
+            p.build_dir.display()
+        );
+        build::build(ctx, &p, &request)?;
+        if ctx.exec.dry_run {
+            return Ok(());
+        }
+        let tcp = p.tree.path.join("net/ipv4/tcp.c");
+        let quick = BuildRequest {
+            quick: true,
+            jobs: request.jobs,
+            ..BuildRequest::default_for_run()
+        };
+        let mut rows = Vec::new();
+        for run in 0..self.runs.max(1) {
+            let _restore = Restore::edit(&tcp, &format!("\n/* cargo xtask bench loop {run} */\n"))?;
+            rows.push(one_loop(ctx, &p, &quick)?);
+        }
+        // The restored tcp.c is newer than tcp.o: rebuild now, not in the
+        // user's next command.
+        build::build(ctx, &p, &request)?;
+        let median_of = |f: fn(&LoopTimes) -> Duration| median(rows.iter().map(f).collect());
+        let table = [
+            ("compile", median_of(|r| r.compile)),
+            ("link (vmlinux)", median_of(|r| r.link)),
+            ("boot image", median_of(|r| r.image)),
+            ("gdb start, connect, breakpoints", median_of(|r| r.gdb_load)),
+            ("boot to the stop", median_of(|r| r.boot_to_stop)),
+            ("edit to the stop", median_of(|r| r.total)),
+        ];
+        println!(
+            "{:<34} {:>9}",
+            format!("phase ({})", p.profile.name),
+            "time"
+        );
+        for (name, time) in table {
+            println!("{name:<34} {:>8.2}s", time.as_secs_f64());
+        }
+        println!(
+            "(median of {} runs; -j{}; stopped in tcp_sendmsg_locked with size = {})",
+            rows.len(),
+            request.jobs,
+            rows[0].size
+        );
+        Ok(())
     }
 
     /// `cargo xtask run -- true` against virtme-ng's `vng --run IMAGE
@@ -180,6 +244,124 @@ impl cli::Bench {
         );
         Ok(())
     }
+}
+
+/// One edit → stop, timed.
+struct LoopTimes {
+    compile: Duration,
+    link: Duration,
+    image: Duration,
+    gdb_load: Duration,
+    boot_to_stop: Duration,
+    total: Duration,
+    size: String,
+}
+
+/// What tcp-echo sends in one `send()`: the stop must show it as `size`.
+const LOOP_SIZE: &str = "1000";
+
+fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<LoopTimes> {
+    let start = Instant::now();
+    let outcome = build::build(ctx, p, request)?;
+    let built = start.elapsed();
+    let at = |stage| outcome.stages.get(&stage).copied();
+    let link_at = at(Stage::Link).unwrap_or(built);
+    let image_at = at(Stage::Image).unwrap_or(built);
+    let port = free_port()?;
+    let run = RunRequest {
+        gdb_port: Some(port),
+        wait_gdb: true,
+        ..RunRequest::new(Accel::Tcg)
+    };
+    let console = p.state_dir().join("bench/console.log");
+    let argv: Vec<String> = ["tcp-echo", "-4", "-n", "1"].map(String::from).to_vec();
+    let guest = start_background(&ctx.exec, p, &run, &argv, &console)?;
+    let stamp = p.state_dir().join("bench/stamp.gdb");
+    fsutil::write_if_changed(
+        &stamp,
+        b"python print('bench-loop connected %f' % __import__('time').time())\n",
+    )?;
+    let breaks = ["tcp_sendmsg_locked".to_string()];
+    let batch = [
+        "python print('bench-loop stopped %f' % __import__('time').time())".to_string(),
+        "info args".to_string(),
+    ];
+    let scripts = [stamp];
+    let gdb = GdbRequest {
+        port,
+        hardware: false,
+        breaks: &breaks,
+        scripts: &scripts,
+        batch: &batch,
+    };
+    let gdb_start = SystemTime::now();
+    let output = ctx
+        .exec
+        .capture(gdb_command(&ctx.exec, p, &ctx.study_dir(), &gdb)?)?;
+    drop(guest);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let stamp_of = |what: &str| -> Result<SystemTime> {
+        let secs: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("bench-loop {what} "))?.parse().ok())
+            .with_context(|| format!("gdb never printed `bench-loop {what}`:\n{text}"))?;
+        Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs))
+    };
+    let (connected, stopped) = (stamp_of("connected")?, stamp_of("stopped")?);
+    let size = text
+        .lines()
+        .find_map(|l| l.strip_prefix("size = "))
+        .unwrap_or("?")
+        .to_string();
+    if size != LOOP_SIZE {
+        bail!("the stop in tcp_sendmsg_locked shows size = {size}, not {LOOP_SIZE}:\n{text}");
+    }
+    let since = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
+    Ok(LoopTimes {
+        compile: link_at,
+        link: image_at.saturating_sub(link_at),
+        image: built.saturating_sub(image_at),
+        gdb_load: since(gdb_start, connected),
+        boot_to_stop: since(connected, stopped),
+        total: built + since(gdb_start, stopped),
+        size,
+    })
+}
+
+/// Appends to a source file, and puts the original bytes back on drop.
+struct Restore {
+    path: PathBuf,
+    original: Vec<u8>,
+}
+
+impl Restore {
+    fn edit(path: &Path, append: &str) -> Result<Restore> {
+        let original =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut edited = original.clone();
+        edited.extend_from_slice(append.as_bytes());
+        std::fs::write(path, &edited)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Restore {
+            path: path.to_path_buf(),
+            original,
+        })
+    }
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::write(&self.path, &self.original) {
+            eprintln!("error: could not restore {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// A port on 127.0.0.1 that nothing listens on now.
+fn free_port() -> Result<u16> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").context("no free port on 127.0.0.1")?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// `cargo xtask COMMAND` as this binary, for the same profile, compiler,

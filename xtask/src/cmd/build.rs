@@ -27,6 +27,7 @@ impl cli::Build {
                 .map_or(passes::default_jobs(), |f| f.jobs(passes::default_jobs()))
         });
         let request = BuildRequest {
+            quick: false,
             jobs,
             fallback: !self.no_fallback,
             suggest_config: self.suggest_config,

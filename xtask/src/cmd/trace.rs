@@ -62,7 +62,8 @@ impl cli::Trace {
         let accel = kvm::choose_accel(ctx, &p, self.accel.into())?;
         let request = RunRequest {
             out_dir: Some(out_dir.clone()),
-            ..RunRequest::batch(accel, "1G", std::time::Duration::from_secs(self.timeout))
+            timeout: std::time::Duration::from_secs(self.timeout),
+            ..RunRequest::new(accel)
         };
         let mut argv = vec!["/bin/sh".to_string(), script.display().to_string()];
         argv.extend(self.command.iter().cloned());

@@ -2,7 +2,19 @@
 //! to the guest's stub, and set breakpoints that land after the prologue
 //! (`study-break`, from study/gdb/study.py).
 
-use std::path::Path;
+use std::{
+    path::{Path, PathBuf},
+    process::ExitStatus,
+};
+
+use anyhow::{bail, Result};
+use xshell::{cmd, Cmd};
+
+use crate::{
+    ctx::Prepared,
+    spec::host_tools,
+    util::exec::{which, Exec},
+};
 
 /// Everything the script needs, so the builder stays pure.
 pub struct Session<'a> {
@@ -31,17 +43,21 @@ pub fn script(s: &Session) -> String {
     line("set confirm off".into());
     line(format!("add-auto-load-safe-path {}", s.build_dir.display()));
     line(format!("file {}", s.build_dir.join("vmlinux").display()));
+    // Our helpers first: `study-safe` reports a failing helper command and
+    // goes on, so the breakpoints and -x scripts below are never dropped.
+    line(format!("source {}", s.study_py.display()));
     if s.gdb_scripts {
         line(format!(
-            "source {}",
+            "study-safe source {}",
             s.build_dir.join("vmlinux-gdb.py").display()
         ));
     }
     line(format!("directory {}", s.tree.display()));
-    line(format!("source {}", s.study_py.display()));
     line(format!("target remote 127.0.0.1:{}", s.port));
     if s.modules && s.gdb_scripts {
-        line("lx-symbols".into());
+        // Under --wait-gdb the CPU is still at the reset vector here:
+        // module symbols load at the first stop where the kernel is up.
+        line(format!("study-modules {}", s.build_dir.display()));
     }
     for name in s.breaks {
         line(format!(
@@ -64,6 +80,77 @@ pub fn script(s: &Session) -> String {
         line("quit".into());
     }
     out
+}
+
+/// What the user asked gdb to do.
+pub struct GdbRequest<'a> {
+    pub port: u16,
+    pub hardware: bool,
+    pub breaks: &'a [String],
+    pub scripts: &'a [PathBuf],
+    pub batch: &'a [String],
+}
+
+/// Writes the session file for `p` and runs gdb on it, interactive or with
+/// `-batch`; returns gdb's exit status.
+pub fn run_gdb(
+    exec: &Exec,
+    p: &Prepared,
+    study_dir: &Path,
+    req: &GdbRequest,
+) -> Result<ExitStatus> {
+    let cmd = gdb_command(exec, p, study_dir, req)?;
+    exec.status(cmd)
+}
+
+/// The gdb command line for `req`, its session file written.
+pub fn gdb_command<'a>(
+    exec: &'a Exec,
+    p: &Prepared,
+    study_dir: &Path,
+    req: &GdbRequest,
+) -> Result<Cmd<'a>> {
+    host_tools::require(study_dir, "gdb")?;
+    if !p.build_dir.join("vmlinux").is_file() {
+        bail!(
+            "no vmlinux in {}: run `cargo xtask build --profile {}`",
+            p.build_dir.display(),
+            p.profile.name
+        );
+    }
+    let config = p.config()?;
+    let study_py = study_dir.join("gdb/study.py");
+    let session = Session {
+        build_dir: &p.build_dir,
+        tree: &p.tree.path,
+        study_py: &study_py,
+        port: req.port,
+        modules: config.get("MODULES") == "y",
+        gdb_scripts: p.build_dir.join("vmlinux-gdb.py").exists(),
+        hardware: req.hardware,
+        breaks: req.breaks,
+        scripts: req.scripts,
+        batch: req.batch,
+    };
+    let text = script(&session);
+    let script_path = p.state_dir().join(format!("gdb/session-{}.gdb", req.port));
+    exec.write(&script_path, &text)?;
+    let gdb = which("gdb").map_or("gdb".into(), |g| g.display().to_string());
+    let sh = exec.sh();
+    let version = exec.query(cmd!(sh, "{gdb} --version")).ok();
+    if let Some(v) = version.and_then(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .next()
+            .map(String::from)
+    }) {
+        eprintln!("gdb: {gdb} ({v})");
+    }
+    let batch = (!req.batch.is_empty()).then_some("-batch");
+    if exec.dry_run {
+        eprint!("{text}");
+    }
+    Ok(cmd!(sh, "{gdb} -q {batch...} -x {script_path}"))
 }
 
 #[cfg(test)]
@@ -91,9 +178,9 @@ mod tests {
             set confirm off
             add-auto-load-safe-path /b/tiny
             file /b/tiny/vmlinux
-            source /b/tiny/vmlinux-gdb.py
-            directory /src/linux
             source /r/study/gdb/study.py
+            study-safe source /b/tiny/vmlinux-gdb.py
+            directory /src/linux
             target remote 127.0.0.1:1234
             study-break tcp_sendmsg
             continue
@@ -102,6 +189,39 @@ mod tests {
             delete
             detach
             quit
+        "#]]
+        .assert_eq(&script(&s));
+    }
+
+    #[test]
+    fn with_modules_the_symbols_wait_for_the_kernel() {
+        let breaks = vec!["tcp_sendmsg_locked".to_string()];
+        let scripts = vec![PathBuf::from("/home/me/mine.gdb")];
+        let s = Session {
+            build_dir: Path::new("/b/study"),
+            tree: Path::new("/src/linux"),
+            study_py: Path::new("/r/study/gdb/study.py"),
+            port: 1234,
+            modules: true,
+            gdb_scripts: true,
+            hardware: false,
+            breaks: &breaks,
+            scripts: &scripts,
+            batch: &[],
+        };
+        expect_test::expect![[r#"
+            set pagination off
+            set confirm off
+            add-auto-load-safe-path /b/study
+            file /b/study/vmlinux
+            source /r/study/gdb/study.py
+            study-safe source /b/study/vmlinux-gdb.py
+            directory /src/linux
+            target remote 127.0.0.1:1234
+            study-modules /b/study
+            study-break tcp_sendmsg_locked
+            source /home/me/mine.gdb
+            continue
         "#]]
         .assert_eq(&script(&s));
     }

@@ -85,7 +85,11 @@ fn kvm_verdict(ctx: &Ctx, p: &Prepared) -> Result<Result<String, String>> {
     if ctx.exec.dry_run {
         return Ok(Err("dry run: no KVM probe".into()));
     }
-    let probe = RunRequest::batch(Accel::Kvm, "512M", Duration::from_secs(15));
+    let probe = RunRequest {
+        mem: "512M".into(),
+        timeout: Duration::from_secs(15),
+        ..RunRequest::new(Accel::Kvm)
+    };
     eprintln!("probing KVM with a short boot (once; the verdict is cached)");
     let outcome = run_guest(&ctx.exec.quiet()?, p, &probe, &["true".to_string()], true)?;
     let verdict = match outcome.exit {

@@ -4,9 +4,11 @@
 //! ftrace (the gdb session file, the trace script). It uses `ctx`, `spec`
 //! and `util`; it never builds (callers ask `build` first).
 
+pub mod clock;
 pub mod gdb;
 pub mod initramfs;
 pub mod kvm;
+pub mod packetdrill;
 pub mod programs;
 pub mod qemu;
 pub mod run;

@@ -55,6 +55,8 @@ pub struct Guest {
     pub interactive: bool,
     pub append: Vec<String>,
     pub qemu_args: Vec<String>,
+    /// The host's TSC rate, for the guest clock under TCG.
+    pub host_tsc_khz: Option<u64>,
     /// Host paths the guest must see (the repository, the working
     /// directory, the build dir), even under the tmpfs init mounts.
     pub keep: Vec<PathBuf>,
@@ -138,12 +140,21 @@ pub fn qemu_opt_value(value: &str) -> String {
     value.replace(',', ",,")
 }
 
+/// The 9p mount tag of the host's root, which `root=` names. Not virtme's
+/// "/dev/root": Linux 6.1's prepare_namespace() (init/do_mounts.c) strips
+/// "/dev/" from `root=` before mount_nodev_root() mounts it, so 9p asks for
+/// a channel tagged "root" and finds none; only mount_block_root(), built
+/// with CONFIG_BLOCK (not in tiny), retried with "/dev/root". 6.12 passes
+/// `root=` through whole. Not "/dev/..." then, and not all hex digits,
+/// which `root=` would read as a device number.
+pub const ROOT_TAG: &str = "study-root";
+
 /// The kernel command line.
 pub fn kernel_cmdline(arch: &Arch, guest: &Guest) -> String {
     let mut words = vec![format!("console={}", arch.qemu.console)];
     match &guest.root {
         Root::HostNineP => {
-            words.push("root=/dev/root".into());
+            words.push(format!("root={ROOT_TAG}"));
             words.push("rootfstype=9p".into());
             words.push("rootflags=trans=virtio,version=9p2000.L,msize=524288,access=any".into());
             words.push("ro".into());
@@ -179,6 +190,14 @@ pub fn kernel_cmdline(arch: &Arch, guest: &Guest) -> String {
         words.push("quiet".into());
         words.push("loglevel=2".into());
     }
+    if guest.accel == Accel::Tcg {
+        // A fine clock every time: see study/notes/guest-clock.md.
+        words.extend(arch.qemu.cmdline_tcg.iter().cloned());
+        if let (Some(param), Some(khz)) = (&arch.qemu.host_tsc_khz_param_tcg, guest.host_tsc_khz) {
+            words.push(format!("{param}={khz}"));
+        }
+    }
+    // Last, so that --append can override any word above.
     words.extend(guest.append.iter().cloned());
     words.join(" ")
 }
@@ -225,7 +244,7 @@ pub fn qemu_command<'a>(sh: &'a Shell, arch: &Arch, guest: &Guest) -> Cmd<'a> {
                 ])
                 .args([
                     "-device".to_string(),
-                    format!("{},fsdev=root,mount_tag=/dev/root", q.virtio_9p),
+                    format!("{},fsdev=root,mount_tag={ROOT_TAG}", q.virtio_9p),
                 ]);
         }
         Root::Initramfs(path) => {
@@ -300,6 +319,7 @@ mod tests {
             interactive: false,
             append: vec![],
             qemu_args: vec![],
+            host_tsc_khz: Some(2596128),
             keep: vec!["/work/repo".into()],
         }
     }
@@ -312,10 +332,10 @@ mod tests {
              -display none -no-reboot -chardev stdio,id=console,signal=off -serial chardev:console \
              -kernel /b/tiny/arch/x86/boot/bzImage \
              -fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap \
-             -device virtio-9p-pci,fsdev=root,mount_tag=/dev/root \
-             -append 'console=ttyS0 root=/dev/root rootfstype=9p \
+             -device virtio-9p-pci,fsdev=root,mount_tag=study-root \
+             -append 'console=ttyS0 root=study-root rootfstype=9p \
              rootflags=trans=virtio,version=9p2000.L,msize=524288,access=any ro init=/t/study-init \
-             study.job=/b/tiny/.study/run/job panic=-1 quiet loglevel=2'"
+             study.job=/b/tiny/.study/run/job panic=-1 quiet loglevel=2 tsc=reliable tsc_early_khz=2596128'"
         );
     }
 
@@ -340,12 +360,27 @@ mod tests {
             "qemu-system-x86_64 -machine q35 -accel kvm -cpu host -m 2G -smp 2 -nodefaults -no-user-config \
              -display none -no-reboot -serial mon:stdio -kernel /b/tiny/arch/x86/boot/bzImage \
              -fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap \
-             -device virtio-9p-pci,fsdev=root,mount_tag=/dev/root \
+             -device virtio-9p-pci,fsdev=root,mount_tag=study-root \
              -fsdev local,id=out,path=/b/out,security_model=none -device virtio-9p-pci,fsdev=out,mount_tag=study-out \
              -gdb tcp:127.0.0.1:1234 -S \
-             -append 'console=ttyS0 root=/dev/root rootfstype=9p \
+             -append 'console=ttyS0 root=study-root rootfstype=9p \
              rootflags=trans=virtio,version=9p2000.L,msize=524288,access=any ro init=/t/study-init \
              panic=-1 nokaslr loglevel=8' -device virtio-rng-pci"
+        );
+    }
+
+    #[test]
+    fn the_tsc_words_are_for_tcg_only() {
+        let g = Guest {
+            accel: Accel::Kvm,
+            ..guest()
+        };
+        let line = kernel_cmdline(&arch(), &g);
+        assert!(!line.contains("tsc"), "{line}");
+        let line = kernel_cmdline(&arch(), &guest());
+        assert!(
+            line.ends_with(" tsc=reliable tsc_early_khz=2596128"),
+            "{line}"
         );
     }
 
@@ -359,7 +394,7 @@ mod tests {
         let shell = cmd_text(qemu_command(&Shell::new().unwrap(), &arch(), &g));
         assert!(
             shell.contains(
-                " -initrd /b/initramfs.cpio -append 'console=ttyS0 rdinit=/init panic=-1 quiet loglevel=2'"
+                " -initrd /b/initramfs.cpio -append 'console=ttyS0 rdinit=/init panic=-1 quiet loglevel=2 tsc=reliable tsc_early_khz=2596128'"
             ),
             "{shell}"
         );

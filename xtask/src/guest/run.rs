@@ -15,6 +15,7 @@ use anyhow::{bail, Result};
 use crate::{
     ctx::{project_root, Ctx, Prepared},
     guest::{
+        clock::host_tsc_khz,
         initramfs,
         programs::{guest_bin_dir, guest_env, guest_init},
         qemu::{self, Accel, Guest, Root},
@@ -22,7 +23,7 @@ use crate::{
     util::{
         exec::{describe, which, Exec},
         fsutil,
-        supervise::{self, TempPath},
+        supervise::{self, Supervised, TempPath},
     },
 };
 
@@ -54,18 +55,19 @@ pub struct RunRequest {
 }
 
 impl RunRequest {
-    /// A batch run of `timeout`, no debugger, the 9p root.
-    pub fn batch(accel: Accel, mem: &str, timeout: Duration) -> RunRequest {
+    /// A plain run: 1 GiB, one CPU, no debugger, the host's root, 600 s
+    /// (and 300 s for a debugger to attach, should one be asked for).
+    pub fn new(accel: Accel) -> RunRequest {
         RunRequest {
             accel,
-            mem: mem.into(),
+            mem: "1G".into(),
             cpus: 1,
             gdb_port: None,
             wait_gdb: false,
             append: Vec::new(),
             qemu_args: Vec::new(),
-            timeout,
-            attach_timeout: timeout,
+            timeout: Duration::from_secs(600),
+            attach_timeout: Duration::from_secs(300),
             initramfs: false,
             out_dir: None,
         }
@@ -136,7 +138,7 @@ fn guest_spec(
     verbose: bool,
 ) -> Guest {
     Guest {
-        image: p.build_dir.join(&p.arch.image),
+        image: p.image(),
         accel: req.accel,
         mem: req.mem.clone(),
         cpus: req.cpus,
@@ -152,6 +154,10 @@ fn guest_spec(
         interactive,
         append: req.append.clone(),
         qemu_args: req.qemu_args.clone(),
+        host_tsc_khz: match (req.accel, &p.arch.qemu.host_tsc_khz_param_tcg) {
+            (Accel::Tcg, Some(_)) => host_tsc_khz(&project_root().join("target/host-tsc.txt")),
+            _ => None,
+        },
         keep: vec![
             project_root(),
             std::env::current_dir().unwrap_or_default(),
@@ -257,6 +263,80 @@ pub(super) fn run_guest(
     let outcome = supervise(exec, cmd, &bound, quiet);
     drop(temp);
     outcome
+}
+
+/// A guest running in the background for a debugger, its console going to
+/// a file. Dropping it kills QEMU and removes the run's files.
+pub struct Background {
+    child: Supervised,
+    pub console: PathBuf,
+    _files: Vec<TempPath>,
+}
+
+impl Background {
+    /// The command's exit status, once init has reported one.
+    pub fn exit(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(&self.console).ok()?;
+        text.lines().find_map(|l| {
+            l.strip_prefix(MARKER_PREFIX)?
+                .strip_suffix(">>>")?
+                .parse()
+                .ok()
+        })
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.child.kill();
+    }
+}
+
+/// Boots the guest with `argv` as its command and leaves it running; its
+/// console goes to `console`.
+pub fn start_background(
+    exec: &Exec,
+    p: &Prepared,
+    req: &RunRequest,
+    argv: &[String],
+    console: &Path,
+) -> Result<Option<Background>> {
+    let run_dir = p.state_dir().join("run");
+    let job_path = run_dir.join(format!("job-{}", std::process::id()));
+    let env_path = run_dir.join(format!("env-{}", std::process::id()));
+    let cwd = std::env::current_dir()?;
+    let mut guest = guest_spec(
+        p,
+        req,
+        Root::HostNineP,
+        Some(job_path.display().to_string()),
+        false,
+        true,
+    );
+    guest.env = Some(env_path.display().to_string());
+    qemu::check_paths(&guest)?;
+    let cmd = qemu::qemu_command(exec.sh(), &p.arch, &guest);
+    if exec.dry_run {
+        exec.show(cmd);
+        return Ok(None);
+    }
+    supervise::remove_stale(&run_dir);
+    std::fs::create_dir_all(&run_dir)?;
+    if let Some(dir) = console.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let files = vec![
+        TempPath::new(job_path.clone()),
+        TempPath::new(env_path.clone()),
+    ];
+    fsutil::write_if_changed(&job_path, &qemu::job_text(&cwd, argv))?;
+    fsutil::write_if_changed(&env_path, guest_env().as_bytes())?;
+    let child = exec.spawn_logged(cmd, console)?;
+    Ok(Some(Background {
+        child,
+        console: console.to_path_buf(),
+        _files: files,
+    }))
 }
 
 /// How long a guest may run.

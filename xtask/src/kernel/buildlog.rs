@@ -186,9 +186,55 @@ fn push_new(list: &mut Vec<String>, item: String) {
     }
 }
 
+/// The stage of a Kbuild run a line starts: the link of vmlinux (vmlinux.o,
+/// the kallsyms passes, objtool, modpost), or the boot image after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Link,
+    Image,
+}
+
+pub fn stage_of(line: &str) -> Option<Stage> {
+    let mut words = line.split_whitespace();
+    let (Some(tool), Some(target)) = (words.next(), words.next()) else {
+        return None;
+    };
+    if !tool.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+        return None;
+    }
+    if target.starts_with("arch/") && target.contains("/boot/") {
+        Some(Stage::Image)
+    } else if target == "vmlinux.o" || target == "vmlinux" || target.starts_with(".tmp_vmlinux") {
+        Some(Stage::Link)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stages_of_kbuild_lines() {
+        assert_eq!(stage_of("  CC      net/ipv4/tcp.o"), None);
+        assert_eq!(stage_of("  LD      vmlinux.o"), Some(Stage::Link));
+        assert_eq!(stage_of("  LD      .tmp_vmlinux1"), Some(Stage::Link));
+        assert_eq!(
+            stage_of("  KSYMS   .tmp_vmlinux1.kallsyms.S"),
+            Some(Stage::Link)
+        );
+        assert_eq!(stage_of("  LD      vmlinux"), Some(Stage::Link));
+        assert_eq!(
+            stage_of("  OBJCOPY arch/x86/boot/compressed/vmlinux.bin"),
+            Some(Stage::Image)
+        );
+        assert_eq!(
+            stage_of("  GEN     arch/arm64/boot/Image"),
+            Some(Stage::Image)
+        );
+        assert_eq!(stage_of("net/ipv4/tcp.c:12:3: warning: vmlinux x"), None);
+    }
 
     fn data(name: &str) -> String {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

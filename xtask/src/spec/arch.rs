@@ -14,6 +14,10 @@ pub struct Arch {
     pub src_arch: String,
     pub image: String,
     pub image_target: String,
+    /// The option with which QEMU boots `vmlinux` itself (x86's PVH entry
+    /// point): then the edit loop skips building the compressed image.
+    #[serde(default)]
+    pub boots_vmlinux_with: Option<String>,
     pub qemu: Qemu,
 }
 
@@ -27,6 +31,13 @@ pub struct Qemu {
     pub cpu_kvm: String,
     pub console: String,
     pub virtio_9p: String,
+    /// Kernel command-line words under TCG only (the guest clock).
+    #[serde(default)]
+    pub cmdline_tcg: Vec<String>,
+    /// The kernel parameter that takes the host's TSC rate in kHz under
+    /// TCG, whose guest TSC ticks at the host's rate (`tsc_early_khz`).
+    #[serde(default)]
+    pub host_tsc_khz_param_tcg: Option<String>,
 }
 
 impl Arch {

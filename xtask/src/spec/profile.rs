@@ -41,6 +41,7 @@ struct RawProfile {
     optimization: Option<RawOptimization>,
     cc: Option<Spanned<String>>,
     cc_options: Option<BTreeMap<Spanned<String>, RawOptions>>,
+    arch_options: Option<BTreeMap<Spanned<String>, RawOptions>>,
 }
 
 #[derive(Deserialize)]
@@ -99,16 +100,30 @@ pub struct Profile {
     pub cc: Toolchain,
     /// More options when building with one compiler, over `options`.
     pub cc_options: BTreeMap<Toolchain, Vec<ConfigOption>>,
+    /// More options for one architecture (a file under study/arch/), over
+    /// `options`.
+    pub arch_options: BTreeMap<String, Vec<ConfigOption>>,
     /// The study.toml this profile came from.
     pub source: PathBuf,
 }
 
 impl Profile {
     /// `options` with the ones for `cc` laid over them.
-    pub fn with_compiler(mut self, cc: Toolchain) -> Profile {
-        for extra in self.cc_options.get(&cc).cloned().unwrap_or_default() {
-            self.options.retain(|o| o.name != extra.name);
-            self.options.push(extra);
+    pub fn with_compiler(self, cc: Toolchain) -> Profile {
+        let extra = self.cc_options.get(&cc).cloned().unwrap_or_default();
+        self.laid_over(extra)
+    }
+
+    /// `options` with the ones for architecture `arch` laid over them.
+    pub fn with_arch(self, arch: &str) -> Profile {
+        let extra = self.arch_options.get(arch).cloned().unwrap_or_default();
+        self.laid_over(extra)
+    }
+
+    fn laid_over(mut self, extra: Vec<ConfigOption>) -> Profile {
+        for option in extra {
+            self.options.retain(|o| o.name != option.name);
+            self.options.push(option);
         }
         self
     }
@@ -236,11 +251,16 @@ fn resolve_profile(
         })?;
         cc_options.insert(toolchain, resolve_options(table, &optional, at)?);
     }
+    let mut arch_options = BTreeMap::new();
+    for (arch, table) in raw.arch_options.unwrap_or_default() {
+        arch_options.insert(arch.into_inner(), resolve_options(table, &optional, at)?);
+    }
     for o in &optional {
         let bare = o.get_ref().strip_prefix("CONFIG_").unwrap_or(o.get_ref());
         let known = options
             .iter()
             .chain(cc_options.values().flatten())
+            .chain(arch_options.values().flatten())
             .any(|opt| opt.name == bare);
         if !known {
             bail!(
@@ -273,6 +293,7 @@ fn resolve_profile(
         name: name.to_string(),
         cc,
         cc_options,
+        arch_options,
         description: raw.description.unwrap_or_default(),
         base: base.into_inner(),
         fragments: raw
@@ -466,7 +487,7 @@ VIRTIO_NET = "m"
         assert_eq!(
             error(&text),
             "study/study.toml:9:1: unknown field `fragmnet`, expected one of `description`, \
-             `base`, `fragments`, `fragment`, `options`, `optional`, `optimization`, `cc`, `cc-options`"
+             `base`, `fragments`, `fragment`, `options`, `optional`, `optimization`, `cc`, `cc-options`, `arch-options`"
         );
     }
 

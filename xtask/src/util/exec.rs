@@ -243,6 +243,23 @@ impl Exec {
         })
     }
 
+    /// Starts `cmd` in the background with its output appended to `log`,
+    /// for a guest whose console the user reads in a file while a debugger
+    /// holds the terminal: in a process group of its own, SIGKILLed when the
+    /// tool dies or the returned value is dropped.
+    pub fn spawn_logged(&self, cmd: Cmd<'_>, log: &Path) -> Result<Supervised> {
+        let mut cmd: Command = cmd.into();
+        self.echo(&cmd);
+        let file = std::fs::File::create(log)
+            .with_context(|| format!("cannot write {}", log.display()))?;
+        cmd.stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
+        let name = program(&cmd);
+        Supervised::spawn(cmd, Mode::Batch, libc::SIGKILL)
+            .with_context(|| format!("cannot start `{name}`"))
+    }
+
     /// Prints what `cmd` would run, as `--dry-run` does.
     pub fn show(&self, cmd: Cmd<'_>) {
         self.echo(&cmd.into());

@@ -1,0 +1,90 @@
+//! `cargo xtask debug`: from an edited source file to a gdb prompt stopped
+//! at FUNC, in one command and one terminal: build (make does nothing when
+//! nothing changed), boot with the stub waiting, gdb connected to it, and
+//! QEMU torn down when gdb exits.
+
+use std::{net::TcpListener, process::ExitCode};
+
+use anyhow::{Context, Result};
+
+use crate::{
+    build::{self, BuildRequest},
+    cli,
+    ctx::{Ctx, Prepared},
+    guest::{
+        gdb::{run_gdb, GdbRequest},
+        qemu::Accel,
+        run::{start_background, RunRequest},
+    },
+    util::lock::Access,
+};
+
+impl cli::Debug {
+    pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
+        let p = Prepared::new(ctx, &self.target.to_target())?;
+        let mut lock = p.lock(ctx, Access::Shared)?;
+        if self.no_build {
+            build::ensure_built(ctx, &p, &mut lock)?;
+        } else {
+            lock.exclusive()?;
+            let quick = BuildRequest {
+                quick: true,
+                ..BuildRequest::default_for_run()
+            };
+            let outcome = build::build(ctx, &p, &quick)?;
+            if !ctx.exec.dry_run {
+                eprintln!(
+                    "built in {:.1} s ({} objects compiled)",
+                    outcome.elapsed.as_secs_f64(),
+                    outcome.compiled
+                );
+            }
+            // The guest and gdb only read the build: others may too.
+            lock.shared()?;
+        }
+        let port = match self.port {
+            Some(port) => port,
+            None => free_port()?,
+        };
+        // gdb drives this guest: TCG, so breakpoints need no hardware slots.
+        let request = RunRequest {
+            gdb_port: Some(port),
+            wait_gdb: true,
+            ..RunRequest::new(Accel::Tcg)
+        };
+        let console = p.state_dir().join(format!("debug/console-{port}.log"));
+        let guest = start_background(&ctx.exec, &p, &request, &self.command, &console)?;
+        if guest.is_some() {
+            eprintln!(
+                "guest console: {} (`tail -f` it in another terminal)",
+                console.display()
+            );
+        }
+        let gdb = GdbRequest {
+            port,
+            hardware: false,
+            breaks: &self.breaks,
+            scripts: &self.scripts,
+            batch: &self.batch,
+        };
+        let status = run_gdb(&ctx.exec, &p, &ctx.study_dir(), &gdb)?;
+        if let Some(guest) = &guest {
+            match guest.exit() {
+                Some(code) => eprintln!("the guest command exited with status {code}"),
+                None => eprintln!("gdb exited; stopping the guest"),
+            }
+        }
+        drop(guest);
+        Ok(if status.success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+}
+
+/// A port on 127.0.0.1 that nothing listens on now.
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("no free port on 127.0.0.1")?;
+    Ok(listener.local_addr()?.port())
+}

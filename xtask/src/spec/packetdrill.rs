@@ -1,0 +1,57 @@
+//! How packetdrill scripts run in the guest (study/packetdrill.toml): the
+//! kernel suite's place in the tree, the tolerance, and the kernel runner's
+//! arguments for each IP version.
+
+use std::{collections::BTreeMap, path::Path};
+
+use anyhow::{bail, Result};
+use serde::Deserialize;
+
+use crate::{spec::origin::toml_error, util::fsutil};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Packetdrill {
+    pub suite: String,
+    pub suite_config: String,
+    pub tolerance_usecs: u64,
+    pub ip: BTreeMap<String, IpVersion>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpVersion {
+    pub args: Vec<String>,
+}
+
+impl Packetdrill {
+    pub fn load(path: &Path) -> Result<Packetdrill> {
+        let text = fsutil::read_to_string(path)?;
+        let spec: Packetdrill = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
+        for version in ["4", "6"] {
+            if !spec.ip.contains_key(version) {
+                bail!("{}: no [ip.{version}] arguments", path.display());
+            }
+        }
+        Ok(spec)
+    }
+
+    /// The runner's arguments for IP version `version` ("4" or "6").
+    pub fn args(&self, version: &str) -> &[String] {
+        &self.ip[version].args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_file_has_both_versions() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let spec = Packetdrill::load(&root.join("study/packetdrill.toml")).unwrap();
+        assert!(spec.args("4").contains(&"--ip_version=ipv4".to_string()));
+        assert!(spec.args("6").contains(&"--ip_version=ipv6".to_string()));
+        assert_eq!(spec.suite, "tools/testing/selftests/net/packetdrill");
+    }
+}
