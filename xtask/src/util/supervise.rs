@@ -33,8 +33,44 @@ use std::{
 /// Process groups (or, for foreground children, single processes) to stop
 /// when the tool is interrupted: (pid, whether pid leads its own group).
 static CHILDREN: Mutex<Vec<(u32, bool)>> = Mutex::new(Vec::new());
-/// Files and directories to remove when the tool is interrupted.
-static TEMP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// What to undo when the tool is interrupted: files and directories to
+/// remove, files to put back as they were.
+static TEMP: Mutex<Vec<Undo>> = Mutex::new(Vec::new());
+
+#[derive(Clone, PartialEq, Eq)]
+enum Undo {
+    Remove(PathBuf),
+    Restore(PathBuf, Vec<u8>),
+}
+
+impl Undo {
+    fn run(&self) {
+        match self {
+            Undo::Remove(path) => remove(path),
+            Undo::Restore(path, bytes) => {
+                if let Err(e) = std::fs::write(path, bytes) {
+                    eprintln!("error: could not restore {}: {e}", path.display());
+                }
+            }
+        }
+    }
+}
+
+fn register(undo: Undo) {
+    if let Ok(mut temp) = TEMP.lock() {
+        temp.push(undo);
+    }
+}
+
+/// Runs `undo` and forgets it.
+fn unregister(undo: &Undo) {
+    undo.run();
+    if let Ok(mut temp) = TEMP.lock() {
+        if let Some(i) = temp.iter().position(|u| u == undo) {
+            temp.remove(i);
+        }
+    }
+}
 /// Foreground children running now: SIGINT is theirs.
 static FOREGROUND: AtomicUsize = AtomicUsize::new(0);
 /// Set once the tool is being stopped by a signal.
@@ -86,8 +122,8 @@ fn stop_everything(signal: i32) -> ! {
         }
     }
     let temp = TEMP.lock().map(|t| t.clone()).unwrap_or_default();
-    for path in &temp {
-        remove(path);
+    for undo in &temp {
+        undo.run();
     }
     let name = match signal {
         libc::SIGINT => "SIGINT",
@@ -95,7 +131,7 @@ fn stop_everything(signal: i32) -> ! {
         _ => "SIGHUP",
     };
     eprintln!(
-        "stopped by {name}: {} child process(es) stopped, {} temporary file(s) removed",
+        "stopped by {name}: {} child process(es) stopped, {} temporary file(s) removed or restored",
         children.len(),
         temp.len()
     );
@@ -308,21 +344,35 @@ pub struct TempPath(PathBuf);
 
 impl TempPath {
     pub fn new(path: PathBuf) -> TempPath {
-        if let Ok(mut temp) = TEMP.lock() {
-            temp.push(path.clone());
-        }
+        register(Undo::Remove(path.clone()));
         TempPath(path)
     }
 }
 
 impl Drop for TempPath {
     fn drop(&mut self) {
-        remove(&self.0);
-        if let Ok(mut temp) = TEMP.lock() {
-            if let Some(i) = temp.iter().position(|p| p == &self.0) {
-                temp.remove(i);
-            }
-        }
+        unregister(&Undo::Remove(self.0.clone()));
+    }
+}
+
+/// A file changed for a while (a benchmark's edit of a source file): its
+/// original bytes are written back when dropped, and by the signal handler
+/// when the tool is stopped first.
+pub struct Restore(Undo);
+
+impl Restore {
+    /// Remembers `path` as it is now.
+    pub fn new(path: &Path) -> io::Result<Restore> {
+        let original = std::fs::read(path)?;
+        let undo = Undo::Restore(path.to_path_buf(), original);
+        register(undo.clone());
+        Ok(Restore(undo))
+    }
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        unregister(&self.0);
     }
 }
 
@@ -417,9 +467,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("supervise-test-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         let temp = TempPath::new(dir.clone());
-        assert!(TEMP.lock().unwrap().contains(&dir));
+        let undo = Undo::Remove(dir.clone());
+        assert!(TEMP.lock().unwrap().contains(&undo));
         drop(temp);
         assert!(!dir.exists());
-        assert!(!TEMP.lock().unwrap().contains(&dir));
+        assert!(!TEMP.lock().unwrap().contains(&undo));
+    }
+
+    #[test]
+    fn restored_files_get_their_bytes_back() {
+        let path = std::env::temp_dir().join(format!("supervise-restore-{}", std::process::id()));
+        std::fs::write(&path, "original").unwrap();
+        let restore = Restore::new(&path).unwrap();
+        std::fs::write(&path, "edited").unwrap();
+        drop(restore);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "original");
+        std::fs::remove_file(&path).unwrap();
     }
 }
