@@ -85,7 +85,10 @@ pub fn ensure_built(ctx: &Ctx, p: &Prepared, lock: &mut BuildLock) -> Result<()>
 fn is_stale(p: &Prepared) -> bool {
     let image = p.image();
     let mtime = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
-    let stale = match mtime(&image) {
+    // A build that relinked nothing leaves the image older than a rewritten
+    // study.mk: the stamp of the last successful build counts too.
+    let built = mtime(&image).map(|image| mtime(&built_stamp(p)).map_or(image, |s| s.max(image)));
+    let stale = match built {
         None => true,
         Some(built) => {
             configure::needs_config(p)
@@ -98,6 +101,18 @@ fn is_stale(p: &Prepared) -> bool {
         }
     };
     stale
+}
+
+/// Whether the make arguments name targets, which replace the image's.
+fn explicit_targets(req: &BuildRequest) -> bool {
+    req.make_args
+        .iter()
+        .any(|a| !a.starts_with('-') && !a.contains('='))
+}
+
+/// Touched by every successful build of the image.
+fn built_stamp(p: &Prepared) -> PathBuf {
+    p.state_dir().join("built")
 }
 
 pub struct BuildOutcome {
@@ -245,6 +260,12 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
         record_expected(&p.build_dir)?;
         learned.add(&recorded)?;
     }
+    if !exec.dry_run && !explicit_targets(req) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        fsutil::write_if_changed(&built_stamp(p), format!("{}\n", now.as_nanos()).as_bytes())?;
+    }
     let distcc = match &req.distcc {
         Some(_) if !exec.dry_run => Some(DistccStats::parse(
             &std::fs::read_to_string(distcc_log(p)).unwrap_or_default(),
@@ -307,11 +328,7 @@ pub fn make_command<'a>(
         extra,
     };
     // Targets among the make arguments replace the default ones.
-    if req
-        .make_args
-        .iter()
-        .any(|a| !a.starts_with('-') && !a.contains('='))
-    {
+    if explicit_targets(req) {
         return kbuild::build_make(
             sh,
             &p.tree.path,
