@@ -116,7 +116,9 @@ fn stop_everything(signal: i32) -> ! {
     while Instant::now() < deadline && children.iter().any(|&(pid, _)| running(pid)) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    for &(pid, group) in &children {
+    // What is still registered is not reaped yet, so its pid is its own.
+    let left = CHILDREN.lock().map(|c| c.clone()).unwrap_or_default();
+    for &(pid, group) in &left {
         if group || running(pid) {
             send(pid, group, libc::SIGKILL);
         }
