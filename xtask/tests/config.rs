@@ -301,3 +301,65 @@ fn hand_edits_to_config_are_kept_unless_forced() {
         Some("n")
     );
 }
+
+/// Issue 12, item 7: on a tree just unpacked, the first `config` writes the
+/// build directory, and the rerun writes nothing at all, the snapshot of
+/// the inputs included; nor does it touch the tree.
+#[test]
+fn a_fresh_tree_configures_once_and_a_rerun_writes_nothing() {
+    let _serial = serial();
+    let tarball = std::env::var("LINUX_STUDY_TARBALL")
+        .unwrap_or_else(|_| "/usr/src/linux-source-6.12.tar.xz".into());
+    if !std::path::Path::new(&tarball).is_file() {
+        eprintln!("skipped: no {tarball}");
+        return;
+    }
+    let work = cache().join("fresh-tree");
+    let _ = std::fs::remove_dir_all(&work);
+    let tree = work.join("linux");
+    let out = xtask(&[
+        "kernel",
+        "--kernel",
+        tree.to_str().unwrap(),
+        "--tarball",
+        &tarball,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let build = work.join("build");
+    let config = || {
+        xtask(&[
+            "config",
+            "--kernel",
+            tree.to_str().unwrap(),
+            "--profile",
+            "tiny",
+            "--build-dir",
+            build.to_str().unwrap(),
+        ])
+    };
+    let out = config();
+    assert!(out.status.success(), "{}", text(&out));
+    let (build_before, tree_before) = (mtimes(&build), mtimes(&tree));
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let out = config();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(".config is up to date"),
+        "{}",
+        text(&out)
+    );
+    let changed =
+        |before: &std::collections::BTreeMap<std::path::PathBuf, std::time::SystemTime>,
+         after: std::collections::BTreeMap<std::path::PathBuf, std::time::SystemTime>| {
+            after
+                .into_iter()
+                .filter(|(path, time)| before.get(path) != Some(time))
+                .map(|(path, _)| path)
+                .collect::<Vec<_>>()
+        };
+    let build_changed = changed(&build_before, mtimes(&build));
+    let tree_changed = changed(&tree_before, mtimes(&tree));
+    let _ = std::fs::remove_dir_all(&work);
+    assert_eq!(build_changed, Vec::<std::path::PathBuf>::new());
+    assert_eq!(tree_changed, Vec::<std::path::PathBuf>::new());
+}

@@ -165,11 +165,14 @@ pub fn dot_config(build_dir: &Path) -> BTreeMap<String, String> {
     map
 }
 
+/// The modification time of every file under `dir` but the directory's
+/// lock, which records each command that takes it.
 pub fn mtimes(dir: &Path) -> BTreeMap<PathBuf, SystemTime> {
+    let lock = dir.join(".study/lock");
     walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
+        .filter(|e| e.file_type().is_file() && e.path() != lock)
         .map(|e| {
             (
                 e.path().to_path_buf(),
