@@ -13,8 +13,12 @@
  *   study.env=PATH   optional: NUL-separated KEY=VALUE entries added to
  *                    (and overriding) the child's environment.
  *   study.cwd=DIR    working directory of the interactive shell (no job).
- *   study.keep=A,B   host paths under /tmp, /run, /root or /var that must stay
- *                    visible over the tmpfs mounted there (the repository).
+ *   study.keep=PATH  a host path under /tmp, /run, /root or /var that must
+ *                    stay visible over the tmpfs mounted there (the
+ *                    repository); one word per path, repeated for several.
+ *
+ * A value with a space is written key="a b": the kernel and this parser
+ * both take it as one word and drop the quotes.  Commas are not special.
  *   study.term=TERM  value of TERM (default "linux").
  *   study.verbose    print what is being run and optional-mount failures.
  *
@@ -277,13 +281,14 @@ static void tmpfs_keeping(const char *dir, const char *mode, char **keep)
 	}
 }
 
-/* study.keep=A,B,C as a NULL-terminated list (modifies the string). */
-static char **split_commas(char *s)
+/* Every "key=VALUE" word's value, in order, as a NULL-terminated list. */
+static char **cmdline_get_all(char **words, const char *key)
 {
 	static char *list[9];
-	size_t n = 0;
-	for (char *tok = s ? strtok(s, ",") : NULL; tok && n < 8; tok = strtok(NULL, ","))
-		list[n++] = tok;
+	size_t n = 0, klen = strlen(key);
+	for (; words && *words && n < 8; words++)
+		if (strncmp(*words, key, klen) == 0 && (*words)[klen] == '=')
+			list[n++] = *words + klen + 1;
 	list[n] = NULL;
 	return list;
 }
@@ -469,8 +474,7 @@ static int run(void)
 	const char *v = cmdline_get(words, "study.verbose");
 	verbose = v && strcmp(v, "0") != 0;
 
-	const char *keep = cmdline_get(words, "study.keep");
-	mount_optional(split_commas(keep ? strdup(keep) : NULL));
+	mount_optional(cmdline_get_all(words, "study.keep"));
 	loopback_up();
 
 	if (setup_env(cmdline_get(words, "study.term"),

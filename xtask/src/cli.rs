@@ -40,6 +40,9 @@ pub struct Global {
     /// Target architecture, a file under study/arch/ [default: the host's]
     #[arg(long, global = true, value_name = "ARCH")]
     pub arch: Option<String>,
+    /// When another command holds the build directory, fail at once instead of waiting
+    #[arg(long, global = true)]
+    pub no_wait: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -102,6 +105,7 @@ impl Global {
             arch: self.arch.clone(),
             dry_run: self.dry_run,
             verbose: self.verbose,
+            no_wait: self.no_wait,
         }
     }
 }
@@ -140,7 +144,7 @@ pub struct Build {
     #[command(flatten)]
     pub target: Target,
     /// Parallel jobs [default: the number of CPUs]
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", value_parser = jobs)]
     pub jobs: Option<usize>,
     /// Fail on the first object that does not build at its level
     #[arg(long)]
@@ -202,8 +206,12 @@ pub struct Run {
     #[arg(long)]
     pub wait_gdb: bool,
     /// Seconds before a guest that has not reported an exit status is killed
+    /// (no bound once a debugger has attached)
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
+    /// With --wait-gdb: seconds the guest waits for a debugger before it is killed
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub attach_timeout: u64,
     /// Run `build` first even when the image looks up to date (after source edits)
     #[arg(long)]
     pub build: bool,
@@ -244,7 +252,7 @@ pub struct Bench {
     #[command(flatten)]
     pub target: Target,
     /// Parallel jobs [default: the number of CPUs]
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", value_parser = jobs)]
     pub jobs: Option<usize>,
     /// Runs of each measure (the median is reported)
     #[arg(long, default_value_t = 3)]
@@ -389,6 +397,20 @@ pub struct Ci {
     pub check_kvm: bool,
 }
 
+/// `-j N`: at least one job; make's `-j0` is no limit at all.
+fn jobs(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err(
+            "make needs at least one job: give -j 1 or more, or leave -j out for one per CPU"
+                .into(),
+        ),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "{text:?} is not a number of jobs: give -j 1 or more"
+        )),
+    }
+}
+
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tracer {
     FunctionGraph,
@@ -463,5 +485,49 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn zero_jobs_is_refused_with_the_fix() {
+        for command in ["build", "bench"] {
+            let mut argv = vec!["cargo-xtask", command];
+            if command == "bench" {
+                argv.push("build");
+            }
+            argv.extend(["-j", "0"]);
+            let err = Cli::try_parse_from(&argv).unwrap_err().to_string();
+            let first = err.lines().next().unwrap();
+            assert_eq!(
+                first,
+                "error: invalid value '0' for '--jobs <N>': make needs at least one job: \
+                 give -j 1 or more, or leave -j out for one per CPU",
+                "{command}"
+            );
+        }
+        let cli = Cli::try_parse_from(["cargo-xtask", "build", "-j", "3"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Build(Build { jobs: Some(3), .. })
+        ));
+    }
+
+    #[test]
+    fn no_wait_and_attach_timeout_parse() {
+        let cli = Cli::try_parse_from([
+            "cargo-xtask",
+            "run",
+            "--no-wait",
+            "--wait-gdb",
+            "--attach-timeout",
+            "3",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        assert!(cli.global.no_wait);
+        let Command::Run(run) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(run.attach_timeout, 3);
     }
 }

@@ -1,11 +1,13 @@
 //! What every command works on: [`Ctx`] (where things are, and the
 //! executor) and [`Prepared`] (a profile resolved against a kernel tree, an
-//! architecture, a compiler and a build directory). It uses `kernel`,
-//! `spec` and `util`; the layers above take these two values.
+//! architecture, a compiler and a build directory), and the lock that
+//! keeps two commands from writing one build directory at once
+//! ([`BuildLock`]). It uses `kernel`, `spec` and `util`; the layers above
+//! take these values.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::{
     kernel::{
@@ -13,7 +15,11 @@ use crate::{
         tree::KernelTree,
     },
     spec::{arch::Arch, policy::Policy, profile::Profile, profile::Profiles, toolchain::Toolchain},
-    util::{exec::Exec, fsutil},
+    util::{
+        exec::Exec,
+        fsutil,
+        lock::{Access, FileLock, Wait},
+    },
 };
 
 /// Where the global flags point, before anything is read.
@@ -23,15 +29,21 @@ pub struct Global {
     pub arch: Option<String>,
     pub dry_run: bool,
     pub verbose: bool,
+    pub no_wait: bool,
 }
 
 /// What every command needs: where things are, and the executor.
 pub struct Ctx {
     pub root: PathBuf,
     pub kernel_dir: PathBuf,
+    /// `--kernel` was given: a wrong tree is the user's path, not a
+    /// missing checkout.
+    pub kernel_explicit: bool,
     pub profiles_path: PathBuf,
     pub arch_name: String,
     pub exec: Exec,
+    /// What a command does when another holds the lock it needs.
+    pub wait: Wait,
 }
 
 /// Which profile, compiler and build directory a command works on.
@@ -57,12 +69,18 @@ impl Ctx {
         Ok(Ctx {
             root,
             kernel_dir,
+            kernel_explicit: global.kernel.is_some(),
             profiles_path,
             arch_name: global
                 .arch
                 .clone()
                 .unwrap_or_else(|| Arch::host().to_string()),
             exec: Exec::new(global.dry_run, global.verbose)?,
+            wait: if global.no_wait {
+                Wait::Refuse
+            } else {
+                Wait::Block
+            },
         })
     }
 
@@ -75,7 +93,7 @@ impl Ctx {
     }
 
     pub fn tree(&self) -> Result<KernelTree> {
-        KernelTree::open(&self.kernel_dir)
+        KernelTree::open_given(&self.kernel_dir, self.kernel_explicit)
     }
 
     pub fn arch(&self) -> Result<Arch> {
@@ -176,6 +194,9 @@ impl Prepared {
             other => format!("{}-{other}", profile.name),
         };
         let build_dir = ctx.build_dir(target.build_dir.as_deref(), &dir_name);
+        for (what, path) in [("kernel tree", &tree.path), ("build directory", &build_dir)] {
+            refuse_kbuild_unsafe(what, path)?;
+        }
         let profile = names_for_tree(profile, &tree, &build_dir);
         Ok(Prepared {
             profile,
@@ -213,4 +234,110 @@ impl Prepared {
             self.build_dir.join(&self.arch.image)
         }
     }
+
+    /// Takes the build directory's lock for the rest of the command:
+    /// `Exclusive` to configure or build, `Shared` to read it or boot what
+    /// it holds. A second command waits, saying for whom, or with
+    /// `--no-wait` refuses. No lock under `--dry-run`, which writes nothing.
+    pub fn lock(&self, ctx: &Ctx, access: Access) -> Result<BuildLock> {
+        if ctx.exec.dry_run {
+            return Ok(BuildLock {
+                lock: None,
+                created: None,
+                state_dir: self.state_dir(),
+            });
+        }
+        // The first directory this lock brings into being, to take away
+        // again if the command leaves nothing else in it.
+        let created = self
+            .state_dir()
+            .ancestors()
+            .filter(|d| !d.exists())
+            .last()
+            .map(Path::to_path_buf);
+        let what = format!("build directory {}", self.build_dir.display());
+        let lock = FileLock::acquire(&self.state_dir().join("lock"), &what, access, ctx.wait)?;
+        Ok(BuildLock {
+            lock: Some(lock),
+            created,
+            state_dir: self.state_dir(),
+        })
+    }
+}
+
+/// A build directory's lock (`DIR/.study/lock`), held until dropped.
+pub struct BuildLock {
+    lock: Option<FileLock>,
+    created: Option<PathBuf>,
+    state_dir: PathBuf,
+}
+
+impl BuildLock {
+    /// For a build: alone in the directory. A reader (`run`) that finds the
+    /// image stale takes this, builds, and goes back to [`BuildLock::shared`].
+    pub fn exclusive(&mut self) -> Result<()> {
+        match &mut self.lock {
+            Some(lock) => lock.set_access(Access::Exclusive),
+            None => Ok(()),
+        }
+    }
+
+    pub fn shared(&mut self) -> Result<()> {
+        match &mut self.lock {
+            Some(lock) => lock.set_access(Access::Shared),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BuildLock {
+    /// A command refused before it wrote anything leaves no directory
+    /// behind for its lock either.
+    fn drop(&mut self) {
+        let (Some(lock), Some(created)) = (&self.lock, &self.created) else {
+            return;
+        };
+        if lock.access() != Access::Exclusive {
+            return;
+        }
+        let only_the_lock = std::fs::read_dir(&self.state_dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .all(|e| e.file_name() == "lock")
+            })
+            .unwrap_or(false);
+        let empty_above = self
+            .state_dir
+            .ancestors()
+            .skip(1)
+            .take_while(|d| d.starts_with(created))
+            .all(|d| {
+                std::fs::read_dir(d)
+                    .is_ok_and(|entries| entries.filter_map(Result::ok).count() == 1)
+            });
+        if only_the_lock && empty_above {
+            lock.remove_file();
+            for dir in self
+                .state_dir
+                .ancestors()
+                .take_while(|d| d.starts_with(created))
+            {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
+/// Kbuild cannot build in, or from, a path with whitespace (or a colon,
+/// which make reads as a rule): refused up front, in one line.
+fn refuse_kbuild_unsafe(what: &str, path: &Path) -> Result<()> {
+    let text = path.display().to_string();
+    if let Some(c) = text.chars().find(|c| c.is_whitespace() || *c == ':') {
+        bail!(
+            "the {what} {text:?} holds {c:?}, which Kbuild cannot cope with; \
+             use a path without it (--build-dir DIR, --kernel DIR)"
+        );
+    }
+    Ok(())
 }

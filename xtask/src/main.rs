@@ -27,6 +27,11 @@ use crate::{cli::Command, ctx::Ctx};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // SIGINT, SIGTERM, SIGHUP: children stopped, temporary files removed.
+    if let Err(e) = util::supervise::install_signal_handlers() {
+        eprintln!("error: cannot install the signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

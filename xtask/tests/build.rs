@@ -24,6 +24,13 @@ fn dry_run_of_build_and_run_prints_make_and_qemu_and_writes_nothing() {
     let out = xtask(&[&["build"][..], &base].concat());
     assert!(out.status.success(), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // Said once, though both config and the build pass write it.
+    let would_write = format!("# would write: {}", build_dir.join("study.mk").display());
+    assert_eq!(
+        stderr.lines().filter(|l| *l == would_write).count(),
+        1,
+        "{stderr}"
+    );
     let eval = format!("'--eval=include {}'", build_dir.join("study.mk").display());
     assert!(
         stderr
@@ -232,4 +239,51 @@ fn distcc_farm_on_loopback_compiles_remotely() {
     let mut expected = objects.to_vec();
     expected.sort();
     assert_eq!(compiled, expected);
+}
+
+/// Issue 12, item 6: `--check` fails when objects did not get the default
+/// level, here a profiles file whose default (-O2) the cached objects, built
+/// at -Og, never got; only an object's own Makefile line excuses it.
+#[test]
+fn opt_report_check_fails_when_the_default_level_did_not_land() {
+    let _serial = serial();
+    tiny_build();
+    let shipped = std::fs::read_to_string(repo().join("study/study.toml")).unwrap();
+    let broken = shipped.replacen("default = \"Og\"", "default = \"O2\"", 1);
+    assert_ne!(broken, shipped);
+    let profiles = cache().join("broken-default/study.toml");
+    std::fs::create_dir_all(profiles.parent().unwrap()).unwrap();
+    std::fs::write(&profiles, broken).unwrap();
+    let (ok, report) = opt_report(Some(&profiles), &[]);
+    assert!(!ok, "--check passed with a default no object got");
+    let fork = object(&report, "kernel/fork.o");
+    assert_eq!(fork["expected"], "O2");
+    assert_eq!(fork["actual"], "Og");
+    assert_eq!(fork["own_flags"], false);
+    // What does set its own level says where.
+    let (_, report) = opt_report(None, &["lib/lz4", "arch/x86/boot/main.o"]);
+    assert_eq!(
+        object(&report, "lib/lz4/lz4_decompress.o")["flag_source"],
+        "lib/lz4/Makefile:2"
+    );
+    assert_eq!(
+        object(&report, "arch/x86/boot/main.o")["flag_source"],
+        "arch/x86/boot/Makefile:55"
+    );
+}
+
+/// Issue 12, item 7: `-j 0` is refused before anything runs.
+#[test]
+fn zero_jobs_is_refused() {
+    let mut args = on_tiny("build");
+    args.extend(["--no-wait", "-j", "0"]);
+    let out = xtask(&args);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "error: invalid value '0' for '--jobs <N>': make needs at least one job: give -j 1 or more"
+        ),
+        "{stderr}"
+    );
 }

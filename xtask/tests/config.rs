@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::*;
 
 #[test]
@@ -39,19 +41,27 @@ fn config_lands_every_requested_option_and_a_rerun_touches_nothing() {
     }
 }
 
+/// A requested option that cannot land is named with the dependency that
+/// keeps it out, and the build directory keeps the `.config` it had: the
+/// failed result stays in the scratch directory (issue 12, item 7).
 #[test]
 fn impossible_option_is_reported_by_name_with_its_dependency() {
     let _serial = serial();
     let dir = cache().join("impossible");
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let profiles = dir.join("study.toml");
-    std::fs::write(
-        &profiles,
-        "[optimization]\ndefault = \"Og\"\n\n[profile.broken]\nbase = \"tinyconfig\"\nfragment = \"study-broken.config\"\n\
-         [profile.broken.options]\nCGROUPS = false\nMEMCG = true\n",
-    )
-    .unwrap();
-    let out = config("broken", &dir.join("build"), Some(&profiles));
+    let head = "[optimization]\ndefault = \"Og\"\n\n[profile.broken]\nbase = \"tinyconfig\"\nfragment = \"study-broken.config\"\n\
+         [profile.broken.options]\nCGROUPS = false\n";
+    std::fs::write(&profiles, head).unwrap();
+    let build = dir.join("build");
+    let out = config("broken", &build, Some(&profiles));
+    assert!(out.status.success(), "{}", text(&out));
+    let good = std::fs::read(build.join(".config")).unwrap();
+    let before = mtimes(&build);
+
+    std::fs::write(&profiles, format!("{head}MEMCG = true\n")).unwrap();
+    let out = config("broken", &build, Some(&profiles));
     // Out of the kernel tree before any assertion can fail.
     let _ = std::fs::remove_file(kernel().join("kernel/configs/study-broken.config"));
     assert!(!out.status.success());
@@ -60,10 +70,133 @@ fn impossible_option_is_reported_by_name_with_its_dependency() {
         text.contains("study.toml:9:1: CONFIG_MEMCG wanted y, got n; unmet dependency: CGROUPS"),
         "{text}"
     );
+    let scratch = build.join(".study/kconfig/.config");
     assert!(
-        text.contains("error: 1 requested option(s) did not land"),
+        text.contains(&format!(
+            "error: 1 requested option(s) did not land in {}: MEMCG; fix their dependencies or \
+             mark them optional; {} is unchanged, the result is in {} for inspection",
+            scratch.display(),
+            build.join(".config").display(),
+            scratch.display()
+        )),
         "{text}"
     );
+    assert_eq!(std::fs::read(build.join(".config")).unwrap(), good);
+    let after = mtimes(&build);
+    let changed: Vec<_> = after
+        .iter()
+        .filter(|(path, time)| {
+            before.get(*path) != Some(time) && !path.starts_with(build.join(".study/kconfig"))
+        })
+        .map(|(path, _)| path.clone())
+        .collect();
+    assert_eq!(
+        changed,
+        Vec::<std::path::PathBuf>::new(),
+        "written outside the scratch directory"
+    );
+}
+
+/// Issue 12, item 7: a string where Kconfig wants a bool or tristate is
+/// refused at its line, with the type and the fix, and nothing is written.
+#[test]
+fn a_value_of_the_wrong_type_names_the_symbols_type() {
+    let _serial = serial();
+    let dir = cache().join("wrong-type");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let profiles = dir.join("study.toml");
+    std::fs::write(
+        &profiles,
+        "[optimization]\ndefault = \"Og\"\n\n[profile.typed]\nbase = \"tinyconfig\"\nfragment = \"study-typed.config\"\n\
+         [profile.typed.options]\nTUN = \"yes\"\n",
+    )
+    .unwrap();
+    let out = config("typed", &dir.join("build"), Some(&profiles));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: ")
+            && stderr.contains("study.toml:8:1: TUN is a tristate in Linux 6.12")
+            && stderr.contains("(drivers/net/Kconfig:")
+            && stderr.contains("not \"yes\": write TUN = true, false or \"m\""),
+        "{stderr}"
+    );
+    assert!(!dir.join("build").exists());
+    assert!(!kernel().join("kernel/configs/study-typed.config").exists());
+}
+
+/// Issue 12, item 7: a `--kernel` directory or a `--tarball` that holds no
+/// kernel is one line, naming it and what to give instead.
+#[test]
+fn a_kernel_or_tarball_that_is_not_one_is_one_line() {
+    let dir = std::env::temp_dir().join(format!("linux-study-notkernel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("README"), "not a kernel\n").unwrap();
+    let out = xtask(&["config", "--kernel", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr,
+        format!(
+            "error: --kernel {}: no Linux tree there (no Kconfig and Makefile at its top); \
+             point --kernel at a kernel source tree\n",
+            dir.display()
+        )
+    );
+
+    // A tarball of something else: it unpacks, and holds no tree.
+    let tarball = dir.join("other.tar.gz");
+    let status = Command::new("tar")
+        .args([
+            "-czf",
+            tarball.to_str().unwrap(),
+            "-C",
+            dir.to_str().unwrap(),
+            "README",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dest = dir.join("linux");
+    for (file, why) in [
+        (
+            &tarball,
+            "holds no Linux tree (no Kconfig and Makefile at its top)",
+        ),
+        (&dir.join("README"), "cannot be unpacked ("),
+    ] {
+        let out = xtask(&[
+            "kernel",
+            "--kernel",
+            dest.to_str().unwrap(),
+            "--tarball",
+            file.to_str().unwrap(),
+        ]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().last().unwrap_or("");
+        assert!(
+            last.starts_with(&format!("error: {} {why}", file.display()))
+                && last.ends_with(
+                    "give a Linux release tarball, e.g. /usr/src/linux-source-6.12.tar.xz"
+                ),
+            "{stderr}"
+        );
+        assert_eq!(
+            stderr.lines().filter(|l| !l.starts_with("$ ")).count(),
+            1,
+            "one line besides the echoed command: {stderr}"
+        );
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["README", "other.tar.gz"], "nothing left behind");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -167,4 +300,66 @@ fn hand_edits_to_config_are_kept_unless_forced() {
             .map(String::as_str),
         Some("n")
     );
+}
+
+/// Issue 12, item 7: on a tree just unpacked, the first `config` writes the
+/// build directory, and the rerun writes nothing at all, the snapshot of
+/// the inputs included; nor does it touch the tree.
+#[test]
+fn a_fresh_tree_configures_once_and_a_rerun_writes_nothing() {
+    let _serial = serial();
+    let tarball = std::env::var("LINUX_STUDY_TARBALL")
+        .unwrap_or_else(|_| "/usr/src/linux-source-6.12.tar.xz".into());
+    if !std::path::Path::new(&tarball).is_file() {
+        eprintln!("skipped: no {tarball}");
+        return;
+    }
+    let work = cache().join("fresh-tree");
+    let _ = std::fs::remove_dir_all(&work);
+    let tree = work.join("linux");
+    let out = xtask(&[
+        "kernel",
+        "--kernel",
+        tree.to_str().unwrap(),
+        "--tarball",
+        &tarball,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let build = work.join("build");
+    let config = || {
+        xtask(&[
+            "config",
+            "--kernel",
+            tree.to_str().unwrap(),
+            "--profile",
+            "tiny",
+            "--build-dir",
+            build.to_str().unwrap(),
+        ])
+    };
+    let out = config();
+    assert!(out.status.success(), "{}", text(&out));
+    let (build_before, tree_before) = (mtimes(&build), mtimes(&tree));
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let out = config();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(".config is up to date"),
+        "{}",
+        text(&out)
+    );
+    let changed =
+        |before: &std::collections::BTreeMap<std::path::PathBuf, std::time::SystemTime>,
+         after: std::collections::BTreeMap<std::path::PathBuf, std::time::SystemTime>| {
+            after
+                .into_iter()
+                .filter(|(path, time)| before.get(path) != Some(time))
+                .map(|(path, _)| path)
+                .collect::<Vec<_>>()
+        };
+    let build_changed = changed(&build_before, mtimes(&build));
+    let tree_changed = changed(&tree_before, mtimes(&tree));
+    let _ = std::fs::remove_dir_all(&work);
+    assert_eq!(build_changed, Vec::<std::path::PathBuf>::new());
+    assert_eq!(tree_changed, Vec::<std::path::PathBuf>::new());
 }

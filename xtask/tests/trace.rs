@@ -145,6 +145,49 @@ fn trace_shows_tcp_sendmsg_down_to_the_device() {
     );
 }
 
+/// Issue 12, item 5: an ftrace glob reaches ftrace as written, even from a
+/// directory holding a file it would match as a shell glob; a name that is
+/// no ftrace name is refused in one line before anything boots.
+#[test]
+fn a_glob_is_ftraces_and_a_shell_word_is_refused() {
+    let _serial = serial();
+    tiny_build();
+    let mut args = on_tiny("trace");
+    args.extend(["tcp_sendmsg; reboot -f", "--", "true"]);
+    let start = std::time::Instant::now();
+    let out = xtask(&args);
+    assert!(!out.status.success());
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(10),
+        "no boot"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr,
+        "error: cannot trace \"tcp_sendmsg; reboot -f\": give a function name or glob of letters, \
+         digits, _ . * ? (tcp_send*); :mod:MODULE needs --tracer function\n"
+    );
+
+    let work = std::env::temp_dir().join(format!("linux-study-glob-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("tcp_send_not_a_function"), "").unwrap();
+    let raw = work.join("trace.txt");
+    let mut args = on_tiny("trace");
+    args.extend(["tcp_send*", "--accel", "tcg", "-o", raw.to_str().unwrap()]);
+    args.extend(["--", "tcp-echo", "-4", "-n", "1"]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(&args)
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    let trace = std::fs::read_to_string(&raw).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&work);
+    assert!(out.status.success(), "{}", text(&out));
+    for name in ["tcp_sendmsg() {", "tcp_sendmsg_locked() {"] {
+        assert!(trace.contains(name), "{name} in the trace of tcp_send*");
+    }
+}
+
 /// The seed's own chain, through a TUN device: tun-peer plays the remote
 /// TCP end over IPv6, and the chain reaches the driver, tun_net_xmit, with
 /// the qdisc's step on the way.

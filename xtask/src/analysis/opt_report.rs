@@ -27,10 +27,17 @@ pub struct ObjectReport {
     pub expected: String,
     /// From DW_AT_producer; None when the object has no C debug info.
     pub actual: Option<String>,
+    /// The last -O flag on the object's command line (its `.cmd`).
+    pub command_level: Option<String>,
     /// The object is at the default level, and its own Makefile sets the last
-    /// -O flag (boot code and vdso replace KBUILD_CFLAGS; lib/zstd adds -O3).
-    /// Objects under a path rule or a fallback are always checked.
+    /// -O flag (boot code and vdso replace KBUILD_CFLAGS; lib/zstd adds -O3):
+    /// `flag_source` names the line. Objects under a path rule or a fallback
+    /// are always checked.
     pub own_flags: bool,
+    /// Where an own level comes from: `lib/lz4/Makefile:2`.
+    pub flag_source: Option<String>,
+    /// Why the object's DWARF could not be read: a failure, not a pass.
+    pub dwarf_error: Option<String>,
     /// Under a path rule or a fallback, not just the default level.
     pub ruled: bool,
     /// Compile-time checks its step turns off.
@@ -44,14 +51,83 @@ pub struct ObjectReport {
 }
 
 impl ObjectReport {
+    /// Whether the object fails `--check`: built at another level than its
+    /// rule's, unexcused, or unreadable.
     pub fn mismatched(&self) -> bool {
+        if self.dwarf_error.is_some() {
+            return true;
+        }
         match self.actual.as_deref() {
             _ if self.own_flags => false,
             Some(actual) => actual != self.expected,
-            // No DWARF to prove it: a failure where a rule or fallback asked.
-            None => self.ruled,
+            // No DWARF to prove it: a failure where a rule or fallback
+            // asked, or where the command line itself says otherwise.
+            None => {
+                self.ruled
+                    || self
+                        .command_level
+                        .as_deref()
+                        .is_some_and(|l| l != self.expected)
+            }
         }
     }
+}
+
+/// The line of an object's own Makefile that sets its -O level, when its
+/// last -O flag (`last`) is not the default: one that names that flag (in
+/// its directory's Makefile or Kbuild, or a parent's `subdir-ccflags`), or,
+/// when the default flag is not on its command line at all
+/// (`default_in_command`), one that replaces KBUILD_CFLAGS. The top
+/// Makefile and the architecture's are everyone's, never an object's own.
+pub fn own_flag_source(
+    tree: &Path,
+    object: &str,
+    last: Level,
+    default_in_command: bool,
+) -> Option<String> {
+    let flag = last.flag();
+    let names_flag = |line: &str| {
+        line.split(|c: char| c.is_whitespace() || c == ')' || c == ',')
+            .any(|w| w == flag)
+    };
+    let replaces = |line: &str| {
+        let line = line.trim_start();
+        // `KBUILD_CFLAGS := ...`, or target-specific `$(objs): KBUILD_CFLAGS := ...`.
+        let line = line
+            .rsplit_once(": KBUILD_CFLAGS")
+            .map_or(line, |(_, rest)| rest);
+        let rest = line.strip_prefix("KBUILD_CFLAGS").unwrap_or(line);
+        line.len() != rest.len() && {
+            let rest = rest.trim_start();
+            rest.starts_with(":=") || rest.starts_with('=')
+        }
+    };
+    let object_dir = Path::new(object).parent()?;
+    for (depth, dir) in object_dir.ancestors().enumerate() {
+        let components = dir.components().count();
+        if components == 0 || (dir.starts_with("arch") && components <= 2) {
+            break;
+        }
+        for name in ["Kbuild", "Makefile"] {
+            let rel = dir.join(name);
+            let Ok(text) = std::fs::read_to_string(tree.join(&rel)) else {
+                continue;
+            };
+            for (i, line) in text.lines().enumerate() {
+                let line = line.split('#').next().unwrap_or("");
+                let own = if depth == 0 {
+                    (names_flag(line) && line.contains('='))
+                        || (!default_in_command && replaces(line))
+                } else {
+                    line.contains("subdir-ccflags") && names_flag(line)
+                };
+                if own {
+                    return Some(format!("{}:{}", rel.display(), i + 1));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Every kernel C object in the build dir, with what its `.cmd` says and
@@ -119,8 +195,19 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
             continue;
         };
         let last_level = command.split_whitespace().rev().find_map(Level::from_flag);
-        let own_flags = default_level && last_level != Some(step.level);
-        let summary = summary.ok();
+        let default_flag = p.profile.rules.default.flag();
+        let default_in_command = command.split_whitespace().any(|w| w == default_flag);
+        let flag_source = match last_level {
+            Some(last) if default_level && last != step.level => {
+                own_flag_source(&p.tree.path, &rel, last, default_in_command)
+            }
+            _ => None,
+        };
+        let own_flags = flag_source.is_some();
+        let (summary, dwarf_error) = match summary {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
         reports.push(ObjectReport {
             source,
             object: rel,
@@ -130,7 +217,10 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
                 .as_ref()
                 .and_then(|s| s.level)
                 .map(|l| l.name().to_string()),
+            command_level: last_level.map(|l| l.name().to_string()),
             own_flags,
+            flag_source,
+            dwarf_error,
             // An object with no code has nothing to debug, and clang gives it no DWARF.
             ruled: !default_level && has_code(&path),
             checks_off: step.checks_off.clone(),
@@ -235,12 +325,14 @@ pub fn render_files(reports: &[ObjectReport]) -> String {
         "object", "rule/step", "actual", "located"
     );
     for r in reports {
-        let mark = if r.mismatched() {
-            "  MISMATCH"
-        } else if r.own_flags {
-            "  (own flags)"
+        let mark = if r.dwarf_error.is_some() {
+            "  UNREADABLE".to_string()
+        } else if r.mismatched() {
+            "  MISMATCH".to_string()
+        } else if let Some(source) = &r.flag_source {
+            format!("  (own flags: {source})")
         } else {
-            ""
+            String::new()
         };
         out.push_str(&format!(
             "{:<48} {:<12} {:<8} {:>8}{mark}\n",
@@ -292,7 +384,10 @@ mod tests {
             expected_step: expected.into(),
             expected: expected.into(),
             actual: actual.map(String::from),
+            command_level: actual.map(String::from),
             own_flags,
+            flag_source: own_flags.then(|| "arch/x86/boot/Makefile:55".into()),
+            dwarf_error: None,
             ruled: true,
             checks_off: None,
             params: 10,
@@ -320,5 +415,66 @@ mod tests {
             net/ipv4                                   2  O0 2                            95.0%
         "#]]
         .assert_eq(&render_dirs(&reports));
+    }
+
+    /// An object at the default level is excused only when its own Makefile
+    /// sets its level; one whose level came from nowhere, or whose DWARF
+    /// cannot be read, fails.
+    #[test]
+    fn only_an_objects_own_makefile_excuses_it() {
+        let tree = std::env::temp_dir().join(format!("opt-report-tree-{}", std::process::id()));
+        let write = |rel: &str, text: &str| {
+            let path = tree.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "lib/lz4/Makefile",
+            "# SPDX\nccflags-y += -O3\nobj-y += lz4.o\n",
+        );
+        write(
+            "arch/x86/boot/Makefile",
+            "# The real mode code\nKBUILD_CFLAGS\t:= $(REALMODE_CFLAGS) -D_SETUP\n",
+        );
+        write(
+            "arch/x86/Makefile",
+            "REALMODE_CFLAGS := -m16 -g -Os\nKBUILD_CFLAGS += -O2\n",
+        );
+        write("Makefile", "KBUILD_CFLAGS += -O2\n");
+        write("kernel/Makefile", "obj-y = fork.o\n# -O2 in a comment\n");
+        write("drivers/foo/Makefile", "subdir-ccflags-y += -O1\n");
+        write("drivers/foo/bar/Makefile", "obj-y += baz.o\n");
+        let source = |object: &str, last: Level, default_in: bool| {
+            own_flag_source(&tree, object, last, default_in)
+        };
+        assert_eq!(
+            source("lib/lz4/lz4_decompress.o", Level::O3, true).as_deref(),
+            Some("lib/lz4/Makefile:2")
+        );
+        // The boot code replaces KBUILD_CFLAGS: -Og never reaches it.
+        assert_eq!(
+            source("arch/x86/boot/main.o", Level::Os, false).as_deref(),
+            Some("arch/x86/boot/Makefile:2")
+        );
+        // Had -Og been on its command line, the replacement is not the story.
+        assert_eq!(source("arch/x86/boot/main.o", Level::Os, true), None);
+        assert_eq!(
+            source("drivers/foo/bar/baz.o", Level::O1, true).as_deref(),
+            Some("drivers/foo/Makefile:1")
+        );
+        // The default never reached the compiler: the top Makefile's -O2 is
+        // everyone's, not kernel/fork.o's own.
+        assert_eq!(source("kernel/fork.o", Level::O2, false), None);
+        std::fs::remove_dir_all(&tree).unwrap();
+
+        let mut fork = report("kernel/fork.o", "Og", Some("O2"), false, 5);
+        fork.ruled = false;
+        assert!(fork.mismatched(), "no own Makefile flag: a mismatch");
+        let mut unreadable = report("kernel/exit.o", "Og", None, false, 0);
+        unreadable.ruled = false;
+        unreadable.command_level = Some("Og".into());
+        assert!(!unreadable.mismatched());
+        unreadable.dwarf_error = Some("cannot read the DWARF of kernel/exit.o".into());
+        assert!(unreadable.mismatched(), "an unreadable object fails");
     }
 }

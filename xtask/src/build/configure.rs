@@ -4,8 +4,9 @@
 //! and the proof that every requested option landed.
 //!
 //! Kconfig runs in a scratch directory (`DIR/.study/kconfig`); the result is
-//! copied into `DIR/.config` only when it differs, so a failed or repeated run
-//! leaves the build directory as it was. A copy of the last inputs and of the
+//! checked there and copied into `DIR/.config` only when every requested
+//! option landed and it differs, so a failed or repeated run leaves the build
+//! directory as it was (a failed result stays in the scratch directory). A copy of the last inputs and of the
 //! `.config` written decide, as kunit.py does, whether anything must run.
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use crate::{
     ctx::{Ctx, Prepared},
     kernel::{
         kbuild,
-        kconfig::{self, SymbolIndex},
+        kconfig::{self, Kconfig, SymbolIndex},
     },
     spec::host_tools,
     util::fsutil,
@@ -103,23 +104,44 @@ pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
     }
     let ran_kconfig = matches!(action, Action::FromBase | Action::MergeOntoHandEdits);
     if ran_kconfig {
-        run_kconfig(ctx, p, action)?;
+        let scratch = run_kconfig(ctx, p, action)?;
         if !exec.dry_run {
+            // Checked where Kconfig wrote it: a result that lacks an option
+            // never replaces the build directory's .config.
+            verify(p, index, &scratch).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e:#}; {} is unchanged, the result is in {} for inspection",
+                    config_path.display(),
+                    scratch.display()
+                )
+            })?;
+            install_config(&scratch, &config_path)?;
             fsutil::write_if_changed(&last_config_path, &std::fs::read(&config_path)?)?;
+            say_landed(p, &config_path);
         }
+    } else if !exec.dry_run {
+        verify(p, index, &config_path)?;
+        say_landed(p, &config_path);
     }
     exec.write(
         &kbuild::overrides_path(&p.build_dir),
         &fallback::overrides_text(p)?,
     )?;
-    if exec.dry_run {
-        return Ok(());
-    }
-    verify(p, index, &config_path)?;
     // Only a .config that holds every requested option counts as done:
     // until then `build` runs `config` again, and fails the same way.
-    if ran_kconfig {
+    if ran_kconfig && !exec.dry_run {
         fsutil::write_if_changed(&snapshot_path, snapshot.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Copies a checked scratch `.config` into the build directory when it
+/// differs, and says which.
+fn install_config(scratch: &Path, config_path: &Path) -> Result<()> {
+    if fsutil::copy_if_changed(scratch, config_path)? {
+        eprintln!("wrote {}", config_path.display());
+    } else {
+        eprintln!("{}: unchanged", config_path.display());
     }
     Ok(())
 }
@@ -132,8 +154,8 @@ enum Action {
     MergeOntoHandEdits,
 }
 
-/// Runs Kconfig in the scratch dir and copies the result into the build dir.
-fn run_kconfig(ctx: &Ctx, p: &Prepared, action: Action) -> Result<()> {
+/// Runs Kconfig in the scratch dir; returns the `.config` it wrote.
+fn run_kconfig(ctx: &Ctx, p: &Prepared, action: Action) -> Result<PathBuf> {
     let exec = &ctx.exec;
     let scratch = p.state_dir().join("kconfig");
     let make = |target: &str| {
@@ -167,26 +189,37 @@ fn run_kconfig(ctx: &Ctx, p: &Prepared, action: Action) -> Result<()> {
             exec.capture(step)?;
         }
     }
-    let written = exec.dry_run
-        || fsutil::copy_if_changed(&scratch.join(".config"), &p.build_dir.join(".config"))?;
     if exec.dry_run {
         eprintln!(
-            "# would copy {} to {} if it differs",
+            "# would copy {} to {} if it differs and holds every requested option",
             scratch.join(".config").display(),
             p.build_dir.join(".config").display()
         );
-    } else if written {
-        eprintln!("wrote {}", p.build_dir.join(".config").display());
-    } else {
-        eprintln!("{}: unchanged", p.build_dir.join(".config").display());
     }
-    Ok(())
+    Ok(scratch.join(".config"))
 }
 
-/// Options that name no Kconfig symbol, and rule paths that name nothing in
-/// the tree, are errors at their line in study.toml.
+/// Options that name no Kconfig symbol or give a value of the wrong type,
+/// and rule paths that name nothing in the tree, are errors at their line
+/// in study.toml.
 fn check_profile(p: &Prepared, index: &SymbolIndex) -> Result<()> {
     for option in &p.profile.options {
+        if let Some((kind, decl)) = index.kind(&option.name) {
+            if !kind.accepts(&option.value) {
+                bail!(
+                    "{}: {} is a {} in Linux {} ({}:{}), not {}: write {} = {}",
+                    option.origin,
+                    option.name,
+                    kind.name(),
+                    p.tree.version,
+                    decl.file.display(),
+                    decl.line,
+                    option.value.config_text(),
+                    option.name,
+                    kind.spelling()
+                );
+            }
+        }
         if !index.contains(&option.name) {
             let near = index.nearest(&option.name, 3);
             let hint = if near.is_empty() {
@@ -246,9 +279,9 @@ fn guard_fragment(path: &Path) -> Result<()> {
     }
 }
 
-/// Every requested option must be in the final `.config`.
+/// Every requested option must be in the `.config` at `config_path`.
 fn verify<'a>(p: &Prepared, index: impl Fn() -> &'a SymbolIndex, config_path: &Path) -> Result<()> {
-    let config = p.config()?;
+    let config = Kconfig::parse(config_path, &fsutil::read_to_string(config_path)?)?;
     let mismatches = kconfig::mismatches(&p.profile.options, &config);
     let mut failed = Vec::new();
     for m in &mismatches {
@@ -280,6 +313,10 @@ fn verify<'a>(p: &Prepared, index: impl Fn() -> &'a SymbolIndex, config_path: &P
             failed.join(", ")
         );
     }
+    Ok(())
+}
+
+fn say_landed(p: &Prepared, config_path: &Path) {
     eprintln!(
         "{}: all {} requested options landed (Linux {}, profile {})",
         config_path.display(),
@@ -287,5 +324,4 @@ fn verify<'a>(p: &Prepared, index: impl Fn() -> &'a SymbolIndex, config_path: &P
         p.tree.version,
         p.profile.name
     );
-    Ok(())
 }

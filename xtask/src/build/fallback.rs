@@ -127,11 +127,18 @@ impl Placement<'_> {
             .and_then(|k| k.get(object))
             .filter(|k| k.from == rule_level)
         {
+            // Relative to the checkout: study.mk reads the same from every
+            // clone, so sharing a build directory rewrites nothing.
+            let policy = self
+                .policy
+                .path
+                .strip_prefix(crate::ctx::project_root())
+                .unwrap_or(&self.policy.path);
             let why = format!(
                 "known {}→{} ({}): {}",
                 k.from,
                 k.to,
-                self.policy.path.display(),
+                policy.display(),
                 k.why
             );
             return (k.to.clone(), Some(why));

@@ -21,7 +21,7 @@ use crate::{
         distcc::{self, DistccStats, Farm},
         fallback::{self, placement, source_of, Learned, Recorded, RecordedFallbacks},
     },
-    ctx::{Ctx, Prepared},
+    ctx::{BuildLock, Ctx, Prepared},
     kernel::{
         buildlog::{stage_of, BuildLog, Stage},
         kbuild,
@@ -67,11 +67,28 @@ impl BuildRequest {
 
 /// Builds first when the image is missing or older than .config or the
 /// overrides. Source edits need `cargo xtask build` (or `run --build`):
-/// asking make would cost a no-op build's seconds on every run.
-pub fn ensure_built(ctx: &Ctx, p: &Prepared) -> Result<()> {
+/// asking make would cost a no-op build's seconds on every run. A build
+/// takes the directory's lock alone, then goes back to sharing it.
+pub fn ensure_built(ctx: &Ctx, p: &Prepared, lock: &mut BuildLock) -> Result<()> {
+    if is_stale(p) {
+        lock.exclusive()?;
+        // Another command may have built it while this one waited.
+        if is_stale(p) {
+            eprintln!("{} is missing or stale: building", p.image().display());
+            build(ctx, p, &BuildRequest::default_for_run())?;
+        }
+        lock.shared()?;
+    }
+    Ok(())
+}
+
+fn is_stale(p: &Prepared) -> bool {
     let image = p.image();
     let mtime = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
-    let stale = match mtime(&image) {
+    // A build that relinked nothing leaves the image older than a rewritten
+    // study.mk: the stamp of the last successful build counts too.
+    let built = mtime(&image).map(|image| mtime(&built_stamp(p)).map_or(image, |s| s.max(image)));
+    let stale = match built {
         None => true,
         Some(built) => {
             configure::needs_config(p)
@@ -83,11 +100,19 @@ pub fn ensure_built(ctx: &Ctx, p: &Prepared) -> Result<()> {
                 .any(|input| mtime(input).is_some_and(|t| t > built))
         }
     };
-    if stale {
-        eprintln!("{} is missing or stale: building", image.display());
-        build(ctx, p, &BuildRequest::default_for_run())?;
-    }
-    Ok(())
+    stale
+}
+
+/// Whether the make arguments name targets, which replace the image's.
+fn explicit_targets(req: &BuildRequest) -> bool {
+    req.make_args
+        .iter()
+        .any(|a| !a.starts_with('-') && !a.contains('='))
+}
+
+/// Touched by every successful build of the image.
+fn built_stamp(p: &Prepared) -> PathBuf {
+    p.state_dir().join("built")
 }
 
 pub struct BuildOutcome {
@@ -237,6 +262,12 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
         record_expected(&p.build_dir)?;
         learned.add(&recorded)?;
     }
+    if !exec.dry_run && !explicit_targets(req) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        fsutil::write_if_changed(&built_stamp(p), format!("{}\n", now.as_nanos()).as_bytes())?;
+    }
     let distcc = match &req.distcc {
         Some(_) if !exec.dry_run => Some(DistccStats::parse(
             &std::fs::read_to_string(distcc_log(p)).unwrap_or_default(),
@@ -299,11 +330,7 @@ pub fn make_command<'a>(
         extra,
     };
     // Targets among the make arguments replace the default ones.
-    if req
-        .make_args
-        .iter()
-        .any(|a| !a.starts_with('-') && !a.contains('='))
-    {
+    if explicit_targets(req) {
         return kbuild::build_make(
             sh,
             &p.tree.path,

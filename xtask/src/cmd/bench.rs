@@ -24,6 +24,8 @@ use crate::{
     util::{
         exec::{which, Exec},
         fsutil,
+        lock::Access,
+        supervise,
     },
 };
 
@@ -41,6 +43,8 @@ impl cli::Bench {
     /// tcp_sendmsg_locked with the size tcp-echo sends: each phase timed.
     fn edit_loop(&self, ctx: &Ctx) -> Result<()> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
+        // It edits, builds and boots in turn: alone in the directory.
+        let _lock = p.lock(ctx, Access::Exclusive)?;
         let request = BuildRequest {
             jobs: self.jobs.unwrap_or_else(passes::default_jobs),
             ..BuildRequest::default_for_run()
@@ -61,7 +65,8 @@ impl cli::Bench {
         };
         let mut rows = Vec::new();
         for run in 0..self.runs.max(1) {
-            let _restore = Restore::edit(&tcp, &format!("\n/* cargo xtask bench loop {run} */\n"))?;
+            let _restore =
+                edit_for_a_while(&tcp, &format!("\n/* cargo xtask bench loop {run} */\n"))?;
             rows.push(one_loop(ctx, &p, &quick)?);
         }
         // The restored tcp.c is newer than tcp.o: rebuild now, not in the
@@ -97,7 +102,10 @@ impl cli::Bench {
     /// --exec true`, both under TCG (and KVM where it works), one run.
     fn boot(&self, ctx: &Ctx) -> Result<()> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
-        build::ensure_built(ctx, &p)?;
+        let mut lock = p.lock(ctx, Access::Shared)?;
+        build::ensure_built(ctx, &p, &mut lock)?;
+        // The timed runs are child commands that take the lock themselves.
+        drop(lock);
         let image = p.image();
         let Some(vng) = which("vng") else {
             bail!("virtme-ng is not installed: run `pip install virtme-ng`");
@@ -167,7 +175,10 @@ impl cli::Bench {
             "bench: making sure {} is built first",
             p.build_dir.display()
         );
+        let lock = p.lock(ctx, Access::Exclusive)?;
         build::build(ctx, &p, &request)?;
+        // The timed builds are child commands that take the lock themselves.
+        drop(lock);
         let cache = CacheSetup::new(request.cache)?;
         let sh = ctx.exec.sh();
         let make = || passes::make_command(sh, &p, &request, cache.as_ref());
@@ -321,33 +332,15 @@ fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<LoopTimes
     })
 }
 
-/// Appends to a source file, and puts the original bytes back on drop.
-struct Restore {
-    path: PathBuf,
-    original: Vec<u8>,
-}
-
-impl Restore {
-    fn edit(path: &Path, append: &str) -> Result<Restore> {
-        let original =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut edited = original.clone();
-        edited.extend_from_slice(append.as_bytes());
-        std::fs::write(path, &edited)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(Restore {
-            path: path.to_path_buf(),
-            original,
-        })
-    }
-}
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::write(&self.path, &self.original) {
-            eprintln!("error: could not restore {}: {e}", self.path.display());
-        }
-    }
+/// Appends to a source file; the original bytes go back when the returned
+/// guard drops, or when the tool is stopped by a signal.
+fn edit_for_a_while(path: &Path, append: &str) -> Result<supervise::Restore> {
+    let guard =
+        supervise::Restore::new(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut edited = std::fs::read(path)?;
+    edited.extend_from_slice(append.as_bytes());
+    std::fs::write(path, &edited).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(guard)
 }
 
 /// A port on 127.0.0.1 that nothing listens on now.

@@ -8,6 +8,7 @@ use crate::{
     cli,
     ctx::{Ctx, Prepared},
     kernel::tree,
+    util::lock::Access,
 };
 
 impl cli::Build {
@@ -16,6 +17,7 @@ impl cli::Build {
         if let Some(note) = tree::pin_note(&prepared.tree.version) {
             eprintln!("{note}");
         }
+        let _lock = prepared.lock(ctx, Access::Exclusive)?;
         // --distcc, else the DISTCC_HOSTS the distcc client itself reads.
         let hosts = self.distcc.clone().or_else(|| {
             std::env::var("DISTCC_HOSTS")

@@ -8,6 +8,7 @@ use crate::{
     build::{configure, fallback},
     cli,
     ctx::{Ctx, Prepared},
+    util::lock::Access,
 };
 
 impl cli::Config {
@@ -17,6 +18,7 @@ impl cli::Config {
             print!("{}", fallback::overrides_text(&prepared)?);
             return Ok(());
         }
+        let _lock = prepared.lock(ctx, Access::Exclusive)?;
         configure::configure(ctx, &prepared, self.force)
     }
 }

@@ -16,14 +16,17 @@ use crate::{
         qemu::Accel,
         run::{start_background, RunRequest},
     },
+    util::lock::Access,
 };
 
 impl cli::Debug {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
+        let mut lock = p.lock(ctx, Access::Shared)?;
         if self.no_build {
-            build::ensure_built(ctx, &p)?;
+            build::ensure_built(ctx, &p, &mut lock)?;
         } else {
+            lock.exclusive()?;
             let quick = BuildRequest {
                 quick: true,
                 ..BuildRequest::default_for_run()
@@ -36,6 +39,8 @@ impl cli::Debug {
                     outcome.compiled
                 );
             }
+            // The guest and gdb only read the build: others may too.
+            lock.shared()?;
         }
         let port = match self.port {
             Some(port) => port,

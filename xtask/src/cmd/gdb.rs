@@ -10,11 +10,19 @@ use crate::{
     cli,
     ctx::{Ctx, Prepared},
     guest::gdb::{run_gdb, GdbRequest},
+    util::lock::Access,
 };
 
 impl cli::Gdb {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
+        // Shared with the guest it debugs; a build waits. (Without a
+        // vmlinux there is nothing to hold: run_gdb says how to build.)
+        let _lock = if p.build_dir.join("vmlinux").is_file() {
+            Some(p.lock(ctx, Access::Shared)?)
+        } else {
+            None
+        };
         let request = GdbRequest {
             port: self.port,
             hardware: self.hbreak,

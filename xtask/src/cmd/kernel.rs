@@ -29,7 +29,7 @@ impl cli::Kernel {
                 tarball.display()
             );
         }
-        unpack(exec, &tarball, kernel_dir)?;
+        unpack(exec, &tarball, kernel_dir, ctx.wait)?;
         if exec.dry_run {
             return Ok(());
         }

@@ -8,6 +8,7 @@ use crate::{
     analysis::opt_report::{collect, render_dirs, render_files, ObjectReport},
     cli,
     ctx::{Ctx, Prepared},
+    util::lock::Access,
 };
 
 impl cli::OptReport {
@@ -20,6 +21,7 @@ impl cli::OptReport {
                 p.profile.name
             );
         }
+        let _lock = p.lock(ctx, Access::Shared)?;
         let reports = collect(&p, &self.paths)?;
         if reports.is_empty() {
             bail!(
@@ -37,21 +39,38 @@ impl cli::OptReport {
         }
         let mismatched: Vec<&ObjectReport> = reports.iter().filter(|r| r.mismatched()).collect();
         for r in &mismatched {
+            if let Some(e) = &r.dwarf_error {
+                eprintln!("{}: unreadable, so unproven: {e}", r.object);
+                continue;
+            }
+            let level = r.actual.as_deref().or(r.command_level.as_deref());
             eprintln!(
-                "{}: built at -{}, its rule says -{} ({})",
+                "{}: built at -{}, its rule says -{} ({}){}",
                 r.object,
-                r.actual.as_deref().unwrap_or("?"),
+                level.unwrap_or("?"),
                 r.expected,
-                r.expected_step
+                r.expected_step,
+                if r.ruled {
+                    ""
+                } else {
+                    "; no line of its own Makefile sets that level"
+                }
             );
         }
         if self.check && !mismatched.is_empty() {
-            bail!("{} object(s) differ from their rule", mismatched.len());
+            let unreadable = mismatched
+                .iter()
+                .filter(|r| r.dwarf_error.is_some())
+                .count();
+            bail!(
+                "{} object(s) differ from their rule, {unreadable} of them unreadable",
+                mismatched.len()
+            );
         }
         if self.check {
             let own = reports.iter().filter(|r| r.own_flags).count();
             eprintln!(
-                "opt-report --check: {} objects at the level their rule says; {own} set their own level in their Makefile",
+                "opt-report --check: {} objects at the level their rule says; {own} set their own level in their Makefile (--files names the line)",
                 reports.len() - own
             );
         }

@@ -21,7 +21,7 @@ use crate::{
     },
     kernel::kconfig::Kconfig,
     spec::packetdrill::Packetdrill,
-    util::{exec::which, fsutil},
+    util::{exec::which, lock::Access, supervise::TempPath},
 };
 
 /// Where packetdrill comes from, for the one line said when there is none.
@@ -54,7 +54,8 @@ impl cli::Packetdrill {
         if scripts.is_empty() {
             bail!("no .pkt scripts in {:?}", self.scripts);
         }
-        build::ensure_built(ctx, &p)?;
+        let mut lock = p.lock(ctx, Access::Shared)?;
+        build::ensure_built(ctx, &p, &mut lock)?;
         if let Some(missing) = missing_suite_options(&p.config()?, &suite.join(&spec.suite_config))?
         {
             eprintln!(
@@ -73,7 +74,7 @@ impl cli::Packetdrill {
         let out_dir = p
             .state_dir()
             .join(format!("packetdrill/run-{}", std::process::id()));
-        let _cleanup = fsutil::RemoveOnDrop(out_dir.clone());
+        let _cleanup = TempPath::new(out_dir.clone());
         let script = out_dir.join("packetdrill.sh");
         ctx.exec.write(&script, &guest_script(&run))?;
         let accel = kvm::choose_accel(ctx, &p, self.accel.into())?;

@@ -14,15 +14,21 @@ use crate::{
         run::{self, RunRequest},
     },
     spec::host_tools,
+    util::lock::Access,
 };
 
 impl cli::Run {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
+        // Shared while the guest runs: others may boot or debug the same
+        // build, but not rebuild it under us.
+        let mut lock = p.lock(ctx, Access::Shared)?;
         if self.build {
+            lock.exclusive()?;
             build::build(ctx, &p, &BuildRequest::default_for_run())?;
+            lock.shared()?;
         } else {
-            build::ensure_built(ctx, &p)?;
+            build::ensure_built(ctx, &p, &mut lock)?;
         }
         host_tools::require(&ctx.study_dir(), "run")?;
         // --wait-gdb alone means the stub on its default port.
@@ -44,6 +50,7 @@ impl cli::Run {
             append: self.append,
             qemu_args: self.qemu_arg,
             timeout: Duration::from_secs(self.timeout),
+            attach_timeout: Duration::from_secs(self.attach_timeout),
             initramfs: self.initramfs,
             out_dir: None,
         };

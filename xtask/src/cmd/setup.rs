@@ -169,7 +169,7 @@ fn get_kernel_tree(ctx: &Ctx) -> Result<()> {
             ctx.kernel_dir.display()
         );
     }
-    tree::unpack(exec, Path::new(DEBIAN_TARBALL), &ctx.kernel_dir)
+    tree::unpack(exec, Path::new(DEBIAN_TARBALL), &ctx.kernel_dir, ctx.wait)
 }
 
 fn is_root() -> bool {

@@ -22,17 +22,21 @@ use crate::{
     guest::{
         kvm,
         run::{self, RunRequest},
-        trace_script::{guest_script, TraceSetup},
+        trace_script::{check_function, guest_script, TraceSetup},
     },
     kernel::kconfig::edit_distance,
     spec::layers::Layers,
-    util::fsutil,
+    util::{fsutil, lock::Access, supervise::TempPath},
 };
 
 impl cli::Trace {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
+        for function in &self.functions {
+            check_function(function, self.tracer.into()).map_err(anyhow::Error::msg)?;
+        }
         let p = Prepared::new(ctx, &self.target.to_target())?;
-        build::ensure_built(ctx, &p)?;
+        let mut lock = p.lock(ctx, Access::Shared)?;
+        build::ensure_built(ctx, &p, &mut lock)?;
         let config = p.config()?;
         for option in ["FUNCTION_GRAPH_TRACER", "DYNAMIC_FTRACE"] {
             if config.get(option) != "y" {
@@ -45,7 +49,7 @@ impl cli::Trace {
         let out_dir = p
             .state_dir()
             .join(format!("trace/run-{}", std::process::id()));
-        let _cleanup = fsutil::RemoveOnDrop(out_dir.clone());
+        let _cleanup = TempPath::new(out_dir.clone());
         let setup = TraceSetup {
             functions: self.functions.clone(),
             tracer: self.tracer.into(),
@@ -57,16 +61,9 @@ impl cli::Trace {
         ctx.exec.write(&script, &guest_script(&setup))?;
         let accel = kvm::choose_accel(ctx, &p, self.accel.into())?;
         let request = RunRequest {
-            accel,
-            mem: "1G".into(),
-            cpus: 1,
-            gdb_port: None,
-            wait_gdb: false,
-            append: Vec::new(),
-            qemu_args: Vec::new(),
-            timeout: std::time::Duration::from_secs(self.timeout),
-            initramfs: false,
             out_dir: Some(out_dir.clone()),
+            timeout: std::time::Duration::from_secs(self.timeout),
+            ..RunRequest::new(accel)
         };
         let mut argv = vec!["/bin/sh".to_string(), script.display().to_string()];
         argv.extend(self.command.iter().cloned());

@@ -14,14 +14,14 @@ use xshell::cmd;
 use crate::{
     ctx::Prepared,
     guest::programs::guest_init,
-    util::exec::{quote, Exec},
+    util::{exec::Exec, fsutil, supervise::TempPath},
 };
 
 const BUSYBOX: &str = "/bin/busybox";
 
 /// Packs an initramfs holding `job` and `env` (init's job and environment
-/// files) and returns its path.
-pub fn build(exec: &Exec, p: &Prepared, job: &[u8], env: &[u8]) -> Result<PathBuf> {
+/// files) and returns its path, and its directory, removed when dropped.
+pub fn build(exec: &Exec, p: &Prepared, job: &[u8], env: &[u8]) -> Result<(PathBuf, TempPath)> {
     if !Path::new(BUSYBOX).is_file() {
         bail!("--initramfs needs {BUSYBOX}: run `apt-get install busybox-static`");
     }
@@ -29,6 +29,7 @@ pub fn build(exec: &Exec, p: &Prepared, job: &[u8], env: &[u8]) -> Result<PathBu
     let dir = p
         .state_dir()
         .join(format!("initramfs/run-{}", std::process::id()));
+    let guard = TempPath::new(dir.clone());
     let root = dir.join("root");
     if root.exists() {
         std::fs::remove_dir_all(&root)?;
@@ -52,17 +53,26 @@ pub fn build(exec: &Exec, p: &Prepared, job: &[u8], env: &[u8]) -> Result<PathBu
     std::fs::write(root.join("study/job"), job)?;
     std::fs::write(root.join("study/env"), env)?;
     let cpio = dir.join("initramfs.cpio");
-    let partial = dir.join("initramfs.cpio.partial");
-    // The script is fixed but for our own temporary path, quoted.
-    let script = format!(
-        "find . | LC_ALL=C sort | cpio --quiet -o -H newc > {}",
-        quote(&partial.display().to_string())
-    );
+    // The file list, sorted, on cpio's stdin: no shell between them.
+    let mut names: Vec<String> = walkdir::WalkDir::new(&root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let rel = e.path().strip_prefix(&root).ok()?.display().to_string();
+            Some(if rel.is_empty() {
+                ".".into()
+            } else {
+                format!("./{rel}")
+            })
+        })
+        .collect();
+    names.sort();
+    let list = names.join("\n") + "\n";
     let sh = exec.sh();
     let _dir = sh.push_dir(&root);
-    exec.capture(cmd!(sh, "sh -c {script}"))?;
-    std::fs::rename(&partial, &cpio)
-        .with_context(|| format!("cannot move {} into place", partial.display()))?;
+    let archive =
+        exec.capture_with_input(cmd!(sh, "cpio --quiet -o -H newc"), Some(list.into_bytes()))?;
+    fsutil::write_if_changed(&cpio, &archive.stdout)?;
     std::fs::remove_dir_all(&root)?;
-    Ok(cpio)
+    Ok((cpio, guard))
 }

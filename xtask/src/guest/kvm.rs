@@ -86,16 +86,9 @@ fn kvm_verdict(ctx: &Ctx, p: &Prepared) -> Result<Result<String, String>> {
         return Ok(Err("dry run: no KVM probe".into()));
     }
     let probe = RunRequest {
-        accel: Accel::Kvm,
         mem: "512M".into(),
-        cpus: 1,
-        gdb_port: None,
-        wait_gdb: false,
-        append: Vec::new(),
-        qemu_args: Vec::new(),
         timeout: Duration::from_secs(15),
-        initramfs: false,
-        out_dir: None,
+        ..RunRequest::new(Accel::Kvm)
     };
     eprintln!("probing KVM with a short boot (once; the verdict is cached)");
     let outcome = run_guest(&ctx.exec.quiet()?, p, &probe, &["true".to_string()], true)?;
@@ -108,7 +101,7 @@ fn kvm_verdict(ctx: &Ctx, p: &Prepared) -> Result<Result<String, String>> {
             "a probe boot under KVM took {:.1} s, slower than TCG",
             outcome.elapsed.as_secs_f64()
         )),
-        None if outcome.timed_out => Err(format!(
+        None if outcome.killed.is_some() => Err(format!(
             "a probe boot under KVM did not finish in {:.0} s, where TCG takes about 5",
             outcome.elapsed.as_secs_f64()
         )),

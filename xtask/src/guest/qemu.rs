@@ -42,6 +42,10 @@ pub struct Guest {
     pub init: String,
     /// The job file for init, a path on the root filesystem.
     pub job: Option<String>,
+    /// init's environment file, a path on the root filesystem.
+    pub env: Option<String>,
+    /// The interactive shell's working directory.
+    pub cwd: Option<String>,
     /// A writable host directory, mounted by tag `study-out` in the guest.
     pub out_dir: Option<PathBuf>,
     pub gdb_port: Option<u16>,
@@ -85,6 +89,57 @@ pub fn shadowed(keep: &[PathBuf]) -> Vec<PathBuf> {
 
 pub const OUT_TAG: &str = "study-out";
 
+/// `key=value` for the kernel command line, the value in double quotes
+/// when it holds anything but plain path characters: the kernel's own
+/// parser and init's both take `key="a b"` as one word and drop the quotes.
+pub fn param(key: &str, value: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./+:@%=,".contains(c);
+    if !value.is_empty() && value.chars().all(plain) {
+        format!("{key}={value}")
+    } else {
+        format!("{key}=\"{value}\"")
+    }
+}
+
+/// A value no quoting carries on the kernel command line: a double quote
+/// (nothing escapes it there), a control character, or non-UTF-8.
+fn unquotable(value: &str) -> Option<char> {
+    value.chars().find(|c| *c == '"' || c.is_control())
+}
+
+/// Refuses, in one line, a path the guest cannot be told about.
+pub fn check_paths(guest: &Guest) -> anyhow::Result<()> {
+    let mut paths: Vec<(&str, String)> = vec![("init", guest.init.clone())];
+    paths.extend(guest.job.iter().map(|j| ("the job file", j.clone())));
+    paths.extend(guest.env.iter().map(|e| ("the env file", e.clone())));
+    paths.extend(
+        guest
+            .cwd
+            .iter()
+            .map(|c| ("the working directory", c.clone())),
+    );
+    paths.extend(
+        shadowed(&guest.keep)
+            .iter()
+            .map(|k| ("a kept path", k.display().to_string())),
+    );
+    for (what, path) in paths {
+        if let Some(c) = unquotable(&path) {
+            anyhow::bail!(
+                "{what} {path:?} holds {c:?}, which the kernel command line cannot carry; \
+                 run from (or move the checkout to) a path without it"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A value inside one of QEMU's `key=value,key=value` option lists: a
+/// comma in it is written twice.
+pub fn qemu_opt_value(value: &str) -> String {
+    value.replace(',', ",,")
+}
+
 /// The 9p mount tag of the host's root, which `root=` names. Not virtme's
 /// "/dev/root": Linux 6.1's prepare_namespace() (init/do_mounts.c) strips
 /// "/dev/" from `root=` before mount_nodev_root() mounts it, so 9p asks for
@@ -107,17 +162,22 @@ pub fn kernel_cmdline(arch: &Arch, guest: &Guest) -> String {
         Root::Initramfs(_) => words.push("rdinit=/init".into()),
     }
     if matches!(guest.root, Root::HostNineP) {
-        words.push(format!("init={}", guest.init));
+        words.push(param("init", &guest.init));
     }
     if let Some(job) = &guest.job {
-        words.push(format!("study.job={job}"));
+        words.push(param("study.job", job));
     }
-    let keep: Vec<String> = shadowed(&guest.keep)
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    if !keep.is_empty() && guest.root == Root::HostNineP {
-        words.push(format!("study.keep={}", keep.join(",")));
+    if let Some(env) = &guest.env {
+        words.push(param("study.env", env));
+    }
+    if let Some(cwd) = &guest.cwd {
+        words.push(param("study.cwd", cwd));
+    }
+    if guest.root == Root::HostNineP {
+        // One word a path: a path may hold a comma.
+        for keep in shadowed(&guest.keep) {
+            words.push(param("study.keep", &keep.display().to_string()));
+        }
     }
     // A panic reboots at once, and -no-reboot turns that into QEMU exiting.
     words.push("panic=-1".into());
@@ -195,7 +255,10 @@ pub fn qemu_command<'a>(sh: &'a Shell, arch: &Arch, guest: &Guest) -> Cmd<'a> {
         cmd = cmd
             .args([
                 "-fsdev".to_string(),
-                format!("local,id=out,path={},security_model=none", out.display()),
+                format!(
+                    "local,id=out,path={},security_model=none",
+                    qemu_opt_value(&out.display().to_string())
+                ),
             ])
             .args([
                 "-device".to_string(),
@@ -247,6 +310,8 @@ mod tests {
             root: Root::HostNineP,
             init: "/t/study-init".into(),
             job: Some("/b/tiny/.study/run/job".into()),
+            env: None,
+            cwd: None,
             out_dir: None,
             gdb_port: None,
             wait_gdb: false,
@@ -353,7 +418,104 @@ mod tests {
             ["/root/src", "/tmp/clone"].map(PathBuf::from)
         );
         let g = Guest { keep, ..guest() };
-        assert!(kernel_cmdline(&arch(), &g).contains(" study.keep=/root/src,/tmp/clone "));
+        assert!(
+            kernel_cmdline(&arch(), &g).contains(" study.keep=/root/src study.keep=/tmp/clone ")
+        );
+    }
+
+    /// A checkout or working directory with a space or a comma in its path:
+    /// each value is one word for the kernel and init, each QEMU option
+    /// value keeps its comma, and what cannot be quoted is refused.
+    #[test]
+    fn paths_with_spaces_and_commas_are_quoted() {
+        let g = Guest {
+            init: "/w/my repo/study-init".into(),
+            job: Some("/w/b,1/.study/run/job-1".into()),
+            env: Some("/w/b,1/.study/run/env 1".into()),
+            cwd: Some("/tmp/a b,c".into()),
+            keep: vec!["/tmp/a b,c".into()],
+            out_dir: Some("/w/b,1/.study/trace/run-1".into()),
+            ..guest()
+        };
+        let cmdline = kernel_cmdline(&arch(), &g);
+        for word in [
+            " init=\"/w/my repo/study-init\" ",
+            " study.job=/w/b,1/.study/run/job-1 ",
+            " study.env=\"/w/b,1/.study/run/env 1\" ",
+            " study.cwd=\"/tmp/a b,c\" ",
+            " study.keep=\"/tmp/a b,c\" ",
+        ] {
+            assert!(cmdline.contains(word), "{word} in {cmdline}");
+        }
+        let argv: Vec<String> =
+            std::process::Command::from(qemu_command(&Shell::new().unwrap(), &arch(), &g))
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+        assert!(
+            argv.contains(
+                &"local,id=out,path=/w/b,,1/.study/trace/run-1,security_model=none".into()
+            ),
+            "{argv:?}"
+        );
+        assert!(check_paths(&g).is_ok());
+        let bad = Guest {
+            cwd: Some("/tmp/say \"hi\"".into()),
+            ..g
+        };
+        let err = check_paths(&bad).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "the working directory \"/tmp/say \\\"hi\\\"\" holds '\"', which the kernel command line \
+             cannot carry; run from (or move the checkout to) a path without it"
+        );
+    }
+
+    /// Security: the gdb stub listens on loopback only, and the host's root
+    /// is shared read-only.
+    #[test]
+    fn gdb_stub_on_loopback_and_root_read_only() {
+        let g = Guest {
+            gdb_port: Some(4321),
+            ..guest()
+        };
+        let argv: Vec<String> =
+            std::process::Command::from(qemu_command(&Shell::new().unwrap(), &arch(), &g))
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+        let after = |flag: &str| -> Vec<&String> {
+            argv.windows(2)
+                .filter(|w| w[0] == flag)
+                .map(|w| &w[1])
+                .collect()
+        };
+        assert_eq!(after("-gdb"), ["tcp:127.0.0.1:4321"]);
+        assert!(
+            !argv.contains(&"-s".to_string()),
+            "-s listens on every address"
+        );
+        let fsdevs = after("-fsdev");
+        let root: Vec<&&String> = fsdevs.iter().filter(|f| f.contains("id=root")).collect();
+        assert_eq!(root.len(), 1);
+        assert!(root[0].split(',').any(|o| o == "readonly=on"), "{root:?}");
+        assert!(root[0].split(',').any(|o| o == "path=/"), "{root:?}");
+        // The writable share is the trace's own output directory, never /.
+        let out = Guest {
+            out_dir: Some("/b/out".into()),
+            ..guest()
+        };
+        let argv: Vec<String> =
+            std::process::Command::from(qemu_command(&Shell::new().unwrap(), &arch(), &out))
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+        for fsdev in argv.windows(2).filter(|w| w[0] == "-fsdev").map(|w| &w[1]) {
+            assert!(
+                fsdev.contains("readonly=on") || fsdev.contains("path=/b/out,"),
+                "{fsdev}"
+            );
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::{
     util::{
         exec::{describe, which, Exec},
         fsutil,
+        supervise::{self, Supervised, TempPath},
     },
 };
 
@@ -46,12 +47,16 @@ pub struct RunRequest {
     pub append: Vec<String>,
     pub qemu_args: Vec<String>,
     pub timeout: Duration,
+    /// With `wait_gdb`: how long the guest waits for a debugger to attach
+    /// before it is killed. Once one has attached there is no bound at all.
+    pub attach_timeout: Duration,
     pub initramfs: bool,
     pub out_dir: Option<PathBuf>,
 }
 
 impl RunRequest {
-    /// A plain run: 1 GiB, one CPU, no debugger, the host's root, 600 s.
+    /// A plain run: 1 GiB, one CPU, no debugger, the host's root, 600 s
+    /// (and 300 s for a debugger to attach, should one be asked for).
     pub fn new(accel: Accel) -> RunRequest {
         RunRequest {
             accel,
@@ -62,10 +67,20 @@ impl RunRequest {
             append: Vec::new(),
             qemu_args: Vec::new(),
             timeout: Duration::from_secs(600),
+            attach_timeout: Duration::from_secs(300),
             initramfs: false,
             out_dir: None,
         }
     }
+}
+
+/// Why QEMU was killed before the command reported a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Killed {
+    /// `--timeout` passed with no debugger attached.
+    Timeout,
+    /// `--wait-gdb`, and no debugger attached to the port in time.
+    NoDebugger { port: u16 },
 }
 
 /// What a guest run produced.
@@ -73,7 +88,7 @@ pub struct RunOutcome {
     /// The command's exit status, from init's marker line.
     pub exit: Option<i32>,
     pub console_tail: Vec<String>,
-    pub timed_out: bool,
+    pub killed: Option<Killed>,
     pub qemu_status: String,
     pub elapsed: Duration,
 }
@@ -84,13 +99,20 @@ impl RunOutcome {
             .console_tail
             .iter()
             .find(|l| l.contains("Kernel panic"));
-        let why = match (self.timed_out, panic) {
+        let why = match (self.killed, panic) {
             (_, Some(line)) => format!("the kernel panicked: {}", line.trim()),
-            (true, None) => format!(
+            (Some(Killed::NoDebugger { port }), None) => {
+                return format!(
+                    "no debugger attached to 127.0.0.1:{port} within {:.0} s (--attach-timeout); \
+                     QEMU was killed: start `cargo xtask gdb --port {port}` while the guest waits",
+                    self.elapsed.as_secs_f64()
+                )
+            }
+            (Some(Killed::Timeout), None) => format!(
                 "no exit status within {:.0} s; QEMU was killed",
                 self.elapsed.as_secs_f64()
             ),
-            (false, None) => format!(
+            (None, None) => format!(
                 "QEMU ended ({}) before the command reported an exit status",
                 self.qemu_status
             ),
@@ -123,6 +145,8 @@ fn guest_spec(
         root,
         init: guest_init().to_string(),
         job,
+        env: None,
+        cwd: None,
         out_dir: req.out_dir.clone(),
         gdb_port: req.gdb_port,
         wait_gdb: req.wait_gdb,
@@ -164,13 +188,21 @@ pub(super) fn run_guest(
     let job_path = run_dir.join(format!("job-{}", std::process::id()));
     let env_path = run_dir.join(format!("env-{}", std::process::id()));
     let cwd = std::env::current_dir()?;
+    if !exec.dry_run {
+        for dir in ["run", "initramfs", "trace"] {
+            supervise::remove_stale(&p.state_dir().join(dir));
+        }
+    }
+    // Removed however the run ends: here, or by the signal handler.
+    let mut temp = Vec::new();
     let (root, job, env) = if req.initramfs && !exec.dry_run {
-        let cpio = initramfs::build(
+        let (cpio, dir) = initramfs::build(
             exec,
             p,
             &qemu::job_text(Path::new("/"), argv),
             b"PATH=/bin\0",
         )?;
+        temp.push(dir);
         (
             Root::Initramfs(cpio),
             "/study/job".to_string(),
@@ -189,7 +221,8 @@ pub(super) fn run_guest(
         )
     };
     let mut guest = guest_spec(p, req, root, Some(job), false, exec.verbose);
-    guest.append.push(format!("study.env={env}"));
+    guest.env = Some(env);
+    qemu::check_paths(&guest)?;
     let cmd = qemu::qemu_command(exec.sh(), &p.arch, &guest);
     if !exec.dry_run && which(&p.arch.qemu.binary).is_none() {
         bail!(
@@ -208,31 +241,36 @@ pub(super) fn run_guest(
         return Ok(RunOutcome {
             exit: Some(0),
             console_tail: vec![],
-            timed_out: false,
+            killed: None,
             qemu_status: "dry run".into(),
             elapsed: Duration::ZERO,
         });
     }
     if !req.initramfs {
         std::fs::create_dir_all(&run_dir)?;
+        temp.push(TempPath::new(job_path.clone()));
         fsutil::write_if_changed(&job_path, &qemu::job_text(&cwd, argv))?;
+        temp.push(TempPath::new(env_path.clone()));
         fsutil::write_if_changed(&env_path, guest_env().as_bytes())?;
     }
-    let outcome = supervise(exec, cmd, req.timeout, req.gdb_port.is_some(), quiet);
-    let _ = std::fs::remove_file(&job_path);
-    let _ = std::fs::remove_file(&env_path);
-    if let Root::Initramfs(cpio) = &guest.root {
-        let _ = std::fs::remove_dir_all(cpio.parent().expect("in its run directory"));
-    }
+    let bound = Bound {
+        timeout: req.timeout,
+        gdb: req.gdb_port.map(|port| Debugger {
+            port,
+            attach_timeout: req.wait_gdb.then_some(req.attach_timeout),
+        }),
+    };
+    let outcome = supervise(exec, cmd, &bound, quiet);
+    drop(temp);
     outcome
 }
 
 /// A guest running in the background for a debugger, its console going to
 /// a file. Dropping it kills QEMU and removes the run's files.
 pub struct Background {
-    child: std::process::Child,
+    child: Supervised,
     pub console: PathBuf,
-    files: Vec<PathBuf>,
+    _files: Vec<TempPath>,
 }
 
 impl Background {
@@ -250,11 +288,7 @@ impl Background {
 
 impl Drop for Background {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for file in &self.files {
-            let _ = std::fs::remove_file(file);
-        }
+        self.child.kill();
     }
 }
 
@@ -279,49 +313,62 @@ pub fn start_background(
         false,
         true,
     );
-    guest
-        .append
-        .push(format!("study.env={}", env_path.display()));
+    guest.env = Some(env_path.display().to_string());
+    qemu::check_paths(&guest)?;
     let cmd = qemu::qemu_command(exec.sh(), &p.arch, &guest);
     if exec.dry_run {
         exec.show(cmd);
         return Ok(None);
     }
+    supervise::remove_stale(&run_dir);
     std::fs::create_dir_all(&run_dir)?;
     if let Some(dir) = console.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    let files = vec![
+        TempPath::new(job_path.clone()),
+        TempPath::new(env_path.clone()),
+    ];
     fsutil::write_if_changed(&job_path, &qemu::job_text(&cwd, argv))?;
     fsutil::write_if_changed(&env_path, guest_env().as_bytes())?;
     let child = exec.spawn_logged(cmd, console)?;
     Ok(Some(Background {
         child,
         console: console.to_path_buf(),
-        files: vec![job_path, env_path],
+        _files: files,
     }))
 }
 
-/// Runs QEMU, passes the console through (but for init's marker), and
-/// kills it when the timeout passes.
-/// A guest stopped in a debugger is not hung: no timeout while `debugged`.
-fn supervise(
-    exec: &Exec,
-    cmd: xshell::Cmd<'_>,
+/// How long a guest may run.
+struct Bound {
+    /// Without a debugger attached.
     timeout: Duration,
-    debugged: bool,
-    quiet: bool,
-) -> Result<RunOutcome> {
+    gdb: Option<Debugger>,
+}
+
+struct Debugger {
+    port: u16,
+    /// With `-S`: the bound until a debugger attaches, instead of `timeout`.
+    attach_timeout: Option<Duration>,
+}
+
+/// Runs QEMU, passes the console through (but for init's marker), and
+/// kills it when its bound passes. A guest a debugger has attached to is
+/// not hung when it stops: no bound from then on. Until then the bound is
+/// `--attach-timeout` for a guest waiting at `-S`, `--timeout` otherwise.
+fn supervise(exec: &Exec, cmd: xshell::Cmd<'_>, bound: &Bound, quiet: bool) -> Result<RunOutcome> {
     let start = Instant::now();
     let mut child = exec.spawn_piped(cmd, quiet)?;
     let (tx, rx) = mpsc::channel::<String>();
-    let stdout = child.stdout.take().expect("piped");
-    let stderr = child.stderr.take().expect("piped");
+    let stdout = child.child().stdout.take().expect("piped");
+    let stderr = child.child().stderr.take().expect("piped");
     let tx2 = tx.clone();
     std::thread::spawn(move || forward_lines(stdout, tx));
     std::thread::spawn(move || forward_lines(stderr, tx2));
     let mut tail: Vec<String> = Vec::new();
     let mut exit = None;
-    let mut timed_out = false;
+    let mut killed = None;
+    let mut attached = false;
     // init prints "\n<<<marker>>>": an empty line is held back until we know
     // it is not the one before the marker.
     let mut held_empty = false;
@@ -358,12 +405,23 @@ fn supervise(
         // After the exit status only the reboot remains; it takes well under
         // a second, so a guest still up after the grace period is stuck.
         if marker_at.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
-            let _ = child.kill();
+            child.kill();
             break;
         }
-        if start.elapsed() > timeout && !debugged {
-            timed_out = true;
-            let _ = child.kill();
+        if let Some(gdb) = &bound.gdb {
+            attached = attached || debugger_attached(gdb.port);
+        }
+        let (limit, why) = match &bound.gdb {
+            _ if attached => continue,
+            Some(Debugger {
+                port,
+                attach_timeout: Some(limit),
+            }) => (*limit, Killed::NoDebugger { port: *port }),
+            _ => (bound.timeout, Killed::Timeout),
+        };
+        if start.elapsed() > limit {
+            killed = Some(why);
+            child.kill();
             break;
         }
     }
@@ -371,9 +429,35 @@ fn supervise(
     Ok(RunOutcome {
         exit,
         console_tail: tail,
-        timed_out,
+        killed,
         qemu_status: describe(status),
         elapsed: start.elapsed(),
+    })
+}
+
+/// Whether a debugger is connected to the gdb stub on 127.0.0.1:`port`:
+/// an established TCP connection whose local end is that port. QEMU has no
+/// event for it, but the kernel's socket table shows it.
+fn debugger_attached(port: u16) -> bool {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t).ok())
+        .any(|table| established_on(&table, port))
+}
+
+/// Whether `table` (the text of /proc/net/tcp) holds an established
+/// connection whose local port is `port`.
+fn established_on(table: &str, port: u16) -> bool {
+    const ESTABLISHED: &str = "01";
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
+            return false;
+        };
+        let local_port = local
+            .rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+        local_port == Some(port) && *state == ESTABLISHED
     })
 }
 
@@ -400,25 +484,40 @@ pub fn interactive(ctx: &Ctx, p: &Prepared, req: &RunRequest) -> Result<ExitCode
     let env_path = p
         .state_dir()
         .join(format!("run/env-{}", std::process::id()));
-    guest
-        .append
-        .push(format!("study.cwd={}", std::env::current_dir()?.display()));
-    guest
-        .append
-        .push(format!("study.env={}", env_path.display()));
+    guest.cwd = Some(std::env::current_dir()?.display().to_string());
+    guest.env = Some(env_path.display().to_string());
+    qemu::check_paths(&guest)?;
     let cmd = qemu::qemu_command(ctx.exec.sh(), &p.arch, &guest);
     if ctx.exec.dry_run {
         ctx.exec.show(cmd);
         return Ok(ExitCode::SUCCESS);
     }
+    let _env = TempPath::new(env_path.clone());
     fsutil::write_if_changed(&env_path, guest_env().as_bytes())?;
     eprintln!("a shell in the guest; `exit` or Ctrl-A X to leave");
-    let status = ctx.exec.status(cmd);
-    let _ = std::fs::remove_file(&env_path);
-    let status = status?;
+    let status = ctx.exec.status(cmd)?;
     Ok(if status.success() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_established_connection_on_the_stub_port_is_a_debugger() {
+        // QEMU listening on 127.0.0.1:1234 (0x04D2), then gdb connected.
+        let listening = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+            \x20  0: 0100007F:04D2 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n";
+        assert!(!established_on(listening, 1234));
+        let attached = format!(
+            "{listening}   1: 0100007F:04D2 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1\n\
+             \x20  2: 0100007F:9C40 0100007F:04D2 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1\n"
+        );
+        assert!(established_on(&attached, 1234));
+        assert!(!established_on(&attached, 1235));
+    }
 }

@@ -98,10 +98,70 @@ pub struct Declaration {
     pub file: PathBuf,
     pub line: usize,
     pub depends: Vec<String>,
+    /// `bool`, `tristate`, ... as the block declares it.
+    pub kind: Option<Kind>,
+}
+
+/// A Kconfig symbol's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Tristate,
+    String,
+    Int,
+    Hex,
+}
+
+impl Kind {
+    fn parse(word: &str) -> Option<Kind> {
+        Some(match word {
+            "bool" | "def_bool" => Kind::Bool,
+            "tristate" | "def_tristate" => Kind::Tristate,
+            "string" => Kind::String,
+            "int" => Kind::Int,
+            "hex" => Kind::Hex,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Bool => "bool",
+            Kind::Tristate => "tristate",
+            Kind::String => "string",
+            Kind::Int => "int",
+            Kind::Hex => "hex",
+        }
+    }
+
+    /// Whether a profile value can be a value of this type.
+    pub fn accepts(self, value: &KValue) -> bool {
+        match self {
+            Kind::Bool => matches!(value, KValue::Yes | KValue::No),
+            Kind::Tristate => matches!(value, KValue::Yes | KValue::No | KValue::Module),
+            Kind::Int => matches!(value, KValue::Number(_) | KValue::No),
+            Kind::Hex => matches!(value, KValue::Hex(_) | KValue::Number(_) | KValue::No),
+            Kind::String => matches!(value, KValue::Str(_) | KValue::Hex(_) | KValue::No),
+        }
+    }
+
+    /// How a value of this type is written in study.toml.
+    pub fn spelling(self) -> &'static str {
+        match self {
+            Kind::Bool => "true or false",
+            Kind::Tristate => "true, false or \"m\"",
+            Kind::String => "a string",
+            Kind::Int => "a number",
+            Kind::Hex => "a \"0x...\" string",
+        }
+    }
 }
 
 static CONFIG_DECL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*(?:menu)?config\s+(\w+)\s*$").unwrap());
+static TYPE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*(bool|tristate|string|int|hex|def_bool|def_tristate)\b").unwrap()
+});
 static DEPENDS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*depends\s+on\s+(.+?)\s*$").unwrap());
 static BLOCK_END: LazyLock<Regex> = LazyLock::new(|| {
@@ -149,6 +209,7 @@ impl SymbolIndex {
                     file: file.to_path_buf(),
                     line: i + 1,
                     depends: ifs.clone(),
+                    kind: None,
                 };
                 current = Some((c[1].to_string(), decl));
             } else if let Some(c) = IF_BLOCK.captures(line) {
@@ -161,6 +222,8 @@ impl SymbolIndex {
                 self.finish(current.take());
             } else if let (Some((_, decl)), Some(c)) = (current.as_mut(), DEPENDS.captures(line)) {
                 decl.depends.push(c[1].to_string());
+            } else if let (Some((_, decl)), Some(c)) = (current.as_mut(), TYPE.captures(line)) {
+                decl.kind = decl.kind.or(Kind::parse(&c[1]));
             }
         }
         self.finish(current);
@@ -178,6 +241,13 @@ impl SymbolIndex {
 
     pub fn declarations(&self, name: &str) -> &[Declaration] {
         self.symbols.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// The symbol's type and the declaration that gives it.
+    pub fn kind(&self, name: &str) -> Option<(Kind, &Declaration)> {
+        self.declarations(name)
+            .iter()
+            .find_map(|d| d.kind.map(|k| (k, d)))
     }
 
     /// Known symbols closest to `name`, for "did you mean".
@@ -333,5 +403,27 @@ PHYSICAL_START = "0x1000000"
         );
         assert!(index.contains("X"));
         assert_eq!(index.nearest("MEMGC", 1), vec!["MEMCG"]);
+    }
+
+    #[test]
+    fn symbol_types_and_the_values_they_take() {
+        let mut index = SymbolIndex::default();
+        index.add_file(
+            Path::new("drivers/net/Kconfig"),
+            "config TUN\n\ttristate \"Universal TUN/TAP device driver support\"\n\tdepends on INET\n\n\
+             config NET\n\tdef_bool y\n\nconfig LOG_BUF_SHIFT\n\tint \"Kernel log buffer size\"\n\trange 12 25\n\n\
+             config CMDLINE\n\tstring \"Built-in kernel command string\"\n\nconfig PHYSICAL_START\n\thex \"Physical address\"\n",
+        );
+        let (kind, decl) = index.kind("TUN").unwrap();
+        assert_eq!((kind, decl.line), (Kind::Tristate, 1));
+        assert_eq!(index.kind("NET").unwrap().0, Kind::Bool);
+        assert_eq!(index.kind("LOG_BUF_SHIFT").unwrap().0, Kind::Int);
+        assert_eq!(index.kind("CMDLINE").unwrap().0, Kind::String);
+        assert_eq!(index.kind("PHYSICAL_START").unwrap().0, Kind::Hex);
+        assert!(!Kind::Tristate.accepts(&KValue::Str("yes".into())));
+        assert!(Kind::Tristate.accepts(&KValue::Module));
+        assert!(!Kind::Bool.accepts(&KValue::Module));
+        assert!(!Kind::Int.accepts(&KValue::Str("14".into())));
+        assert!(Kind::String.accepts(&KValue::Str("console=ttyS0".into())));
     }
 }

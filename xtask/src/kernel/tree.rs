@@ -9,7 +9,11 @@ use anyhow::{bail, Context, Result};
 
 use xshell::cmd;
 
-use crate::util::exec::Exec;
+use crate::util::{
+    exec::Exec,
+    lock::{Access, FileLock, Wait},
+    supervise::TempPath,
+};
 
 pub const DEBIAN_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
 
@@ -33,8 +37,23 @@ pub struct KernelTree {
 impl KernelTree {
     /// Opens the tree at `path`, or says how to get one.
     pub fn open(path: &Path) -> Result<KernelTree> {
+        KernelTree::open_given(path, false)
+    }
+
+    /// [`KernelTree::open`] of a path the user gave (`--kernel`): a
+    /// directory that holds something else is their mistake, said in one
+    /// line, not a checkout to fetch.
+    pub fn open_given(path: &Path, explicit: bool) -> Result<KernelTree> {
         let makefile = path.join("Makefile");
         if !path.join("Kconfig").is_file() || !makefile.is_file() {
+            let holds_files = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some());
+            if explicit && holds_files {
+                bail!(
+                    "--kernel {}: no Linux tree there (no Kconfig and Makefile at its top); \
+                     point --kernel at a kernel source tree",
+                    path.display()
+                );
+            }
             bail!(
                 "no kernel tree in {}: run `git submodule update --init --depth 1 kernel`, or \
                  `cargo xtask kernel --tarball {DEBIAN_TARBALL}` (apt-get install linux-source-6.12)",
@@ -242,8 +261,30 @@ pub fn version_from_makefile(text: &str) -> Option<String> {
 }
 
 /// Unpacks `tarball` into `dest` (absent or empty) through a temporary
-/// sibling directory, so a failed unpack leaves nothing half-written.
-pub fn unpack(exec: &Exec, tarball: &Path, dest: &Path) -> Result<()> {
+/// sibling directory, so a failed or killed unpack leaves nothing
+/// half-written. A lock beside `dest` keeps two unpacks apart: the second
+/// waits (or, with `wait` = refuse, fails) and then finds the tree there.
+pub fn unpack(exec: &Exec, tarball: &Path, dest: &Path, wait: Wait) -> Result<()> {
+    let lock = if exec.dry_run {
+        None
+    } else {
+        let name = dest.file_name().context("destination has no name")?;
+        let path = dest.with_file_name(format!(".{}.lock", name.to_string_lossy()));
+        let what = format!("kernel tree {}", dest.display());
+        Some(FileLock::acquire(&path, &what, Access::Exclusive, wait)?)
+    };
+    let result = unpack_locked(exec, tarball, dest);
+    if let Some(lock) = lock {
+        lock.remove_file();
+    }
+    result
+}
+
+fn unpack_locked(exec: &Exec, tarball: &Path, dest: &Path) -> Result<()> {
+    if KernelTree::open(dest).is_ok() {
+        // Another command unpacked it while this one waited.
+        return Ok(());
+    }
     if dest.exists() && std::fs::read_dir(dest)?.next().is_some() {
         bail!(
             "{} is not empty and holds no kernel tree; move it away first",
@@ -259,24 +300,38 @@ pub fn unpack(exec: &Exec, tarball: &Path, dest: &Path) -> Result<()> {
         .context("destination has no name")?
         .to_string_lossy();
     let tmp = parent.join(format!(".{name}.unpacking"));
-    if !exec.dry_run {
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)?;
-        }
-        std::fs::create_dir_all(&tmp)?;
-    }
+    let not_a_kernel = |why: &str| {
+        anyhow::anyhow!(
+            "{} {why}: give a Linux release tarball, e.g. {DEBIAN_TARBALL}",
+            tarball.display()
+        )
+    };
     let cmd = cmd!(exec.sh(), "tar -xf {tarball} -C {tmp} --strip-components=1");
-    if let Err(e) = exec.run(cmd) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
     if exec.dry_run {
+        exec.show(cmd);
         eprintln!("# would move {} to {}", tmp.display(), dest.display());
         return Ok(());
     }
-    if let Err(e) = KernelTree::open(&tmp) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        bail!("{} does not hold a kernel tree: {e}", tarball.display());
+    // Removed on every way out but the rename, a signal included.
+    let _tmp = TempPath::new(tmp.clone());
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    let out = exec.output(cmd)?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let why = stderr
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("tar failed")
+            .trim();
+        return Err(not_a_kernel(&format!("cannot be unpacked ({why})")));
+    }
+    if KernelTree::open(&tmp).is_err() {
+        return Err(not_a_kernel(
+            "holds no Linux tree (no Kconfig and Makefile at its top)",
+        ));
     }
     let tarball_abs = tarball
         .canonicalize()
@@ -456,6 +511,23 @@ mod tests {
                 describe: "v6.6".into()
             }
         );
+    }
+
+    #[test]
+    fn a_given_directory_that_is_no_kernel_is_one_line() {
+        let dir = std::env::temp_dir().join(format!("not-a-kernel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("README"), "hello").unwrap();
+        let err = KernelTree::open_given(&dir, true).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "--kernel {}: no Linux tree there (no Kconfig and Makefile at its top); \
+                 point --kernel at a kernel source tree",
+                dir.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -5,25 +5,34 @@
 //!
 //! xshell's own `run` echoes with a quoting that is not copy-paste safe and
 //! has no dry-run, so commands are converted to `std::process::Command` here
-//! and echoed from its getters.
+//! and echoed from its getters. Every child is started through
+//! [`supervise`](crate::util::supervise): it dies with the tool, and a
+//! batch child's whole process group is killed on a bound or a signal.
 
 use std::{
+    cell::RefCell,
+    collections::BTreeSet,
     ffi::OsStr,
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read, Write},
     path::{Path, PathBuf},
-    process::{Child, ExitStatus, Output, Stdio},
+    process::{Command, ExitStatus, Output, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context, Result};
 use xshell::{Cmd, Shell};
 
-use crate::util::fsutil;
+use crate::util::{
+    fsutil,
+    supervise::{Mode, Supervised},
+};
 
 pub struct Exec {
     sh: Shell,
     pub dry_run: bool,
     pub verbose: bool,
+    /// Files a dry run already said it would write: each is said once.
+    announced: RefCell<BTreeSet<PathBuf>>,
 }
 
 impl Exec {
@@ -32,6 +41,7 @@ impl Exec {
             sh: Shell::new()?,
             dry_run,
             verbose,
+            announced: RefCell::default(),
         })
     }
 
@@ -74,31 +84,37 @@ impl Exec {
         Ok(self.spawn_status(cmd)?.0)
     }
 
-    fn spawn_status(&self, mut cmd: std::process::Command) -> Result<(ExitStatus, String)> {
+    /// A child with the terminal (gdb, a shell in the guest, or output the
+    /// user watches): in the terminal's process group, so Ctrl-C is its.
+    fn spawn_status(&self, cmd: Command) -> Result<(ExitStatus, String)> {
         self.echo(&cmd);
         let text = to_shell(&cmd);
-        let status = cmd
-            .status()
-            .with_context(|| format!("cannot start `{}`", program(&cmd)))?;
-        Ok((status, text))
+        let name = program(&cmd);
+        let mut child = Supervised::spawn(cmd, Mode::Foreground, libc::SIGTERM)
+            .with_context(|| format!("cannot start `{name}`"))?;
+        Ok((child.wait()?, text))
     }
 
     /// Runs `cmd` even under `--dry-run`: for read-only queries whose answer
     /// decides what the dry run prints. Echoed only with `-v`.
     pub fn query(&self, cmd: Cmd<'_>) -> Result<Output> {
-        let mut cmd: std::process::Command = cmd.into();
+        let cmd: Command = cmd.into();
         if self.verbose {
             self.echo(&cmd);
         }
-        cmd.stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("cannot start `{}`", program(&cmd)))
+        output(cmd, None)
     }
 
     /// Runs `cmd`, capturing its output; a non-zero exit is an error that
     /// carries the tail of the output.
     pub fn capture(&self, cmd: Cmd<'_>) -> Result<Output> {
-        let mut cmd: std::process::Command = cmd.into();
+        self.capture_with_input(cmd, None)
+    }
+
+    /// Runs `cmd` (echoed; not under `--dry-run`) and returns its output,
+    /// whatever its exit status: for a caller that explains a failure itself.
+    pub fn output(&self, cmd: Cmd<'_>) -> Result<Output> {
+        let cmd: Command = cmd.into();
         self.echo(&cmd);
         if self.dry_run {
             return Ok(Output {
@@ -107,18 +123,29 @@ impl Exec {
                 stderr: Vec::new(),
             });
         }
-        let output = cmd
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("cannot start `{}`", program(&cmd)))?;
+        output(cmd, None)
+    }
+
+    /// [`Exec::capture`], with `input` on the command's standard input.
+    pub fn capture_with_input(&self, cmd: Cmd<'_>, input: Option<Vec<u8>>) -> Result<Output> {
+        let cmd: Command = cmd.into();
+        self.echo(&cmd);
+        if self.dry_run {
+            return Ok(Output {
+                status: ExitStatus::default(),
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            });
+        }
+        let text = to_shell(&cmd);
+        let output = output(cmd, input)?;
         if !output.status.success() {
-            let text = String::from_utf8_lossy(&output.stderr).into_owned()
+            let all = String::from_utf8_lossy(&output.stderr).into_owned()
                 + &String::from_utf8_lossy(&output.stdout);
-            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            let tail: Vec<&str> = all.lines().rev().take(15).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             bail!(
-                "`{}` failed: {}\n{}",
-                to_shell(&cmd),
+                "`{text}` failed: {}\n{}",
                 describe(output.status),
                 tail.join("\n")
             );
@@ -129,8 +156,11 @@ impl Exec {
     /// Runs `cmd` with stdout and stderr merged into one line stream, handing
     /// each line to `on_line`. Used where the caller parses progress (make):
     /// xshell only reads a command's output whole, at its end.
+    /// make runs in a process group of its own: on a signal the tool sends
+    /// it SIGTERM (make then deletes its half-written targets) and, should
+    /// the tool die without a word, the parent-death signal does.
     pub fn stream(&self, cmd: Cmd<'_>, mut on_line: impl FnMut(&str)) -> Result<ExitStatus> {
-        let mut cmd: std::process::Command = cmd.into();
+        let mut cmd: Command = cmd.into();
         self.echo(&cmd);
         if self.dry_run {
             return Ok(ExitStatus::default());
@@ -139,11 +169,10 @@ impl Exec {
         cmd.stdin(Stdio::null())
             .stdout(writer.try_clone()?)
             .stderr(writer);
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start `{}`", program(&cmd)))?;
-        // The pipe's write ends live in `cmd`; drop it so EOF arrives.
-        drop(cmd);
+        let name = program(&cmd);
+        let mut child = Supervised::spawn(cmd, Mode::Batch, libc::SIGTERM)
+            .with_context(|| format!("cannot start `{name}`"))?;
+        // The pipe's write ends lived in `cmd`, now dropped: EOF arrives.
         let mut reader = BufReader::new(reader);
         let mut buf = Vec::new();
         loop {
@@ -158,78 +187,77 @@ impl Exec {
     }
 
     /// Starts `cmd` in the background with piped stdout and stderr, for a
-    /// caller that supervises it (QEMU): xshell only runs to completion.
-    pub fn spawn_piped(&self, cmd: Cmd<'_>, quiet: bool) -> Result<Child> {
-        let mut cmd: std::process::Command = cmd.into();
+    /// caller that watches it (QEMU): in a process group of its own, SIGKILLed
+    /// when the tool dies or the returned value is dropped.
+    pub fn spawn_piped(&self, cmd: Cmd<'_>, quiet: bool) -> Result<Supervised> {
+        let mut cmd: Command = cmd.into();
         if !quiet {
             self.echo(&cmd);
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start `{}`", program(&cmd)))
+            .stderr(Stdio::piped());
+        let name = program(&cmd);
+        Supervised::spawn(cmd, Mode::Batch, libc::SIGKILL)
+            .with_context(|| format!("cannot start `{name}`"))
     }
 
     /// Times `cmd` with no echo and no output (a benchmark's echo is noise):
     /// the inner `Err` says why it did not count, a failure or, past
     /// `limit`, a kill.
+    /// The whole process group is killed at the bound: virtme-ng's QEMU
+    /// with it.
     pub fn time(&self, cmd: Cmd<'_>, limit: Option<Duration>) -> Result<Result<Duration, String>> {
-        let mut cmd: std::process::Command = cmd.into();
+        let mut cmd: Command = cmd.into();
         let text = to_shell(&cmd);
         let start = Instant::now();
-        let mut child = cmd
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start `{}`", program(&cmd)))?;
-        let stderr = child.stderr.take().expect("piped");
+            .stderr(Stdio::piped());
+        let name = program(&cmd);
+        let mut child = Supervised::spawn(cmd, Mode::Batch, libc::SIGTERM)
+            .with_context(|| format!("cannot start `{name}`"))?;
+        let stderr = child.child().stderr.take().expect("piped");
         let tail = std::thread::spawn(move || {
             let mut text = String::new();
-            let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+            let _ = BufReader::new(stderr).read_to_string(&mut text);
             text
         });
-        loop {
-            if let Some(status) = child.try_wait()? {
-                let elapsed = start.elapsed();
-                let stderr = tail.join().unwrap_or_default();
-                return Ok(if status.success() {
-                    Ok(elapsed)
-                } else {
-                    let last: Vec<&str> = stderr.lines().rev().take(5).collect();
-                    Err(format!(
-                        "`{text}` failed: {}: {}",
-                        describe(status),
-                        last.into_iter().rev().collect::<Vec<_>>().join(" / ")
-                    ))
-                });
-            }
-            if limit.is_some_and(|l| start.elapsed() > l) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Ok(Err(format!(
-                    "killed after {}s",
-                    limit.unwrap_or_default().as_secs()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let Some(status) = child.wait_for(limit)? else {
+            return Ok(Err(format!(
+                "killed after {}s",
+                limit.unwrap_or_default().as_secs()
+            )));
+        };
+        let elapsed = start.elapsed();
+        let stderr = tail.join().unwrap_or_default();
+        Ok(if status.success() {
+            Ok(elapsed)
+        } else {
+            let last: Vec<&str> = stderr.lines().rev().take(5).collect();
+            Err(format!(
+                "`{text}` failed: {}: {}",
+                describe(status),
+                last.into_iter().rev().collect::<Vec<_>>().join(" / ")
+            ))
+        })
     }
 
     /// Starts `cmd` in the background with its output appended to `log`,
     /// for a guest whose console the user reads in a file while a debugger
-    /// holds the terminal.
-    pub fn spawn_logged(&self, cmd: Cmd<'_>, log: &Path) -> Result<Child> {
-        let mut cmd: std::process::Command = cmd.into();
+    /// holds the terminal: in a process group of its own, SIGKILLed when the
+    /// tool dies or the returned value is dropped.
+    pub fn spawn_logged(&self, cmd: Cmd<'_>, log: &Path) -> Result<Supervised> {
+        let mut cmd: Command = cmd.into();
         self.echo(&cmd);
         let file = std::fs::File::create(log)
             .with_context(|| format!("cannot write {}", log.display()))?;
         cmd.stdin(Stdio::null())
             .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
-            .with_context(|| format!("cannot start `{}`", program(&cmd)))
+            .stderr(file);
+        let name = program(&cmd);
+        Supervised::spawn(cmd, Mode::Batch, libc::SIGKILL)
+            .with_context(|| format!("cannot start `{name}`"))
     }
 
     /// Prints what `cmd` would run, as `--dry-run` does.
@@ -241,6 +269,9 @@ impl Exec {
     /// Under `--dry-run` it only says what it would write.
     pub fn write(&self, path: &Path, contents: &str) -> Result<bool> {
         if self.dry_run {
+            if !self.announced.borrow_mut().insert(path.to_path_buf()) {
+                return Ok(false);
+            }
             let unchanged = std::fs::read(path).is_ok_and(|old| old == contents.as_bytes());
             let what = if unchanged {
                 "unchanged"
@@ -254,13 +285,53 @@ impl Exec {
     }
 }
 
-fn program(cmd: &std::process::Command) -> String {
+fn program(cmd: &Command) -> String {
     cmd.get_program().to_string_lossy().into_owned()
+}
+
+/// Runs `cmd` in a process group of its own with `input` (or nothing) on
+/// stdin, and collects its output.
+fn output(mut cmd: Command, input: Option<Vec<u8>>) -> Result<Output> {
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    cmd.stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let name = program(&cmd);
+    let mut child = Supervised::spawn(cmd, Mode::Batch, libc::SIGTERM)
+        .with_context(|| format!("cannot start `{name}`"))?;
+    let feeder = input.map(|input| {
+        let mut stdin = child.child().stdin.take().expect("piped");
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        })
+    });
+    let read = |mut from: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = from.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = read(Box::new(child.child().stdout.take().expect("piped")));
+    let stderr = read(Box::new(child.child().stderr.take().expect("piped")));
+    let status = child.wait()?;
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }
 
 /// The command as a user would paste it into a POSIX shell: `cd DIR &&`
 /// when it runs elsewhere than here, the environment it sets, then argv.
-pub fn to_shell(cmd: &std::process::Command) -> String {
+pub fn to_shell(cmd: &Command) -> String {
     let mut words = Vec::new();
     if let Some(dir) = cmd.get_current_dir() {
         if std::env::current_dir().ok().as_deref() != Some(dir) {

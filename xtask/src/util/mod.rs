@@ -1,6 +1,11 @@
 //! The bottom layer: starting processes ([`exec`], the one executor, over
-//! xshell) and writing files safely ([`fsutil`]). It knows nothing of
-//! kernels or profiles and uses no other module of the crate.
+//! xshell), supervising them so none outlives the tool ([`supervise`]:
+//! process groups, parent-death signals, bounds, the signal handler and
+//! temporary files), file locks that name their holder ([`lock`]), and
+//! writing files safely ([`fsutil`]). It knows nothing of kernels or
+//! profiles and uses no other module of the crate.
 
 pub mod exec;
 pub mod fsutil;
+pub mod lock;
+pub mod supervise;

@@ -165,11 +165,14 @@ pub fn dot_config(build_dir: &Path) -> BTreeMap<String, String> {
     map
 }
 
+/// The modification time of every file under `dir` but the directory's
+/// lock, which records each command that takes it.
 pub fn mtimes(dir: &Path) -> BTreeMap<PathBuf, SystemTime> {
+    let lock = dir.join(".study/lock");
     walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
+        .filter(|e| e.file_type().is_file() && e.path() != lock)
         .map(|e| {
             (
                 e.path().to_path_buf(),
@@ -260,4 +263,86 @@ impl Drop for Daemon {
         let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.0.wait();
     }
+}
+
+/// `cargo xtask ARGS` started in the background with its own working
+/// directory and a tag in its environment, which every process it starts
+/// inherits: [`tagged`] finds them after the tool is gone.
+pub fn spawn_tagged(args: &[&str], dir: &Path, tag: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(dir)
+        .env("LINUX_STUDY_TEST_TAG", tag)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run xtask")
+}
+
+/// A tag no other test or run uses.
+pub fn unique_tag(what: &str) -> String {
+    format!(
+        "{what}-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+/// The live processes (pid, command line) whose environment holds `tag`.
+pub fn tagged(tag: &str) -> Vec<(u32, String)> {
+    let needle = format!("LINUX_STUDY_TEST_TAG={tag}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')));
+        if zombie || !environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        found.push((pid, cmdline));
+    }
+    found
+}
+
+/// Polls `done` until it holds or `secs` pass; whether it held.
+pub fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    done()
+}
+
+/// Sends `signal` (`TERM`, `KILL`) to one process, as a CI time-out would.
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for a child, and gathers what it printed.
+pub fn finish(child: std::process::Child, what: &str) -> Output {
+    let out = child.wait_with_output().unwrap();
+    eprintln!(
+        "$ {what}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
