@@ -35,7 +35,7 @@ fn trace_shows_tcp_sendmsg_down_to_the_device() {
     // ticks (0.000 us or N000.000 us), whatever the host's load.
     let durations: Vec<f64> = trace
         .lines()
-        .filter_map(|l| l.split('|').nth(3))
+        .filter_map(|l| l.split('|').nth(2))
         .filter_map(|d| {
             d.trim()
                 .trim_start_matches(['+', '!', '#', '*', '@', '$'])
