@@ -170,8 +170,24 @@ Never raises: a failure is reported and the session goes on."""
             return
         gdb.events.stop.disconnect(StudyModules.on_stop)
         StudyModules.pending = None
+        # lx-symbols reloads vmlinux: inside a stop that drops the frame's
+        # symbols for the breakpoint's own commands (`study-frame` then
+        # printed `?? ()`). With no module loaded there is nothing to load.
+        if not modules_loaded():
+            gdb.write("study-modules: no module is loaded yet; after loading "
+                      "one, run `%s`\n" % command)
+            return
         gdb.write("study-modules: %s\n" % command)
         run_safely(command, False, "study-modules")
+
+
+def modules_loaded():
+    """True unless the kernel's module list is known to be empty."""
+    try:
+        head = gdb.parse_and_eval("modules")
+        return int(head["next"]) != int(head.address)
+    except gdb.error:
+        return True
 
 
 StudyModules()

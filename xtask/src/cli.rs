@@ -112,9 +112,12 @@ impl Global {
 
 #[derive(Args, Debug)]
 pub struct Setup {
-    /// Install the missing Debian packages with apt-get (needs root)
+    /// Install what is missing, the optional tools too: apt-get (needs root), pip into a venv
     #[arg(long)]
     pub install: bool,
+    /// Print the apt packages this host wants (with --arch's), on one line, and exit
+    #[arg(long, conflicts_with = "install")]
+    pub list_packages: bool,
 }
 
 #[derive(Args, Debug)]

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use crate::{
-    kernel::{kconfig::Kconfig, tree::KernelTree},
+    kernel::{
+        kconfig::{Kconfig, SymbolIndex},
+        tree::KernelTree,
+    },
     spec::{arch::Arch, policy::Policy, profile::Profile, profile::Profiles, toolchain::Toolchain},
     util::{
         exec::Exec,
@@ -111,6 +114,55 @@ impl Ctx {
     }
 }
 
+/// The profile with each renamed symbol under the name this tree gives it
+/// (MITIGATION_RETPOLINE was RETPOLINE before 6.9), said once per build
+/// directory. Finding the names reads every Kconfig file (under half a
+/// second), so the answer is kept in the build directory per tree version.
+fn names_for_tree(mut profile: Profile, tree: &KernelTree, build_dir: &Path) -> Profile {
+    if profile.renamed.is_empty() {
+        return profile;
+    }
+    let cache = build_dir.join(".study/names");
+    let key = format!("Linux {} in {}\n", tree.version, tree.path.display());
+    let cached = std::fs::read_to_string(&cache)
+        .ok()
+        .and_then(|text| text.strip_prefix(&key).map(String::from));
+    let uses: Vec<(String, String)> = match cached {
+        Some(lines) => lines
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(new, old)| (new.to_string(), old.to_string()))
+            .collect(),
+        None => {
+            let index = SymbolIndex::scan(&tree.path);
+            let uses: Vec<(String, String)> = profile
+                .renamed
+                .iter()
+                .filter(|(new, _)| !index.contains(new))
+                .filter_map(|(new, olds)| {
+                    let old = olds.iter().find(|o| index.contains(o))?;
+                    Some((new.clone(), old.clone()))
+                })
+                .collect();
+            let text: String = uses.iter().map(|(n, o)| format!("{n}={o}\n")).collect();
+            if build_dir.exists() {
+                let _ = fsutil::write_if_changed(&cache, format!("{key}{text}").as_bytes());
+            }
+            for (new, old) in &uses {
+                eprintln!(
+                    "config: Linux {} calls {new} by its older name {old}; using {old}",
+                    tree.version
+                );
+            }
+            uses
+        }
+    };
+    for (new, old) in uses {
+        profile = profile.with_name(&new, &old);
+    }
+    profile
+}
+
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -145,6 +197,7 @@ impl Prepared {
         for (what, path) in [("kernel tree", &tree.path), ("build directory", &build_dir)] {
             refuse_kbuild_unsafe(what, path)?;
         }
+        let profile = names_for_tree(profile, &tree, &build_dir);
         Ok(Prepared {
             profile,
             tree,

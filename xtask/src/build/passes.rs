@@ -4,7 +4,7 @@
 //! a compiler cache that actually hits, and a one-line progress display.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     io::{IsTerminal, Write},
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -203,6 +203,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
         }
     }
     let mut new_fallbacks = Vec::new();
+    let mut retried = HashSet::new();
     let start = Instant::now();
     let (mut compiled, mut warnings) = (0, 0);
     let mut passes = 0;
@@ -230,7 +231,8 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
                 log_path(p).display()
             );
         }
-        let moved = fall_back_compile_failures(p, &log, &mut recorded, &mut new_fallbacks)?;
+        let moved =
+            fall_back_compile_failures(p, &log, &mut recorded, &mut new_fallbacks, &mut retried)?;
         let moved =
             moved || fall_back_link_failures(p, req, &log, &mut recorded, &mut new_fallbacks)?;
         if !moved {
@@ -252,7 +254,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
             );
         }
         eprintln!(
-            "pass {passes}: {} object(s) moved up; building again",
+            "pass {passes}: {} object(s) moved up so far; building again",
             new_fallbacks.len()
         );
     }
@@ -448,6 +450,7 @@ fn fall_back_compile_failures(
     log: &BuildLog,
     recorded: &mut RecordedFallbacks,
     moved: &mut Vec<(String, Recorded)>,
+    retried: &mut HashSet<String>,
 ) -> Result<bool> {
     let mut any = false;
     for failure in &log.failures {
@@ -476,6 +479,17 @@ fn fall_back_compile_failures(
             );
         }
         let (next, class) = next.expect("checked above");
+        // An error no failure class explains may not be the level at all (a
+        // generated header a killed build left half-made): build the object
+        // once more where it is before recording a move for good.
+        if class.is_none() && retried.insert(failure.object.clone()) {
+            eprintln!(
+                "{source}: an error no failure class explains; building it once more at -{current}: {}",
+                failure.error
+            );
+            any = true;
+            continue;
+        }
         let reason = match class {
             Some(class) => format!("{class}: {}", failure.error),
             None => failure.error.clone(),

@@ -7,12 +7,16 @@ use crate::{
     build::{distcc, passes, BuildRequest},
     cli,
     ctx::{Ctx, Prepared},
+    kernel::tree,
     util::lock::Access,
 };
 
 impl cli::Build {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let prepared = Prepared::new(ctx, &self.target.to_target())?;
+        if let Some(note) = tree::pin_note(&prepared.tree.version) {
+            eprintln!("{note}");
+        }
         let _lock = prepared.lock(ctx, Access::Exclusive)?;
         // --distcc, else the DISTCC_HOSTS the distcc client itself reads.
         let hosts = self.distcc.clone().or_else(|| {

@@ -3,6 +3,7 @@
 
 use std::{
     io::Write,
+    path::PathBuf,
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -13,7 +14,11 @@ use xshell::cmd;
 use crate::{
     cli,
     ctx::Ctx,
-    spec::matrix::{workflow, Entry, Matrix, MATRIX, WORKFLOW},
+    spec::{
+        arch::Arch,
+        host_tools,
+        matrix::{kernel_argv, workflow, Entry, Matrix, TreeSource, MATRIX, TEST, WORKFLOW},
+    },
 };
 
 #[derive(Debug, Clone)]
@@ -24,89 +29,102 @@ struct Outcome {
     time: Duration,
 }
 
+/// One row of the run: the test run, or an entry.
+enum Row<'a> {
+    Test,
+    Entry(&'a Entry),
+}
+
 impl cli::Ci {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let matrix = Matrix::load(&ctx.root)?;
         if self.write_workflow {
-            ctx.exec
-                .write(&ctx.root.join(WORKFLOW), &workflow(&matrix))?;
-            eprintln!("{WORKFLOW} written from {MATRIX}");
+            let tools = host_tools::load(&ctx.study_dir())?;
+            let study = ctx.study_dir();
+            let text = workflow(&matrix, &tools, |arch| {
+                Arch::load(&study, arch).map(|a| a.image)
+            })?;
+            ctx.exec.write(&ctx.root.join(WORKFLOW), &text)?;
+            eprintln!("{WORKFLOW} written from {MATRIX} and study/host-tools.toml");
             return Ok(ExitCode::SUCCESS);
         }
-        let entries: Vec<&Entry> = if self.entries.is_empty() {
-            matrix.entry.iter().filter(|e| e.local).collect()
+        let rows: Vec<Row> = if self.entries.is_empty() {
+            std::iter::once(Row::Test)
+                .chain(matrix.entry.iter().filter(|e| e.local).map(Row::Entry))
+                .collect()
         } else {
             self.entries
                 .iter()
-                .map(|n| matrix.entry(n))
+                .map(|n| {
+                    if n == TEST {
+                        Ok(Row::Test)
+                    } else {
+                        matrix.entry(n).map(Row::Entry)
+                    }
+                })
                 .collect::<Result<_>>()?
         };
         if self.check_kvm {
-            return check_kvm(ctx, &entries);
+            let entries: Vec<&Entry> = rows
+                .iter()
+                .filter_map(|r| match r {
+                    Row::Entry(e) => Some(*e),
+                    Row::Test => None,
+                })
+                .collect();
+            return check_kvm(ctx, &matrix, &entries);
         }
-        let actions = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+        let runner = Runner {
+            ctx,
+            actions: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+        };
         let mut outcomes = Vec::new();
-        for entry in &entries {
-            let mut failed = false;
-            for step in &matrix.step {
-                if failed {
-                    outcomes.push(Outcome {
-                        entry: entry.name.clone(),
-                        step: step.name.clone(),
-                        result: "skip",
-                        time: Duration::ZERO,
-                    });
-                    continue;
+        for row in &rows {
+            match row {
+                Row::Test => {
+                    outcomes.push(runner.step(TEST, TEST, &matrix.test.run)?);
                 }
-                let argv = entry.argv(step);
-                let sh = ctx.exec.sh();
-                let _root = sh.push_dir(&ctx.root);
-                let cmd = sh.cmd(&argv[0]).args(&argv[1..]);
-                let title = format!("{} / {}", entry.name, step.name);
-                if actions {
-                    println!("::group::{title}");
-                } else {
-                    println!("==> {title}");
-                }
-                let log_path = ctx
-                    .root
-                    .join("target/ci")
-                    .join(&entry.name)
-                    .join(format!("{}.log", step.name));
-                let mut log = if ctx.exec.dry_run {
-                    None
-                } else {
-                    std::fs::create_dir_all(log_path.parent().expect("has a parent"))?;
-                    Some(
-                        std::fs::File::create(&log_path)
-                            .with_context(|| format!("cannot write {}", log_path.display()))?,
-                    )
-                };
-                let start = Instant::now();
-                let status = ctx.exec.stream(cmd, |line| {
-                    println!("{line}");
-                    if let Some(log) = log.as_mut() {
-                        let _ = writeln!(log, "{line}");
+                Row::Entry(entry) => {
+                    let kernel = matrix.kernel_of(entry)?;
+                    let source = kernel.resolve(&ctx.root);
+                    let (kernel_dir, mut failed) = match &source {
+                        TreeSource::Missing(how) => {
+                            runner.say_failed(&format!("{} / kernel", entry.name), how);
+                            outcomes.push(Outcome {
+                                entry: entry.name.clone(),
+                                step: "kernel".into(),
+                                result: "FAIL",
+                                time: Duration::ZERO,
+                            });
+                            (String::new(), true)
+                        }
+                        TreeSource::Ready(dir) | TreeSource::Unpack { dir, .. } => {
+                            let argv = kernel_argv(&source).expect("a tree to get");
+                            let outcome = runner.step(&entry.name, "kernel", &argv)?;
+                            let failed = outcome.result == "FAIL";
+                            outcomes.push(outcome);
+                            (dir.display().to_string(), failed)
+                        }
+                    };
+                    for step in &matrix.step {
+                        if failed {
+                            outcomes.push(Outcome {
+                                entry: entry.name.clone(),
+                                step: step.name.clone(),
+                                result: "skip",
+                                time: Duration::ZERO,
+                            });
+                            continue;
+                        }
+                        let argv = entry.argv(step, &kernel_dir);
+                        let outcome = runner.step(&entry.name, &step.name, &argv)?;
+                        failed = outcome.result == "FAIL";
+                        outcomes.push(outcome);
                     }
-                })?;
-                let time = start.elapsed();
-                if actions {
-                    println!("::endgroup::");
                 }
-                failed = !status.success();
-                let result = if failed { "FAIL" } else { "pass" };
-                if failed && actions {
-                    println!("::error::{title} failed; log: {}", log_path.display());
-                }
-                outcomes.push(Outcome {
-                    entry: entry.name.clone(),
-                    step: step.name.clone(),
-                    result,
-                    time,
-                });
             }
         }
-        print!("{}", table(&matrix, &outcomes));
+        print!("{}", table(&outcomes));
         let failures = outcomes.iter().filter(|o| o.result == "FAIL").count();
         Ok(if failures == 0 {
             ExitCode::SUCCESS
@@ -116,27 +134,105 @@ impl cli::Ci {
     }
 }
 
-/// Entries × steps: pass, FAIL or skip, with the time.
-fn table(m: &Matrix, outcomes: &[Outcome]) -> String {
+struct Runner<'a> {
+    ctx: &'a Ctx,
+    actions: bool,
+}
+
+impl Runner<'_> {
+    /// Runs one step's argv at the repo root, grouped and logged to
+    /// target/ci/ROW/STEP.log, and times it.
+    fn step(&self, row: &str, step: &str, argv: &[String]) -> Result<Outcome> {
+        let ctx = self.ctx;
+        let sh = ctx.exec.sh();
+        let _root = sh.push_dir(&ctx.root);
+        let cmd = sh.cmd(&argv[0]).args(&argv[1..]);
+        let title = format!("{row} / {step}");
+        if self.actions {
+            println!("::group::{title}");
+        } else {
+            println!("==> {title}");
+        }
+        let log_path = self.log_path(row, step);
+        let mut log = if ctx.exec.dry_run {
+            None
+        } else {
+            std::fs::create_dir_all(log_path.parent().expect("has a parent"))?;
+            Some(
+                std::fs::File::create(&log_path)
+                    .with_context(|| format!("cannot write {}", log_path.display()))?,
+            )
+        };
+        let start = Instant::now();
+        let status = ctx.exec.stream(cmd, |line| {
+            println!("{line}");
+            if let Some(log) = log.as_mut() {
+                let _ = writeln!(log, "{line}");
+            }
+        })?;
+        let time = start.elapsed();
+        if self.actions {
+            println!("::endgroup::");
+        }
+        let failed = !status.success();
+        if failed {
+            self.say_failed(&title, &format!("log: {}", log_path.display()));
+        }
+        Ok(Outcome {
+            entry: row.to_string(),
+            step: step.to_string(),
+            result: if failed { "FAIL" } else { "pass" },
+            time,
+        })
+    }
+
+    fn log_path(&self, row: &str, step: &str) -> PathBuf {
+        self.ctx
+            .root
+            .join("target/ci")
+            .join(row)
+            .join(format!("{step}.log"))
+    }
+
+    fn say_failed(&self, title: &str, why: &str) {
+        if self.actions {
+            println!("::error::{title} failed; {why}");
+        } else {
+            println!("{title} failed; {why}");
+        }
+    }
+}
+
+/// Rows × steps: pass, FAIL or skip, with the time; `-` where a row has no
+/// such step (the test run has one).
+fn table(outcomes: &[Outcome]) -> String {
     let width = outcomes
         .iter()
         .map(|o| o.entry.len())
         .max()
         .unwrap_or(5)
         .max(5);
+    let mut steps: Vec<&str> = Vec::new();
+    let mut rows: Vec<&str> = Vec::new();
+    for o in outcomes {
+        if !steps.contains(&o.step.as_str()) {
+            steps.push(&o.step);
+        }
+        if !rows.contains(&o.entry.as_str()) {
+            rows.push(&o.entry);
+        }
+    }
     let mut out = format!("\n{:<width$}", "entry");
-    for step in &m.step {
-        out.push_str(&format!(" {:>14}", step.name));
+    for step in &steps {
+        out.push_str(&format!(" {step:>11}"));
     }
     out.push('\n');
-    let mut entries: Vec<&str> = outcomes.iter().map(|o| o.entry.as_str()).collect();
-    entries.dedup();
-    for entry in entries {
-        out.push_str(&format!("{entry:<width$}"));
-        for step in &m.step {
+    for row in rows {
+        out.push_str(&format!("{row:<width$}"));
+        for step in &steps {
             let cell = outcomes
                 .iter()
-                .find(|o| o.entry == entry && o.step == step.name)
+                .find(|o| o.entry == row && o.step == *step)
                 .map_or("-".to_string(), |o| {
                     if o.result == "skip" {
                         "skip".to_string()
@@ -144,7 +240,7 @@ fn table(m: &Matrix, outcomes: &[Outcome]) -> String {
                         format!("{} {:.0}s", o.result, o.time.as_secs_f64())
                     }
                 });
-            out.push_str(&format!(" {cell:>14}"));
+            out.push_str(&format!(" {cell:>11}"));
         }
         out.push('\n');
     }
@@ -152,16 +248,26 @@ fn table(m: &Matrix, outcomes: &[Outcome]) -> String {
 }
 
 /// On a runner with KVM: `run --accel auto` must pick KVM.
-fn check_kvm(ctx: &Ctx, entries: &[&Entry]) -> Result<ExitCode> {
+fn check_kvm(ctx: &Ctx, matrix: &Matrix, entries: &[&Entry]) -> Result<ExitCode> {
     for entry in entries {
         let exe = std::env::current_exe()?;
         let (profile, cc, arch) = (&entry.profile, &entry.cc, &entry.arch);
         let build_dir = format!("build/{}", entry.name);
+        let kernel = match matrix.kernel_of(entry)?.resolve(&ctx.root) {
+            TreeSource::Ready(dir) => dir,
+            TreeSource::Unpack { .. } | TreeSource::Missing(_) => {
+                bail!(
+                    "{}: its tree is not there yet; run `cargo xtask ci {}` first",
+                    entry.name,
+                    entry.name
+                )
+            }
+        };
         let sh = ctx.exec.sh();
         let _root = sh.push_dir(&ctx.root);
         let cmd = cmd!(
             sh,
-            "{exe} run --profile {profile} --cc {cc} --arch {arch} --build-dir {build_dir} -- true"
+            "{exe} run --kernel {kernel} --profile {profile} --cc {cc} --arch {arch} --build-dir {build_dir} -- true"
         );
         if ctx.exec.dry_run {
             ctx.exec.run(cmd)?;
@@ -178,4 +284,31 @@ fn check_kvm(ctx: &Ctx, entries: &[&Entry]) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_has_the_test_row_and_the_entries() {
+        let o = |entry: &str, step: &str, result, secs| Outcome {
+            entry: entry.into(),
+            step: step.into(),
+            result,
+            time: Duration::from_secs(secs),
+        };
+        let outcomes = [
+            o("test", "test", "pass", 300),
+            o("tiny-6.1", "kernel", "pass", 20),
+            o("tiny-6.1", "build", "FAIL", 360),
+            o("tiny-6.1", "run", "skip", 0),
+        ];
+        assert_eq!(
+            table(&outcomes),
+            "\nentry           test      kernel       build         run\n\
+             test       pass 300s           -           -           -\n\
+             tiny-6.1           -    pass 20s   FAIL 360s        skip\n"
+        );
+    }
 }

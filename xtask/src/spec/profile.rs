@@ -24,6 +24,10 @@ struct RawFile {
     optimization: Option<RawOptimization>,
     #[serde(default)]
     profile: BTreeMap<String, RawProfile>,
+    /// Kconfig symbols renamed between kernel versions: the current name,
+    /// and the older names a tree may still use.
+    #[serde(default)]
+    renamed: BTreeMap<String, Vec<String>>,
 }
 
 /// Option name → value, each with where it stands in the file.
@@ -103,6 +107,9 @@ pub struct Profile {
     /// More options for one architecture (a file under study/arch/), over
     /// `options`.
     pub arch_options: BTreeMap<String, Vec<ConfigOption>>,
+    /// Of the file's `[renamed]` table, the symbols this profile uses: the
+    /// current name → the names older kernels give it.
+    pub renamed: BTreeMap<String, Vec<String>>,
     /// The study.toml this profile came from.
     pub source: PathBuf,
 }
@@ -118,6 +125,22 @@ impl Profile {
     pub fn with_arch(self, arch: &str) -> Profile {
         let extra = self.arch_options.get(arch).cloned().unwrap_or_default();
         self.laid_over(extra)
+    }
+
+    /// Every option the profile names, for any compiler and architecture.
+    pub fn all_options(&self) -> impl Iterator<Item = &ConfigOption> {
+        self.options
+            .iter()
+            .chain(self.cc_options.values().flatten())
+            .chain(self.arch_options.values().flatten())
+    }
+
+    /// The profile for a tree that calls `new` by `old`.
+    pub fn with_name(mut self, new: &str, old: &str) -> Profile {
+        for option in self.options.iter_mut().filter(|o| o.name == new) {
+            option.name = old.to_string();
+        }
+        self
     }
 
     fn laid_over(mut self, extra: Vec<ConfigOption>) -> Profile {
@@ -153,7 +176,14 @@ impl Profiles {
 
         let mut profiles = BTreeMap::new();
         for (name, raw_profile) in raw.profile {
-            let profile = resolve_profile(path, &name, raw_profile, shared_rules.as_ref(), &at)?;
+            let mut profile =
+                resolve_profile(path, &name, raw_profile, shared_rules.as_ref(), &at)?;
+            profile.renamed = raw
+                .renamed
+                .iter()
+                .filter(|(new, _)| profile.all_options().any(|o| &o.name == *new))
+                .map(|(new, old)| (new.clone(), old.clone()))
+                .collect();
             profiles.insert(name, profile);
         }
         if profiles.is_empty() {
@@ -294,6 +324,7 @@ fn resolve_profile(
         cc,
         cc_options,
         arch_options,
+        renamed: BTreeMap::new(),
         description: raw.description.unwrap_or_default(),
         base: base.into_inner(),
         fragments: raw
@@ -542,5 +573,28 @@ VIRTIO_NET = "m"
             error(&text),
             "study/study.toml: [profile.small] has no `base`; add e.g. base = \"defconfig\""
         );
+    }
+
+    #[test]
+    fn renamed_symbols_are_kept_for_the_profiles_that_use_them() {
+        let text = "[renamed]\nMITIGATION_RETPOLINE = [\"RETPOLINE\"]\nUNUSED_NEW = [\"UNUSED_OLD\"]\n\
+                    [optimization]\ndefault = \"Og\"\n\
+                    [profile.a]\nbase = \"defconfig\"\n[profile.a.options]\nMITIGATION_RETPOLINE = false\n";
+        let profiles = parse(text).unwrap();
+        let a = profiles.get(Some("a")).unwrap().clone();
+        assert_eq!(
+            a.renamed.into_iter().collect::<Vec<_>>(),
+            [(
+                "MITIGATION_RETPOLINE".to_string(),
+                vec!["RETPOLINE".to_string()]
+            )]
+        );
+        let old = profiles
+            .get(Some("a"))
+            .unwrap()
+            .clone()
+            .with_name("MITIGATION_RETPOLINE", "RETPOLINE");
+        assert_eq!(old.options[0].name, "RETPOLINE");
+        assert_eq!(old.options[0].value, KValue::No);
     }
 }
