@@ -33,16 +33,19 @@ fn trace_shows_tcp_sendmsg_down_to_the_device() {
     assert!(trace.starts_with("# tracer: function_graph"), "{trace}");
     // A fine guest clock: on jiffies every duration is a whole number of
     // ticks (0.000 us or N000.000 us), whatever the host's load.
+    // The DURATION column, wherever the options put it (TIME | CPU) TASK |
+    // DURATION | FUNCTION CALLS here).
     let durations: Vec<f64> = trace
         .lines()
-        .filter_map(|l| l.split('|').nth(2))
-        .filter_map(|d| {
-            d.trim()
-                .trim_start_matches(['+', '!', '#', '*', '@', '$'])
-                .trim()
-                .strip_suffix("us")
+        .filter_map(|l| {
+            l.split('|').find_map(|d| {
+                d.trim()
+                    .trim_start_matches(['+', '!', '#', '*', '@', '$'])
+                    .trim()
+                    .strip_suffix("us")
+                    .and_then(|d| d.trim().parse().ok())
+            })
         })
-        .filter_map(|d| d.trim().parse().ok())
         .collect();
     assert!(durations.len() > 20, "{trace}");
     let whole_ms = durations

@@ -48,8 +48,8 @@ impl Undo {
         match self {
             Undo::Remove(path) => remove(path),
             Undo::Restore(path, bytes) => {
-                if let Err(e) = std::fs::write(path, bytes) {
-                    eprintln!("error: could not restore {}: {e}", path.display());
+                if let Err(e) = crate::util::fsutil::write_if_changed(path, bytes) {
+                    eprintln!("error: could not restore {}: {e:#}", path.display());
                 }
             }
         }
