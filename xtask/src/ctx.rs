@@ -117,23 +117,16 @@ impl Ctx {
 /// The profile with each renamed symbol under the name this tree gives it
 /// (MITIGATION_RETPOLINE was RETPOLINE before 6.9), said once per build
 /// directory. Finding the names reads every Kconfig file (under half a
-/// second), so the answer is kept in the build directory per tree version:
-/// a fresh answer comes back with the text to keep, which `config` writes
-/// (under the directory's lock, with the rest of what it writes).
-fn names_for_tree(
-    mut profile: Profile,
-    tree: &KernelTree,
-    build_dir: &Path,
-) -> (Profile, Option<(PathBuf, String)>) {
+/// second), so the answer is kept in the build directory per tree version.
+fn names_for_tree(mut profile: Profile, tree: &KernelTree, build_dir: &Path) -> Profile {
     if profile.renamed.is_empty() {
-        return (profile, None);
+        return profile;
     }
     let cache = build_dir.join(".study/names");
     let key = format!("Linux {} in {}\n", tree.version, tree.path.display());
     let cached = std::fs::read_to_string(&cache)
         .ok()
         .and_then(|text| text.strip_prefix(&key).map(String::from));
-    let mut to_keep = None;
     let uses: Vec<(String, String)> = match cached {
         Some(lines) => lines
             .lines()
@@ -152,7 +145,9 @@ fn names_for_tree(
                 })
                 .collect();
             let text: String = uses.iter().map(|(n, o)| format!("{n}={o}\n")).collect();
-            to_keep = Some((cache, format!("{key}{text}")));
+            if build_dir.exists() {
+                let _ = fsutil::write_if_changed(&cache, format!("{key}{text}").as_bytes());
+            }
             for (new, old) in &uses {
                 eprintln!(
                     "config: Linux {} calls {new} by its older name {old}; using {old}",
@@ -165,7 +160,7 @@ fn names_for_tree(
     for (new, old) in uses {
         profile = profile.with_name(&new, &old);
     }
-    (profile, to_keep)
+    profile
 }
 
 pub fn project_root() -> PathBuf {
@@ -178,9 +173,6 @@ pub fn project_root() -> PathBuf {
 /// A profile resolved against a kernel tree, an architecture and a build dir.
 pub struct Prepared {
     pub profile: Profile,
-    /// The renamed symbols' names as found in this tree, to keep in the
-    /// build directory ([`Prepared::keep_names`]) when they were not there.
-    names_to_keep: Option<(PathBuf, String)>,
     pub tree: KernelTree,
     pub arch: Arch,
     pub build_dir: PathBuf,
@@ -205,25 +197,15 @@ impl Prepared {
         for (what, path) in [("kernel tree", &tree.path), ("build directory", &build_dir)] {
             refuse_kbuild_unsafe(what, path)?;
         }
-        let (profile, names_to_keep) = names_for_tree(profile, &tree, &build_dir);
+        let profile = names_for_tree(profile, &tree, &build_dir);
         Ok(Prepared {
             profile,
-            names_to_keep,
             tree,
             arch,
             build_dir,
             policy: ctx.policy()?,
             compiler,
         })
-    }
-
-    /// Keeps what [`Prepared::new`] found out about renamed symbols, for the
-    /// next command: called by `config` as it writes the directory.
-    pub fn keep_names(&self) -> Result<()> {
-        if let Some((path, text)) = &self.names_to_keep {
-            fsutil::write_if_changed(path, text.as_bytes())?;
-        }
-        Ok(())
     }
 
     /// The build dir's `.config`, parsed.

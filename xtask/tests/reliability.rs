@@ -74,12 +74,6 @@ fn a_second_command_waits_for_the_build_directory_or_refuses() {
         "refused at once"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // One line, besides a note on the tree that `build` gives first.
-    let stderr: String = stderr
-        .lines()
-        .filter(|l| !l.starts_with("note: "))
-        .map(|l| format!("{l}\n"))
-        .collect();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     let dir = &TINY.1;
     assert!(

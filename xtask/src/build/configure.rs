@@ -132,9 +132,6 @@ pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
     if ran_kconfig && !exec.dry_run {
         fsutil::write_if_changed(&snapshot_path, snapshot.as_bytes())?;
     }
-    if !exec.dry_run {
-        p.keep_names()?;
-    }
     Ok(())
 }
 
