@@ -115,14 +115,23 @@ impl Ctx {
 }
 
 /// The profile with each renamed symbol under the name this tree gives it
-/// (MITIGATION_RETPOLINE was RETPOLINE before 6.9), said once per build
-/// directory. Finding the names reads every Kconfig file (under half a
-/// second), so the answer is kept in the build directory per tree version.
-fn names_for_tree(mut profile: Profile, tree: &KernelTree, build_dir: &Path) -> Profile {
+/// (MITIGATION_RETPOLINE was RETPOLINE before 6.9), said once per tree. Finding the names reads every Kconfig file (under half a second),
+/// so the answer is kept under target/, per tree and version: not in the
+/// build directory, which a `config` rerun must leave untouched.
+fn names_for_tree(mut profile: Profile, tree: &KernelTree, root: &Path) -> Profile {
     if profile.renamed.is_empty() {
         return profile;
     }
-    let cache = build_dir.join(".study/names");
+    let tree_name: String = tree
+        .path
+        .display()
+        .to_string()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let cache = root
+        .join("target/kconfig-names")
+        .join(format!("{tree_name}-{}", tree.version));
     let key = format!("Linux {} in {}\n", tree.version, tree.path.display());
     let cached = std::fs::read_to_string(&cache)
         .ok()
@@ -145,9 +154,7 @@ fn names_for_tree(mut profile: Profile, tree: &KernelTree, build_dir: &Path) -> 
                 })
                 .collect();
             let text: String = uses.iter().map(|(n, o)| format!("{n}={o}\n")).collect();
-            if build_dir.exists() {
-                let _ = fsutil::write_if_changed(&cache, format!("{key}{text}").as_bytes());
-            }
+            let _ = fsutil::write_if_changed(&cache, format!("{key}{text}").as_bytes());
             for (new, old) in &uses {
                 eprintln!(
                     "config: Linux {} calls {new} by its older name {old}; using {old}",
@@ -197,7 +204,7 @@ impl Prepared {
         for (what, path) in [("kernel tree", &tree.path), ("build directory", &build_dir)] {
             refuse_kbuild_unsafe(what, path)?;
         }
-        let profile = names_for_tree(profile, &tree, &build_dir);
+        let profile = names_for_tree(profile, &tree, &ctx.root);
         Ok(Prepared {
             profile,
             tree,

@@ -44,12 +44,16 @@ impl RecordedFallbacks {
     }
 
     pub fn load(build_dir: &Path) -> Result<RecordedFallbacks> {
-        let path = RecordedFallbacks::path(build_dir);
-        match std::fs::read_to_string(&path) {
+        RecordedFallbacks::load_file(&RecordedFallbacks::path(build_dir))
+    }
+
+    /// The records in `path`; none when it does not exist.
+    pub fn load_file(path: &Path) -> Result<RecordedFallbacks> {
+        match std::fs::read_to_string(path) {
             Ok(text) => toml::from_str(&text).map_err(|e| {
                 anyhow::anyhow!(
                     "{:#}; delete the file to start over",
-                    crate::spec::origin::toml_error(&path, &text, &e)
+                    crate::spec::origin::toml_error(path, &text, &e)
                 )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RecordedFallbacks::default()),
@@ -195,16 +199,7 @@ impl Learned {
     }
 
     pub fn load(&self) -> Result<RecordedFallbacks> {
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| {
-                anyhow::anyhow!(
-                    "{:#}; delete the file to start over",
-                    crate::spec::origin::toml_error(&self.path, &text, &e)
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RecordedFallbacks::default()),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", self.path.display())),
-        }
+        RecordedFallbacks::load_file(&self.path)
     }
 
     /// Adds what a build directory learned.

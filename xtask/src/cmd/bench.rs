@@ -15,7 +15,7 @@ use crate::{
     cli,
     ctx::{Ctx, Prepared},
     guest::{
-        gdb::{gdb_command, GdbRequest},
+        gdb::{free_port, gdb_command, GdbRequest},
         kvm,
         qemu::Accel,
         run::{start_background, RunRequest},
@@ -341,13 +341,6 @@ fn edit_for_a_while(path: &Path, append: &str) -> Result<supervise::Restore> {
     edited.extend_from_slice(append.as_bytes());
     std::fs::write(path, &edited).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(guard)
-}
-
-/// A port on 127.0.0.1 that nothing listens on now.
-fn free_port() -> Result<u16> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").context("no free port on 127.0.0.1")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// `cargo xtask COMMAND` as this binary, for the same profile, compiler,

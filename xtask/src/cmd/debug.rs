@@ -3,16 +3,16 @@
 //! nothing changed), boot with the stub waiting, gdb connected to it, and
 //! QEMU torn down when gdb exits.
 
-use std::{net::TcpListener, process::ExitCode};
+use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::{
     build::{self, BuildRequest},
     cli,
     ctx::{Ctx, Prepared},
     guest::{
-        gdb::{run_gdb, GdbRequest},
+        gdb::{free_port, run_gdb, GdbRequest},
         qemu::Accel,
         run::{start_background, RunRequest},
     },
@@ -81,10 +81,4 @@ impl cli::Debug {
             ExitCode::FAILURE
         })
     }
-}
-
-/// A port on 127.0.0.1 that nothing listens on now.
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("no free port on 127.0.0.1")?;
-    Ok(listener.local_addr()?.port())
 }

@@ -153,6 +153,13 @@ pub fn gdb_command<'a>(
     Ok(cmd!(sh, "{gdb} -q {batch...} -x {script_path}"))
 }
 
+/// A port on 127.0.0.1 that nothing listens on now, for a gdb stub.
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| anyhow::anyhow!("no free port on 127.0.0.1: {e}"))?;
+    Ok(listener.local_addr()?.port())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -192,13 +192,20 @@ impl Policy {
     /// next rung. `None` at the top of the ladder.
     pub fn next_step(&self, current: &str, error: &str) -> Option<(&Step, Option<&str>)> {
         let here = self.position(current)?;
-        for class in &self.classes {
-            if class.pattern.is_match(error) {
-                let to = self.position(&class.to).expect("checked at load");
-                if to > here {
-                    return Some((&self.ladder[to], Some(&class.name)));
-                }
-            }
+        // An object's errors can match several classes (af_packet.c has a
+        // min() signedness error and a __bad_copy_to): the highest step any
+        // of them needs, or the object fails again one rung up.
+        let highest = self
+            .classes
+            .iter()
+            .filter(|c| c.pattern.is_match(error))
+            .map(|c| (self.position(&c.to).expect("checked at load"), c))
+            .filter(|(to, _)| *to > here)
+            // max_by_key keeps the last of equals: reversed, the file's first.
+            .rev()
+            .max_by_key(|(to, _)| *to);
+        if let Some((to, class)) = highest {
+            return Some((&self.ladder[to], Some(&class.name)));
         }
         self.ladder.get(here + 1).map(|s| (s, None))
     }
@@ -251,6 +258,10 @@ mod tests {
             "Og"
         );
         assert_eq!(p.next_step("Og-nocheck", minmax).unwrap().0.name, "O2");
+        // Both at once (net/packet/af_packet.c on 6.1): the higher step.
+        let both = format!("{minmax}\n{copy}");
+        let (step, class) = p.next_step("Og", &both).unwrap();
+        assert_eq!((step.name.as_str(), class), ("O2", Some("check_copy_size")));
         assert!(p.next_step("O2", minmax).is_none());
     }
 }
