@@ -45,15 +45,7 @@ impl cli::Bench {
         let p = Prepared::new(ctx, &self.target.to_target())?;
         // It edits, builds and boots in turn: alone in the directory.
         let _lock = p.lock(ctx, Access::Exclusive)?;
-        let request = BuildRequest {
-            jobs: self.jobs.unwrap_or_else(passes::default_jobs),
-            ..BuildRequest::default_for_run()
-        };
-        eprintln!(
-            "bench: making sure {} is built first",
-            p.build_dir.display()
-        );
-        build::build(ctx, &p, &request)?;
+        let request = self.built_first(ctx, &p)?;
         if ctx.exec.dry_run {
             return Ok(());
         }
@@ -165,8 +157,9 @@ impl cli::Bench {
         Ok(())
     }
 
-    fn build(&self, ctx: &Ctx) -> Result<()> {
-        let p = Prepared::new(ctx, &self.target.to_target())?;
+    /// Builds `p` (the caller holds its lock) before anything is timed;
+    /// the request, with `--jobs`, for the timed builds.
+    fn built_first(&self, ctx: &Ctx, p: &Prepared) -> Result<BuildRequest> {
         let request = BuildRequest {
             jobs: self.jobs.unwrap_or_else(passes::default_jobs),
             ..BuildRequest::default_for_run()
@@ -175,8 +168,14 @@ impl cli::Bench {
             "bench: making sure {} is built first",
             p.build_dir.display()
         );
+        build::build(ctx, p, &request)?;
+        Ok(request)
+    }
+
+    fn build(&self, ctx: &Ctx) -> Result<()> {
+        let p = Prepared::new(ctx, &self.target.to_target())?;
         let lock = p.lock(ctx, Access::Exclusive)?;
-        build::build(ctx, &p, &request)?;
+        let request = self.built_first(ctx, &p)?;
         // The timed builds are child commands that take the lock themselves.
         drop(lock);
         let cache = CacheSetup::new(request.cache)?;

@@ -117,11 +117,7 @@ impl Exec {
         let cmd: Command = cmd.into();
         self.echo(&cmd);
         if self.dry_run {
-            return Ok(Output {
-                status: ExitStatus::default(),
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-            });
+            return Ok(nothing_run());
         }
         output(cmd, None)
     }
@@ -131,11 +127,7 @@ impl Exec {
         let cmd: Command = cmd.into();
         self.echo(&cmd);
         if self.dry_run {
-            return Ok(Output {
-                status: ExitStatus::default(),
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-            });
+            return Ok(nothing_run());
         }
         let text = to_shell(&cmd);
         let output = output(cmd, input)?;
@@ -282,6 +274,15 @@ impl Exec {
             return Ok(false);
         }
         fsutil::write_if_changed(path, contents.as_bytes())
+    }
+}
+
+/// What a command that `--dry-run` did not run produced.
+fn nothing_run() -> Output {
+    Output {
+        status: ExitStatus::default(),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
     }
 }
 
