@@ -223,13 +223,9 @@ pub struct Run {
     pub command: Vec<String>,
 }
 
+/// What gdb does once connected: `gdb` and `debug` take the same flags.
 #[derive(Args, Debug)]
-pub struct Gdb {
-    #[command(flatten)]
-    pub target: Target,
-    /// The stub's port on 127.0.0.1
-    #[arg(long, default_value_t = 1234)]
-    pub port: u16,
+pub struct Session {
     /// Break at FUNC's first line after the prologue (repeat for several)
     #[arg(short = 'b', long = "break", value_name = "FUNC")]
     pub breaks: Vec<String>,
@@ -239,6 +235,17 @@ pub struct Gdb {
     /// Run CMD at the first stop, in order (repeat); then detach and exit
     #[arg(long, value_name = "CMD")]
     pub batch: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Gdb {
+    #[command(flatten)]
+    pub target: Target,
+    /// The stub's port on 127.0.0.1
+    #[arg(long, default_value_t = 1234)]
+    pub port: u16,
+    #[command(flatten)]
+    pub session: Session,
     /// Hardware breakpoints (needed under KVM before the kernel maps itself)
     #[arg(long)]
     pub hbreak: bool,
@@ -318,15 +325,8 @@ pub struct Trace {
 pub struct Debug {
     #[command(flatten)]
     pub target: Target,
-    /// Break at FUNC's first line after the prologue (repeat for several)
-    #[arg(short = 'b', long = "break", value_name = "FUNC")]
-    pub breaks: Vec<String>,
-    /// A gdb script to source after connecting (repeat for several)
-    #[arg(short = 'x', value_name = "FILE")]
-    pub scripts: Vec<PathBuf>,
-    /// Run CMD at the first stop, in order (repeat); then detach and exit
-    #[arg(long, value_name = "CMD")]
-    pub batch: Vec<String>,
+    #[command(flatten)]
+    pub session: Session,
     /// The stub's port on 127.0.0.1 [default: a free one]
     #[arg(long)]
     pub port: Option<u16>,

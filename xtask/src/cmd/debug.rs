@@ -63,9 +63,9 @@ impl cli::Debug {
         let gdb = GdbRequest {
             port,
             hardware: false,
-            breaks: &self.breaks,
-            scripts: &self.scripts,
-            batch: &self.batch,
+            breaks: &self.session.breaks,
+            scripts: &self.session.scripts,
+            batch: &self.session.batch,
         };
         let status = run_gdb(&ctx.exec, &p, &ctx.study_dir(), &gdb)?;
         if let Some(guest) = &guest {

@@ -26,9 +26,9 @@ impl cli::Gdb {
         let request = GdbRequest {
             port: self.port,
             hardware: self.hbreak,
-            breaks: &self.breaks,
-            scripts: &self.scripts,
-            batch: &self.batch,
+            breaks: &self.session.breaks,
+            scripts: &self.session.scripts,
+            batch: &self.session.batch,
         };
         let status = run_gdb(&ctx.exec, &p, &ctx.study_dir(), &request)?;
         Ok(if status.success() {
