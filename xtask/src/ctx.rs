@@ -74,7 +74,7 @@ impl Ctx {
             arch_name: global
                 .arch
                 .clone()
-                .unwrap_or_else(|| Arch::host().to_string()),
+                .unwrap_or_else(|| Arch::default_name().to_string()),
             exec: Exec::new(global.dry_run, global.verbose)?,
             wait: if global.no_wait {
                 Wait::Refuse
@@ -186,6 +186,8 @@ pub struct Prepared {
     pub policy: Policy,
     /// The compiler family; also the key for known exceptions.
     pub compiler: Toolchain,
+    /// CROSS_COMPILE= for a foreign architecture with gcc.
+    cross_vars: Vec<String>,
 }
 
 impl Prepared {
@@ -196,16 +198,23 @@ impl Prepared {
         let arch = ctx.arch()?;
         let compiler = target.cc.unwrap_or(profile.cc);
         let profile = profile.with_compiler(compiler).with_arch(&arch.name);
-        let dir_name = match compiler {
-            Toolchain::Gcc => profile.name.clone(),
-            other => format!("{}-{other}", profile.name),
-        };
+        // One directory per profile, compiler and architecture: the host's
+        // architecture and gcc go unnamed.
+        let mut dir_name = profile.name.clone();
+        if compiler != Toolchain::Gcc {
+            dir_name = format!("{dir_name}-{compiler}");
+        }
+        if arch.name != Arch::default_name() {
+            dir_name = format!("{dir_name}-{}", arch.name);
+        }
         let build_dir = ctx.build_dir(target.build_dir.as_deref(), &dir_name);
         for (what, path) in [("kernel tree", &tree.path), ("build directory", &build_dir)] {
             refuse_kbuild_unsafe(what, path)?;
         }
         let profile = names_for_tree(profile, &tree, &ctx.root);
+        let cross_vars = arch.make_vars(compiler)?;
         Ok(Prepared {
+            cross_vars,
             profile,
             tree,
             arch,
@@ -213,6 +222,14 @@ impl Prepared {
             policy: ctx.policy()?,
             compiler,
         })
+    }
+
+    /// Variables for every make, Kconfig's included: the cross build's
+    /// and the compiler's.
+    pub fn make_vars(&self) -> Vec<String> {
+        let mut vars = self.cross_vars.clone();
+        vars.extend(self.compiler.make_vars());
+        vars
     }
 
     /// The build dir's `.config`, parsed.

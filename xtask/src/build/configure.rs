@@ -56,7 +56,7 @@ fn snapshot_path(p: &Prepared) -> PathBuf {
 
 pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
     let exec = &ctx.exec;
-    host_tools::require(&ctx.study_dir(), "config")?;
+    host_tools::require(&ctx.study_dir(), "config", &p.arch.name)?;
     // Walking every Kconfig file takes a moment: only when the answer is needed.
     let index = std::cell::OnceCell::new();
     let index = || index.get_or_init(|| SymbolIndex::scan(&p.tree.path));
@@ -158,13 +158,14 @@ enum Action {
 fn run_kconfig(ctx: &Ctx, p: &Prepared, action: Action) -> Result<PathBuf> {
     let exec = &ctx.exec;
     let scratch = p.state_dir().join("kconfig");
+    let make_vars = p.make_vars();
     let make = |target: &str| {
         kbuild::config_make(
             exec.sh(),
             &p.tree.path,
             &scratch,
             &p.arch.make_arch,
-            &p.compiler.make_vars(),
+            &make_vars,
             target,
         )
     };

@@ -174,14 +174,14 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
     if configure::needs_config(p) {
         configure::configure(ctx, p, false)?;
     }
-    host_tools::require(&ctx.study_dir(), "build")?;
+    host_tools::require(&ctx.study_dir(), "build", &p.arch.name)?;
     if p.compiler == Toolchain::Clang {
-        host_tools::require(&ctx.study_dir(), "clang")?;
+        host_tools::require(&ctx.study_dir(), "clang", &p.arch.name)?;
     }
     let cache = CacheSetup::new(req.cache)?;
     let cache_before = cache.as_ref().map(|c| c.stats(exec)).transpose()?;
     if req.distcc.is_some() {
-        host_tools::require(&ctx.study_dir(), "distcc")?;
+        host_tools::require(&ctx.study_dir(), "distcc", &p.arch.name)?;
         if !exec.dry_run {
             fsutil::write_if_changed(&distcc_log(p), b"")?;
         }
@@ -316,7 +316,7 @@ pub fn make_command<'a>(
         env.extend(d.env);
         cc = d.cc;
     }
-    let mut extra = p.compiler.make_vars();
+    let mut extra = p.make_vars();
     if req.fallback {
         // Each object's diagnostics in one block, so errors are attributable.
         extra.push("--output-sync=target".to_string());
@@ -364,7 +364,9 @@ pub fn make_command<'a>(
 /// The compiler's version, part of the key for what builds learned: a new
 /// gcc fails differently.
 fn compiler_version(exec: &Exec, p: &Prepared) -> String {
-    let cc = p.compiler.name();
+    let Ok(cc) = p.arch.cc(p.compiler) else {
+        return "unknown".into();
+    };
     let version = exec
         .query(cmd!(exec.sh(), "{cc} -dumpfullversion -dumpversion"))
         .ok()

@@ -417,7 +417,7 @@ fn ccache_full_builds<'a>(
         &p.tree.path,
         &bench_dir,
         &p.arch.make_arch,
-        &p.compiler.make_vars(),
+        &p.make_vars(),
         "clean",
     );
     ctx.exec.capture(clean)?;

@@ -30,7 +30,7 @@ impl cli::Run {
         } else {
             build::ensure_built(ctx, &p, &mut lock)?;
         }
-        host_tools::require(&ctx.study_dir(), "run")?;
+        host_tools::require(&ctx.study_dir(), "run", &p.arch.name)?;
         // --wait-gdb alone means the stub on its default port.
         let gdb_port = match (self.gdb, self.wait_gdb) {
             (Some(port), _) => Some(port.unwrap_or(1234)),
@@ -53,6 +53,7 @@ impl cli::Run {
             attach_timeout: Duration::from_secs(self.attach_timeout),
             initramfs: self.initramfs,
             out_dir: None,
+            files: Vec::new(),
         };
         if self.command.is_empty() {
             return run::interactive(ctx, &p, &request);

@@ -48,6 +48,7 @@ impl cli::Setup {
             let from = match tool.source() {
                 Source::Apt(p) => format!("apt: {p}"),
                 Source::Pip(p) => format!("pip: {p}"),
+                Source::Deb(p) => format!("apt-get download: {p}"),
             };
             println!("{mark:>8}  {:<18} {:<36} ({from})", tool.name, tool.check);
         }
@@ -63,8 +64,12 @@ impl cli::Setup {
         if !missing.is_empty() {
             let apt = host_tools::apt_packages(missing.iter().copied());
             let pip = host_tools::pip_packages(missing.iter().copied());
+            let debs = host_tools::deb_packages(missing.iter().copied());
             if self.install {
                 install(ctx, &apt, &pip)?;
+                for deb in debs {
+                    unpack_deb(ctx, deb)?;
+                }
                 let still: Vec<&str> = missing
                     .iter()
                     .filter(|t| !exec.dry_run && !t.present(root))
@@ -139,6 +144,61 @@ fn install(ctx: &Ctx, apt: &[&str], pip: &[&str]) -> Result<()> {
             exec.run(cmd!(sh, "python3 -m venv {venv}"))?;
         }
         exec.run(cmd!(sh, "{pip_bin} install -q {pip...}"))?;
+    }
+    Ok(())
+}
+
+/// A package of another architecture, for a guest: `apt-get download`
+/// and `dpkg-deb -x` into its own directory, so the host's package of the
+/// same name stays (installing `busybox-static:arm64` would replace the
+/// host's busybox). apt learns the architecture first, once.
+fn unpack_deb(ctx: &Ctx, deb: &str) -> Result<()> {
+    let exec = &ctx.exec;
+    let sh = exec.sh();
+    let (Some(dir), Some((name, arch))) = (host_tools::deb_dir(deb), deb.split_once(':')) else {
+        bail!("deb = \"{deb}\" needs the form NAME:ARCH");
+    };
+    if !is_root() && !exec.dry_run {
+        bail!("--install runs dpkg and apt-get for {deb} and needs root; run it with sudo");
+    }
+    let known = exec.query(cmd!(sh, "dpkg --print-foreign-architectures"))?;
+    if !String::from_utf8_lossy(&known.stdout)
+        .lines()
+        .any(|a| a.trim() == arch)
+    {
+        exec.run(cmd!(sh, "dpkg --add-architecture {arch}"))?;
+        exec.run(cmd!(sh, "apt-get update -q"))?;
+    }
+    let download = ctx.root.join(host_tools::DEB_DIR).join("download");
+    let dest = ctx.root.join(&dir);
+    let partial = ctx.root.join(format!("{dir}.partial"));
+    if !exec.dry_run {
+        std::fs::create_dir_all(&download)?;
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    {
+        let _in = sh.push_dir(&download);
+        exec.run(cmd!(sh, "apt-get download -q {deb}"))?;
+    }
+    let prefix = format!("{name}_");
+    let suffix = format!("_{arch}.deb");
+    let file = std::fs::read_dir(&download)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(&suffix))
+        })
+        .max()
+        .unwrap_or_else(|| download.join(format!("{name}_VERSION_{arch}.deb")));
+    exec.run(cmd!(sh, "dpkg-deb -x {file} {partial}"))?;
+    if !exec.dry_run {
+        let _ = std::fs::remove_dir_all(&dest);
+        std::fs::rename(&partial, &dest)?;
+        println!("unpacked {deb} into {}", dest.display());
     }
     Ok(())
 }

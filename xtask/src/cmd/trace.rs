@@ -25,7 +25,7 @@ use crate::{
         trace_script::{check_function, guest_script, TraceSetup},
     },
     kernel::kconfig::edit_distance,
-    spec::layers::Layers,
+    spec::{arch::Arch, layers::Layers},
     util::{fsutil, lock::Access, supervise::TempPath},
 };
 
@@ -35,6 +35,18 @@ impl cli::Trace {
             check_function(function, self.tracer.into()).map_err(anyhow::Error::msg)?;
         }
         let p = Prepared::new(ctx, &self.target.to_target())?;
+        if !p.arch.ftrace {
+            let with: Vec<String> = Arch::names(&ctx.study_dir())
+                .into_iter()
+                .filter(|n| Arch::load(&ctx.study_dir(), n).is_ok_and(|a| a.ftrace))
+                .collect();
+            bail!(
+                "{} has no ftrace function_graph (study/arch/{}.toml: ftrace = false); trace on a build for {} (--arch)",
+                p.arch.name,
+                p.arch.name,
+                with.join(" or ")
+            );
+        }
         let mut lock = p.lock(ctx, Access::Shared)?;
         build::ensure_built(ctx, &p, &mut lock)?;
         let config = p.config()?;
@@ -62,6 +74,7 @@ impl cli::Trace {
         let accel = kvm::choose_accel(ctx, &p, self.accel.into())?;
         let request = RunRequest {
             out_dir: Some(out_dir.clone()),
+            files: vec![script.clone()],
             timeout: std::time::Duration::from_secs(self.timeout),
             ..RunRequest::new(accel)
         };

@@ -22,6 +22,8 @@ pub struct Session<'a> {
     pub tree: &'a Path,
     pub study_py: &'a Path,
     pub port: u16,
+    /// Commands right after connecting (UML's signals).
+    pub after_connect: &'a [String],
     pub modules: bool,
     /// vmlinux-gdb.py exists (CONFIG_GDB_SCRIPTS).
     pub gdb_scripts: bool,
@@ -54,6 +56,9 @@ pub fn script(s: &Session) -> String {
     }
     line(format!("directory {}", s.tree.display()));
     line(format!("target remote 127.0.0.1:{}", s.port));
+    for command in s.after_connect {
+        line(command.clone());
+    }
     if s.modules && s.gdb_scripts {
         // Under --wait-gdb the CPU is still at the reset vector here:
         // module symbols load at the first stop where the kernel is up.
@@ -110,7 +115,7 @@ pub fn gdb_command<'a>(
     study_dir: &Path,
     req: &GdbRequest,
 ) -> Result<Cmd<'a>> {
-    host_tools::require(study_dir, "gdb")?;
+    host_tools::require(study_dir, "gdb", &p.arch.name)?;
     if !p.build_dir.join("vmlinux").is_file() {
         bail!(
             "no vmlinux in {}: run `cargo xtask build --profile {}`",
@@ -125,6 +130,7 @@ pub fn gdb_command<'a>(
         tree: &p.tree.path,
         study_py: &study_py,
         port: req.port,
+        after_connect: p.arch.uml.as_ref().map_or(&[], |u| u.gdb_init.as_slice()),
         modules: config.get("MODULES") == "y",
         gdb_scripts: p.build_dir.join("vmlinux-gdb.py").exists(),
         hardware: req.hardware,
@@ -135,7 +141,8 @@ pub fn gdb_command<'a>(
     let text = script(&session);
     let script_path = p.state_dir().join(format!("gdb/session-{}.gdb", req.port));
     exec.write(&script_path, &text)?;
-    let gdb = which("gdb").map_or("gdb".into(), |g| g.display().to_string());
+    let gdb = p.arch.gdb()?;
+    let gdb = which(&gdb).map_or(gdb, |g| g.display().to_string());
     let sh = exec.sh();
     let version = exec.query(cmd!(sh, "{gdb} --version")).ok();
     if let Some(v) = version.and_then(|o| {
@@ -173,6 +180,7 @@ mod tests {
             tree: Path::new("/src/linux"),
             study_py: Path::new("/r/study/gdb/study.py"),
             port: 1234,
+            after_connect: &[],
             modules: false,
             gdb_scripts: true,
             hardware: false,
@@ -209,6 +217,7 @@ mod tests {
             tree: Path::new("/src/linux"),
             study_py: Path::new("/r/study/gdb/study.py"),
             port: 1234,
+            after_connect: &[],
             modules: true,
             gdb_scripts: true,
             hardware: false,

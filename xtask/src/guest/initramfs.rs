@@ -1,6 +1,8 @@
-//! A busybox initramfs, for hosts where a 9p root is not possible: Debian's
-//! static busybox with its applets, our init as /init, the guest programs,
-//! and the job, packed with `cpio -H newc`.
+//! A busybox initramfs, for a guest that cannot run the host's programs
+//! (another architecture) or where a 9p root is not possible: Debian's
+//! static busybox for the guest's architecture with its applets, our init
+//! as /init, the guest programs in /bin, the files the command needs, and
+//! the job, packed with `cpio -H newc`.
 
 use std::{
     os::unix::fs::symlink,
@@ -12,18 +14,43 @@ use anyhow::{bail, Context, Result};
 use xshell::cmd;
 
 use crate::{
-    ctx::Prepared,
-    guest::programs::guest_init,
+    ctx::{project_root, Prepared},
+    guest::programs::GuestPrograms,
     util::{exec::Exec, fsutil, supervise::TempPath},
 };
 
+/// The host's busybox; its applet list names the links for any
+/// architecture's busybox of the same Debian version (the host cannot run
+/// another architecture's to ask it).
 const BUSYBOX: &str = "/bin/busybox";
 
-/// Packs an initramfs holding `job` and `env` (init's job and environment
-/// files) and returns its path, and its directory, removed when dropped.
-pub fn build(exec: &Exec, p: &Prepared, job: &[u8], env: &[u8]) -> Result<(PathBuf, TempPath)> {
+/// What goes into an initramfs besides busybox.
+pub struct Contents<'a> {
+    pub programs: &'a GuestPrograms,
+    /// init's job and environment files.
+    pub job: &'a [u8],
+    pub env: &'a [u8],
+    /// Host files the command reads, at the same path in the guest.
+    pub files: &'a [PathBuf],
+}
+
+/// Packs an initramfs and returns its path, and its directory, removed
+/// when dropped.
+pub fn build(exec: &Exec, p: &Prepared, c: &Contents) -> Result<(PathBuf, TempPath)> {
     if !Path::new(BUSYBOX).is_file() {
-        bail!("--initramfs needs {BUSYBOX}: run `apt-get install busybox-static`");
+        bail!("the initramfs needs {BUSYBOX}: run `apt-get install busybox-static`");
+    }
+    let busybox = match p.arch.cross()? {
+        Some(cross) => project_root().join(&cross.busybox),
+        None => PathBuf::from(BUSYBOX),
+    };
+    if !busybox.is_file() {
+        bail!(
+            "no busybox for {} at {}: run `cargo xtask setup --install --arch {}`",
+            p.arch.name,
+            busybox.display(),
+            p.arch.name
+        );
     }
     // One directory a run: two runs at once must not pack each other's job.
     let dir = p
@@ -39,7 +66,7 @@ pub fn build(exec: &Exec, p: &Prepared, job: &[u8], env: &[u8]) -> Result<(PathB
     ] {
         std::fs::create_dir_all(root.join(sub))?;
     }
-    std::fs::copy(BUSYBOX, root.join("bin/busybox"))?;
+    std::fs::copy(&busybox, root.join("bin/busybox"))?;
     let applets = exec.query(cmd!(exec.sh(), "{BUSYBOX} --list"))?;
     for applet in String::from_utf8_lossy(&applets.stdout)
         .lines()
@@ -48,10 +75,20 @@ pub fn build(exec: &Exec, p: &Prepared, job: &[u8], env: &[u8]) -> Result<(PathB
         symlink("busybox", root.join("bin").join(applet))
             .with_context(|| format!("applet {applet}"))?;
     }
-    std::fs::copy(guest_init(), root.join("init"))?;
-    std::fs::copy(env!("STUDY_GUEST_TCP_ECHO"), root.join("bin/tcp-echo"))?;
-    std::fs::write(root.join("study/job"), job)?;
-    std::fs::write(root.join("study/env"), env)?;
+    std::fs::copy(c.programs.init(), root.join("init"))?;
+    for name in c.programs.names.iter().filter(|n| *n != "study-init") {
+        std::fs::copy(c.programs.dir.join(name), root.join("bin").join(name))
+            .with_context(|| format!("guest program {name}"))?;
+    }
+    for file in c.files {
+        let inside = root.join(file.strip_prefix("/").unwrap_or(file));
+        if let Some(dir) = inside.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::copy(file, &inside).with_context(|| format!("{}", file.display()))?;
+    }
+    std::fs::write(root.join("study/job"), c.job)?;
+    std::fs::write(root.join("study/env"), c.env)?;
     let cpio = dir.join("initramfs.cpio");
     // The file list, sorted, on cpio's stdin: no shell between them.
     let mut names: Vec<String> = walkdir::WalkDir::new(&root)

@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::{
     ctx::{Ctx, Prepared},
@@ -12,6 +12,7 @@ use crate::{
         qemu::Accel,
         run::{run_guest, RunRequest},
     },
+    spec::arch::{Arch, Runner},
     util::{exec::which, fsutil},
 };
 
@@ -27,7 +28,20 @@ pub enum AccelChoice {
 /// finishes quickly; else TCG. A paravirtual /dev/kvm (nested in another VM)
 /// can open and still abort or crawl, so opening it proves nothing.
 pub fn choose_accel(ctx: &Ctx, p: &Prepared, requested: AccelChoice) -> Result<Accel> {
+    if p.arch.runner == Runner::Uml {
+        // The kernel is a host process: nothing to accelerate.
+        return Ok(Accel::Tcg);
+    }
     let (accel, why) = match requested {
+        AccelChoice::Kvm if p.arch.is_foreign() => bail!(
+            "--accel kvm: KVM runs {} guests on an {} host only",
+            p.arch.name,
+            p.arch.runs
+        ),
+        AccelChoice::Auto if p.arch.is_foreign() => (
+            Accel::Tcg,
+            format!("an {} guest on an {} host", p.arch.name, Arch::host()),
+        ),
         AccelChoice::Kvm => (Accel::Kvm, "requested".to_string()),
         AccelChoice::Tcg => (Accel::Tcg, "requested".to_string()),
         AccelChoice::Auto => match kvm_verdict(ctx, p)? {
@@ -42,7 +56,8 @@ pub fn choose_accel(ctx: &Ctx, p: &Prepared, requested: AccelChoice) -> Result<A
 /// Where the probe's verdict is kept, and the key it holds for: this host
 /// kernel and this QEMU binary.
 fn kvm_cache(ctx: &Ctx, p: &Prepared) -> (PathBuf, String) {
-    let qemu = which(&p.arch.qemu.binary).unwrap_or_default();
+    let binary = p.arch.qemu.as_ref().map_or("", |q| q.binary.as_str());
+    let qemu = which(binary).unwrap_or_default();
     let key = format!(
         "{} {} {:?}",
         host_release(),

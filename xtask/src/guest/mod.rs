@@ -13,3 +13,4 @@ pub mod programs;
 pub mod qemu;
 pub mod run;
 pub mod trace_script;
+pub mod uml;

@@ -1,11 +1,19 @@
-//! The guest programs: static executables built from study/guest/ by
-//! xtask/build.rs, reachable from the guest over the 9p root, and the
-//! environment init gives the command.
+//! The guest programs (study/guest/programs.toml): static executables,
+//! built for the host by xtask/build.rs and reachable from the guest over
+//! the host's root, or cross-compiled here for a guest that cannot run the
+//! host's programs; and the environment init gives the command.
 
 use std::path::{Path, PathBuf};
 
-/// Where the guest programs are: static executables built by xtask/build.rs,
-/// reachable from the guest over the 9p root.
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::{
+    spec::arch::Arch,
+    util::exec::{which, Exec},
+};
+
+/// Where the host's guest programs are (xtask/build.rs's output).
 pub fn guest_init() -> &'static str {
     env!("STUDY_GUEST_STUDY_INIT")
 }
@@ -23,4 +31,96 @@ pub fn guest_env() -> String {
         "PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\0",
         guest_bin_dir().display()
     )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProgramFile {
+    flags: Vec<String>,
+    program: Vec<Program>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Program {
+    source: String,
+    name: String,
+    #[serde(default)]
+    flags: Vec<String>,
+}
+
+/// A directory of guest programs for one architecture, init among them.
+pub struct GuestPrograms {
+    pub dir: PathBuf,
+    /// The program names, init's first.
+    pub names: Vec<String>,
+}
+
+impl GuestPrograms {
+    pub fn init(&self) -> PathBuf {
+        self.dir.join("study-init")
+    }
+}
+
+/// The guest programs `arch` runs: the host's, or compiled with its cross
+/// compiler into `target/guest/ARCH/` when a source (or the command line)
+/// changed since.
+pub fn for_arch(exec: &Exec, study_dir: &Path, root: &Path, arch: &Arch) -> Result<GuestPrograms> {
+    let list = study_dir.join("guest/programs.toml");
+    let text = std::fs::read_to_string(&list)
+        .with_context(|| format!("cannot read {}", list.display()))?;
+    let file: ProgramFile =
+        toml::from_str(&text).map_err(|e| crate::spec::origin::toml_error(&list, &text, &e))?;
+    let names = file.program.iter().map(|p| p.name.clone()).collect();
+    let Some(cross) = arch.cross()? else {
+        return Ok(GuestPrograms {
+            dir: guest_bin_dir(),
+            names,
+        });
+    };
+    let cc = format!("{}gcc", cross.prefix);
+    let dir = root.join("target/guest").join(&arch.name);
+    for program in &file.program {
+        let source = study_dir.join("guest").join(&program.source);
+        let exe = dir.join(&program.name);
+        let flags: Vec<&String> = file.flags.iter().chain(&program.flags).collect();
+        // The stamp holds the command line: new flags rebuild too.
+        let stamp = dir.join(format!(".{}.cmd", program.name));
+        let line = format!("{cc} {flags:?} {}\n", source.display());
+        let fresh = std::fs::read_to_string(&stamp).is_ok_and(|s| s == line)
+            && newer(&exe, &source);
+        if fresh {
+            continue;
+        }
+        if !exec.dry_run && which(&cc).is_none() {
+            bail!(
+                "{cc} is not installed: run `cargo xtask setup --install --arch {}`",
+                arch.name
+            );
+        }
+        if !exec.dry_run {
+            std::fs::create_dir_all(&dir)?;
+        }
+        // Compiled aside and renamed: a failed compile leaves the old one.
+        let partial = dir.join(format!(".{}.partial", program.name));
+        let sh = exec.sh();
+        exec.run(
+            sh.cmd(&cc)
+                .args(&flags)
+                .arg("-o")
+                .arg(&partial)
+                .arg(&source),
+        )
+        .with_context(|| format!("{} did not compile for {}", source.display(), arch.name))?;
+        if !exec.dry_run {
+            std::fs::rename(&partial, &exe)?;
+            crate::util::fsutil::write_if_changed(&stamp, line.as_bytes())?;
+        }
+    }
+    Ok(GuestPrograms { dir, names })
+}
+
+fn newer(a: &Path, b: &Path) -> bool {
+    let time = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((time(a), time(b)), (Some(a), Some(b)) if a >= b)
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use xshell::{Cmd, Shell};
 
-use crate::spec::arch::Arch;
+use crate::spec::arch::Qemu;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accel {
@@ -25,8 +25,9 @@ impl Accel {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Root {
-    /// The host's `/`, read-only, over virtio-9p.
-    HostNineP,
+    /// The host's `/`, read-only: over virtio-9p under QEMU, over hostfs
+    /// under UML.
+    Host,
     /// A cpio initramfs (busybox) instead of a 9p root.
     Initramfs(PathBuf),
 }
@@ -149,11 +150,11 @@ pub fn qemu_opt_value(value: &str) -> String {
 /// which `root=` would read as a device number.
 pub const ROOT_TAG: &str = "study-root";
 
-/// The kernel command line.
-pub fn kernel_cmdline(arch: &Arch, guest: &Guest) -> String {
-    let mut words = vec![format!("console={}", arch.qemu.console)];
+/// The kernel command line under QEMU.
+pub fn kernel_cmdline(q: &Qemu, guest: &Guest) -> String {
+    let mut words = vec![format!("console={}", q.console)];
     match &guest.root {
-        Root::HostNineP => {
+        Root::Host => {
             words.push(format!("root={ROOT_TAG}"));
             words.push("rootfstype=9p".into());
             words.push("rootflags=trans=virtio,version=9p2000.L,msize=524288,access=any".into());
@@ -161,7 +162,31 @@ pub fn kernel_cmdline(arch: &Arch, guest: &Guest) -> String {
         }
         Root::Initramfs(_) => words.push("rdinit=/init".into()),
     }
-    if matches!(guest.root, Root::HostNineP) {
+    words.extend(init_words(guest));
+    // A panic reboots at once, and -no-reboot turns that into QEMU exiting.
+    words.push("panic=-1".into());
+    if guest.gdb_port.is_some() {
+        words.push("nokaslr".into());
+    }
+    words.extend(quiet_words(guest));
+    if guest.accel == Accel::Tcg {
+        // A fine clock every time: see study/notes/guest-clock.md.
+        words.extend(q.cmdline_tcg.iter().cloned());
+        if let (Some(param), Some(khz)) = (&q.host_tsc_khz_param_tcg, guest.host_tsc_khz) {
+            words.push(format!("{param}={khz}"));
+        }
+    }
+    // Last, so that --append can override any word above.
+    words.extend(guest.append.iter().cloned());
+    words.join(" ")
+}
+
+/// What init is told, whatever runs the kernel: itself (on the host's
+/// root), its job, environment and working directory, and the host paths
+/// its tmpfs mounts must leave visible.
+pub fn init_words(guest: &Guest) -> Vec<String> {
+    let mut words = Vec::new();
+    if guest.root == Root::Host {
         words.push(param("init", &guest.init));
     }
     if let Some(job) = &guest.job {
@@ -173,38 +198,27 @@ pub fn kernel_cmdline(arch: &Arch, guest: &Guest) -> String {
     if let Some(cwd) = &guest.cwd {
         words.push(param("study.cwd", cwd));
     }
-    if guest.root == Root::HostNineP {
+    if guest.root == Root::Host {
         // One word a path: a path may hold a comma.
         for keep in shadowed(&guest.keep) {
             words.push(param("study.keep", &keep.display().to_string()));
         }
     }
-    // A panic reboots at once, and -no-reboot turns that into QEMU exiting.
-    words.push("panic=-1".into());
-    if guest.gdb_port.is_some() {
-        words.push("nokaslr".into());
+    words
+}
+
+/// Panics (level 0) still print; routine errors do not mix with the
+/// command's output.
+pub fn quiet_words(guest: &Guest) -> Vec<String> {
+    if guest.verbose {
+        Vec::new()
+    } else {
+        vec!["quiet".into(), "loglevel=2".into()]
     }
-    if !guest.verbose {
-        // Panics (level 0) still print; routine errors do not mix with the
-        // command's output.
-        words.push("quiet".into());
-        words.push("loglevel=2".into());
-    }
-    if guest.accel == Accel::Tcg {
-        // A fine clock every time: see study/notes/guest-clock.md.
-        words.extend(arch.qemu.cmdline_tcg.iter().cloned());
-        if let (Some(param), Some(khz)) = (&arch.qemu.host_tsc_khz_param_tcg, guest.host_tsc_khz) {
-            words.push(format!("{param}={khz}"));
-        }
-    }
-    // Last, so that --append can override any word above.
-    words.extend(guest.append.iter().cloned());
-    words.join(" ")
 }
 
 /// The QEMU command line.
-pub fn qemu_command<'a>(sh: &'a Shell, arch: &Arch, guest: &Guest) -> Cmd<'a> {
-    let q = &arch.qemu;
+pub fn qemu_command<'a>(sh: &'a Shell, q: &Qemu, guest: &Guest) -> Cmd<'a> {
     let cpu = match guest.accel {
         Accel::Kvm => &q.cpu_kvm,
         Accel::Tcg => &q.cpu_tcg,
@@ -236,7 +250,7 @@ pub fn qemu_command<'a>(sh: &'a Shell, arch: &Arch, guest: &Guest) -> Cmd<'a> {
     };
     cmd = cmd.args(["-kernel".to_string(), guest.image.display().to_string()]);
     match &guest.root {
-        Root::HostNineP => {
+        Root::Host => {
             cmd = cmd
                 .args([
                     "-fsdev",
@@ -272,7 +286,7 @@ pub fn qemu_command<'a>(sh: &'a Shell, arch: &Arch, guest: &Guest) -> Cmd<'a> {
             cmd = cmd.arg("-S");
         }
     }
-    cmd.args(["-append".to_string(), kernel_cmdline(arch, guest)])
+    cmd.args(["-append".to_string(), kernel_cmdline(q, guest)])
         .args(guest.qemu_args.iter().cloned())
 }
 
@@ -293,12 +307,15 @@ mod tests {
     use super::*;
     use crate::util::exec::cmd_text;
 
-    fn arch() -> Arch {
+    fn arch() -> Qemu {
         let study = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .unwrap()
             .join("study");
-        Arch::load(&study, "x86_64").unwrap()
+        crate::spec::arch::Arch::load(&study, "x86_64")
+            .unwrap()
+            .qemu
+            .unwrap()
     }
 
     fn guest() -> Guest {
@@ -307,7 +324,7 @@ mod tests {
             accel: Accel::Tcg,
             mem: "1G".into(),
             cpus: 1,
-            root: Root::HostNineP,
+            root: Root::Host,
             init: "/t/study-init".into(),
             job: Some("/b/tiny/.study/run/job".into()),
             env: None,

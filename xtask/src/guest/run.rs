@@ -17,9 +17,11 @@ use crate::{
     guest::{
         clock::host_tsc_khz,
         initramfs,
-        programs::{guest_bin_dir, guest_env, guest_init},
+        programs::{self, guest_bin_dir, guest_env, guest_init},
         qemu::{self, Accel, Guest, Root},
+        uml,
     },
+    spec::arch::Runner,
     util::{
         exec::{describe, which, Exec},
         fsutil,
@@ -52,6 +54,8 @@ pub struct RunRequest {
     pub attach_timeout: Duration,
     pub initramfs: bool,
     pub out_dir: Option<PathBuf>,
+    /// Host files the command reads: in an initramfs, at the same path.
+    pub files: Vec<PathBuf>,
 }
 
 impl RunRequest {
@@ -70,6 +74,7 @@ impl RunRequest {
             attach_timeout: Duration::from_secs(300),
             initramfs: false,
             out_dir: None,
+            files: Vec::new(),
         }
     }
 }
@@ -129,14 +134,8 @@ impl RunOutcome {
     }
 }
 
-fn guest_spec(
-    p: &Prepared,
-    req: &RunRequest,
-    root: Root,
-    job: Option<String>,
-    interactive: bool,
-    verbose: bool,
-) -> Guest {
+fn guest_spec(p: &Prepared, req: &RunRequest, root: Root, interactive: bool, verbose: bool) -> Guest {
+    let tsc_param = p.arch.qemu.as_ref().and_then(|q| q.host_tsc_khz_param_tcg.as_ref());
     Guest {
         image: p.image(),
         accel: req.accel,
@@ -144,7 +143,7 @@ fn guest_spec(
         cpus: req.cpus,
         root,
         init: guest_init().to_string(),
-        job,
+        job: None,
         env: None,
         cwd: None,
         out_dir: req.out_dir.clone(),
@@ -154,7 +153,7 @@ fn guest_spec(
         interactive,
         append: req.append.clone(),
         qemu_args: req.qemu_args.clone(),
-        host_tsc_khz: match (req.accel, &p.arch.qemu.host_tsc_khz_param_tcg) {
+        host_tsc_khz: match (req.accel, tsc_param) {
             (Accel::Tcg, Some(_)) => host_tsc_khz(&project_root().join("target/host-tsc.txt")),
             _ => None,
         },
@@ -165,6 +164,125 @@ fn guest_spec(
             guest_bin_dir(),
         ],
     }
+}
+
+/// A guest ready to start: its command line, and the files it needs,
+/// removed when this is dropped (or by the signal handler).
+struct Launch<'a> {
+    cmd: xshell::Cmd<'a>,
+    temp: Vec<TempPath>,
+}
+
+/// Where the guest finds its root and what init is told: the host's `/`
+/// with job files at host paths, or, for a guest that cannot run the
+/// host's programs (or `--initramfs`), an initramfs of its own.
+fn prepare<'a>(
+    exec: &'a Exec,
+    p: &Prepared,
+    req: &RunRequest,
+    argv: Option<&[String]>,
+    verbose: bool,
+) -> Result<Launch<'a>> {
+    let run_dir = p.state_dir().join("run");
+    let pid = std::process::id();
+    let cwd = std::env::current_dir()?;
+    if !exec.dry_run {
+        for dir in ["run", "initramfs", "trace"] {
+            supervise::remove_stale(&p.state_dir().join(dir));
+        }
+    }
+    let initramfs = req.initramfs || p.arch.is_foreign();
+    if initramfs && p.arch.runner == Runner::Uml {
+        bail!("UML runs on the host's root over hostfs; --initramfs is for QEMU guests");
+    }
+    if p.arch.runner == Runner::Uml && !req.qemu_args.is_empty() {
+        bail!("--qemu-arg: UML runs without QEMU; give kernel words with --append");
+    }
+    let mut temp = Vec::new();
+    let interactive = argv.is_none();
+    let mut guest;
+    let mut host_files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    if initramfs {
+        let Some(argv) = argv else {
+            bail!(
+                "a shell needs the host's root, which {} cannot run; give a command after `--` (busybox's, or a guest program)",
+                if req.initramfs { "--initramfs".to_string() } else { format!("an {} guest", p.arch.name) }
+            );
+        };
+        let programs = programs::for_arch(exec, &project_root().join("study"), &project_root(), &p.arch)?;
+        let cpio = if exec.dry_run {
+            p.state_dir().join("initramfs/initramfs.cpio")
+        } else {
+            let contents = initramfs::Contents {
+                programs: &programs,
+                job: &qemu::job_text(Path::new("/"), argv),
+                env: b"PATH=/bin\0",
+                files: &req.files,
+            };
+            let (cpio, dir) = initramfs::build(exec, p, &contents)?;
+            temp.push(dir);
+            cpio
+        };
+        guest = guest_spec(p, req, Root::Initramfs(cpio), false, verbose);
+        guest.job = Some("/study/job".into());
+        guest.env = Some("/study/env".into());
+    } else {
+        guest = guest_spec(p, req, Root::Host, interactive, verbose);
+        let env_path = run_dir.join(format!("env-{pid}"));
+        host_files.push((env_path.clone(), guest_env().into_bytes()));
+        guest.env = Some(env_path.display().to_string());
+        match argv {
+            Some(argv) => {
+                let job_path = run_dir.join(format!("job-{pid}"));
+                host_files.push((job_path.clone(), qemu::job_text(&cwd, argv)));
+                guest.job = Some(job_path.display().to_string());
+            }
+            None => guest.cwd = Some(cwd.display().to_string()),
+        }
+    }
+    qemu::check_paths(&guest)?;
+    let cmd = match p.arch.runner {
+        Runner::Qemu => {
+            let q = p.arch.qemu()?;
+            require(exec, &q.binary, &q.package)?;
+            qemu::qemu_command(exec.sh(), q, &guest)
+        }
+        Runner::Uml => {
+            let u = p.arch.uml.as_ref().expect("checked when loaded");
+            if guest.gdb_port.is_some() {
+                require(exec, &u.gdbserver, &u.gdbserver_package)?;
+            }
+            let uml_dir = run_dir.join(format!("uml-{pid}"));
+            if !exec.dry_run {
+                std::fs::create_dir_all(&uml_dir)?;
+                temp.push(TempPath::new(uml_dir.clone()));
+                uml::no_core_dumps();
+            }
+            uml::uml_command(exec.sh(), u, &guest, &uml_dir)
+        }
+    };
+    if exec.dry_run {
+        for (path, _) in &host_files {
+            eprintln!("# would write {}", path.display());
+        }
+        if let Some(argv) = argv {
+            eprintln!("# the guest runs {argv:?} in {}", cwd.display());
+        }
+    } else {
+        std::fs::create_dir_all(&run_dir)?;
+        for (path, text) in host_files {
+            temp.push(TempPath::new(path.clone()));
+            fsutil::write_if_changed(&path, &text)?;
+        }
+    }
+    Ok(Launch { cmd, temp })
+}
+
+fn require(exec: &Exec, binary: &str, package: &str) -> Result<()> {
+    if !exec.dry_run && which(binary).is_none() {
+        bail!("{binary} is not installed: run `apt-get install {package}`");
+    }
+    Ok(())
 }
 
 /// Runs `argv` in the guest and collects its exit status.
@@ -184,60 +302,9 @@ pub(super) fn run_guest(
     argv: &[String],
     quiet: bool,
 ) -> Result<RunOutcome> {
-    let run_dir = p.state_dir().join("run");
-    let job_path = run_dir.join(format!("job-{}", std::process::id()));
-    let env_path = run_dir.join(format!("env-{}", std::process::id()));
-    let cwd = std::env::current_dir()?;
-    if !exec.dry_run {
-        for dir in ["run", "initramfs", "trace"] {
-            supervise::remove_stale(&p.state_dir().join(dir));
-        }
-    }
-    // Removed however the run ends: here, or by the signal handler.
-    let mut temp = Vec::new();
-    let (root, job, env) = if req.initramfs && !exec.dry_run {
-        let (cpio, dir) = initramfs::build(
-            exec,
-            p,
-            &qemu::job_text(Path::new("/"), argv),
-            b"PATH=/bin\0",
-        )?;
-        temp.push(dir);
-        (
-            Root::Initramfs(cpio),
-            "/study/job".to_string(),
-            "/study/env".to_string(),
-        )
-    } else {
-        let root = if req.initramfs {
-            Root::Initramfs(p.state_dir().join("initramfs/initramfs.cpio"))
-        } else {
-            Root::HostNineP
-        };
-        (
-            root,
-            job_path.display().to_string(),
-            env_path.display().to_string(),
-        )
-    };
-    let mut guest = guest_spec(p, req, root, Some(job), false, exec.verbose);
-    guest.env = Some(env);
-    qemu::check_paths(&guest)?;
-    let cmd = qemu::qemu_command(exec.sh(), &p.arch, &guest);
-    if !exec.dry_run && which(&p.arch.qemu.binary).is_none() {
-        bail!(
-            "{} is not installed: run `apt-get install {}`",
-            p.arch.qemu.binary,
-            p.arch.qemu.package
-        );
-    }
+    let launch = prepare(exec, p, req, Some(argv), exec.verbose)?;
     if exec.dry_run {
-        eprintln!(
-            "# would write the job file {}: cwd {} argv {argv:?}",
-            job_path.display(),
-            cwd.display()
-        );
-        exec.show(cmd);
+        exec.show(launch.cmd);
         return Ok(RunOutcome {
             exit: Some(0),
             console_tail: vec![],
@@ -246,13 +313,6 @@ pub(super) fn run_guest(
             elapsed: Duration::ZERO,
         });
     }
-    if !req.initramfs {
-        std::fs::create_dir_all(&run_dir)?;
-        temp.push(TempPath::new(job_path.clone()));
-        fsutil::write_if_changed(&job_path, &qemu::job_text(&cwd, argv))?;
-        temp.push(TempPath::new(env_path.clone()));
-        fsutil::write_if_changed(&env_path, guest_env().as_bytes())?;
-    }
     let bound = Bound {
         timeout: req.timeout,
         gdb: req.gdb_port.map(|port| Debugger {
@@ -260,13 +320,13 @@ pub(super) fn run_guest(
             attach_timeout: req.wait_gdb.then_some(req.attach_timeout),
         }),
     };
-    let outcome = supervise(exec, cmd, &bound, quiet);
-    drop(temp);
+    let outcome = supervise(exec, launch.cmd, &bound, quiet);
+    drop(launch.temp);
     outcome
 }
 
 /// A guest running in the background for a debugger, its console going to
-/// a file. Dropping it kills QEMU and removes the run's files.
+/// a file. Dropping it kills the guest and removes the run's files.
 pub struct Background {
     child: Supervised,
     pub console: PathBuf,
@@ -301,41 +361,19 @@ pub fn start_background(
     argv: &[String],
     console: &Path,
 ) -> Result<Option<Background>> {
-    let run_dir = p.state_dir().join("run");
-    let job_path = run_dir.join(format!("job-{}", std::process::id()));
-    let env_path = run_dir.join(format!("env-{}", std::process::id()));
-    let cwd = std::env::current_dir()?;
-    let mut guest = guest_spec(
-        p,
-        req,
-        Root::HostNineP,
-        Some(job_path.display().to_string()),
-        false,
-        true,
-    );
-    guest.env = Some(env_path.display().to_string());
-    qemu::check_paths(&guest)?;
-    let cmd = qemu::qemu_command(exec.sh(), &p.arch, &guest);
+    let launch = prepare(exec, p, req, Some(argv), true)?;
     if exec.dry_run {
-        exec.show(cmd);
+        exec.show(launch.cmd);
         return Ok(None);
     }
-    supervise::remove_stale(&run_dir);
-    std::fs::create_dir_all(&run_dir)?;
     if let Some(dir) = console.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let files = vec![
-        TempPath::new(job_path.clone()),
-        TempPath::new(env_path.clone()),
-    ];
-    fsutil::write_if_changed(&job_path, &qemu::job_text(&cwd, argv))?;
-    fsutil::write_if_changed(&env_path, guest_env().as_bytes())?;
-    let child = exec.spawn_logged(cmd, console)?;
+    let child = exec.spawn_logged(launch.cmd, console)?;
     Ok(Some(Background {
         child,
         console: console.to_path_buf(),
-        _files: files,
+        _files: launch.temp,
     }))
 }
 
@@ -475,27 +513,22 @@ fn forward_lines(from: impl std::io::Read, to: mpsc::Sender<String>) {
     }
 }
 
-/// A shell on the serial console; Ctrl-A X leaves QEMU.
+/// A shell on the console: Ctrl-A X leaves QEMU; under UML, `exit`.
 pub fn interactive(ctx: &Ctx, p: &Prepared, req: &RunRequest) -> Result<ExitCode> {
-    if req.initramfs {
-        bail!("--initramfs runs a command; give one after `--`");
-    }
-    let mut guest = guest_spec(p, req, Root::HostNineP, None, true, ctx.exec.verbose);
-    let env_path = p
-        .state_dir()
-        .join(format!("run/env-{}", std::process::id()));
-    guest.cwd = Some(std::env::current_dir()?.display().to_string());
-    guest.env = Some(env_path.display().to_string());
-    qemu::check_paths(&guest)?;
-    let cmd = qemu::qemu_command(ctx.exec.sh(), &p.arch, &guest);
+    let launch = prepare(&ctx.exec, p, req, None, ctx.exec.verbose)?;
     if ctx.exec.dry_run {
-        ctx.exec.show(cmd);
+        ctx.exec.show(launch.cmd);
         return Ok(ExitCode::SUCCESS);
     }
-    let _env = TempPath::new(env_path.clone());
-    fsutil::write_if_changed(&env_path, guest_env().as_bytes())?;
-    eprintln!("a shell in the guest; `exit` or Ctrl-A X to leave");
-    let status = ctx.exec.status(cmd)?;
+    eprintln!(
+        "a shell in the guest; {}",
+        match p.arch.runner {
+            Runner::Qemu => "`exit` or Ctrl-A X to leave",
+            Runner::Uml => "`exit` to leave",
+        }
+    );
+    let status = ctx.exec.status(launch.cmd)?;
+    drop(launch.temp);
     Ok(if status.success() {
         ExitCode::SUCCESS
     } else {

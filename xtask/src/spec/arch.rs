@@ -1,9 +1,15 @@
-//! Per-architecture Kbuild and QEMU facts, read from `study/arch/NAME.toml`.
+//! Per-architecture Kbuild, QEMU and UML facts, read from
+//! `study/arch/NAME.toml`: everything that differs by architecture is data;
+//! the code knows two ways of running a guest (QEMU, or the UML kernel as a
+//! host program) and two roots (the host's, or an initramfs for a guest
+//! that cannot run the host's programs).
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Deserialize;
+
+use crate::spec::toolchain::Toolchain;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -14,11 +20,61 @@ pub struct Arch {
     pub src_arch: String,
     pub image: String,
     pub image_target: String,
+    /// The machine whose programs the guest runs, as Rust names it
+    /// (`std::env::consts::ARCH`): another one than the host's means a
+    /// cross build, guest programs of its own, and no KVM.
+    pub runs: String,
+    #[serde(default)]
+    pub runner: Runner,
+    /// Whether ftrace's function_graph exists there (not on UML).
+    #[serde(default = "yes")]
+    pub ftrace: bool,
     /// The option with which QEMU boots `vmlinux` itself (x86's PVH entry
     /// point): then the edit loop skips building the compressed image.
     #[serde(default)]
     pub boots_vmlinux_with: Option<String>,
-    pub qemu: Qemu,
+    /// How to build and debug for it from a host of another architecture.
+    #[serde(default)]
+    pub cross: Option<Cross>,
+    #[serde(default)]
+    pub qemu: Option<Qemu>,
+    #[serde(default)]
+    pub uml: Option<Uml>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runner {
+    /// A system emulator boots the image.
+    #[default]
+    Qemu,
+    /// User-Mode Linux: the kernel is a host program.
+    Uml,
+}
+
+impl Runner {
+    pub fn name(self) -> &'static str {
+        match self {
+            Runner::Qemu => "qemu",
+            Runner::Uml => "uml",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Cross {
+    /// Kbuild's CROSS_COMPILE= with gcc; also the guest programs' compiler.
+    pub prefix: String,
+    /// A debugger that reads this architecture's vmlinux.
+    pub gdb: String,
+    /// The busybox of the initramfs, this architecture's, where `cargo
+    /// xtask setup --install --arch NAME` unpacks it (relative to the repo).
+    pub busybox: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +96,27 @@ pub struct Qemu {
     pub host_tsc_khz_param_tcg: Option<String>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Uml {
+    /// The root: the host's `/` over hostfs, read-only.
+    pub root_args: Vec<String>,
+    /// Words every run gets.
+    pub args: Vec<String>,
+    /// con0 for a command (stdin closed) and for a shell.
+    pub con0_batch: String,
+    pub con0_interactive: String,
+    /// `mem=`: prefix of the guest memory word.
+    pub mem_arg: String,
+    /// `uml_dir=`: prefix of the word that moves UML's own run files.
+    pub dir_arg: String,
+    /// Runs the kernel stopped before its first instruction for gdb.
+    pub gdbserver: String,
+    pub gdbserver_package: String,
+    /// gdb commands after `target remote`: UML's own signals.
+    pub gdb_init: Vec<String>,
+}
+
 impl Arch {
     /// Loads `study/arch/NAME.toml`; an unknown name lists the valid ones.
     pub fn load(study_dir: &Path, name: &str) -> Result<Arch> {
@@ -48,22 +125,10 @@ impl Arch {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(_) => {
-                let mut valid: Vec<String> = std::fs::read_dir(&dir)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|e| {
-                        e.ok()?
-                            .file_name()
-                            .to_str()?
-                            .strip_suffix(".toml")
-                            .map(String::from)
-                    })
-                    .collect();
-                valid.sort();
-                anyhow::bail!(
+                bail!(
                     "unknown architecture '{name}': no {}; valid: {}",
                     path.display(),
-                    valid.join(", ")
+                    Arch::names(study_dir).join(", ")
                 );
             }
         };
@@ -71,11 +136,102 @@ impl Arch {
             .map_err(|e| crate::spec::origin::toml_error(&path, &text, &e))
             .context("architecture data")?;
         arch.name = name.to_string();
+        let missing = match arch.runner {
+            Runner::Qemu if arch.qemu.is_none() => Some("[qemu]"),
+            Runner::Uml if arch.uml.is_none() => Some("[uml]"),
+            _ => None,
+        };
+        if let Some(table) = missing {
+            bail!(
+                "{}: runner = \"{}\" needs a {table} table",
+                path.display(),
+                arch.runner.name()
+            );
+        }
         Ok(arch)
     }
 
+    /// Every architecture study/arch/ describes, sorted.
+    pub fn names(study_dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(study_dir.join("arch"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".toml")
+                    .map(String::from)
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The host's machine, as Rust names it.
     pub fn host() -> &'static str {
         std::env::consts::ARCH
+    }
+
+    /// The architecture a command targets without `--arch`: the host's
+    /// (Rust's "aarch64" is Kbuild's "arm64").
+    pub fn default_name() -> &'static str {
+        match Arch::host() {
+            "aarch64" => "arm64",
+            other => other,
+        }
+    }
+
+    /// Whether the guest runs programs the host cannot: a cross build.
+    pub fn is_foreign(&self) -> bool {
+        self.runs != Arch::host()
+    }
+
+    /// How to cross-build from this host, or why it cannot.
+    pub fn cross(&self) -> Result<Option<&Cross>> {
+        if !self.is_foreign() {
+            return Ok(None);
+        }
+        match &self.cross {
+            Some(cross) => Ok(Some(cross)),
+            None => bail!(
+                "study/arch/{}.toml has no [cross] table, so it cannot be built on this {} host",
+                self.name,
+                Arch::host()
+            ),
+        }
+    }
+
+    /// Variables for every make, Kconfig's included: Kconfig probes the
+    /// compiler (CC_HAS_*, the ftrace flavours), so .config depends on it.
+    /// clang targets ARCH by itself (LLVM=1); gcc needs the cross prefix.
+    pub fn make_vars(&self, compiler: Toolchain) -> Result<Vec<String>> {
+        Ok(match (self.cross()?, compiler) {
+            (Some(cross), Toolchain::Gcc) => vec![format!("CROSS_COMPILE={}", cross.prefix)],
+            _ => Vec::new(),
+        })
+    }
+
+    /// The C compiler Kbuild runs, for its version.
+    pub fn cc(&self, compiler: Toolchain) -> Result<String> {
+        Ok(match (self.cross()?, compiler) {
+            (Some(cross), Toolchain::Gcc) => format!("{}gcc", cross.prefix),
+            _ => compiler.name().to_string(),
+        })
+    }
+
+    /// The debugger for this architecture's vmlinux.
+    pub fn gdb(&self) -> Result<String> {
+        Ok(match self.cross()? {
+            Some(cross) => cross.gdb.clone(),
+            None => "gdb".to_string(),
+        })
+    }
+
+    pub fn qemu(&self) -> Result<&Qemu> {
+        self.qemu
+            .as_ref()
+            .with_context(|| format!("{} runs without QEMU (runner = uml)", self.name))
     }
 }
 
@@ -83,16 +239,57 @@ impl Arch {
 mod tests {
     use super::*;
 
-    #[test]
-    fn shipped_x86_64_and_unknown_arch() {
-        let study = Path::new(env!("CARGO_MANIFEST_DIR"))
+    fn study() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .unwrap()
-            .join("study");
-        let arch = Arch::load(&study, "x86_64").unwrap();
-        assert_eq!(arch.image, "arch/x86/boot/bzImage");
-        let err = Arch::load(&study, "vax").unwrap_err().to_string();
+            .join("study")
+    }
+
+    #[test]
+    fn shipped_arches_and_unknown_arch() {
+        let names = Arch::names(&study());
+        for name in &names {
+            let arch = Arch::load(&study(), name).unwrap();
+            assert!(arch.image.contains(&arch.image_target), "{name}");
+        }
+        let err = Arch::load(&study(), "vax").unwrap_err().to_string();
         assert!(err.starts_with("unknown architecture 'vax': no "), "{err}");
-        assert!(err.ends_with("valid: x86_64"), "{err}");
+        assert!(err.ends_with(&format!("valid: {}", names.join(", "))), "{err}");
+    }
+
+    #[test]
+    fn a_foreign_arch_is_cross_built_and_the_host_one_is_not() {
+        let arches: Vec<Arch> = Arch::names(&study())
+            .iter()
+            .map(|n| Arch::load(&study(), n).unwrap())
+            .collect();
+        let host = arches.iter().find(|a| a.name == Arch::default_name()).unwrap();
+        assert!(!host.is_foreign());
+        assert!(host.make_vars(Toolchain::Gcc).unwrap().is_empty());
+        assert_eq!(host.gdb().unwrap(), "gdb");
+        for arch in arches.iter().filter(|a| a.is_foreign()) {
+            let cross = arch.cross.as_ref().unwrap();
+            assert_eq!(
+                arch.make_vars(Toolchain::Gcc).unwrap(),
+                [format!("CROSS_COMPILE={}", cross.prefix)]
+            );
+            assert!(arch.make_vars(Toolchain::Clang).unwrap().is_empty());
+            assert_eq!(arch.cc(Toolchain::Gcc).unwrap(), format!("{}gcc", cross.prefix));
+        }
+    }
+
+    #[test]
+    fn a_runner_without_its_table_is_refused() {
+        let dir = std::env::temp_dir().join(format!("arch-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("arch")).unwrap();
+        std::fs::write(
+            dir.join("arch/odd.toml"),
+            "make-arch = \"um\"\nsrc-arch = \"um\"\nimage = \"linux\"\nimage-target = \"linux\"\nruns = \"x86_64\"\nrunner = \"uml\"\n",
+        )
+        .unwrap();
+        let err = Arch::load(&dir, "odd").unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.ends_with("odd.toml: runner = \"uml\" needs a [uml] table"), "{err}");
     }
 }

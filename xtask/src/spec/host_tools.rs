@@ -12,6 +12,9 @@ use crate::util::exec::which;
 /// Where `pip` tools are installed: a venv at the repo root.
 pub const PIP_VENV: &str = "target/host-tools";
 
+/// Where `deb` tools are unpacked: `DEB_DIR/NAME_ARCH/`, at the repo root.
+pub const DEB_DIR: &str = "target/debs";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Tool {
@@ -23,6 +26,11 @@ pub struct Tool {
     /// The PyPI package, installed into [`PIP_VENV`].
     #[serde(default)]
     pub pip: Option<String>,
+    /// A Debian package of another architecture (`NAME:ARCH`), fetched
+    /// with `apt-get download` and unpacked under [`DEB_DIR`]: its programs
+    /// are for a guest, and installing it would replace the host's own.
+    #[serde(default)]
+    pub deb: Option<String>,
     #[serde(rename = "for")]
     pub needed_by: Vec<String>,
     /// A command works without it (clang, distcc): plain `setup` reports
@@ -42,6 +50,7 @@ pub struct Tool {
 pub enum Source<'a> {
     Apt(&'a str),
     Pip(&'a str),
+    Deb(&'a str),
 }
 
 #[derive(Deserialize)]
@@ -60,16 +69,21 @@ pub struct Selection<'a> {
 
 impl Tool {
     pub fn source(&self) -> Source<'_> {
-        match (&self.package, &self.pip) {
-            (Some(p), _) => Source::Apt(p),
-            (None, Some(p)) => Source::Pip(p),
-            (None, None) => unreachable!("checked by load"),
+        match (&self.package, &self.pip, &self.deb) {
+            (Some(p), _, _) => Source::Apt(p),
+            (None, Some(p), _) => Source::Pip(p),
+            (None, None, Some(p)) => Source::Deb(p),
+            (None, None, None) => unreachable!("checked by load"),
         }
     }
 
     /// The tool's path when it is there: on PATH, at its absolute path, or
     /// in the pip venv under `root`.
     pub fn find(&self, root: &Path) -> Option<PathBuf> {
+        if let Source::Deb(_) = self.source() {
+            let path = root.join(&self.check);
+            return path.exists().then_some(path);
+        }
         if self.check.starts_with('/') {
             return Path::new(&self.check)
                 .exists()
@@ -106,12 +120,32 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Tool>> {
     let file: ToolFile =
         toml::from_str(text).map_err(|e| crate::spec::origin::toml_error(path, text, &e))?;
     for tool in &file.tool {
-        if tool.package.is_some() == tool.pip.is_some() {
+        let sources = [&tool.package, &tool.pip, &tool.deb]
+            .iter()
+            .filter(|s| s.is_some())
+            .count();
+        if sources != 1 {
             bail!(
-                "{}: tool `{}` needs exactly one of `package` (apt) or `pip`",
+                "{}: tool `{}` needs exactly one of `package` (apt), `pip` or `deb`",
                 path.display(),
                 tool.name
             );
+        }
+        if let Some(deb) = &tool.deb {
+            let Some(dir) = deb_dir(deb) else {
+                bail!(
+                    "{}: tool `{}`: deb = \"{deb}\" needs the form NAME:ARCH",
+                    path.display(),
+                    tool.name
+                );
+            };
+            if !tool.check.starts_with(&format!("{dir}/")) {
+                bail!(
+                    "{}: tool `{}`: check must be a path under {dir}/, where the package is unpacked",
+                    path.display(),
+                    tool.name
+                );
+            }
         }
         if tool.debian_only && tool.pip.is_some() {
             bail!(
@@ -129,6 +163,25 @@ pub fn apt_packages<'a>(tools: impl IntoIterator<Item = &'a Tool>) -> Vec<&'a st
     let mut out: Vec<&str> = Vec::new();
     for tool in tools {
         if let Source::Apt(p) = tool.source() {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Where a `NAME:ARCH` package is unpacked, relative to the repo root.
+pub fn deb_dir(deb: &str) -> Option<String> {
+    let (name, arch) = deb.split_once(':')?;
+    (!name.is_empty() && !arch.is_empty()).then(|| format!("{DEB_DIR}/{name}_{arch}"))
+}
+
+/// The `deb` tools of `tools`, in file order, once each.
+pub fn deb_packages<'a>(tools: impl IntoIterator<Item = &'a Tool>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for tool in tools {
+        if let Source::Deb(p) = tool.source() {
             if !out.contains(&p) {
                 out.push(p);
             }
@@ -159,15 +212,15 @@ pub fn is_debian(os_release: &str) -> bool {
     })
 }
 
-/// Fails with the apt command that installs what `command` is missing:
-/// the tools for every architecture, and for the host's.
-pub fn require(study_dir: &Path, command: &str) -> Result<()> {
+/// Fails with the command that installs what `command` is missing: the
+/// tools for every architecture, and for the target's (`arch`, a file
+/// under study/arch/).
+pub fn require(study_dir: &Path, command: &str, arch: &str) -> Result<()> {
     let root = study_dir.parent().unwrap_or(study_dir);
-    let host = crate::spec::arch::Arch::host();
     let missing: Vec<Tool> = load(study_dir)?
         .into_iter()
         .filter(|t| t.needed_by.iter().any(|c| c == command))
-        .filter(|t| t.arch.is_empty() || t.arch.iter().any(|a| a == host))
+        .filter(|t| t.arch.is_empty() || t.arch.iter().any(|a| a == arch))
         .filter(|t| !t.present(root))
         .collect();
     if missing.is_empty() {
@@ -189,6 +242,9 @@ pub fn missing_message(command: &str, missing: &[Tool]) -> String {
     let pip = pip_packages(missing);
     if !pip.is_empty() {
         how.push(format!("`pip install {}`", pip.join(" ")));
+    }
+    if !deb_packages(missing).is_empty() {
+        how.push("`cargo xtask setup --install --arch ARCH`".into());
     }
     format!(
         "`{command}` needs {}: run {} (or `cargo xtask setup --install`)",
@@ -282,14 +338,31 @@ mod tests {
 
     #[test]
     fn every_arch_named_is_known() {
+        let study = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("study");
+        let arches = crate::spec::arch::Arch::names(&study);
         for tool in shipped() {
             for arch in &tool.arch {
-                assert!(
-                    ["x86_64", "arm64", "um"].contains(&arch.as_str()),
-                    "{}: arch {arch}",
-                    tool.name
-                );
+                assert!(arches.contains(arch), "{}: arch {arch}", tool.name);
             }
+        }
+    }
+
+    /// Each foreign architecture's busybox is a `deb` tool of that
+    /// architecture, so `setup --install --arch A` fetches what `run` boots.
+    #[test]
+    fn each_guest_busybox_is_fetched_by_setup() {
+        let study = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("study");
+        for name in crate::spec::arch::Arch::names(&study) {
+            let arch = crate::spec::arch::Arch::load(&study, &name).unwrap();
+            let Some(cross) = &arch.cross else { continue };
+            let tools = shipped();
+            let tool = tools
+                .iter()
+                .find(|t| t.check == cross.busybox)
+                .unwrap_or_else(|| panic!("no host tool checks {}", cross.busybox));
+            assert!(matches!(tool.source(), Source::Deb(_)), "{}", tool.name);
+            assert_eq!(tool.arch, [name.clone()]);
+            assert!(tool.needed_by.contains(&"run".to_string()));
         }
     }
 
@@ -299,7 +372,16 @@ mod tests {
         let err = parse(path, "[[tool]]\nname = \"x\"\ncheck = \"x\"\nfor = []\n").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "host-tools.toml: tool `x` needs exactly one of `package` (apt) or `pip`"
+            "host-tools.toml: tool `x` needs exactly one of `package` (apt), `pip` or `deb`"
+        );
+        let err = parse(
+            path,
+            "[[tool]]\nname = \"bb\"\ncheck = \"bin/busybox\"\ndeb = \"busybox-static:arm64\"\nfor = []\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "host-tools.toml: tool `bb`: check must be a path under target/debs/busybox-static_arm64/, where the package is unpacked"
         );
     }
 
