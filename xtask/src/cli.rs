@@ -270,6 +270,13 @@ pub struct Bench {
     /// For `run`: seconds before a virtme-ng boot counts as hung and is killed
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// For `arches`: the architectures to compare, the first the baseline
+    /// [default: every file under study/arch/, the host's first]
+    #[arg(long, value_delimiter = ',', value_name = "ARCH,...")]
+    pub arches: Vec<String>,
+    /// For `arches`: an architecture's build directory, if not the default
+    #[arg(long = "dir", value_name = "ARCH=DIR")]
+    pub dirs: Vec<String>,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,6 +287,8 @@ pub enum BenchWhat {
     Run,
     /// Edit net/ipv4/tcp.c → rebuild → boot → gdb stopped in tcp_sendmsg_locked, by phase
     Loop,
+    /// Boot-to-command (`run -- true`) on each architecture, as ratios to the first
+    Arches,
 }
 
 #[derive(Args, Debug)]

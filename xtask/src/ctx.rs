@@ -84,6 +84,19 @@ impl Ctx {
         })
     }
 
+    /// The same context for another architecture.
+    pub fn with_arch(&self, arch: &str) -> Result<Ctx> {
+        Ok(Ctx {
+            root: self.root.clone(),
+            kernel_dir: self.kernel_dir.clone(),
+            kernel_explicit: self.kernel_explicit,
+            profiles_path: self.profiles_path.clone(),
+            arch_name: arch.to_string(),
+            exec: Exec::new(self.exec.dry_run, self.exec.verbose)?,
+            wait: self.wait,
+        })
+    }
+
     pub fn study_dir(&self) -> PathBuf {
         self.root.join("study")
     }

@@ -155,7 +155,7 @@ fn debug_stops_along_the_whole_chain_with_every_variable_readable() {
         "ip6_output",
         "ip6_finish_output2",
     ];
-    let stops = stops_along(&chain, &["tcp-echo", "-n", "1"]);
+    let stops = stops_along(&on_tiny("debug"), &chain, &["tcp-echo", "-n", "1"]);
     every_variable_readable(&chain, &stops);
 }
 
@@ -165,74 +165,6 @@ fn debug_stops_in_ip6_xmit_and_tun_net_xmit_over_tun() {
     let _serial = serial();
     tiny_build();
     let chain = ["ip6_xmit", "tun_net_xmit"];
-    let stops = stops_along(&chain, &["tun-peer"]);
+    let stops = stops_along(&on_tiny("debug"), &chain, &["tun-peer"]);
     every_variable_readable(&chain, &stops);
-}
-
-/// Runs `command` under `cargo xtask debug` with a breakpoint on each of
-/// `functions` that prints its frame (study-frame) once and goes on:
-/// (function, what was printed) per stop.
-fn stops_along(functions: &[&str], command: &[&str]) -> Vec<(String, String)> {
-    let mut script = String::new();
-    for function in functions {
-        script.push_str(&format!(
-            "study-break {function}\ncommands\nsilent\necho @@stop {function}\\n\nstudy-frame\necho @@end\\n\ndelete $_hit_bpnum\ncontinue\nend\n"
-        ));
-    }
-    script.push_str("continue\n");
-    let dir = cache().join("gdb-stops");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}.gdb", functions.join("-")));
-    std::fs::write(&path, script).unwrap();
-    let mut args = on_tiny("debug");
-    args.extend([
-        "--no-build",
-        "-x",
-        path.to_str().unwrap(),
-        "--batch",
-        "echo @@done\\n",
-        "--",
-    ]);
-    args.extend(command);
-    let out = xtask(&args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stops: Vec<(String, String)> = stdout
-        .split("@@stop ")
-        .skip(1)
-        .map(|s| {
-            let (name, body) = s.split_once('\n').unwrap_or((s, ""));
-            (
-                name.to_string(),
-                body.split("@@end").next().unwrap().to_string(),
-            )
-        })
-        .collect();
-    for function in functions {
-        assert!(
-            stops.iter().any(|(n, _)| n == function),
-            "no stop in {function}:\n{}",
-            text(&out)
-        );
-    }
-    stops
-}
-
-/// At each stop, every argument and every real local has a value.
-fn every_variable_readable(functions: &[&str], stops: &[(String, String)]) {
-    for (name, body) in stops {
-        assert!(functions.contains(&name.as_str()), "{name}");
-        for who in ["args", "locals"] {
-            let line = body
-                .lines()
-                .find(|l| l.starts_with(&format!("{who}: ")) || *l == format!("No {who}."))
-                .unwrap_or_else(|| panic!("{name}: no {who} summary:\n{body}"));
-            assert!(
-                line.starts_with("No ") || line.contains(", 0 <optimized out>"),
-                "{name}: {line}\n{body}"
-            );
-        }
-        for line in body.lines().filter(|l| l.contains(" = ")) {
-            assert!(!line.ends_with("<optimized out>"), "{name}: {line}");
-        }
-    }
 }

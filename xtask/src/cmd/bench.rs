@@ -1,6 +1,8 @@
 //! `cargo xtask bench build`: what the tool costs on top of make, measured
 //! in one run as ratios: a no-op build, a rebuild after touching
-//! net/ipv4/tcp.c, and a ccache-warm full build against a cold one.
+//! net/ipv4/tcp.c, and a ccache-warm full build against a cold one. `bench
+//! run`, `loop` and `arches`: boot-to-command, the edit loop, and
+//! boot-to-command across architectures.
 
 use std::{
     path::{Path, PathBuf},
@@ -13,7 +15,7 @@ use xshell::{Cmd, Shell};
 use crate::{
     build::{self, ccache::CacheSetup, passes, BuildRequest},
     cli,
-    ctx::{Ctx, Prepared},
+    ctx::{Ctx, Prepared, Target},
     guest::{
         gdb::{free_port, gdb_command, GdbRequest},
         kvm,
@@ -21,6 +23,7 @@ use crate::{
         run::{start_background, RunRequest},
     },
     kernel::{buildlog::Stage, kbuild},
+    spec::arch::Arch,
     util::{
         exec::{which, Exec},
         fsutil,
@@ -35,7 +38,77 @@ impl cli::Bench {
             cli::BenchWhat::Build => self.build(ctx),
             cli::BenchWhat::Run => self.boot(ctx),
             cli::BenchWhat::Loop => self.edit_loop(ctx),
+            cli::BenchWhat::Arches => self.arches(ctx),
         }
+    }
+
+    /// `run -- true` for the same profile on each architecture (each
+    /// built first), alternating, as ratios to the first: QEMU under TCG
+    /// for x86_64 and arm64, the kernel as a host process for um.
+    fn arches(&self, ctx: &Ctx) -> Result<()> {
+        let study = ctx.study_dir();
+        let mut names = self.arches.clone();
+        if names.is_empty() {
+            names = Arch::names(&study);
+            names.sort_by_key(|n| n != Arch::default_name());
+        }
+        let mut dirs = std::collections::HashMap::new();
+        for pair in &self.dirs {
+            let Some((arch, dir)) = pair.split_once('=') else {
+                bail!("--dir {pair}: give ARCH=DIR, e.g. --dir um=build/tiny-um");
+            };
+            dirs.insert(arch.to_string(), std::path::absolute(dir)?);
+        }
+        let mut runs = Vec::new();
+        for name in &names {
+            let arch_ctx = ctx.with_arch(name)?;
+            let target = Target {
+                build_dir: dirs.get(name).cloned().or(self.target.build_dir.clone()),
+                ..self.target.to_target()
+            };
+            let p = Prepared::new(&arch_ctx, &target)?;
+            {
+                let mut lock = p.lock(&arch_ctx, Access::Shared)?;
+                build::ensure_built(&arch_ctx, &p, &mut lock)?;
+            }
+            runs.push((name.clone(), p));
+        }
+        let sh = ctx.exec.sh();
+        let run_true = |name: &str, p: &Prepared| {
+            xtask_child_for(sh, ctx, p, name, "run", &p.build_dir).args(["--", "true"])
+        };
+        if ctx.exec.dry_run {
+            for (name, p) in &runs {
+                ctx.exec.run(run_true(name, p))?;
+            }
+            return Ok(());
+        }
+        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); runs.len()];
+        for _ in 0..self.runs.max(1) {
+            for (i, (name, p)) in runs.iter().enumerate() {
+                times[i].push(timed(&ctx.exec, run_true(name, p))?);
+            }
+        }
+        let medians: Vec<Duration> = times.into_iter().map(median).collect();
+        println!(
+            "{:<8} {:>10} {:>7}  build directory",
+            "arch", "run true", "ratio"
+        );
+        for ((name, p), time) in runs.iter().zip(&medians) {
+            println!(
+                "{name:<8} {:>9.2}s {:>6.2}x  {}",
+                time.as_secs_f64(),
+                time.as_secs_f64() / medians[0].as_secs_f64(),
+                p.build_dir.display()
+            );
+        }
+        println!(
+            "(median of {} runs each, alternating; profile {}; the ratio is to {})",
+            self.runs.max(1),
+            runs[0].1.profile.name,
+            runs[0].0
+        );
+        Ok(())
     }
 
     /// Edit net/ipv4/tcp.c (a comment appended, the file restored after),
@@ -351,8 +424,19 @@ fn xtask_child<'a>(
     command: &str,
     build_dir: &Path,
 ) -> Cmd<'a> {
+    xtask_child_for(sh, ctx, p, &ctx.arch_name, command, build_dir)
+}
+
+fn xtask_child_for<'a>(
+    sh: &'a Shell,
+    ctx: &Ctx,
+    p: &Prepared,
+    arch: &str,
+    command: &str,
+    build_dir: &Path,
+) -> Cmd<'a> {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cargo-xtask"));
-    let (profile, cc, arch) = (&p.profile.name, p.compiler.name(), &ctx.arch_name);
+    let (profile, cc) = (&p.profile.name, p.compiler.name());
     let (tree, profiles) = (&p.tree.path, &ctx.profiles_path);
     xshell::cmd!(
         sh,

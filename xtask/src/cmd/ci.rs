@@ -107,6 +107,15 @@ impl cli::Ci {
                         }
                     };
                     for step in &matrix.step {
+                        if entry.skip.contains(&step.name) {
+                            outcomes.push(Outcome {
+                                entry: entry.name.clone(),
+                                step: step.name.clone(),
+                                result: "n/a",
+                                time: Duration::ZERO,
+                            });
+                            continue;
+                        }
                         if failed {
                             outcomes.push(Outcome {
                                 entry: entry.name.clone(),

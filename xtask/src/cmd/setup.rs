@@ -158,14 +158,16 @@ fn unpack_deb(ctx: &Ctx, deb: &str) -> Result<()> {
     let (Some(dir), Some((name, arch))) = (host_tools::deb_dir(deb), deb.split_once(':')) else {
         bail!("deb = \"{deb}\" needs the form NAME:ARCH");
     };
-    if !is_root() && !exec.dry_run {
-        bail!("--install runs dpkg and apt-get for {deb} and needs root; run it with sudo");
-    }
     let known = exec.query(cmd!(sh, "dpkg --print-foreign-architectures"))?;
     if !String::from_utf8_lossy(&known.stdout)
         .lines()
         .any(|a| a.trim() == arch)
     {
+        if !is_root() && !exec.dry_run {
+            bail!(
+                "apt does not know {arch} packages yet ({deb}): run `sudo dpkg --add-architecture {arch} && sudo apt-get update`, or this as root"
+            );
+        }
         exec.run(cmd!(sh, "dpkg --add-architecture {arch}"))?;
         exec.run(cmd!(sh, "apt-get update -q"))?;
     }

@@ -87,8 +87,8 @@ pub fn for_arch(exec: &Exec, study_dir: &Path, root: &Path, arch: &Arch) -> Resu
         // The stamp holds the command line: new flags rebuild too.
         let stamp = dir.join(format!(".{}.cmd", program.name));
         let line = format!("{cc} {flags:?} {}\n", source.display());
-        let fresh = std::fs::read_to_string(&stamp).is_ok_and(|s| s == line)
-            && newer(&exe, &source);
+        let fresh =
+            std::fs::read_to_string(&stamp).is_ok_and(|s| s == line) && newer(&exe, &source);
         if fresh {
             continue;
         }

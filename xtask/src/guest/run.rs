@@ -134,8 +134,18 @@ impl RunOutcome {
     }
 }
 
-fn guest_spec(p: &Prepared, req: &RunRequest, root: Root, interactive: bool, verbose: bool) -> Guest {
-    let tsc_param = p.arch.qemu.as_ref().and_then(|q| q.host_tsc_khz_param_tcg.as_ref());
+fn guest_spec(
+    p: &Prepared,
+    req: &RunRequest,
+    root: Root,
+    interactive: bool,
+    verbose: bool,
+) -> Guest {
+    let tsc_param = p
+        .arch
+        .qemu
+        .as_ref()
+        .and_then(|q| q.host_tsc_khz_param_tcg.as_ref());
     Guest {
         image: p.image(),
         accel: req.accel,
@@ -209,7 +219,12 @@ fn prepare<'a>(
                 if req.initramfs { "--initramfs".to_string() } else { format!("an {} guest", p.arch.name) }
             );
         };
-        let programs = programs::for_arch(exec, &project_root().join("study"), &project_root(), &p.arch)?;
+        let programs = programs::for_arch(
+            exec,
+            &project_root().join("study"),
+            &project_root(),
+            &p.arch,
+        )?;
         let cpio = if exec.dry_run {
             p.state_dir().join("initramfs/initramfs.cpio")
         } else {

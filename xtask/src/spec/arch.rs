@@ -255,7 +255,10 @@ mod tests {
         }
         let err = Arch::load(&study(), "vax").unwrap_err().to_string();
         assert!(err.starts_with("unknown architecture 'vax': no "), "{err}");
-        assert!(err.ends_with(&format!("valid: {}", names.join(", "))), "{err}");
+        assert!(
+            err.ends_with(&format!("valid: {}", names.join(", "))),
+            "{err}"
+        );
     }
 
     #[test]
@@ -264,7 +267,10 @@ mod tests {
             .iter()
             .map(|n| Arch::load(&study(), n).unwrap())
             .collect();
-        let host = arches.iter().find(|a| a.name == Arch::default_name()).unwrap();
+        let host = arches
+            .iter()
+            .find(|a| a.name == Arch::default_name())
+            .unwrap();
         assert!(!host.is_foreign());
         assert!(host.make_vars(Toolchain::Gcc).unwrap().is_empty());
         assert_eq!(host.gdb().unwrap(), "gdb");
@@ -275,7 +281,10 @@ mod tests {
                 [format!("CROSS_COMPILE={}", cross.prefix)]
             );
             assert!(arch.make_vars(Toolchain::Clang).unwrap().is_empty());
-            assert_eq!(arch.cc(Toolchain::Gcc).unwrap(), format!("{}gcc", cross.prefix));
+            assert_eq!(
+                arch.cc(Toolchain::Gcc).unwrap(),
+                format!("{}gcc", cross.prefix)
+            );
         }
     }
 
@@ -290,6 +299,9 @@ mod tests {
         .unwrap();
         let err = Arch::load(&dir, "odd").unwrap_err().to_string();
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(err.ends_with("odd.toml: runner = \"uml\" needs a [uml] table"), "{err}");
+        assert!(
+            err.ends_with("odd.toml: runner = \"uml\" needs a [uml] table"),
+            "{err}"
+        );
     }
 }

@@ -338,7 +338,10 @@ mod tests {
 
     #[test]
     fn every_arch_named_is_known() {
-        let study = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("study");
+        let study = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .join("study");
         let arches = crate::spec::arch::Arch::names(&study);
         for tool in shipped() {
             for arch in &tool.arch {
@@ -351,7 +354,10 @@ mod tests {
     /// architecture, so `setup --install --arch A` fetches what `run` boots.
     #[test]
     fn each_guest_busybox_is_fetched_by_setup() {
-        let study = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("study");
+        let study = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .join("study");
         for name in crate::spec::arch::Arch::names(&study) {
             let arch = crate::spec::arch::Arch::load(&study, &name).unwrap();
             let Some(cross) = &arch.cross else { continue };
@@ -361,7 +367,7 @@ mod tests {
                 .find(|t| t.check == cross.busybox)
                 .unwrap_or_else(|| panic!("no host tool checks {}", cross.busybox));
             assert!(matches!(tool.source(), Source::Deb(_)), "{}", tool.name);
-            assert_eq!(tool.arch, [name.clone()]);
+            assert_eq!(tool.arch, std::slice::from_ref(&name));
             assert!(tool.needed_by.contains(&"run".to_string()));
         }
     }
