@@ -216,7 +216,9 @@ pub fn placement<'a>(p: &'a Prepared, recorded: &'a RecordedFallbacks) -> Placem
     Placement {
         policy: &p.policy,
         rules: &p.profile.rules,
-        known: p.policy.known(&p.tree.series(), p.compiler.name()),
+        known: p
+            .policy
+            .known(&p.tree.series(), p.compiler.name(), &p.arch.name),
         recorded,
     }
 }
@@ -275,7 +277,7 @@ mod tests {
         let placement = Placement {
             policy: &p,
             rules: &rules,
-            known: p.known("6.12", "gcc"),
+            known: p.known("6.12", "gcc", "x86_64"),
             recorded: &recorded,
         };
         assert_eq!(placement.step_for("mm/readahead.o"), ("Og".into(), None));

@@ -22,8 +22,9 @@ pub struct Session<'a> {
     pub tree: &'a Path,
     pub study_py: &'a Path,
     pub port: u16,
-    /// Commands right after connecting (UML's signals).
-    pub after_connect: &'a [String],
+    /// Commands before connecting (UML: read libraries locally, pass its
+    /// own signals through).
+    pub before_connect: &'a [String],
     pub modules: bool,
     /// vmlinux-gdb.py exists (CONFIG_GDB_SCRIPTS).
     pub gdb_scripts: bool,
@@ -55,10 +56,10 @@ pub fn script(s: &Session) -> String {
         ));
     }
     line(format!("directory {}", s.tree.display()));
-    line(format!("target remote 127.0.0.1:{}", s.port));
-    for command in s.after_connect {
+    for command in s.before_connect {
         line(command.clone());
     }
+    line(format!("target remote 127.0.0.1:{}", s.port));
     if s.modules && s.gdb_scripts {
         // Under --wait-gdb the CPU is still at the reset vector here:
         // module symbols load at the first stop where the kernel is up.
@@ -130,7 +131,7 @@ pub fn gdb_command<'a>(
         tree: &p.tree.path,
         study_py: &study_py,
         port: req.port,
-        after_connect: p.arch.uml.as_ref().map_or(&[], |u| u.gdb_init.as_slice()),
+        before_connect: p.arch.uml.as_ref().map_or(&[], |u| u.gdb_init.as_slice()),
         modules: config.get("MODULES") == "y",
         gdb_scripts: p.build_dir.join("vmlinux-gdb.py").exists(),
         hardware: req.hardware,
@@ -180,7 +181,7 @@ mod tests {
             tree: Path::new("/src/linux"),
             study_py: Path::new("/r/study/gdb/study.py"),
             port: 1234,
-            after_connect: &[],
+            before_connect: &[],
             modules: false,
             gdb_scripts: true,
             hardware: false,
@@ -217,7 +218,7 @@ mod tests {
             tree: Path::new("/src/linux"),
             study_py: Path::new("/r/study/gdb/study.py"),
             port: 1234,
-            after_connect: &[],
+            before_connect: &[],
             modules: true,
             gdb_scripts: true,
             hardware: false,
@@ -240,5 +241,36 @@ mod tests {
             continue
         "#]]
         .assert_eq(&script(&s));
+    }
+
+    /// UML's commands come before the connection: gdb reads the libraries
+    /// of the kernel process locally and lets its own signals through.
+    #[test]
+    fn uml_signals_are_handled_before_connecting() {
+        let study = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .join("study");
+        let uml = crate::spec::arch::Arch::load(&study, "um")
+            .unwrap()
+            .uml
+            .unwrap();
+        let s = Session {
+            build_dir: Path::new("/b/tiny-um"),
+            tree: Path::new("/src/linux"),
+            study_py: Path::new("/r/study/gdb/study.py"),
+            port: 1234,
+            before_connect: &uml.gdb_init,
+            modules: false,
+            gdb_scripts: false,
+            hardware: false,
+            breaks: &[],
+            scripts: &[],
+            batch: &[],
+        };
+        let text = script(&s);
+        let at = |l: &str| text.lines().position(|x| x == l).unwrap();
+        assert!(at("set sysroot /") < at("target remote 127.0.0.1:1234"));
+        assert!(at("handle SIGSEGV nostop noprint pass") < at("target remote 127.0.0.1:1234"));
     }
 }

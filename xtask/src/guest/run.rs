@@ -280,8 +280,10 @@ fn prepare<'a>(
         for (path, _) in &host_files {
             eprintln!("# would write {}", path.display());
         }
-        if let Some(argv) = argv {
-            eprintln!("# the guest runs {argv:?} in {}", cwd.display());
+        match (argv, initramfs) {
+            (Some(argv), true) => eprintln!("# the guest runs {argv:?} from its initramfs"),
+            (Some(argv), false) => eprintln!("# the guest runs {argv:?} in {}", cwd.display()),
+            (None, _) => {}
         }
     } else {
         std::fs::create_dir_all(&run_dir)?;

@@ -22,8 +22,9 @@ struct RawPolicy {
     step: BTreeMap<String, RawStep>,
     #[serde(default)]
     class: Vec<RawClass>,
+    /// series → compiler → architecture → object.
     #[serde(default)]
-    known: BTreeMap<String, BTreeMap<String, BTreeMap<String, RawKnown>>>,
+    known: BTreeMap<String, BTreeMap<String, BTreeMap<String, BTreeMap<String, RawKnown>>>>,
 }
 
 #[derive(Deserialize)]
@@ -88,7 +89,7 @@ pub struct Policy {
     pub ladder: Vec<Step>,
     pub classes: Vec<Class>,
     /// series -> compiler -> object -> exception
-    known: BTreeMap<String, BTreeMap<String, BTreeMap<String, Known>>>,
+    known: BTreeMap<(String, String, String), BTreeMap<String, Known>>,
     pub path: PathBuf,
 }
 
@@ -151,23 +152,23 @@ impl Policy {
         }
         let mut known = BTreeMap::new();
         for (series, compilers) in raw.known {
-            for (compiler, objects) in compilers {
-                for (object, k) in objects {
-                    policy_step(&k.from, &object)?;
-                    policy_step(&k.to, &object)?;
-                    known
-                        .entry(series.clone())
-                        .or_insert_with(BTreeMap::new)
-                        .entry(compiler.clone())
-                        .or_insert_with(BTreeMap::new)
-                        .insert(
-                            object,
-                            Known {
-                                from: k.from,
-                                to: k.to,
-                                why: k.why,
-                            },
-                        );
+            for (compiler, arches) in compilers {
+                for (arch, objects) in arches {
+                    for (object, k) in objects {
+                        policy_step(&k.from, &object)?;
+                        policy_step(&k.to, &object)?;
+                        known
+                            .entry((series.clone(), compiler.clone(), arch.clone()))
+                            .or_insert_with(BTreeMap::new)
+                            .insert(
+                                object,
+                                Known {
+                                    from: k.from,
+                                    to: k.to,
+                                    why: k.why,
+                                },
+                            );
+                    }
                 }
             }
         }
@@ -210,8 +211,17 @@ impl Policy {
         self.ladder.get(here + 1).map(|s| (s, None))
     }
 
-    pub fn known(&self, series: &str, compiler: &str) -> Option<&BTreeMap<String, Known>> {
-        self.known.get(series)?.get(compiler)
+    /// What was measured for this kernel series, compiler and
+    /// architecture: another architecture fails differently, and finds its
+    /// own by discovery.
+    pub fn known(
+        &self,
+        series: &str,
+        compiler: &str,
+        arch: &str,
+    ) -> Option<&BTreeMap<String, Known>> {
+        self.known
+            .get(&(series.to_string(), compiler.to_string(), arch.to_string()))
     }
 }
 
@@ -233,7 +243,8 @@ mod tests {
             p.step("Og-nocheck").unwrap().cflags(),
             ["-Og", "-U__OPTIMIZE__", "-Wno-return-type"]
         );
-        assert_eq!(p.known("6.12", "gcc").unwrap().len(), 41);
+        assert_eq!(p.known("6.12", "gcc", "x86_64").unwrap().len(), 41);
+        assert!(p.known("6.12", "gcc", "arm64").is_none());
     }
 
     #[test]
