@@ -290,7 +290,7 @@ summary line with the macro temporaries set apart."""
     rows = frame_symbols(frame, want_args, want_locals)
     if not rows:
         gdb.write("No %s.\n" % ("locals" if want_locals else "arguments"))
-        return
+        return []
     real = 0
     real_out = []
     temps_live, temps_here, temps_dead = [], [], []
@@ -323,6 +323,7 @@ summary line with the macro temporaries set apart."""
     if parts:
         summary += "; macro temporaries: " + "; ".join(parts)
     gdb.write(summary + "\n")
+    return real_out
 
 
 class StudyLocals(gdb.Command):
@@ -362,6 +363,27 @@ class StudyFrame(gdb.Command):
         print_frame_vars(frame, False, True, "locals")
 
 
+class StudyReadable(gdb.Command):
+    """study-readable: study-frame, then an error if any real argument or
+local is <optimized out> (macro temporaries apart), so that a batch session
+(`cargo xtask debug --batch study-readable`, a CI step) fails on it."""
+
+    def __init__(self):
+        super().__init__("study-readable", gdb.COMMAND_STACK)
+
+    def invoke(self, arg, from_tty):
+        gdb.execute("frame", from_tty)
+        frame = gdb.selected_frame()
+        out = print_frame_vars(frame, True, False, "args")
+        out += print_frame_vars(frame, False, True, "locals")
+        if out:
+            raise gdb.GdbError("study-readable: %s: <optimized out>: %s"
+                               % (frame.name(), ", ".join(out)))
+        gdb.write("study-readable: %s: every argument and local has a value\n"
+                  % frame.name())
+
+
 StudyLocals()
 StudyArgs()
 StudyFrame()
+StudyReadable()
