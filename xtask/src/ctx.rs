@@ -210,7 +210,7 @@ impl Prepared {
         let tree = ctx.tree()?;
         let arch = ctx.arch()?;
         let compiler = target.cc.unwrap_or(profile.cc);
-        let profile = profile.with_compiler(compiler).with_arch(&arch.name);
+        let profile = profile.for_target(compiler, &arch.name);
         // One directory per profile, compiler and architecture: the host's
         // architecture and gcc go unnamed.
         let mut dir_name = profile.name.clone();

@@ -46,6 +46,7 @@ struct RawProfile {
     cc: Option<Spanned<String>>,
     cc_options: Option<BTreeMap<Spanned<String>, RawOptions>>,
     arch_options: Option<BTreeMap<Spanned<String>, RawOptions>>,
+    cc_arch_options: Option<BTreeMap<Spanned<String>, BTreeMap<String, RawOptions>>>,
 }
 
 #[derive(Deserialize)]
@@ -107,6 +108,10 @@ pub struct Profile {
     /// More options for one architecture (a file under study/arch/), over
     /// `options`.
     pub arch_options: BTreeMap<String, Vec<ConfigOption>>,
+    /// More options for one compiler on one architecture, over both: what
+    /// a compiler needs on one architecture only (IA32_EMULATION exists on
+    /// x86 alone).
+    pub cc_arch_options: BTreeMap<(Toolchain, String), Vec<ConfigOption>>,
     /// Of the file's `[renamed]` table, the symbols this profile uses: the
     /// current name → the names older kernels give it.
     pub renamed: BTreeMap<String, Vec<String>>,
@@ -115,16 +120,19 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// `options` with the ones for `cc` laid over them.
-    pub fn with_compiler(self, cc: Toolchain) -> Profile {
-        let extra = self.cc_options.get(&cc).cloned().unwrap_or_default();
-        self.laid_over(extra)
-    }
-
-    /// `options` with the ones for architecture `arch` laid over them.
-    pub fn with_arch(self, arch: &str) -> Profile {
-        let extra = self.arch_options.get(arch).cloned().unwrap_or_default();
-        self.laid_over(extra)
+    /// `options` with the ones for `cc`, then for `arch`, then for both,
+    /// laid over them.
+    pub fn for_target(self, cc: Toolchain, arch: &str) -> Profile {
+        let for_cc = self.cc_options.get(&cc).cloned().unwrap_or_default();
+        let for_arch = self.arch_options.get(arch).cloned().unwrap_or_default();
+        let for_both = self
+            .cc_arch_options
+            .get(&(cc, arch.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        self.laid_over(for_cc)
+            .laid_over(for_arch)
+            .laid_over(for_both)
     }
 
     /// Every option the profile names, for any compiler and architecture.
@@ -133,6 +141,7 @@ impl Profile {
             .iter()
             .chain(self.cc_options.values().flatten())
             .chain(self.arch_options.values().flatten())
+            .chain(self.cc_arch_options.values().flatten())
     }
 
     /// The profile for a tree that calls `new` by `old`.
@@ -285,12 +294,26 @@ fn resolve_profile(
     for (arch, table) in raw.arch_options.unwrap_or_default() {
         arch_options.insert(arch.into_inner(), resolve_options(table, &optional, at)?);
     }
+    let mut cc_arch_options = BTreeMap::new();
+    for (cc, arches) in raw.cc_arch_options.unwrap_or_default() {
+        let toolchain: Toolchain = cc.get_ref().parse().map_err(|e| {
+            anyhow::anyhow!(
+                "{}: [profile.{name}.cc-arch-options.{}]: {e}",
+                at(cc.span()),
+                cc.get_ref()
+            )
+        })?;
+        for (arch, table) in arches {
+            cc_arch_options.insert((toolchain, arch), resolve_options(table, &optional, at)?);
+        }
+    }
     for o in &optional {
         let bare = o.get_ref().strip_prefix("CONFIG_").unwrap_or(o.get_ref());
         let known = options
             .iter()
             .chain(cc_options.values().flatten())
             .chain(arch_options.values().flatten())
+            .chain(cc_arch_options.values().flatten())
             .any(|opt| opt.name == bare);
         if !known {
             bail!(
@@ -324,6 +347,7 @@ fn resolve_profile(
         cc,
         cc_options,
         arch_options,
+        cc_arch_options,
         renamed: BTreeMap::new(),
         description: raw.description.unwrap_or_default(),
         base: base.into_inner(),
@@ -518,7 +542,7 @@ VIRTIO_NET = "m"
         assert_eq!(
             error(&text),
             "study/study.toml:9:1: unknown field `fragmnet`, expected one of `description`, \
-             `base`, `fragments`, `fragment`, `options`, `optional`, `optimization`, `cc`, `cc-options`, `arch-options`"
+             `base`, `fragments`, `fragment`, `options`, `optional`, `optimization`, `cc`, `cc-options`, `arch-options`, `cc-arch-options`"
         );
     }
 
