@@ -535,11 +535,17 @@ fn fall_back_link_failures(
     let config = p.config()?;
     let mut fixes = Vec::new();
     let mut any = false;
+    let mut moved_now = HashSet::new();
     for undefined in &log.undefined {
         let objects = linkfix::referencing_objects(&p.build_dir, &undefined.symbol)?;
         let provider =
             linkfix::find_provider(&p.tree.path, &p.arch.src_arch, &undefined.symbol, &config);
         for object in &objects {
+            // One object, several undefined symbols (__start_BTF and
+            // __stop_BTF): one move per link, not one per symbol.
+            if !moved_now.insert(object.clone()) {
+                continue;
+            }
             let source = source_of(object);
             let (current, _) = placement(p, recorded).step_for(object);
             let at_o0 = p.profile.rules.level_for(&source) == Level::O0;
