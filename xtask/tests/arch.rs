@@ -109,9 +109,7 @@ fn gdb_reads_every_variable(arch: &'static str) {
         "__dev_queue_xmit",
         "ip6_xmit",
     ];
-    let mut debug = on(arch, "debug");
-    debug.push("--no-build");
-    let stops = stops_along(&debug, &chain, &["tcp-echo", "-n", "1"]);
+    let stops = stops_along(&on(arch, "debug"), &chain, &["tcp-echo", "-n", "1"]);
     every_variable_readable(&chain, &stops);
     let first = &stops
         .iter()
