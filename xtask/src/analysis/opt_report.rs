@@ -113,7 +113,7 @@ pub fn own_flag_source(
             let Ok(text) = std::fs::read_to_string(tree.join(&rel)) else {
                 continue;
             };
-            for (i, line) in text.lines().enumerate() {
+            for (i, line) in logical_lines(&text) {
                 let line = line.split('#').next().unwrap_or("");
                 let own = if depth == 0 {
                     (names_flag(line) && line.contains('='))
@@ -128,6 +128,29 @@ pub fn own_flag_source(
         }
     }
     None
+}
+
+/// make's lines, a backslash-continued one joined into one (arm64's
+/// `KBUILD_CFLAGS := ... \` has `-Os` on its second line), each with the
+/// index of its first physical line.
+fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    let mut open = false;
+    for (i, line) in text.lines().enumerate() {
+        let (body, continues) = match line.strip_suffix('\\') {
+            Some(body) => (body, true),
+            None => (line, false),
+        };
+        match out.last_mut() {
+            Some((_, joined)) if open => {
+                joined.push(' ');
+                joined.push_str(body);
+            }
+            _ => out.push((i, body.to_string())),
+        }
+        open = continues;
+    }
+    out
 }
 
 /// Every kernel C object in the build dir, with what its `.cmd` says and
@@ -444,6 +467,11 @@ mod tests {
         write("kernel/Makefile", "obj-y = fork.o\n# -O2 in a comment\n");
         write("drivers/foo/Makefile", "subdir-ccflags-y += -O1\n");
         write("drivers/foo/bar/Makefile", "obj-y += baz.o\n");
+        // arm64's early boot code: the flag on a continued line.
+        write(
+            "arch/arm64/kernel/pi/Makefile",
+            "# SPDX\nKBUILD_CFLAGS\t:= $(KBUILD_CFLAGS) -fpie \\\n\t\t   -Os -DDISABLE_BRANCH_PROFILING \\\n\t\t   -ffreestanding\n",
+        );
         let source = |object: &str, last: Level, default_in: bool| {
             own_flag_source(&tree, object, last, default_in)
         };
@@ -465,6 +493,10 @@ mod tests {
         // The default never reached the compiler: the top Makefile's -O2 is
         // everyone's, not kernel/fork.o's own.
         assert_eq!(source("kernel/fork.o", Level::O2, false), None);
+        assert_eq!(
+            source("arch/arm64/kernel/pi/map_range.o", Level::Os, true).as_deref(),
+            Some("arch/arm64/kernel/pi/Makefile:2")
+        );
         std::fs::remove_dir_all(&tree).unwrap();
 
         let mut fork = report("kernel/fork.o", "Og", Some("O2"), false, 5);
