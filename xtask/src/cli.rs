@@ -270,11 +270,12 @@ pub struct Bench {
     /// For `run`: seconds before a virtme-ng boot counts as hung and is killed
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
-    /// For `arches`: the architectures to compare, the first the baseline
-    /// [default: every file under study/arch/, the host's first]
+    /// For `arches` and `loop`: the architectures to compare, the first the
+    /// baseline [default for `arches`: every file under study/arch/, the
+    /// host's first]
     #[arg(long, value_delimiter = ',', value_name = "ARCH,...")]
     pub arches: Vec<String>,
-    /// For `arches`: an architecture's build directory, if not the default
+    /// For `arches` and `loop`: an architecture's build directory, if not the default
     #[arg(long = "dir", value_name = "ARCH=DIR")]
     pub dirs: Vec<String>,
 }

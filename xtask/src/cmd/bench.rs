@@ -46,32 +46,14 @@ impl cli::Bench {
     /// built first), alternating, as ratios to the first: QEMU under TCG
     /// for x86_64 and arm64, the kernel as a host process for um.
     fn arches(&self, ctx: &Ctx) -> Result<()> {
-        let study = ctx.study_dir();
-        let mut names = self.arches.clone();
-        if names.is_empty() {
-            names = Arch::names(&study);
-            names.sort_by_key(|n| n != Arch::default_name());
-        }
-        let mut dirs = std::collections::HashMap::new();
-        for pair in &self.dirs {
-            let Some((arch, dir)) = pair.split_once('=') else {
-                bail!("--dir {pair}: give ARCH=DIR, e.g. --dir um=build/tiny-um");
-            };
-            dirs.insert(arch.to_string(), std::path::absolute(dir)?);
-        }
+        let names = self.arch_names(ctx);
         let mut runs = Vec::new();
-        for name in &names {
-            let arch_ctx = ctx.with_arch(name)?;
-            let target = Target {
-                build_dir: dirs.get(name).cloned().or(self.target.build_dir.clone()),
-                ..self.target.to_target()
-            };
-            let p = Prepared::new(&arch_ctx, &target)?;
+        for (name, arch_ctx, p) in self.per_arch(ctx, &names)? {
             {
                 let mut lock = p.lock(&arch_ctx, Access::Shared)?;
                 build::ensure_built(&arch_ctx, &p, &mut lock)?;
             }
-            runs.push((name.clone(), p));
+            runs.push((name, p));
         }
         let sh = ctx.exec.sh();
         let run_true = |name: &str, p: &Prepared| {
@@ -111,10 +93,48 @@ impl cli::Bench {
         Ok(())
     }
 
+    /// `--arches`, or every architecture, the host's first.
+    fn arch_names(&self, ctx: &Ctx) -> Vec<String> {
+        let mut names = self.arches.clone();
+        if names.is_empty() {
+            names = Arch::names(&ctx.study_dir());
+            names.sort_by_key(|n| n != Arch::default_name());
+        }
+        names
+    }
+
+    /// Each architecture's context and prepared target, in `--dir`'s
+    /// build directory where one is given.
+    fn per_arch(&self, ctx: &Ctx, names: &[String]) -> Result<Vec<(String, Ctx, Prepared)>> {
+        let mut dirs = std::collections::HashMap::new();
+        for pair in &self.dirs {
+            let Some((arch, dir)) = pair.split_once('=') else {
+                bail!("--dir {pair}: give ARCH=DIR, e.g. --dir um=build/tiny-um");
+            };
+            dirs.insert(arch.to_string(), std::path::absolute(dir)?);
+        }
+        let mut out = Vec::new();
+        for name in names {
+            let arch_ctx = ctx.with_arch(name)?;
+            let target = Target {
+                build_dir: dirs.get(name).cloned().or(self.target.build_dir.clone()),
+                ..self.target.to_target()
+            };
+            let p = Prepared::new(&arch_ctx, &target)?;
+            out.push((name.clone(), arch_ctx, p));
+        }
+        Ok(out)
+    }
+
     /// Edit net/ipv4/tcp.c (a comment appended, the file restored after),
     /// rebuild, boot under TCG with the stub waiting, and stop gdb in
     /// tcp_sendmsg_locked with the size tcp-echo sends: each phase timed.
+    /// With `--arches`, each architecture in turn every run, as ratios to
+    /// the first.
     fn edit_loop(&self, ctx: &Ctx) -> Result<()> {
+        if !self.arches.is_empty() {
+            return self.edit_loop_arches(ctx);
+        }
         let p = Prepared::new(ctx, &self.target.to_target())?;
         // It edits, builds and boots in turn: alone in the directory.
         let _lock = p.lock(ctx, Access::Exclusive)?;
@@ -227,6 +247,68 @@ impl cli::Bench {
             self.runs.max(1),
             image.display()
         );
+        Ok(())
+    }
+
+    fn edit_loop_arches(&self, ctx: &Ctx) -> Result<()> {
+        let targets = self.per_arch(ctx, &self.arch_names(ctx))?;
+        let mut locks = Vec::new();
+        let mut requests = Vec::new();
+        for (_, arch_ctx, p) in &targets {
+            locks.push(p.lock(arch_ctx, Access::Exclusive)?);
+            requests.push(self.built_first(arch_ctx, p)?);
+        }
+        if ctx.exec.dry_run {
+            return Ok(());
+        }
+        // One tree: the same edit serves every architecture.
+        let tcp = targets[0].2.tree.path.join("net/ipv4/tcp.c");
+        let mut rows: Vec<Vec<LoopTimes>> = targets.iter().map(|_| Vec::new()).collect();
+        for run in 0..self.runs.max(1) {
+            for (i, (_, arch_ctx, p)) in targets.iter().enumerate() {
+                let _restore = edit_for_a_while(
+                    &tcp,
+                    &format!("\n/* cargo xtask bench loop {run} {} */\n", p.arch.name),
+                )?;
+                let quick = BuildRequest {
+                    quick: true,
+                    jobs: requests[i].jobs,
+                    ..BuildRequest::default_for_run()
+                };
+                rows[i].push(one_loop(arch_ctx, p, &quick)?);
+            }
+        }
+        for (i, (_, arch_ctx, p)) in targets.iter().enumerate() {
+            build::build(arch_ctx, p, &requests[i])?;
+        }
+        let totals: Vec<Duration> = rows
+            .iter()
+            .map(|r| median(r.iter().map(|t| t.total).collect()))
+            .collect();
+        println!(
+            "{:<8} {:>9} {:>14} {:>15} {:>7}",
+            "arch", "rebuild", "boot to stop", "edit to stop", "ratio"
+        );
+        for (i, (name, _, _)) in targets.iter().enumerate() {
+            let r = &rows[i];
+            let rebuild = median(r.iter().map(|t| t.compile + t.link + t.image).collect());
+            let boot = median(r.iter().map(|t| t.gdb_load + t.boot_to_stop).collect());
+            println!(
+                "{name:<8} {:>8.2}s {:>13.2}s {:>14.2}s {:>6.2}x",
+                rebuild.as_secs_f64(),
+                boot.as_secs_f64(),
+                totals[i].as_secs_f64(),
+                totals[i].as_secs_f64() / totals[0].as_secs_f64()
+            );
+        }
+        println!(
+            "(median of {} runs each, alternating; profile {}; stopped in tcp_sendmsg_locked with size = {}; the ratio is to {})",
+            self.runs.max(1),
+            targets[0].2.profile.name,
+            LOOP_SIZE,
+            targets[0].0
+        );
+        drop(locks);
         Ok(())
     }
 

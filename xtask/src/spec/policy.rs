@@ -24,8 +24,11 @@ struct RawPolicy {
     class: Vec<RawClass>,
     /// series → compiler → architecture → object.
     #[serde(default)]
-    known: BTreeMap<String, BTreeMap<String, BTreeMap<String, BTreeMap<String, RawKnown>>>>,
+    known: BTreeMap<String, BTreeMap<String, BTreeMap<String, RawObjects>>>,
 }
+
+/// Known exceptions of one series, compiler and architecture, by object.
+type RawObjects = BTreeMap<String, RawKnown>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
