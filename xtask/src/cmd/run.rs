@@ -13,7 +13,7 @@ use crate::{
         kvm,
         run::{self, RunRequest},
     },
-    spec::host_tools,
+    spec::{arch::Runner, host_tools},
     util::lock::Access,
 };
 
@@ -40,13 +40,19 @@ impl cli::Run {
         if let Some(port) = gdb_port {
             check_port_free(port)?;
         }
+        // gdbserver starts UML stopped before its first instruction: under
+        // UML every --gdb waits for the debugger.
+        let wait_gdb = self.wait_gdb || (gdb_port.is_some() && p.arch.runner == Runner::Uml);
+        if wait_gdb && !self.wait_gdb {
+            eprintln!("run: UML starts under gdbserver, stopped until a debugger attaches (as --wait-gdb)");
+        }
         let accel = kvm::choose_accel(ctx, &p, self.accel.into())?;
         let request = RunRequest {
             accel,
             mem: self.mem,
             cpus: self.cpus,
             gdb_port,
-            wait_gdb: self.wait_gdb,
+            wait_gdb,
             append: self.append,
             qemu_args: self.qemu_arg,
             timeout: Duration::from_secs(self.timeout),
