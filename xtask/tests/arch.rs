@@ -20,17 +20,9 @@ fn build_dir(arch: &str) -> PathBuf {
 fn on(arch: &'static str, command: &'static str) -> Vec<&'static str> {
     let tree: &'static str = Box::leak(kernel().display().to_string().into_boxed_str());
     let dir: &'static str = Box::leak(build_dir(arch).display().to_string().into_boxed_str());
-    vec![
-        command,
-        "--arch",
-        arch,
-        "--profile",
-        "tiny",
-        "--kernel",
-        tree,
-        "--build-dir",
-        dir,
-    ]
+    let mut args = on_build(command, tree, dir);
+    args.extend(["--arch", arch]);
+    args
 }
 
 fn built(arch: &'static str) {
@@ -202,35 +194,16 @@ fn arm64_trace_shows_the_chain_down_to_the_driver() {
     args.extend(["tcp_sendmsg", "--chain", "--", "tcp-echo", "-4", "-n", "1"]);
     let out = xtask(&args);
     assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let chain: Vec<&str> = stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("tcp_sendmsg: "))
-        .skip(1)
-        .collect();
-    let layers: Vec<&str> = chain
-        .iter()
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    assert_eq!(
-        layers,
-        ["transport", "network", "device", "driver"],
-        "{stdout}"
+    assert_chain(
+        &String::from_utf8_lossy(&out.stdout),
+        "tcp_sendmsg",
+        &["transport", "network", "device", "driver"],
+        &[
+            "tcp_sendmsg_locked",
+            "tcp_write_xmit",
+            "ip_queue_xmit",
+            "__dev_queue_xmit",
+            "loopback_xmit",
+        ],
     );
-    let joined = chain.join(" ");
-    let positions: Vec<usize> = [
-        "tcp_sendmsg_locked",
-        "tcp_write_xmit",
-        "ip_queue_xmit",
-        "__dev_queue_xmit",
-        "loopback_xmit",
-    ]
-    .iter()
-    .map(|n| {
-        joined
-            .find(&format!("{n} "))
-            .unwrap_or_else(|| panic!("{n} in {joined}"))
-    })
-    .collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{joined}");
 }

@@ -91,39 +91,19 @@ fn trace_shows_tcp_sendmsg_down_to_the_device() {
     }
 
     // The chain: one line per layer, in the order of the send path.
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let chain: Vec<&str> = stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("tcp_sendmsg: "))
-        .skip(1)
-        .collect();
-    let layers: Vec<&str> = chain
-        .iter()
-        .map(|l| l.split_whitespace().next().unwrap())
-        .collect();
-    assert_eq!(
-        layers,
-        ["transport", "network", "device", "driver"],
-        "{stdout}"
+    assert_chain(
+        &String::from_utf8_lossy(&out.stdout),
+        "tcp_sendmsg",
+        &["transport", "network", "device", "driver"],
+        &[
+            "tcp_sendmsg_locked",
+            "tcp_write_xmit",
+            "__tcp_transmit_skb",
+            "ip_queue_xmit",
+            "__dev_queue_xmit",
+            "loopback_xmit",
+        ],
     );
-    let order = [
-        "tcp_sendmsg_locked",
-        "tcp_write_xmit",
-        "__tcp_transmit_skb",
-        "ip_queue_xmit",
-        "__dev_queue_xmit",
-        "loopback_xmit",
-    ];
-    let joined = chain.join(" ");
-    let positions: Vec<usize> = order
-        .iter()
-        .map(|n| {
-            joined
-                .find(&format!("{n} "))
-                .unwrap_or_else(|| panic!("{n} in {joined}"))
-        })
-        .collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{joined}");
 
     assert!(std::fs::read_to_string(&folded)
         .unwrap()
@@ -203,11 +183,7 @@ fn trace_over_tun_is_the_seeds_chain() {
     let out = xtask(&args);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let chain: Vec<&str> = stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("tcp_sendmsg: "))
-        .skip(1)
-        .collect();
+    let chain = chain_lines(&stdout, "tcp_sendmsg");
     let line = |layer: &str| -> Vec<String> {
         let l = chain
             .iter()

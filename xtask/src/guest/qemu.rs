@@ -302,6 +302,32 @@ pub fn job_text(cwd: &Path, argv: &[String]) -> Vec<u8> {
     out
 }
 
+/// A batch run on the host's root, for the command-line tests of each
+/// runner.
+#[cfg(test)]
+pub(crate) fn test_guest() -> Guest {
+    Guest {
+        image: "/b/tiny/arch/x86/boot/bzImage".into(),
+        accel: Accel::Tcg,
+        mem: "1G".into(),
+        cpus: 1,
+        root: Root::Host,
+        init: "/t/study-init".into(),
+        job: Some("/b/tiny/.study/run/job".into()),
+        env: None,
+        cwd: None,
+        out_dir: None,
+        gdb_port: None,
+        wait_gdb: false,
+        verbose: false,
+        interactive: false,
+        append: vec![],
+        qemu_args: vec![],
+        host_tsc_khz: Some(2596128),
+        keep: vec!["/work/repo".into()],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,26 +345,7 @@ mod tests {
     }
 
     fn guest() -> Guest {
-        Guest {
-            image: "/b/tiny/arch/x86/boot/bzImage".into(),
-            accel: Accel::Tcg,
-            mem: "1G".into(),
-            cpus: 1,
-            root: Root::Host,
-            init: "/t/study-init".into(),
-            job: Some("/b/tiny/.study/run/job".into()),
-            env: None,
-            cwd: None,
-            out_dir: None,
-            gdb_port: None,
-            wait_gdb: false,
-            verbose: false,
-            interactive: false,
-            append: vec![],
-            qemu_args: vec![],
-            host_tsc_khz: Some(2596128),
-            keep: vec!["/work/repo".into()],
-        }
+        test_guest()
     }
 
     #[test]

@@ -62,10 +62,7 @@ pub fn no_core_dumps() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        guest::qemu::{Accel, Root},
-        util::exec::cmd_text,
-    };
+    use crate::util::exec::cmd_text;
 
     fn uml() -> Uml {
         let study = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -81,23 +78,11 @@ mod tests {
     fn guest() -> Guest {
         Guest {
             image: "/b/tiny-um/linux".into(),
-            accel: Accel::Tcg,
-            mem: "1G".into(),
-            cpus: 1,
-            root: Root::Host,
-            init: "/t/study-init".into(),
             job: Some("/b/tiny-um/.study/run/job-1".into()),
             env: Some("/b/tiny-um/.study/run/env-1".into()),
-            cwd: None,
-            out_dir: None,
-            gdb_port: None,
-            wait_gdb: false,
-            verbose: false,
-            interactive: false,
-            append: vec![],
-            qemu_args: vec![],
             host_tsc_khz: None,
             keep: vec!["/tmp/clone".into()],
+            ..crate::guest::qemu::test_guest()
         }
     }
 

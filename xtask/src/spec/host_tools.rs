@@ -160,12 +160,21 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Tool>> {
 
 /// The apt packages of `tools`, in file order, once each.
 pub fn apt_packages<'a>(tools: impl IntoIterator<Item = &'a Tool>) -> Vec<&'a str> {
+    packages(tools, |s| match s {
+        Source::Apt(p) => Some(p),
+        _ => None,
+    })
+}
+
+/// What `pick` takes from each tool's source, in file order, once each.
+fn packages<'a>(
+    tools: impl IntoIterator<Item = &'a Tool>,
+    pick: impl Fn(Source<'a>) -> Option<&'a str>,
+) -> Vec<&'a str> {
     let mut out: Vec<&str> = Vec::new();
-    for tool in tools {
-        if let Source::Apt(p) = tool.source() {
-            if !out.contains(&p) {
-                out.push(p);
-            }
+    for p in tools.into_iter().filter_map(|t| pick(t.source())) {
+        if !out.contains(&p) {
+            out.push(p);
         }
     }
     out
@@ -179,28 +188,18 @@ pub fn deb_dir(deb: &str) -> Option<String> {
 
 /// The `deb` tools of `tools`, in file order, once each.
 pub fn deb_packages<'a>(tools: impl IntoIterator<Item = &'a Tool>) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for tool in tools {
-        if let Source::Deb(p) = tool.source() {
-            if !out.contains(&p) {
-                out.push(p);
-            }
-        }
-    }
-    out
+    packages(tools, |s| match s {
+        Source::Deb(p) => Some(p),
+        _ => None,
+    })
 }
 
 /// The pip packages of `tools`, in file order, once each.
 pub fn pip_packages<'a>(tools: impl IntoIterator<Item = &'a Tool>) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for tool in tools {
-        if let Source::Pip(p) = tool.source() {
-            if !out.contains(&p) {
-                out.push(p);
-            }
-        }
-    }
-    out
+    packages(tools, |s| match s {
+        Source::Pip(p) => Some(p),
+        _ => None,
+    })
 }
 
 /// `ID=debian` in an os-release text (`ID_LIKE` does not count: Ubuntu

@@ -279,16 +279,21 @@ fn resolve_profile(
 
     let optional: Vec<Spanned<String>> = raw.optional.unwrap_or_default();
     let mut options = resolve_options(raw.options.unwrap_or_default(), &optional, at)?;
-    let mut cc_options = BTreeMap::new();
-    for (cc, table) in raw.cc_options.unwrap_or_default() {
-        let toolchain: Toolchain = cc.get_ref().parse().map_err(|e| {
+    let toolchain = |cc: &Spanned<String>, table: &str| -> Result<Toolchain> {
+        cc.get_ref().parse().map_err(|e| {
             anyhow::anyhow!(
-                "{}: [profile.{name}.cc-options.{}]: {e}",
+                "{}: [profile.{name}.{table}.{}]: {e}",
                 at(cc.span()),
                 cc.get_ref()
             )
-        })?;
-        cc_options.insert(toolchain, resolve_options(table, &optional, at)?);
+        })
+    };
+    let mut cc_options = BTreeMap::new();
+    for (cc, table) in raw.cc_options.unwrap_or_default() {
+        cc_options.insert(
+            toolchain(&cc, "cc-options")?,
+            resolve_options(table, &optional, at)?,
+        );
     }
     let mut arch_options = BTreeMap::new();
     for (arch, table) in raw.arch_options.unwrap_or_default() {
@@ -296,15 +301,9 @@ fn resolve_profile(
     }
     let mut cc_arch_options = BTreeMap::new();
     for (cc, arches) in raw.cc_arch_options.unwrap_or_default() {
-        let toolchain: Toolchain = cc.get_ref().parse().map_err(|e| {
-            anyhow::anyhow!(
-                "{}: [profile.{name}.cc-arch-options.{}]: {e}",
-                at(cc.span()),
-                cc.get_ref()
-            )
-        })?;
+        let cc = toolchain(&cc, "cc-arch-options")?;
         for (arch, table) in arches {
-            cc_arch_options.insert((toolchain, arch), resolve_options(table, &optional, at)?);
+            cc_arch_options.insert((cc, arch), resolve_options(table, &optional, at)?);
         }
     }
     for o in &optional {

@@ -57,6 +57,11 @@ pub static TINY: LazyLock<(String, String)> = LazyLock::new(|| {
 /// `cargo xtask COMMAND` on the cached `tiny` build.
 pub fn on_tiny(command: &'static str) -> Vec<&'static str> {
     let (tree, dir) = &*TINY;
+    on_build(command, tree, dir)
+}
+
+/// `cargo xtask COMMAND` for `tiny` on the test tree, in `dir`.
+pub fn on_build(command: &'static str, tree: &'static str, dir: &'static str) -> Vec<&'static str> {
     vec![
         command,
         "--profile",
@@ -66,6 +71,36 @@ pub fn on_tiny(command: &'static str) -> Vec<&'static str> {
         "--build-dir",
         dir,
     ]
+}
+
+/// What `trace FUNC --chain` printed below FUNC's line: one line a layer.
+pub fn chain_lines<'a>(stdout: &'a str, function: &str) -> Vec<&'a str> {
+    stdout
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{function}: ")))
+        .skip(1)
+        .collect()
+}
+
+/// The chain's layers are `layers`, and `order`'s functions come in that
+/// order along it.
+pub fn assert_chain(stdout: &str, function: &str, layers: &[&str], order: &[&str]) {
+    let chain = chain_lines(stdout, function);
+    let found: Vec<&str> = chain
+        .iter()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(found, layers, "{stdout}");
+    let joined = chain.join(" ");
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|n| {
+            joined
+                .find(&format!("{n} "))
+                .unwrap_or_else(|| panic!("{n} in {joined}"))
+        })
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{joined}");
 }
 
 /// The unpacked tree, made once from the tarball.
