@@ -113,7 +113,9 @@ pub fn own_flag_source(
             let Ok(text) = std::fs::read_to_string(tree.join(&rel)) else {
                 continue;
             };
-            for (i, line) in logical_lines(&text) {
+            // Joined: arm64's `KBUILD_CFLAGS := ... \` has `-Os` on its
+            // second line.
+            for (i, line) in crate::kernel::linkfix::logical_lines(&text) {
                 let line = line.split('#').next().unwrap_or("");
                 let own = if depth == 0 {
                     (names_flag(line) && line.contains('='))
@@ -128,29 +130,6 @@ pub fn own_flag_source(
         }
     }
     None
-}
-
-/// make's lines, a backslash-continued one joined into one (arm64's
-/// `KBUILD_CFLAGS := ... \` has `-Os` on its second line), each with the
-/// index of its first physical line.
-fn logical_lines(text: &str) -> Vec<(usize, String)> {
-    let mut out: Vec<(usize, String)> = Vec::new();
-    let mut open = false;
-    for (i, line) in text.lines().enumerate() {
-        let (body, continues) = match line.strip_suffix('\\') {
-            Some(body) => (body, true),
-            None => (line, false),
-        };
-        match out.last_mut() {
-            Some((_, joined)) if open => {
-                joined.push(' ');
-                joined.push_str(body);
-            }
-            _ => out.push((i, body.to_string())),
-        }
-        open = continues;
-    }
-    out
 }
 
 /// Every kernel C object in the build dir, with what its `.cmd` says and

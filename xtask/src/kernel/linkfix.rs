@@ -159,7 +159,7 @@ fn makefile_gates(tree: &Path, rel: &str) -> Vec<(String, String)> {
 
 /// Makefile lines with `\` continuations joined, each with its first line's
 /// 0-based number.
-fn logical_lines(text: &str) -> Vec<(usize, String)> {
+pub fn logical_lines(text: &str) -> Vec<(usize, String)> {
     let mut out: Vec<(usize, String)> = Vec::new();
     let mut continued = false;
     for (i, line) in text.lines().enumerate() {
