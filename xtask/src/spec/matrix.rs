@@ -310,24 +310,26 @@ pub fn workflow(
             arches: vec![&e.arch],
             debian: false,
         };
-        let deb_arch = host_tools::deb_packages(
+        let debs = host_tools::deb_packages(
             tools
                 .iter()
                 .filter(|t| !t.arch.is_empty() && t.wanted(&sel)),
-        )
-        .first()
-        .and_then(|d| d.split_once(':'))
-        .map_or("", |(_, arch)| arch);
+        );
+        let deb_arch = debs
+            .first()
+            .and_then(|d| d.split_once(':'))
+            .map_or("", |(_, arch)| arch);
         include.push_str(&format!(
             "          - entry: {}\n            kernel: \"{}\"\n            arch: {}\n            \
              image: {}\n            submodule: {}\n            extra-packages: \"{}\"\n            \
-             deb-arch: \"{deb_arch}\"\n",
+             deb-arch: \"{deb_arch}\"\n            debs: \"{}\"\n",
             e.name,
             kernel.name,
             e.arch,
             image_of(&e.arch)?,
             kernel.git.is_none() && kernel.submodule.is_some(),
             extra.join(" "),
+            debs.join(" "),
         ));
     }
     let mut clones = String::new();
@@ -355,9 +357,15 @@ pub fn workflow(
           printf 'Types: deb\nURIs: http://ports.ubuntu.com/ubuntu-ports\nSuites: noble noble-updates\nComponents: main universe\nArchitectures: %s\n' "${{ matrix.deb-arch }}" | sudo tee /etc/apt/sources.list.d/ports.sources
           sudo dpkg --add-architecture "${{ matrix.deb-arch }}"
           sudo apt-get update -q
-      - name: The guest's packages (study/host-tools.toml `deb` tools)
+      - name: The guest's packages (study/host-tools.toml `deb` tools), unpacked where setup puts them
         if: matrix.deb-arch != ''
-        run: cargo xtask --arch ${{ matrix.arch }} setup --install
+        run: |
+          mkdir -p target/debs/download
+          cd target/debs/download
+          for deb in ${{ matrix.debs }}; do
+            apt-get download -q "$deb"
+            dpkg-deb -x "${deb%%:*}"_*_"${deb##*:}".deb "../${deb%%:*}_${deb##*:}"
+          done
 "#;
     let kvm = "      - name: Enable KVM for the runner user
         run: |
