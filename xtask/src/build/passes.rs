@@ -31,7 +31,7 @@ use crate::{
     util::{exec::Exec, fsutil},
 };
 
-/// Enough passes for O0 → Og → Og-nocheck → O2 plus link fixes.
+/// Enough passes for O0 → O0-nocheck → Og → Og-nocheck → O2 plus link fixes.
 const MAX_PASSES: usize = 8;
 
 pub fn default_jobs() -> usize {

@@ -33,6 +33,8 @@ struct RawStep {
     #[serde(default)]
     cflags: Vec<String>,
     checks_off: Option<String>,
+    #[serde(default)]
+    only_by_class: bool,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +61,9 @@ pub struct Step {
     pub extra: Vec<String>,
     /// Compile-time checks this step turns off, for the report and README.
     pub checks_off: Option<String>,
+    /// Reached only through a failure class that names it; other errors
+    /// climb past it.
+    pub only_by_class: bool,
 }
 
 impl Step {
@@ -112,6 +117,7 @@ impl Policy {
                         .map_err(|e| anyhow::anyhow!("{}: [step.{name}]: {e}", path.display()))?,
                     extra: s.cflags.clone(),
                     checks_off: s.checks_off.clone(),
+                    only_by_class: s.only_by_class,
                 },
                 None => Step {
                     name: name.clone(),
@@ -123,6 +129,7 @@ impl Policy {
                     })?,
                     extra: Vec::new(),
                     checks_off: None,
+                    only_by_class: false,
                 },
             };
             ladder.push(step);
@@ -207,7 +214,10 @@ impl Policy {
         if let Some((to, class)) = highest {
             return Some((&self.ladder[to], Some(&class.name)));
         }
-        self.ladder.get(here + 1).map(|s| (s, None))
+        self.ladder[here + 1..]
+            .iter()
+            .find(|s| !s.only_by_class)
+            .map(|s| (s, None))
     }
 
     pub fn known(&self, series: &str, compiler: &str) -> Option<&BTreeMap<String, Known>> {
@@ -228,7 +238,11 @@ mod tests {
     fn shipped_policy_loads() {
         let p = policy();
         let names: Vec<&str> = p.ladder.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["O0", "Og", "Og-nocheck", "O2"]);
+        assert_eq!(names, ["O0", "O0-nocheck", "Og", "Og-nocheck", "O2"]);
+        assert_eq!(
+            p.step("O0-nocheck").unwrap().cflags(),
+            ["-O0", "-Wno-return-type"]
+        );
         assert_eq!(
             p.step("Og-nocheck").unwrap().cflags(),
             ["-Og", "-U__OPTIMIZE__", "-Wno-return-type"]
@@ -263,5 +277,35 @@ mod tests {
         let (step, class) = p.next_step("Og", &both).unwrap();
         assert_eq!((step.name.as_str(), class), ("O2", Some("check_copy_size")));
         assert!(p.next_step("O2", minmax).is_none());
+    }
+
+    /// BUILD_BUG() as a non-void stub's body (include/linux/swapops.h:589 on
+    /// 6.12, mm/ at -O0): -O0 keeps its level with -Wno-return-type; -Og
+    /// needs Og-nocheck; no other error stops at O0-nocheck.
+    #[test]
+    fn a_build_bug_stub_keeps_o0() {
+        let p = policy();
+        let stub = "/work/main/target/kernel-test/linux/include/linux/swapops.h:589:1: error: \
+                    no return statement in function returning non-void [-Werror=return-type]";
+        let (step, class) = p.next_step("O0", stub).unwrap();
+        assert_eq!(
+            (step.name.as_str(), class),
+            ("O0-nocheck", Some("build-bug-stub"))
+        );
+        assert_eq!(p.next_step("Og", stub).unwrap().0.name, "Og-nocheck");
+        assert_eq!(
+            p.next_step("O0", "error: impossible constraint in 'asm'")
+                .unwrap()
+                .0
+                .name,
+            "Og"
+        );
+        assert_eq!(
+            p.next_step("O0-nocheck", "error: impossible constraint in 'asm'")
+                .unwrap()
+                .0
+                .name,
+            "Og"
+        );
     }
 }
