@@ -402,3 +402,52 @@ fn copy_prepared(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Issue 11, item 3: a failure of the checks after the link, made on
+/// purpose by a throw-away rule. mm/percpu.c at -O0 keeps an out-of-line
+/// copy of memblock.h's `static inline` memblock_alloc_from(), in .text,
+/// calling the `__init` memblock_alloc_try_nid(); `tiny` has no
+/// SECTION_MISMATCH_WARN_ONLY, so modpost stops the build. The tool names
+/// the object from its symbols, leaves it at the level its rule asks, and
+/// says the fix in one line.
+#[test]
+fn a_section_mismatch_names_its_object_and_the_fix() {
+    let _serial = serial();
+    let dir = tiny_build();
+    let shipped = std::fs::read_to_string(repo().join("study/study.toml")).unwrap();
+    let rule = shipped.replace(
+        "\"net/ipv4\" = \"O0\"\n",
+        "\"net/ipv4\" = \"O0\"\n\"mm/percpu.c\" = \"O0\"\n",
+    );
+    assert_ne!(rule, shipped);
+    let profiles = cache().join("percpu-o0/study.toml");
+    std::fs::create_dir_all(profiles.parent().unwrap()).unwrap();
+    std::fs::write(&profiles, rule).unwrap();
+
+    let out = build_with(Some(&profiles));
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("modpost: mm/percpu.o at -O0: section mismatch "))
+        .unwrap_or_else(|| panic!("no modpost line for mm/percpu.o: {stderr}"));
+    assert!(
+        line.contains(" (.text) -> ")
+            && line.contains(" (.init.text); fix: add SECTION_MISMATCH_WARN_ONLY = true to the profile, or accept percpu.c at -Og"),
+        "{line}"
+    );
+    assert!(
+        stderr.contains("error: the checks after the link stopped the build"),
+        "{stderr}"
+    );
+    let fallbacks = std::fs::read_to_string(dir.join(".study/fallbacks.toml")).unwrap();
+    assert!(
+        !fallbacks.contains("\"mm/percpu.o\""),
+        "the object moved: {fallbacks}"
+    );
+
+    // Back to the shipped rules: percpu.o again, and it links.
+    let out = build_with(None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(compiled_objects(&out), ["mm/percpu.o"]);
+}
