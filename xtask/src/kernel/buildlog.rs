@@ -275,16 +275,25 @@ fn failed_by(block: &[String]) -> (FailedBy, String) {
     if let Some(line) = block.iter().find(|l| COMPILER_ERROR.is_match(l)) {
         return (FailedBy::Compiler, line.clone());
     }
-    let objtool = block
-        .iter()
-        .find(|l| OBJTOOL.is_match(l) && !l.contains("No such file") && !l.contains("Can't open"));
+    // Its errors only: its warnings do not fail an object (a block can hold
+    // both a warning and another tool's failure).
+    let objtool = block.iter().find(|l| {
+        OBJTOOL.captures(l).is_some_and(|c| &c[2] == "error")
+            && !l.contains("No such file")
+            && !l.contains("Can't open")
+    });
     if let Some(line) = objtool {
         return (FailedBy::Objtool, line.clone());
     }
+    let said = |l: &&String| !COMPILE.is_match(l) && !l.contains(": warning: ");
     let line = block
         .iter()
-        .skip_while(|l| COMPILE.is_match(l))
-        .find(|l| !l.trim().is_empty())
+        .filter(said)
+        .find(|l| {
+            let l = l.to_lowercase();
+            l.contains("error") || l.contains("no such file") || l.contains("killed")
+        })
+        .or_else(|| block.iter().filter(said).find(|l| !l.trim().is_empty()))
         .or(block.last())
         .cloned()
         .unwrap_or_default();
@@ -584,6 +593,15 @@ mod tests {
         let text = "  CC      net/core/scm.o\nnet/core/scm.o: error: objtool: put_cmsg+0x4ac: return with UACCESS enabled\nmake[4]: *** [/k/scripts/Makefile.build:229: net/core/scm.o] Error 255\n";
         let log = BuildLog::parse(text, vec![]);
         assert_eq!(log.failures[0].by, FailedBy::Objtool);
+        // A warning, then fixdep's mishap: fixdep's.
+        let text = concat!(
+            "  CC      net/core/scm.o\n",
+            "net/core/scm.o: warning: objtool: put_cmsg+0x4ac: return with UACCESS enabled\n",
+            "fixdep: error opening file: net/core/.scm.o.d: No such file or directory\n",
+            "make[4]: *** [/k/scripts/Makefile.build:229: net/core/scm.o] Error 2\n",
+        );
+        let log = BuildLog::parse(text, vec![]);
+        assert_eq!(log.failures[0].by, FailedBy::Tool("fixdep".into()));
     }
 
     /// The arm64 `tiny` build's modpost failure (study/notes/arch-recipes.md).
