@@ -451,3 +451,41 @@ fn a_section_mismatch_names_its_object_and_the_fix() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(compiled_objects(&out), ["mm/percpu.o"]);
 }
+
+/// A failure that is not about the code never moves an object. Made on
+/// purpose: a directory where gcc writes net/ipv4/ping.o's dependency file,
+/// so the compile fails on the file system (`fatal error: opening
+/// dependency file ...: Is a directory`), as fixdep's and objtool's "No
+/// such file or directory" do when two makes share a directory. The
+/// build tries once more, then stops with that line, and records nothing.
+#[test]
+fn a_failure_outside_the_code_moves_nothing() {
+    let _serial = serial();
+    let dir = tiny_build();
+    let depfile = dir.join("net/ipv4/.ping.o.d");
+    let _ = std::fs::remove_file(dir.join("net/ipv4/ping.o"));
+    std::fs::create_dir_all(&depfile).unwrap();
+    let mut args = on_tiny("build");
+    // Without ccache, so gcc itself meets the directory.
+    args.extend(["--cache", "none"]);
+    let out = xtask(&args);
+    std::fs::remove_dir_all(&depfile).unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("net/ipv4/ping.o: the compiler failed, and not on the code; building it once more at -O0: net/ipv4/ping.c:1:1: fatal error: opening dependency file net/ipv4/.ping.o.d: Is a directory"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l
+            .starts_with("error: net/ipv4/ping.o: the compiler failed, and not on the code: ")
+            && l.contains(" (twice): no optimization level fixes that, so nothing moved")),
+        "{stderr}"
+    );
+    let fallbacks = std::fs::read_to_string(dir.join(".study/fallbacks.toml")).unwrap();
+    assert!(!fallbacks.contains("net/ipv4/ping.o"), "{fallbacks}");
+
+    let out = build_with(None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(compiled_objects(&out), ["net/ipv4/ping.o"]);
+}

@@ -483,13 +483,13 @@ fn fall_back_compile_failures(
             FailedBy::Tool(tool) => {
                 if retried.insert(failure.object.clone()) {
                     eprintln!(
-                        "{}: {tool} failed, not the compiler; building it once more at -{current}: {}",
+                        "{}: {tool} failed, and not on the code; building it once more at -{current}: {}",
                         failure.object, failure.error
                     );
                     any = true;
                 } else {
                     not_the_level.push(format!(
-                        "{}: {tool} failed, not the compiler: {}",
+                        "{}: {tool} failed, and not on the code: {}",
                         failure.object, failure.error
                     ));
                 }
@@ -571,8 +571,8 @@ fn fall_back_compile_failures(
         }
         recorded.save(&p.build_dir)?;
         bail!(
-            "{first}, twice; no optimization level fixes that, so nothing moved \
-             (is another make running in {}?); see {}",
+            "{first} (twice): no optimization level fixes that, so nothing moved; \
+             is another make running in {}? see {}",
             p.build_dir.display(),
             log_path(p).display()
         );

@@ -36,6 +36,12 @@ static SOURCE_LINE: LazyLock<Regex> =
 static COMPILER_ERROR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:\S+|\{standard input\}):\d+(?::\d+)?: (?:(?:fatal )?error|Error): |internal compiler error").unwrap()
 });
+// The compiler stopped by the file system, not by the code: a dependency
+// file, an output file or a header it cannot open. Two makes in one build
+// directory, or a killed one, leave exactly these; no level fixes them.
+static FILE_SYSTEM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"fatal error: .*: (?:No such file or directory|Is a directory|Permission denied|No space left on device|Read-only file system)$").unwrap()
+});
 // `net/ipv4/tcp.o: warning: objtool: tcp_foo+0x12: unreachable instruction`,
 // `vmlinux.o: error: objtool: foo() falls through to next function bar()`.
 static OBJTOOL: LazyLock<Regex> =
@@ -272,6 +278,9 @@ impl BuildLog {
 /// that failed around the compile (`fixdep: error opening file: ...: No such
 /// file or directory`), named by its line's first word.
 fn failed_by(block: &[String]) -> (FailedBy, String) {
+    if let Some(line) = block.iter().find(|l| FILE_SYSTEM.is_match(l)) {
+        return (FailedBy::Tool("the compiler".into()), line.clone());
+    }
     if let Some(line) = block.iter().find(|l| COMPILER_ERROR.is_match(l)) {
         return (FailedBy::Compiler, line.clone());
     }
@@ -509,8 +518,13 @@ mod tests {
             "gcc: fatal error: Killed signal terminated program cc1\n",
             "compilation terminated.\n",
             "make[3]: *** [/work/main/kernel/scripts/Makefile.build:229: kernel/sched/core.o] Error 1\n",
+            "  CC      net/ipv4/ping.o\n",
+            "/work/main/kernel/net/ipv4/ping.c:1:1: fatal error: opening dependency file net/ipv4/.ping.o.d: Is a directory\n",
+            "    1 | // SPDX-License-Identifier: GPL-2.0-or-later\n",
+            "compilation terminated.\n",
+            "make[4]: *** [/work/main/kernel/scripts/Makefile.build:229: net/ipv4/ping.o] Error 1\n",
         );
-        let log = BuildLog::parse(text, vec![]);
+        let log = BuildLog::parse(text, vec!["/work/main/kernel/".into()]);
         let failed: Vec<(&str, &FailedBy, &str)> = log
             .failures
             .iter()
@@ -533,6 +547,11 @@ mod tests {
                     "kernel/sched/core.o",
                     &FailedBy::Tool("gcc".into()),
                     "gcc: fatal error: Killed signal terminated program cc1"
+                ),
+                (
+                    "net/ipv4/ping.o",
+                    &FailedBy::Tool("the compiler".into()),
+                    "net/ipv4/ping.c:1:1: fatal error: opening dependency file net/ipv4/.ping.o.d: Is a directory"
                 ),
             ]
         );
