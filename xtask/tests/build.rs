@@ -342,10 +342,13 @@ fn a_second_build_directory_hits_the_compiler_cache() {
     // Kbuild's tools/objtool build names the build directory absolutely.
     let relative = |compiled: Vec<String>, copy: &Path| -> Vec<String> {
         let prefix = format!("{}/", copy.display());
-        compiled
+        let mut compiled: Vec<String> = compiled
             .into_iter()
             .map(|o| o.strip_prefix(&prefix).map_or(o.clone(), str::to_string))
-            .collect()
+            .collect();
+        // -j2 orders them as it will.
+        compiled.sort();
+        compiled
     };
     let (log_a, log_b) = (work.join("ccache-a.log"), work.join("ccache-b.log"));
     let (compiled_a, (_, misses_a)) = build(&a, &log_a);
