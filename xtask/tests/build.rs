@@ -1,8 +1,8 @@
-//! `cargo xtask build` with the real Kbuild: levels from the DWARF, one rule rebuilds one object, distcc on loopback, dry runs.
+//! `cargo xtask build` with the real Kbuild: levels from the DWARF, one rule rebuilds one object, distcc on loopback, ccache across build directories, dry runs.
 
 mod common;
 
-use std::process::Command;
+use std::{path::Path, process::Command};
 
 use common::*;
 
@@ -286,4 +286,248 @@ fn zero_jobs_is_refused() {
         ),
         "{stderr}"
     );
+}
+
+/// Issue 11, item 2: a second build directory of the same tree and profile
+/// hits the compiler cache. Two copies of the cached build's prepared
+/// directory (no objects, no vmlinux), one private ccache: `tcp.o` built in
+/// the first is a miss, in the second a hit, and gdb still finds tcp.c from
+/// the second copy's object once the first copy is gone.
+#[test]
+fn a_second_build_directory_hits_the_compiler_cache() {
+    let _serial = serial();
+    let dir = tiny_build();
+    let work = cache().join("ccache-dirs");
+    let _ = std::fs::remove_dir_all(&work);
+    let ccache_dir = work.join("ccache");
+    let (a, b) = (work.join("a"), work.join("b"));
+    for copy in [&a, &b] {
+        copy_prepared(&dir, copy);
+    }
+    let tree = kernel();
+    let build = |copy: &Path, log: &Path| {
+        let args = [
+            "build",
+            "--profile",
+            "tiny",
+            "--kernel",
+            tree.to_str().unwrap(),
+            "--build-dir",
+            copy.to_str().unwrap(),
+            "--cache",
+            "ccache",
+            "--",
+            "net/ipv4/tcp.o",
+        ];
+        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(args)
+            .env("CCACHE_DIR", &ccache_dir)
+            .env("CCACHE_LOGFILE", log)
+            .output()
+            .expect("run xtask");
+        eprintln!("{}", text(&output));
+        assert!(output.status.success(), "{}", text(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stats = stdout
+            .lines()
+            .find_map(|l| {
+                let l = l.strip_prefix("ccache: ")?;
+                let (hits, rest) = l.split_once(" hits, ")?;
+                let (misses, _) = rest.split_once(" misses")?;
+                Some((hits.parse::<u64>().ok()?, misses.parse::<u64>().ok()?))
+            })
+            .unwrap_or_else(|| panic!("no ccache line in the summary: {stdout}"));
+        (compiled_objects(&output), stats)
+    };
+    // Kbuild's tools/objtool build names the build directory absolutely.
+    let relative = |compiled: Vec<String>, copy: &Path| -> Vec<String> {
+        let prefix = format!("{}/", copy.display());
+        let mut compiled: Vec<String> = compiled
+            .into_iter()
+            .map(|o| o.strip_prefix(&prefix).map_or(o.clone(), str::to_string))
+            .collect();
+        // -j2 orders them as it will.
+        compiled.sort();
+        compiled
+    };
+    let (log_a, log_b) = (work.join("ccache-a.log"), work.join("ccache-b.log"));
+    let (compiled_a, (_, misses_a)) = build(&a, &log_a);
+    let compiled_a = relative(compiled_a, &a);
+    assert!(compiled_a.contains(&"net/ipv4/tcp.o".to_string()));
+    assert!(misses_a >= 1, "a fresh cache missed nothing");
+    assert_eq!(tcp_result(&log_a), "cache_miss");
+    let (compiled_b, (hits_b, _)) = build(&b, &log_b);
+    assert_eq!(relative(compiled_b, &b), compiled_a);
+    assert!(hits_b >= 1);
+    assert_eq!(
+        tcp_result(&log_b),
+        "direct_cache_hit",
+        "tcp.o in the second directory hits what the first stored"
+    );
+
+    // The object came from the first directory's compile; its sources are
+    // named by absolute paths, so gdb finds them without that directory.
+    std::fs::remove_dir_all(&a).unwrap();
+    let out = Command::new("gdb")
+        .args(["-nx", "-batch", "-ex", "list tcp_sendmsg_locked"])
+        .arg(b.join("net/ipv4/tcp.o"))
+        .output()
+        .expect("gdb");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains("int tcp_sendmsg_locked(struct sock *sk"),
+        "{}",
+        text(&out)
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// What ccache's log says of the compile that wrote net/ipv4/tcp.o: the
+/// counted result (`cache_miss`, `direct_cache_hit`, ...) of that process.
+fn tcp_result(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap();
+    let mut pid = None;
+    for line in text.lines() {
+        let Some((head, message)) = line.split_once("] ") else {
+            continue;
+        };
+        let this = head.rsplit(' ').next().map(str::to_string);
+        if message.starts_with("Command line: ") && message.contains(" -o net/ipv4/tcp.o ") {
+            pid = this;
+        } else if pid.is_some() && this == pid {
+            if let Some(result) = message.strip_prefix("Result: ") {
+                if ["cache_miss", "direct_cache_hit", "preprocessed_cache_hit"].contains(&result) {
+                    return result.to_string();
+                }
+            }
+        }
+    }
+    panic!("no result for net/ipv4/tcp.o in {}", log.display())
+}
+
+/// A build directory without its objects and images: what `make` needs to
+/// compile one more object (.config, generated headers, host tools, .cmd
+/// files, the tool's state).
+fn copy_prepared(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(from).unwrap();
+        let name = entry.file_name().to_string_lossy();
+        let host_side = rel.starts_with("scripts") || rel.starts_with("tools");
+        if !host_side
+            && (name.ends_with(".o")
+                || name.ends_with(".a")
+                || name.starts_with("vmlinux")
+                || name.starts_with(".tmp_vmlinux"))
+        {
+            continue;
+        }
+        let target = to.join(rel);
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+            // make compares times: keep them, or everything is newer.
+            let mtime = entry.metadata().unwrap().modified().unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&target)
+                .unwrap()
+                .set_modified(mtime)
+                .unwrap();
+        }
+    }
+}
+
+/// Issue 11, item 3: a failure of the checks after the link, made on
+/// purpose by a throw-away rule. mm/percpu.c at -O0 keeps an out-of-line
+/// copy of memblock.h's `static inline` memblock_alloc_from(), in .text,
+/// calling the `__init` memblock_alloc_try_nid(); `tiny` has no
+/// SECTION_MISMATCH_WARN_ONLY, so modpost stops the build. The tool names
+/// the object from its symbols, leaves it at the level its rule asks, and
+/// says the fix in one line.
+#[test]
+fn a_section_mismatch_names_its_object_and_the_fix() {
+    let _serial = serial();
+    let dir = tiny_build();
+    let shipped = std::fs::read_to_string(repo().join("study/study.toml")).unwrap();
+    let rule = shipped.replace(
+        "\"net/ipv4\" = \"O0\"\n",
+        "\"net/ipv4\" = \"O0\"\n\"mm/percpu.c\" = \"O0\"\n",
+    );
+    assert_ne!(rule, shipped);
+    let profiles = cache().join("percpu-o0/study.toml");
+    std::fs::create_dir_all(profiles.parent().unwrap()).unwrap();
+    std::fs::write(&profiles, rule).unwrap();
+
+    let out = build_with(Some(&profiles));
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("modpost: mm/percpu.o at -O0: section mismatch "))
+        .unwrap_or_else(|| panic!("no modpost line for mm/percpu.o: {stderr}"));
+    assert!(
+        line.contains(" (.text) -> ")
+            && line.contains(" (.init.text); fix: add SECTION_MISMATCH_WARN_ONLY = true to the profile, or accept percpu.c at -Og"),
+        "{line}"
+    );
+    assert!(
+        stderr.contains("error: the checks after the link stopped the build"),
+        "{stderr}"
+    );
+    let fallbacks = std::fs::read_to_string(dir.join(".study/fallbacks.toml")).unwrap();
+    assert!(
+        !fallbacks.contains("[object.\"mm/percpu.o\".O0]"),
+        "the object moved: {fallbacks}"
+    );
+
+    // Back to the shipped rules: percpu.o again, and it links.
+    let out = build_with(None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(compiled_objects(&out), ["mm/percpu.o"]);
+}
+
+/// A failure that is not about the code never moves an object. Made on
+/// purpose: a directory where gcc writes net/ipv4/ping.o's dependency file,
+/// so the compile fails on the file system (`fatal error: opening
+/// dependency file ...: Is a directory`), as fixdep's and objtool's "No
+/// such file or directory" do when two makes share a directory. The
+/// build tries once more, then stops with that line, and records nothing.
+#[test]
+fn a_failure_outside_the_code_moves_nothing() {
+    let _serial = serial();
+    let dir = tiny_build();
+    let depfile = dir.join("net/ipv4/.ping.o.d");
+    let _ = std::fs::remove_file(dir.join("net/ipv4/ping.o"));
+    std::fs::create_dir_all(&depfile).unwrap();
+    let mut args = on_tiny("build");
+    // Without ccache, so gcc itself meets the directory.
+    args.extend(["--cache", "none"]);
+    let out = xtask(&args);
+    std::fs::remove_dir_all(&depfile).unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.starts_with(
+            "net/ipv4/ping.o: the compiler failed, and not on the code; building it once more at -O0: "
+        ) && l.contains("ping.c:")
+            && l.ends_with(": fatal error: opening dependency file net/ipv4/.ping.o.d: Is a directory")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l
+            .starts_with("error: net/ipv4/ping.o: the compiler failed, and not on the code: ")
+            && l.contains(" (twice): no optimization level fixes that, so nothing moved")),
+        "{stderr}"
+    );
+    let fallbacks = std::fs::read_to_string(dir.join(".study/fallbacks.toml")).unwrap();
+    assert!(!fallbacks.contains("net/ipv4/ping.o"), "{fallbacks}");
+
+    let out = build_with(None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(compiled_objects(&out), ["net/ipv4/ping.o"]);
 }

@@ -192,6 +192,7 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
                 level,
                 extra: vec![],
                 checks_off: None,
+                only_by_class: false,
             })
         }) else {
             continue;

@@ -34,20 +34,48 @@ impl CacheSetup {
             CacheMode::Ccache if !available => {
                 bail!("--cache ccache: ccache or /usr/lib/ccache/gcc is missing; run `apt-get install ccache`")
             }
-            CacheMode::Auto | CacheMode::Ccache => {
-                let path = std::env::var("PATH").unwrap_or_default();
-                Ok(Some(CacheSetup {
-                    env: vec![
-                        ("PATH".into(), format!("{}:{path}", masquerade.display())),
-                        // Kbuild regenerates headers with new mtimes but equal
-                        // content; compare content, not times.
-                        (
-                            "CCACHE_SLOPPINESS".into(),
-                            "include_file_mtime,include_file_ctime,time_macros".into(),
-                        ),
-                    ],
-                }))
-            }
+            CacheMode::Auto | CacheMode::Ccache => Ok(Some(CacheSetup::through(
+                masquerade,
+                &std::env::var("PATH").unwrap_or_default(),
+            ))),
+        }
+    }
+
+    /// The environment for ccache's masquerade directory in front of `path`.
+    fn through(masquerade: &Path, path: &str) -> CacheSetup {
+        CacheSetup {
+            env: vec![
+                ("PATH".into(), format!("{}:{path}", masquerade.display())),
+                // Kbuild regenerates headers with new mtimes but equal
+                // content; compare content, not times.
+                (
+                    "CCACHE_SLOPPINESS".into(),
+                    "include_file_mtime,include_file_ctime,time_macros".into(),
+                ),
+                // Hits across build directories. With O=, Kbuild names the
+                // source tree by absolute paths (-I, -include, the source
+                // file) and the build directory by relative ones (./include,
+                // -o net/ipv4/tcp.o, -Wp,-MMD,...): two build directories of
+                // one tree and config differ only in the working directory,
+                // which ccache hashes when it sees -g. In the object, the
+                // working directory is only DW_AT_comp_dir, which then names
+                // the directory that filled the cache. It anchors relative
+                // names alone, and in vmlinux those are the few generated
+                // sources (capflags.c, defkeymap.c, vdso-image-64.c: tables,
+                // no code to step through); every source of the tree keeps
+                // its absolute DW_AT_name, so gdb finds it from any build
+                // directory, also once the first one is gone (a test checks).
+                ("CCACHE_NOHASHDIR".into(), "1".into()),
+                // And no base_dir, even one set in ccache.conf: it would
+                // rewrite those absolute paths relative to the working
+                // directory, DW_AT_name with them, and leave gdb resolving
+                // them against another directory's comp_dir. It buys no hit
+                // here: the only absolute paths are the tree's, the same from
+                // every build directory, and the absolute build-directory
+                // paths of Kbuild's tools/objtool build would stay apart
+                // relative to its working directory in the tree.
+                ("CCACHE_BASEDIR".into(), String::new()),
+            ],
         }
     }
 
@@ -111,6 +139,21 @@ impl std::fmt::Display for CacheStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cache_ignores_the_build_directory() {
+        let setup = CacheSetup::through(Path::new("/usr/lib/ccache"), "/usr/bin");
+        let env: Vec<String> = setup.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(
+            env,
+            [
+                "PATH=/usr/lib/ccache:/usr/bin",
+                "CCACHE_SLOPPINESS=include_file_mtime,include_file_ctime,time_macros",
+                "CCACHE_NOHASHDIR=1",
+                "CCACHE_BASEDIR=",
+            ]
+        );
+    }
 
     #[test]
     fn ccache_stats() {

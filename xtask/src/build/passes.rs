@@ -23,7 +23,7 @@ use crate::{
     },
     ctx::{BuildLock, Ctx, Prepared},
     kernel::{
-        buildlog::{stage_of, BuildLog, Stage},
+        buildlog::{stage_of, BuildLog, FailedBy, Stage},
         kbuild,
         linkfix::{self, Provider},
     },
@@ -31,7 +31,7 @@ use crate::{
     util::{exec::Exec, fsutil},
 };
 
-/// Enough passes for O0 → Og → Og-nocheck → O2 plus link fixes.
+/// Enough passes for O0 → O0-nocheck → Og → Og-nocheck → O2 plus link fixes.
 const MAX_PASSES: usize = 8;
 
 pub fn default_jobs() -> usize {
@@ -123,6 +123,9 @@ pub struct BuildOutcome {
     pub warnings: usize,
     pub passes: usize,
     pub new_fallbacks: Vec<(String, Recorded)>,
+    /// What objtool and modpost warned about in the last pass, one line
+    /// each, by object.
+    pub checks: Vec<String>,
     pub cache: Option<CacheStats>,
     pub distcc: Option<DistccStats>,
     pub build_dir: PathBuf,
@@ -144,6 +147,15 @@ impl BuildOutcome {
             println!("{} files fell back:", self.new_fallbacks.len());
             for (object, r) in &self.new_fallbacks {
                 println!("  {} {}→{} ({})", source_of(object), r.from, r.to, r.reason);
+            }
+        }
+        if !self.checks.is_empty() {
+            println!(
+                "{} warning(s) from objtool and modpost, which did not stop the build:",
+                self.checks.len()
+            );
+            for line in &self.checks {
+                println!("  {line}");
             }
         }
         if let Some(stats) = &self.cache {
@@ -207,6 +219,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
     let start = Instant::now();
     let (mut compiled, mut warnings) = (0, 0);
     let mut passes = 0;
+    let checks;
     let mut stages = BTreeMap::new();
     let expected = expected_objects(&p.build_dir);
     loop {
@@ -222,6 +235,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
         warnings += log.0.warnings;
         let (log, success) = log;
         if success || exec.dry_run {
+            checks = check_warnings(p, &log)?;
             break;
         }
         if !req.fallback {
@@ -235,6 +249,8 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
             fall_back_compile_failures(p, &log, &mut recorded, &mut new_fallbacks, &mut retried)?;
         let moved =
             moved || fall_back_link_failures(p, req, &log, &mut recorded, &mut new_fallbacks)?;
+        let moved =
+            moved || fall_back_post_link_checks(p, req, &log, &mut recorded, &mut new_fallbacks)?;
         if !moved {
             bail!(
                 "build failed: {}; see {}",
@@ -285,6 +301,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
         warnings,
         passes,
         new_fallbacks,
+        checks,
         cache: cache_stats,
         distcc,
         build_dir: p.build_dir.clone(),
@@ -455,10 +472,55 @@ fn fall_back_compile_failures(
     retried: &mut HashSet<String>,
 ) -> Result<bool> {
     let mut any = false;
+    let mut not_the_level = Vec::new();
     for failure in &log.failures {
         let (current, _) = placement(p, recorded).step_for(&failure.object);
         let rule = placement(p, recorded).rule_level(&failure.object);
         let source = source_of(&failure.object);
+        match &failure.by {
+            // fixdep or objtool that could not open a file, the compiler
+            // killed: another make in this directory, or a killed one, leaves
+            // such files half-made. No level fixes that, so nothing moves:
+            // once more as it is, then stop.
+            FailedBy::Tool(tool) => {
+                if retried.insert(failure.object.clone()) {
+                    eprintln!(
+                        "{}: {tool} failed, and not on the code; building it once more at -{current}: {}",
+                        failure.object, failure.error
+                    );
+                    any = true;
+                } else {
+                    not_the_level.push(format!(
+                        "{}: {tool} failed, and not on the code: {}",
+                        failure.object, failure.error
+                    ));
+                }
+                continue;
+            }
+            // objtool on the object the compiler made: code the level shaped
+            // (at -O0, an out-of-line helper called with UACCESS enabled, say);
+            // extra flags at the same level do not change it.
+            FailedBy::Objtool => {
+                let Some(next) = next_higher_level(p, &current) else {
+                    bail!(
+                        "objtool: {}: {}; fix: a rule that builds {source} at another level; see {}",
+                        failure.object,
+                        failure.error,
+                        log_path(p).display()
+                    );
+                };
+                let entry = Recorded {
+                    from: current,
+                    to: next,
+                    reason: failure.error.clone(),
+                };
+                recorded.insert(&failure.object, &rule, entry.clone());
+                moved.push((failure.object.clone(), entry));
+                any = true;
+                continue;
+            }
+            FailedBy::Compiler => {}
+        }
         // The same error one rung up, or at the top: not an optimization
         // problem (a typo, say). Undo this object's moves so that, once it is
         // fixed, it builds at its rule's level again.
@@ -504,6 +566,18 @@ fn fall_back_compile_failures(
         recorded.insert(&failure.object, &rule, entry.clone());
         moved.push((failure.object.clone(), entry));
         any = true;
+    }
+    if let Some(first) = not_the_level.first() {
+        for line in &not_the_level[1..] {
+            eprintln!("{line}");
+        }
+        recorded.save(&p.build_dir)?;
+        bail!(
+            "{first} (twice): no optimization level fixes that, so nothing moved; \
+             is another make running in {}? see {}",
+            p.build_dir.display(),
+            log_path(p).display()
+        );
     }
     Ok(any)
 }
@@ -606,6 +680,163 @@ fn fall_back_link_failures(
         );
     }
     Ok(any)
+}
+
+/// The checks Kbuild runs on vmlinux.o, when they fail the build: modpost's
+/// section mismatches and objtool's errors, each mapped back to the objects
+/// that define the function it names. An object under an -O0 rule (or any,
+/// with `--suggest-config`) stops the build with a one-line fix, as it would
+/// lose the level its rule promises; others move to the next step with a
+/// higher level (at -O0 and -Og a `static inline` helper stays out of line,
+/// in .text, calling the `__init` function it wraps).
+fn fall_back_post_link_checks(
+    p: &Prepared,
+    req: &BuildRequest,
+    log: &BuildLog,
+    recorded: &mut RecordedFallbacks,
+    moved: &mut Vec<(String, Recorded)>,
+) -> Result<bool> {
+    let objtool_errors: Vec<_> = log
+        .objtool
+        .iter()
+        .filter(|m| m.error && m.object == "vmlinux.o")
+        .collect();
+    if log.modpost_errors.is_empty() && objtool_errors.is_empty() {
+        return Ok(false);
+    }
+    if !log.modpost_errors.is_empty() && log.section_mismatches.is_empty() {
+        bail!(
+            "modpost: {}; see {}",
+            log.modpost_errors[0],
+            log_path(p).display()
+        );
+    }
+    // (check, function, what it found, the fix the user can make)
+    let mut faults = Vec::new();
+    let mut seen = HashSet::new();
+    for m in &log.section_mismatches {
+        if seen.insert(("modpost", m.from.clone())) {
+            faults.push((
+                "modpost",
+                m.from.clone(),
+                format!(
+                    "section mismatch {} ({}) -> {} ({})",
+                    m.from, m.from_section, m.to, m.to_section
+                ),
+                "add SECTION_MISMATCH_WARN_ONLY = true to the profile",
+            ));
+        }
+    }
+    for m in &objtool_errors {
+        let Some(function) = &m.function else {
+            bail!(
+                "objtool: vmlinux.o: {}; see {}",
+                m.message,
+                log_path(p).display()
+            );
+        };
+        if seen.insert(("objtool", function.clone())) {
+            faults.push((
+                "objtool",
+                function.clone(),
+                m.message.clone(),
+                "a rule that builds it at another level",
+            ));
+        }
+    }
+    let mut fixes = Vec::new();
+    let mut any = false;
+    for (check, function, what, fix) in &faults {
+        let objects = linkfix::defining_objects(&p.build_dir, &p.tree.path, function)?;
+        if objects.is_empty() {
+            fixes.push(format!(
+                "{check}: vmlinux: {what} (no compiled object defines {function}); fix: {fix}"
+            ));
+        }
+        for object in &objects {
+            let source = source_of(object);
+            let (current, _) = placement(p, recorded).step_for(object);
+            let at_o0 = p.profile.rules.level_for(&source) == Level::O0;
+            let next = next_higher_level(p, &current);
+            match next {
+                Some(next) if !(at_o0 || req.suggest_config) => {
+                    let rule = placement(p, recorded).rule_level(object);
+                    let entry = Recorded {
+                        from: current,
+                        to: next,
+                        reason: format!("{check}: {what}"),
+                    };
+                    recorded.insert(object, &rule, entry.clone());
+                    moved.push((object.clone(), entry));
+                    any = true;
+                }
+                Some(_) => fixes.push(format!(
+                    "{check}: {object} at -{current}: {what}; fix: {fix}, or accept {} at -Og",
+                    Path::new(&source)
+                        .file_name()
+                        .map_or(source.clone(), |n| n.to_string_lossy().into_owned())
+                )),
+                None => fixes.push(format!(
+                    "{check}: {object} at -{current}: {what}; fix: {fix}"
+                )),
+            }
+        }
+    }
+    if !fixes.is_empty() {
+        fixes.sort();
+        fixes.dedup();
+        for fix in &fixes {
+            eprintln!("{fix}");
+        }
+        bail!(
+            "the checks after the link stopped the build for {} object(s) the tool leaves at their level (see above); see {}",
+            fixes.len(),
+            log_path(p).display()
+        );
+    }
+    Ok(any)
+}
+
+/// objtool's and modpost's warnings in a build that went through, one line
+/// each, with the object at fault (for vmlinux.o and vmlinux, the objects
+/// that define the function named; at most a few such look-ups, each reads
+/// every object's symbols).
+fn check_warnings(p: &Prepared, log: &BuildLog) -> Result<Vec<String>> {
+    const LOOKUPS: usize = 8;
+    let mut lookups = 0;
+    let mut definers = |function: &str| -> Result<String> {
+        lookups += 1;
+        let objects = if lookups <= LOOKUPS {
+            linkfix::defining_objects(&p.build_dir, &p.tree.path, function)?
+        } else {
+            Vec::new()
+        };
+        Ok(if objects.is_empty() {
+            "vmlinux".to_string()
+        } else {
+            objects.join(", ")
+        })
+    };
+    let mut lines = Vec::new();
+    for m in log.objtool.iter().filter(|m| !m.error) {
+        let object = match (&m.function, m.object.as_str()) {
+            (Some(function), "vmlinux.o") => definers(function)?,
+            _ => m.object.clone(),
+        };
+        lines.push(format!("objtool: {object}: {}", m.message));
+    }
+    for m in &log.section_mismatches {
+        lines.push(format!(
+            "modpost: {}: section mismatch {} ({}) -> {} ({})",
+            definers(&m.from)?,
+            m.from,
+            m.from_section,
+            m.to,
+            m.to_section
+        ));
+    }
+    lines.dedup();
+    Ok(lines)
 }
 
 /// A link failure is not fixed by extra flags at the same level: skip to the

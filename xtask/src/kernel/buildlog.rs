@@ -1,6 +1,8 @@
-//! Reading Kbuild's output: progress, which object failed and why, and the
-//! undefined references of a failed link. Pure, so it is tested on the real
-//! compiler and linker lines kept in `xtask/test_data/`.
+//! Reading Kbuild's output: progress, which object failed and why (and
+//! whether the compiler said so, or a tool around it), the undefined
+//! references of a failed link, and what the checks after the link (modpost,
+//! objtool) reported. Pure, so it is tested on the real compiler, linker,
+//! modpost and objtool lines kept in `xtask/test_data/`.
 //!
 //! make runs with `--output-sync=target`, so a failed object's diagnostics
 //! come as one block just before make's `*** [...: obj.o] Error 1` line.
@@ -28,6 +30,70 @@ static LLD_FUNCTION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^>>>\s+\S+?:\((\S+?)\)").unwrap());
 static SOURCE_LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?:\S*ld(?:\.\w+)?: )?(\S+?\.[chS]):\d+:").unwrap());
+// A diagnostic of the compiler or the assembler: `file:line[:col]: error:`,
+// gas's `file:line: Error:`, or an internal compiler error. Tools around the
+// compiler (fixdep, objtool, `gcc: fatal error: Killed signal`) name no line.
+static COMPILER_ERROR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:\S+|\{standard input\}):\d+(?::\d+)?: (?:(?:fatal )?error|Error): |internal compiler error").unwrap()
+});
+// The compiler stopped by the file system, not by the code: a dependency
+// file, an output file or a header it cannot open. Two makes in one build
+// directory, or a killed one, leave exactly these; no level fixes them.
+static FILE_SYSTEM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"fatal error: .*: (?:No such file or directory|Is a directory|Permission denied|No space left on device|Read-only file system)$").unwrap()
+});
+// `net/ipv4/tcp.o: warning: objtool: tcp_foo+0x12: unreachable instruction`,
+// `vmlinux.o: error: objtool: foo() falls through to next function bar()`.
+static OBJTOOL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(\S+\.o): (warning|error): objtool: (.*)$").unwrap());
+static OBJTOOL_FUNCTION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([A-Za-z_][\w.]*)(?:\+0x[0-9a-f]+:|\(\)) ").unwrap());
+// modpost, 6.12: `WARNING: modpost: vmlinux: section mismatch in reference:
+// memblock_alloc_low+0x1c (section: .text) -> memblock_alloc_try_nid
+// (section: .init.text)`; older kernels name no offset.
+static SECTION_MISMATCH: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"modpost: (\S+?):? section mismatch in reference: (\S+?)(?:\+0x[0-9a-f]+)? \(section: (\S+)\) -> (\S+?)(?:\+0x[0-9a-f]+)? \(section: (\S+)\)",
+    )
+    .unwrap()
+});
+static MODPOST_ERROR: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^ERROR: modpost: (.*)$").unwrap());
+
+/// Who stopped an object: the compiler, whose errors may be the optimization
+/// level's doing; objtool, checking the compiled object (its complaints at
+/// -O0 are about code the level shaped); or another tool around the compile
+/// (fixdep, objtool failing to open a file, the compiler killed), which no
+/// level fixes: those never move an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailedBy {
+    Compiler,
+    Objtool,
+    Tool(String),
+}
+
+/// What objtool said about one function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjtoolMessage {
+    /// The object it checked: a compiled object, or `vmlinux.o`.
+    pub object: String,
+    pub error: bool,
+    pub function: Option<String>,
+    /// After `objtool: `.
+    pub message: String,
+}
+
+/// A reference modpost found from one section into another that goes away
+/// (`.text` calling `.init.text`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionMismatch {
+    /// `vmlinux`, or a module.
+    pub module: String,
+    pub from: String,
+    pub from_section: String,
+    pub to: String,
+    pub to_section: String,
+}
 
 /// One object that did not compile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +104,7 @@ pub struct CompileFailure {
     pub error: String,
     /// The whole block, for matching failure classes.
     pub block: String,
+    pub by: FailedBy,
 }
 
 /// A symbol the final link could not resolve.
@@ -62,6 +129,12 @@ pub struct BuildLog {
     pub failed_targets: Vec<String>,
     /// The first line that looks like an error, for the summary.
     pub first_error: Option<String>,
+    /// Everything objtool said, warnings included.
+    pub objtool: Vec<ObjtoolMessage>,
+    pub section_mismatches: Vec<SectionMismatch>,
+    /// modpost's `ERROR:` lines, without the prefix: when there are any,
+    /// modpost failed the build.
+    pub modpost_errors: Vec<String>,
     block: Vec<String>,
     function: Option<String>,
     undefined_index: BTreeMap<String, usize>,
@@ -126,19 +199,14 @@ impl BuildLog {
         if let Some(c) = MAKE_ERROR.captures(line) {
             let target = c[1].to_string();
             if target.ends_with(".o") && !target.ends_with("vmlinux.o") {
-                let error = self
-                    .block
-                    .iter()
-                    .find(|l| l.contains(" error: ") || l.contains("Error:"))
-                    .or(self.block.last())
-                    .cloned()
-                    .unwrap_or_default();
+                let (by, error) = failed_by(&self.block);
                 let error = self.relative(error.trim()).to_string();
                 let block = self.block.join("\n");
                 self.failures.push(CompileFailure {
                     object: target,
                     error,
                     block,
+                    by,
                 });
             } else if !self.failed_targets.contains(&target) {
                 self.failed_targets.push(target);
@@ -146,8 +214,33 @@ impl BuildLog {
             self.block.clear();
             return;
         }
+        if let Some(c) = OBJTOOL.captures(line) {
+            let message = c[3].to_string();
+            self.objtool.push(ObjtoolMessage {
+                object: self.relative(&c[1]).to_string(),
+                error: &c[2] == "error",
+                function: OBJTOOL_FUNCTION
+                    .captures(&message)
+                    .map(|f| f[1].to_string()),
+                message,
+            });
+        }
+        if let Some(c) = SECTION_MISMATCH.captures(line) {
+            self.section_mismatches.push(SectionMismatch {
+                module: c[1].to_string(),
+                from: c[2].to_string(),
+                from_section: c[3].to_string(),
+                to: c[4].to_string(),
+                to_section: c[5].to_string(),
+            });
+        }
+        if let Some(c) = MODPOST_ERROR.captures(line) {
+            self.modpost_errors.push(c[1].to_string());
+        }
         if self.first_error.is_none()
-            && (line.contains(" error: ") || line.contains("undefined reference"))
+            && (line.contains(" error: ")
+                || line.contains("undefined reference")
+                || line.starts_with("ERROR: "))
         {
             self.first_error = Some(self.relative(line.trim()).to_string());
         }
@@ -178,6 +271,52 @@ impl BuildLog {
         }
         self.block.push(line.to_string());
     }
+}
+
+/// Who failed an object's block, and the line that says so: the compiler's
+/// first error; else objtool's first complaint about the code; else the tool
+/// that failed around the compile (`fixdep: error opening file: ...: No such
+/// file or directory`), named by its line's first word.
+fn failed_by(block: &[String]) -> (FailedBy, String) {
+    if let Some(line) = block.iter().find(|l| FILE_SYSTEM.is_match(l)) {
+        return (FailedBy::Tool("the compiler".into()), line.clone());
+    }
+    if let Some(line) = block.iter().find(|l| COMPILER_ERROR.is_match(l)) {
+        return (FailedBy::Compiler, line.clone());
+    }
+    // Its errors only: its warnings do not fail an object (a block can hold
+    // both a warning and another tool's failure).
+    let objtool = block.iter().find(|l| {
+        OBJTOOL.captures(l).is_some_and(|c| &c[2] == "error")
+            && !l.contains("No such file")
+            && !l.contains("Can't open")
+    });
+    if let Some(line) = objtool {
+        return (FailedBy::Objtool, line.clone());
+    }
+    let said = |l: &&String| !COMPILE.is_match(l) && !l.contains(": warning: ");
+    let line = block
+        .iter()
+        .filter(said)
+        .find(|l| {
+            let l = l.to_lowercase();
+            l.contains("error") || l.contains("no such file") || l.contains("killed")
+        })
+        .or_else(|| block.iter().filter(said).find(|l| !l.trim().is_empty()))
+        .or(block.last())
+        .cloned()
+        .unwrap_or_default();
+    let tool = line
+        .trim()
+        .split(|c: char| c == ':' || c.is_whitespace())
+        .next()
+        .filter(|w| !w.is_empty())
+        .unwrap_or("a tool")
+        .rsplit('/')
+        .next()
+        .unwrap_or("a tool")
+        .to_string();
+    (FailedBy::Tool(tool), line)
 }
 
 fn push_new(list: &mut Vec<String>, item: String) {
@@ -348,6 +487,177 @@ mod tests {
             ]
         );
         assert_eq!(log.failed_targets, ["vmlinux"]);
+    }
+
+    #[test]
+    fn compile_errors_are_the_compilers() {
+        let log = BuildLog::parse(&data("build/og-compile-errors.log"), vec![]);
+        assert!(log.failures.iter().all(|f| f.by == FailedBy::Compiler));
+        let text = "  AS      arch/x86/lib/foo.o\n{standard input}: Assembler messages:\n{standard input}:12: Error: no such instruction: `bogus'\nmake[4]: *** [/k/scripts/Makefile.build:361: arch/x86/lib/foo.o] Error 1\n";
+        let log = BuildLog::parse(text, vec![]);
+        assert_eq!(log.failures[0].by, FailedBy::Compiler);
+        assert_eq!(
+            log.failures[0].error,
+            "{standard input}:12: Error: no such instruction: `bogus'"
+        );
+    }
+
+    /// Seen when two makes shared a build directory: fixdep and objtool
+    /// found a file gone. Not the compiler: such failures must never move an
+    /// object (study/notes/arch-recipes.md, "Side finding").
+    #[test]
+    fn tools_around_the_compiler_are_not_the_compiler() {
+        let text = concat!(
+            "  CC      net/ipv4/ping.o\n",
+            "fixdep: error opening file: net/ipv4/.ping.o.d: No such file or directory\n",
+            "make[4]: *** [/work/main/kernel/scripts/Makefile.build:229: net/ipv4/ping.o] Error 2\n",
+            "  CC      net/ipv4/ip_tunnel.o\n",
+            "objtool: Can't open 'net/ipv4/ip_tunnel.o': No such file or directory\n",
+            "make[4]: *** [/work/main/kernel/scripts/Makefile.build:229: net/ipv4/ip_tunnel.o] Error 1\n",
+            "  CC      kernel/sched/core.o\n",
+            "gcc: fatal error: Killed signal terminated program cc1\n",
+            "compilation terminated.\n",
+            "make[3]: *** [/work/main/kernel/scripts/Makefile.build:229: kernel/sched/core.o] Error 1\n",
+            "  CC      net/ipv4/ping.o\n",
+            "/work/main/kernel/net/ipv4/ping.c:1:1: fatal error: opening dependency file net/ipv4/.ping.o.d: Is a directory\n",
+            "    1 | // SPDX-License-Identifier: GPL-2.0-or-later\n",
+            "compilation terminated.\n",
+            "make[4]: *** [/work/main/kernel/scripts/Makefile.build:229: net/ipv4/ping.o] Error 1\n",
+        );
+        let log = BuildLog::parse(text, vec!["/work/main/kernel/".into()]);
+        let failed: Vec<(&str, &FailedBy, &str)> = log
+            .failures
+            .iter()
+            .map(|f| (f.object.as_str(), &f.by, f.error.as_str()))
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                (
+                    "net/ipv4/ping.o",
+                    &FailedBy::Tool("fixdep".into()),
+                    "fixdep: error opening file: net/ipv4/.ping.o.d: No such file or directory"
+                ),
+                (
+                    "net/ipv4/ip_tunnel.o",
+                    &FailedBy::Tool("objtool".into()),
+                    "objtool: Can't open 'net/ipv4/ip_tunnel.o': No such file or directory"
+                ),
+                (
+                    "kernel/sched/core.o",
+                    &FailedBy::Tool("gcc".into()),
+                    "gcc: fatal error: Killed signal terminated program cc1"
+                ),
+                (
+                    "net/ipv4/ping.o",
+                    &FailedBy::Tool("the compiler".into()),
+                    "net/ipv4/ping.c:1:1: fatal error: opening dependency file net/ipv4/.ping.o.d: Is a directory"
+                ),
+            ]
+        );
+    }
+
+    /// objtool's words: the warnings are what the `tiny` build printed
+    /// (net/ at -O0, Linux 6.12.117); the vmlinux.o error is check.c's
+    /// format, as kernels that make objtool's warnings fatal print it.
+    #[test]
+    fn objtool_messages_name_object_and_function() {
+        let text = concat!(
+            "  CC      net/core/skbuff.o\n",
+            "net/core/skbuff.o: warning: objtool: skb_over_panic+0x33: unreachable instruction\n",
+            "  CC      net/core/scm.o\n",
+            "net/core/scm.o: warning: objtool: put_cmsg+0x4ac: return with UACCESS enabled\n",
+            "  LD      vmlinux.o\n",
+            "vmlinux.o: error: objtool: baz() falls through to next function qux()\n",
+        );
+        let log = BuildLog::parse(text, vec![]);
+        let seen: Vec<(&str, bool, Option<&str>, &str)> = log
+            .objtool
+            .iter()
+            .map(|m| {
+                (
+                    m.object.as_str(),
+                    m.error,
+                    m.function.as_deref(),
+                    m.message.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "net/core/skbuff.o",
+                    false,
+                    Some("skb_over_panic"),
+                    "skb_over_panic+0x33: unreachable instruction"
+                ),
+                (
+                    "net/core/scm.o",
+                    false,
+                    Some("put_cmsg"),
+                    "put_cmsg+0x4ac: return with UACCESS enabled"
+                ),
+                (
+                    "vmlinux.o",
+                    true,
+                    Some("baz"),
+                    "baz() falls through to next function qux()"
+                ),
+            ]
+        );
+        assert_eq!(log.warnings, 2);
+        // An objtool error that fails an object's own compile rule is
+        // objtool's, not a tool's mishap.
+        let text = "  CC      net/core/scm.o\nnet/core/scm.o: error: objtool: put_cmsg+0x4ac: return with UACCESS enabled\nmake[4]: *** [/k/scripts/Makefile.build:229: net/core/scm.o] Error 255\n";
+        let log = BuildLog::parse(text, vec![]);
+        assert_eq!(log.failures[0].by, FailedBy::Objtool);
+        // A warning, then fixdep's mishap: fixdep's.
+        let text = concat!(
+            "  CC      net/core/scm.o\n",
+            "net/core/scm.o: warning: objtool: put_cmsg+0x4ac: return with UACCESS enabled\n",
+            "fixdep: error opening file: net/core/.scm.o.d: No such file or directory\n",
+            "make[4]: *** [/k/scripts/Makefile.build:229: net/core/scm.o] Error 2\n",
+        );
+        let log = BuildLog::parse(text, vec![]);
+        assert_eq!(log.failures[0].by, FailedBy::Tool("fixdep".into()));
+    }
+
+    /// The arm64 `tiny` build's modpost failure (study/notes/arch-recipes.md).
+    #[test]
+    fn collects_modpost_section_mismatches() {
+        let log = BuildLog::parse(
+            &data("build/modpost-section-mismatch.log"),
+            vec!["/work/main/target/kernel-test/linux/".into()],
+        );
+        assert_eq!(
+            log.section_mismatches,
+            [SectionMismatch {
+                module: "vmlinux".into(),
+                from: "memblock_alloc_low".into(),
+                from_section: ".text".into(),
+                to: "memblock_alloc_try_nid".into(),
+                to_section: ".init.text".into(),
+            }]
+        );
+        assert_eq!(log.modpost_errors, ["Section mismatches detected."]);
+        assert!(log.failures.is_empty());
+        assert_eq!(
+            log.first_error.as_deref(),
+            Some("ERROR: modpost: Section mismatches detected.")
+        );
+        // Before 6.2 modpost named no offset and spelled vmlinux.o.
+        let log = BuildLog::parse(
+            "WARNING: modpost: vmlinux.o: section mismatch in reference: foo (section: .text) -> bar (section: .init.data)\n",
+            vec![],
+        );
+        assert_eq!(
+            (
+                log.section_mismatches[0].from.as_str(),
+                log.section_mismatches[0].to.as_str()
+            ),
+            ("foo", "bar")
+        );
     }
 
     #[test]

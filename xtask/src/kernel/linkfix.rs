@@ -63,6 +63,46 @@ pub fn referencing_objects(build_dir: &Path, symbol: &str) -> Result<Vec<String>
     Ok(out)
 }
 
+/// Build-dir-relative objects, each compiled from a source of `tree`, whose
+/// symbol table defines `symbol` (a local one too: at -O0 every object that
+/// calls a `static inline` function keeps its own copy). What a post-link
+/// check names in vmlinux (`memblock_alloc_low+0x1c`) comes from these.
+pub fn defining_objects(build_dir: &Path, tree: &Path, symbol: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in WalkDir::new(build_dir)
+        .into_iter()
+        .filter_entry(|e| !e.file_name().to_string_lossy().starts_with('.'))
+    {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy();
+        if !entry.file_type().is_file() || !name.ends_with(".o") || name.ends_with(".mod.o") {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(build_dir).unwrap_or(entry.path());
+        let stem = rel.with_extension("");
+        // Compiled objects only: not vmlinux.o, not a composite's ld -r.
+        if !["c", "S"]
+            .iter()
+            .any(|ext| tree.join(stem.with_extension(ext)).is_file())
+        {
+            continue;
+        }
+        let data = std::fs::read(entry.path())
+            .with_context(|| format!("cannot read {}", entry.path().display()))?;
+        let Ok(file) = object::File::parse(&*data) else {
+            continue;
+        };
+        if file
+            .symbols()
+            .any(|s| s.is_definition() && s.name() == Ok(symbol))
+        {
+            out.push(rel.display().to_string());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Finds the source that defines `symbol`, and the option that is off in
 /// `config` and gates it.
 pub fn find_provider(

@@ -37,6 +37,8 @@ struct RawStep {
     #[serde(default)]
     cflags: Vec<String>,
     checks_off: Option<String>,
+    #[serde(default)]
+    only_by_class: bool,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +65,9 @@ pub struct Step {
     pub extra: Vec<String>,
     /// Compile-time checks this step turns off, for the report and README.
     pub checks_off: Option<String>,
+    /// Reached only through a failure class that names it; other errors
+    /// climb past it.
+    pub only_by_class: bool,
 }
 
 impl Step {
@@ -116,6 +121,7 @@ impl Policy {
                         .map_err(|e| anyhow::anyhow!("{}: [step.{name}]: {e}", path.display()))?,
                     extra: s.cflags.clone(),
                     checks_off: s.checks_off.clone(),
+                    only_by_class: s.only_by_class,
                 },
                 None => Step {
                     name: name.clone(),
@@ -127,6 +133,7 @@ impl Policy {
                     })?,
                     extra: Vec::new(),
                     checks_off: None,
+                    only_by_class: false,
                 },
             };
             ladder.push(step);
@@ -211,7 +218,10 @@ impl Policy {
         if let Some((to, class)) = highest {
             return Some((&self.ladder[to], Some(&class.name)));
         }
-        self.ladder.get(here + 1).map(|s| (s, None))
+        self.ladder[here + 1..]
+            .iter()
+            .find(|s| !s.only_by_class)
+            .map(|s| (s, None))
     }
 
     /// What was measured for this kernel series, compiler and
@@ -241,7 +251,11 @@ mod tests {
     fn shipped_policy_loads() {
         let p = policy();
         let names: Vec<&str> = p.ladder.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["O0", "Og", "Og-nocheck", "O2"]);
+        assert_eq!(names, ["O0", "O0-nocheck", "Og", "Og-nocheck", "O2"]);
+        assert_eq!(
+            p.step("O0-nocheck").unwrap().cflags(),
+            ["-O0", "-Wno-return-type"]
+        );
         assert_eq!(
             p.step("Og-nocheck").unwrap().cflags(),
             ["-Og", "-U__OPTIMIZE__", "-Wno-return-type"]
@@ -277,5 +291,44 @@ mod tests {
         let (step, class) = p.next_step("Og", &both).unwrap();
         assert_eq!((step.name.as_str(), class), ("O2", Some("check_copy_size")));
         assert!(p.next_step("O2", minmax).is_none());
+    }
+
+    /// BUILD_BUG() as a non-void stub's body (include/linux/swapops.h:589 on
+    /// 6.12, mm/ at -O0): -O0 keeps its level with -Wno-return-type; -Og
+    /// needs Og-nocheck; no other error stops at O0-nocheck.
+    #[test]
+    fn a_build_bug_stub_keeps_o0() {
+        let p = policy();
+        let stub = "/work/main/target/kernel-test/linux/include/linux/swapops.h:589:1: error: \
+                    no return statement in function returning non-void [-Werror=return-type]";
+        let (step, class) = p.next_step("O0", stub).unwrap();
+        assert_eq!(
+            (step.name.as_str(), class),
+            ("O0-nocheck", Some("build-bug-stub"))
+        );
+        assert_eq!(p.next_step("Og", stub).unwrap().0.name, "Og-nocheck");
+        // static_cpu_has() at -O0, as gcc words it in a UTF-8 locale; with
+        // the stub in the same object, the higher step.
+        let asm = "arch/x86/include/asm/cpufeature.h:178:9: error: impossible constraint in ‘asm’";
+        let (step, class) = p.next_step("O0", asm).unwrap();
+        assert_eq!(
+            (step.name.as_str(), class),
+            ("Og", Some("asm-constant-at-O0"))
+        );
+        assert_eq!(
+            p.next_step("O0", &format!("{stub}\n{asm}")).unwrap().0.name,
+            "Og"
+        );
+        assert_eq!(
+            p.next_step("O0", "error: something new").unwrap().0.name,
+            "Og"
+        );
+        assert_eq!(
+            p.next_step("O0-nocheck", "error: something new")
+                .unwrap()
+                .0
+                .name,
+            "Og"
+        );
     }
 }
