@@ -319,6 +319,12 @@ mod tests {
             p.next_step("O0", &format!("{stub}\n{asm}")).unwrap().0.name,
             "Og"
         );
+        // clang on arm64 (alternative_has_cap_unlikely at -O0).
+        let clang = "arch/arm64/include/asm/alternative-macros.h:255:2: error: invalid operand for inline asm constraint 'i'";
+        assert_eq!(
+            p.next_step("O0", clang).unwrap(),
+            (p.step("Og").unwrap(), Some("asm-constant-at-O0"))
+        );
         assert_eq!(
             p.next_step("O0", "error: something new").unwrap().0.name,
             "Og"
