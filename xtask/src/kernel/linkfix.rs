@@ -32,35 +32,11 @@ pub struct Provider {
 /// Build-dir-relative objects whose symbol table references `symbol` as
 /// undefined. vmlinux.o and archives are skipped.
 pub fn referencing_objects(build_dir: &Path, symbol: &str) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for entry in WalkDir::new(build_dir)
-        .into_iter()
-        .filter_entry(|e| !e.file_name().to_string_lossy().starts_with('.'))
-    {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy();
-        if !entry.file_type().is_file()
-            || !name.ends_with(".o")
-            || name.ends_with(".mod.o")
-            || name == "vmlinux.o"
-        {
-            continue;
-        }
-        let data = std::fs::read(entry.path())
-            .with_context(|| format!("cannot read {}", entry.path().display()))?;
-        let Ok(file) = object::File::parse(&*data) else {
-            continue;
-        };
-        if file
-            .symbols()
-            .any(|s| s.is_undefined() && s.name() == Ok(symbol))
-        {
-            let rel = entry.path().strip_prefix(build_dir).unwrap_or(entry.path());
-            out.push(rel.display().to_string());
-        }
-    }
-    out.sort();
-    Ok(out)
+    objects_where(
+        build_dir,
+        |rel| rel != Path::new("vmlinux.o"),
+        |s| s.is_undefined() && s.name() == Ok(symbol),
+    )
 }
 
 /// Build-dir-relative objects, each compiled from a source of `tree`, whose
@@ -68,6 +44,27 @@ pub fn referencing_objects(build_dir: &Path, symbol: &str) -> Result<Vec<String>
 /// calls a `static inline` function keeps its own copy). What a post-link
 /// check names in vmlinux (`memblock_alloc_low+0x1c`) comes from these.
 pub fn defining_objects(build_dir: &Path, tree: &Path, symbol: &str) -> Result<Vec<String>> {
+    objects_where(
+        build_dir,
+        // Compiled objects only: not vmlinux.o, not a composite's ld -r.
+        |rel| {
+            let stem = rel.with_extension("");
+            ["c", "S"]
+                .iter()
+                .any(|ext| tree.join(stem.with_extension(ext)).is_file())
+        },
+        |s| s.is_definition() && s.name() == Ok(symbol),
+    )
+}
+
+/// The `.o` files under `build_dir` (but modules' `.mod.o` and hidden
+/// directories) that `keep` accepts by their relative path and that have a
+/// symbol `matches` accepts, sorted.
+fn objects_where(
+    build_dir: &Path,
+    keep: impl Fn(&Path) -> bool,
+    matches: impl Fn(&object::Symbol) -> bool,
+) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for entry in WalkDir::new(build_dir)
         .into_iter()
@@ -79,12 +76,7 @@ pub fn defining_objects(build_dir: &Path, tree: &Path, symbol: &str) -> Result<V
             continue;
         }
         let rel = entry.path().strip_prefix(build_dir).unwrap_or(entry.path());
-        let stem = rel.with_extension("");
-        // Compiled objects only: not vmlinux.o, not a composite's ld -r.
-        if !["c", "S"]
-            .iter()
-            .any(|ext| tree.join(stem.with_extension(ext)).is_file())
-        {
+        if !keep(rel) {
             continue;
         }
         let data = std::fs::read(entry.path())
@@ -92,10 +84,7 @@ pub fn defining_objects(build_dir: &Path, tree: &Path, symbol: &str) -> Result<V
         let Ok(file) = object::File::parse(&*data) else {
             continue;
         };
-        if file
-            .symbols()
-            .any(|s| s.is_definition() && s.name() == Ok(symbol))
-        {
+        if file.symbols().any(|s| matches(&s)) {
             out.push(rel.display().to_string());
         }
     }
