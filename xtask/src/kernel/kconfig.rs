@@ -170,6 +170,8 @@ static BLOCK_END: LazyLock<Regex> = LazyLock::new(|| {
 });
 static IF_BLOCK: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*if\s+(.+?)\s*$").unwrap());
 static ENDIF: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*endif\b").unwrap());
+static HELP: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s*(?:help|---help---)\s*$").unwrap());
 static SYMBOL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(!?)\s*\b([A-Z0-9_]*[A-Z_][A-Z0-9_]*)\b").unwrap());
 
@@ -202,7 +204,29 @@ impl SymbolIndex {
         let mut current: Option<(String, Declaration)> = None;
         // `if EXPR ... endif` blocks are dependencies of every symbol inside.
         let mut ifs: Vec<String> = Vec::new();
+        // Help text is prose: "... if SHUFFLE_PAGE_ALLOCATOR=y. The ..." in
+        // mm/Kconfig is no `if` block. It ends at the first line indented
+        // less than its own first line.
+        let mut help: Option<Option<usize>> = None;
         for (i, line) in text.lines().enumerate() {
+            let indent = line.len() - line.trim_start().len();
+            if let Some(first) = help {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match first {
+                    None => {
+                        help = Some(Some(indent));
+                        continue;
+                    }
+                    Some(depth) if indent >= depth => continue,
+                    Some(_) => help = None,
+                }
+            }
+            if HELP.is_match(line) {
+                help = Some(None);
+                continue;
+            }
             if let Some(c) = CONFIG_DECL.captures(line) {
                 self.finish(current.take());
                 let decl = Declaration {
@@ -378,6 +402,26 @@ PHYSICAL_START = "0x1000000"
             err.to_string(),
             "b/.config:2: not a Kconfig line: \"foo bar\""
         );
+    }
+
+    /// A help text's "if" is prose, not a block (mm/Kconfig's
+    /// SHUFFLE_PAGE_ALLOCATOR help, before ZONE_DEVICE).
+    #[test]
+    fn help_text_is_not_kconfig() {
+        let mut index = SymbolIndex::default();
+        index.add_file(
+            Path::new("mm/Kconfig"),
+            "config SHUFFLE_PAGE_ALLOCATOR\n\tbool \"Page allocator randomization\"\n\thelp\n\
+             \t  this reason, by default, the randomization is not enabled even\n\
+             \t  if SHUFFLE_PAGE_ALLOCATOR=y. The randomization may be force enabled\n\n\
+             \t  Say Y if unsure.\n\nconfig ZONE_DEVICE\n\tbool \"Device memory\"\n\
+             \tdepends on MEMORY_HOTPLUG\n\n\thelp\n\t  depends on nothing here\n\n\
+             config X\n\tbool\n",
+        );
+        let zone = &index.declarations("ZONE_DEVICE")[0];
+        assert_eq!(zone.depends, ["MEMORY_HOTPLUG"]);
+        assert_eq!(zone.line, 9);
+        assert!(index.declarations("X")[0].depends.is_empty());
     }
 
     #[test]
