@@ -610,16 +610,13 @@ fn fall_back_link_failures(
     let mut fixes = Vec::new();
     let mut any = false;
     let mut moved_now = HashSet::new();
+    let symbols: Vec<&str> = log.undefined.iter().map(|u| u.symbol.as_str()).collect();
+    let referencing = linkfix::referencing_objects(&p.build_dir, &symbols)?;
     for undefined in &log.undefined {
-        let objects = linkfix::referencing_objects(&p.build_dir, &undefined.symbol)?;
+        let objects = &referencing[&undefined.symbol];
         let provider =
             linkfix::find_provider(&p.tree.path, &p.arch.src_arch, &undefined.symbol, &config);
-        for object in &objects {
-            // One object, several undefined symbols (__start_BTF and
-            // __stop_BTF): one move per link, not one per symbol.
-            if !moved_now.insert(object.clone()) {
-                continue;
-            }
+        for object in objects {
             let source = source_of(object);
             let (current, _) = placement(p, recorded).step_for(object);
             let at_o0 = p.profile.rules.level_for(&source) == Level::O0;
@@ -634,11 +631,17 @@ fn fall_back_link_failures(
                         "{source} at -{current} calls {}, built only with CONFIG_{option}=y ({at}): \
                          add {option} = true to the profile, or accept {} at -Og",
                         undefined.symbol,
-                        Path::new(&source).file_name().map_or(source.clone(), |n| n.to_string_lossy().into_owned()),
+                        file_name(&source),
                     );
                     fixes.push((line, option.clone()));
                     continue;
                 }
+            }
+            // One object, several undefined symbols (__start_BTF and
+            // __stop_BTF): one move per link, not one per symbol; every
+            // fix line above is still said.
+            if !moved_now.insert(object.clone()) {
+                continue;
             }
             let Some(next) = next_higher_level(p, &current) else {
                 bail!(
@@ -746,14 +749,16 @@ fn fall_back_post_link_checks(
     }
     let mut fixes = Vec::new();
     let mut any = false;
+    let functions: Vec<&str> = faults.iter().map(|(_, f, _, _)| f.as_str()).collect();
+    let defining = linkfix::defining_objects(&p.build_dir, &p.tree.path, &functions)?;
     for (check, function, what, fix) in &faults {
-        let objects = linkfix::defining_objects(&p.build_dir, &p.tree.path, function)?;
+        let objects = &defining[function];
         if objects.is_empty() {
             fixes.push(format!(
                 "{check}: vmlinux: {what} (no compiled object defines {function}); fix: {fix}"
             ));
         }
-        for object in &objects {
+        for object in objects {
             let source = source_of(object);
             let (current, _) = placement(p, recorded).step_for(object);
             let at_o0 = p.profile.rules.level_for(&source) == Level::O0;
@@ -772,9 +777,7 @@ fn fall_back_post_link_checks(
                 }
                 Some(_) => fixes.push(format!(
                     "{check}: {object} at -{current}: {what}; fix: {fix}, or accept {} at -Og",
-                    Path::new(&source)
-                        .file_name()
-                        .map_or(source.clone(), |n| n.to_string_lossy().into_owned())
+                    file_name(&source)
                 )),
                 None => fixes.push(format!(
                     "{check}: {object} at -{current}: {what}; fix: {fix}"
@@ -803,24 +806,28 @@ fn fall_back_post_link_checks(
 /// every object's symbols).
 fn check_warnings(p: &Prepared, log: &BuildLog) -> Result<Vec<String>> {
     const LOOKUPS: usize = 8;
+    let vmlinux_objtool = log
+        .objtool
+        .iter()
+        .filter(|m| !m.error && m.object == "vmlinux.o")
+        .filter_map(|m| m.function.as_deref());
+    let mismatches = log.section_mismatches.iter().map(|m| m.from.as_str());
+    // The names to look up, in the order the lines below name them: one
+    // walk over the objects for all of them.
+    let wanted: Vec<&str> = vmlinux_objtool.chain(mismatches).take(LOOKUPS).collect();
+    let defining = linkfix::defining_objects(&p.build_dir, &p.tree.path, &wanted)?;
     let mut lookups = 0;
-    let mut definers = |function: &str| -> Result<String> {
+    let mut definers = |function: &str| -> String {
         lookups += 1;
-        let objects = if lookups <= LOOKUPS {
-            linkfix::defining_objects(&p.build_dir, &p.tree.path, function)?
-        } else {
-            Vec::new()
-        };
-        Ok(if objects.is_empty() {
-            "vmlinux".to_string()
-        } else {
-            objects.join(", ")
-        })
+        match defining.get(function) {
+            Some(objects) if lookups <= LOOKUPS && !objects.is_empty() => objects.join(", "),
+            _ => "vmlinux".to_string(),
+        }
     };
     let mut lines = Vec::new();
     for m in log.objtool.iter().filter(|m| !m.error) {
         let object = match (&m.function, m.object.as_str()) {
-            (Some(function), "vmlinux.o") => definers(function)?,
+            (Some(function), "vmlinux.o") => definers(function),
             _ => m.object.clone(),
         };
         lines.push(format!("objtool: {object}: {}", m.message));
@@ -828,7 +835,7 @@ fn check_warnings(p: &Prepared, log: &BuildLog) -> Result<Vec<String>> {
     for m in &log.section_mismatches {
         lines.push(format!(
             "modpost: {}: section mismatch {} ({}) -> {} ({})",
-            definers(&m.from)?,
+            definers(&m.from),
             m.from,
             m.from_section,
             m.to,
@@ -837,6 +844,13 @@ fn check_warnings(p: &Prepared, log: &BuildLog) -> Result<Vec<String>> {
     }
     lines.dedup();
     Ok(lines)
+}
+
+/// The file name of a tree-relative source, for "accept X at -Og".
+fn file_name(source: &str) -> String {
+    Path::new(source)
+        .file_name()
+        .map_or(source.to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 /// A link failure is not fixed by extra flags at the same level: skip to the

@@ -6,6 +6,7 @@
 //! At -O0 a call behind a static-inline stub that returns false survives,
 //! and then needs a function that exists only under some config.
 
+use std::collections::HashMap;
 use std::{
     path::{Path, PathBuf},
     sync::LazyLock,
@@ -29,22 +30,32 @@ pub struct Provider {
     pub gated_at: Option<String>,
 }
 
-/// Build-dir-relative objects whose symbol table references `symbol` as
-/// undefined. vmlinux.o and archives are skipped.
-pub fn referencing_objects(build_dir: &Path, symbol: &str) -> Result<Vec<String>> {
-    objects_where(
+/// For each of `symbols`, the build-dir-relative objects whose symbol table
+/// references it as undefined, sorted. vmlinux.o and archives are skipped.
+/// One walk over the objects, however many symbols.
+pub fn referencing_objects(
+    build_dir: &Path,
+    symbols: &[&str],
+) -> Result<HashMap<String, Vec<String>>> {
+    objects_by_symbol(
         build_dir,
         |rel| rel != Path::new("vmlinux.o"),
-        |s| s.is_undefined() && s.name() == Ok(symbol),
+        symbols,
+        |s| s.is_undefined(),
     )
 }
 
-/// Build-dir-relative objects, each compiled from a source of `tree`, whose
-/// symbol table defines `symbol` (a local one too: at -O0 every object that
-/// calls a `static inline` function keeps its own copy). What a post-link
-/// check names in vmlinux (`memblock_alloc_low+0x1c`) comes from these.
-pub fn defining_objects(build_dir: &Path, tree: &Path, symbol: &str) -> Result<Vec<String>> {
-    objects_where(
+/// For each of `symbols`, the build-dir-relative objects, each compiled from
+/// a source of `tree`, whose symbol table defines it (a local one too: at
+/// -O0 every object that calls a `static inline` function keeps its own
+/// copy), sorted. What a post-link check names in vmlinux
+/// (`memblock_alloc_low+0x1c`) comes from these.
+pub fn defining_objects(
+    build_dir: &Path,
+    tree: &Path,
+    symbols: &[&str],
+) -> Result<HashMap<String, Vec<String>>> {
+    objects_by_symbol(
         build_dir,
         // Compiled objects only: not vmlinux.o, not a composite's ld -r.
         |rel| {
@@ -53,19 +64,28 @@ pub fn defining_objects(build_dir: &Path, tree: &Path, symbol: &str) -> Result<V
                 .iter()
                 .any(|ext| tree.join(stem.with_extension(ext)).is_file())
         },
-        |s| s.is_definition() && s.name() == Ok(symbol),
+        symbols,
+        |s| s.is_definition(),
     )
 }
 
 /// The `.o` files under `build_dir` (but modules' `.mod.o` and hidden
-/// directories) that `keep` accepts by their relative path and that have a
-/// symbol `matches` accepts, sorted.
-fn objects_where(
+/// directories) that `keep` accepts by their relative path, by which of
+/// `symbols` each has a symbol of that `kind` accepts; every one of
+/// `symbols` is a key, its objects sorted.
+fn objects_by_symbol(
     build_dir: &Path,
     keep: impl Fn(&Path) -> bool,
-    matches: impl Fn(&object::Symbol) -> bool,
-) -> Result<Vec<String>> {
-    let mut out = Vec::new();
+    symbols: &[&str],
+    kind: impl Fn(&object::Symbol) -> bool,
+) -> Result<HashMap<String, Vec<String>>> {
+    let mut out: HashMap<String, Vec<String>> = symbols
+        .iter()
+        .map(|s| (s.to_string(), Vec::new()))
+        .collect();
+    if symbols.is_empty() {
+        return Ok(out);
+    }
     for entry in WalkDir::new(build_dir)
         .into_iter()
         .filter_entry(|e| !e.file_name().to_string_lossy().starts_with('.'))
@@ -84,11 +104,20 @@ fn objects_where(
         let Ok(file) = object::File::parse(&*data) else {
             continue;
         };
-        if file.symbols().any(|s| matches(&s)) {
-            out.push(rel.display().to_string());
+        let rel = rel.display().to_string();
+        for symbol in file.symbols().filter(|s| kind(s)) {
+            let Some(objects) = symbol.name().ok().and_then(|n| out.get_mut(n)) else {
+                continue;
+            };
+            if objects.last() != Some(&rel) {
+                objects.push(rel.clone());
+            }
         }
     }
-    out.sort();
+    for objects in out.values_mut() {
+        objects.sort();
+        objects.dedup();
+    }
     Ok(out)
 }
 
