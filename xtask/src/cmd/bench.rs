@@ -135,28 +135,11 @@ impl cli::Bench {
         if !self.arches.is_empty() {
             return self.edit_loop_arches(ctx);
         }
-        let p = Prepared::new(ctx, &self.target.to_target())?;
-        // It edits, builds and boots in turn: alone in the directory.
-        let _lock = p.lock(ctx, Access::Exclusive)?;
-        let request = self.built_first(ctx, &p)?;
-        if ctx.exec.dry_run {
+        let targets = self.per_arch(ctx, std::slice::from_ref(&ctx.arch_name))?;
+        let Some((rows, requests)) = self.timed_loops(&targets)? else {
             return Ok(());
-        }
-        let tcp = p.tree.path.join("net/ipv4/tcp.c");
-        let quick = BuildRequest {
-            quick: true,
-            jobs: request.jobs,
-            ..BuildRequest::default_for_run()
         };
-        let mut rows = Vec::new();
-        for run in 0..self.runs.max(1) {
-            let _restore =
-                edit_for_a_while(&tcp, &format!("\n/* cargo xtask bench loop {run} */\n"))?;
-            rows.push(one_loop(ctx, &p, &quick)?);
-        }
-        // The restored tcp.c is newer than tcp.o: rebuild now, not in the
-        // user's next command.
-        build::build(ctx, &p, &request)?;
+        let (rows, request, p) = (&rows[0], &requests[0], &targets[0].2);
         let median_of = |f: fn(&LoopTimes) -> Duration| median(rows.iter().map(f).collect());
         let table = [
             ("compile", median_of(|r| r.compile)),
@@ -252,35 +235,9 @@ impl cli::Bench {
 
     fn edit_loop_arches(&self, ctx: &Ctx) -> Result<()> {
         let targets = self.per_arch(ctx, &self.arch_names(ctx))?;
-        let mut locks = Vec::new();
-        let mut requests = Vec::new();
-        for (_, arch_ctx, p) in &targets {
-            locks.push(p.lock(arch_ctx, Access::Exclusive)?);
-            requests.push(self.built_first(arch_ctx, p)?);
-        }
-        if ctx.exec.dry_run {
+        let Some((rows, _)) = self.timed_loops(&targets)? else {
             return Ok(());
-        }
-        // One tree: the same edit serves every architecture.
-        let tcp = targets[0].2.tree.path.join("net/ipv4/tcp.c");
-        let mut rows: Vec<Vec<LoopTimes>> = targets.iter().map(|_| Vec::new()).collect();
-        for run in 0..self.runs.max(1) {
-            for (i, (_, arch_ctx, p)) in targets.iter().enumerate() {
-                let _restore = edit_for_a_while(
-                    &tcp,
-                    &format!("\n/* cargo xtask bench loop {run} {} */\n", p.arch.name),
-                )?;
-                let quick = BuildRequest {
-                    quick: true,
-                    jobs: requests[i].jobs,
-                    ..BuildRequest::default_for_run()
-                };
-                rows[i].push(one_loop(arch_ctx, p, &quick)?);
-            }
-        }
-        for (i, (_, arch_ctx, p)) in targets.iter().enumerate() {
-            build::build(arch_ctx, p, &requests[i])?;
-        }
+        };
         let totals: Vec<Duration> = rows
             .iter()
             .map(|r| median(r.iter().map(|t| t.total).collect()))
@@ -308,8 +265,46 @@ impl cli::Bench {
             LOOP_SIZE,
             targets[0].0
         );
-        drop(locks);
         Ok(())
+    }
+
+    /// Each target built first, then `--runs` rounds of: edit tcp.c,
+    /// rebuild, boot, stop in gdb, for each target in turn (one tree: the
+    /// same edit serves every architecture); each rebuilt after, as the
+    /// restored tcp.c is newer than tcp.o. Each target's times, and the
+    /// request its full builds used; nothing under --dry-run.
+    fn timed_loops(&self, targets: &[(String, Ctx, Prepared)]) -> Result<Option<TimedLoops>> {
+        // It edits, builds and boots in turn: alone in each directory.
+        let mut locks = Vec::new();
+        let mut requests = Vec::new();
+        for (_, arch_ctx, p) in targets {
+            locks.push(p.lock(arch_ctx, Access::Exclusive)?);
+            requests.push(self.built_first(arch_ctx, p)?);
+        }
+        if targets[0].1.exec.dry_run {
+            return Ok(None);
+        }
+        let tcp = targets[0].2.tree.path.join("net/ipv4/tcp.c");
+        let mut rows: Vec<Vec<LoopTimes>> = targets.iter().map(|_| Vec::new()).collect();
+        for run in 0..self.runs.max(1) {
+            for (i, (_, arch_ctx, p)) in targets.iter().enumerate() {
+                let _restore = edit_for_a_while(
+                    &tcp,
+                    &format!("\n/* cargo xtask bench loop {run} {} */\n", p.arch.name),
+                )?;
+                let quick = BuildRequest {
+                    quick: true,
+                    jobs: requests[i].jobs,
+                    ..BuildRequest::default_for_run()
+                };
+                rows[i].push(one_loop(arch_ctx, p, &quick)?);
+            }
+        }
+        for (i, (_, arch_ctx, p)) in targets.iter().enumerate() {
+            build::build(arch_ctx, p, &requests[i])?;
+        }
+        drop(locks);
+        Ok(Some((rows, requests)))
     }
 
     /// Builds `p` (the caller holds its lock) before anything is timed;
@@ -414,6 +409,9 @@ struct LoopTimes {
     total: Duration,
     size: String,
 }
+
+/// Each target's loop times, and the request its full builds used.
+type TimedLoops = (Vec<Vec<LoopTimes>>, Vec<BuildRequest>);
 
 /// What tcp-echo sends in one `send()`: the stop must show it as `size`.
 const LOOP_SIZE: &str = "1000";
