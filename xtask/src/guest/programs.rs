@@ -64,8 +64,9 @@ impl GuestPrograms {
 
 /// The guest programs `arch` runs: the host's, or compiled with its cross
 /// compiler into `target/guest/ARCH/` when a source (or the command line)
-/// changed since.
-pub fn for_arch(exec: &Exec, study_dir: &Path, root: &Path, arch: &Arch) -> Result<GuestPrograms> {
+/// changed since. `root`: the repository.
+pub fn for_arch(exec: &Exec, root: &Path, arch: &Arch) -> Result<GuestPrograms> {
+    let study_dir = root.join("study");
     let list = study_dir.join("guest/programs.toml");
     let text = std::fs::read_to_string(&list)
         .with_context(|| format!("cannot read {}", list.display()))?;

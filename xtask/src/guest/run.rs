@@ -219,12 +219,7 @@ fn prepare<'a>(
                 if req.initramfs { "--initramfs".to_string() } else { format!("an {} guest", p.arch.name) }
             );
         };
-        let programs = programs::for_arch(
-            exec,
-            &project_root().join("study"),
-            &project_root(),
-            &p.arch,
-        )?;
+        let programs = programs::for_arch(exec, &project_root(), &p.arch)?;
         let cpio = if exec.dry_run {
             p.state_dir().join("initramfs/initramfs.cpio")
         } else {
