@@ -82,9 +82,10 @@ pub struct Target {
     /// Build directory [default: build/PROFILE, or build/PROFILE-clang]
     #[arg(long, value_name = "DIR")]
     pub build_dir: Option<PathBuf>,
-    /// Compiler [default: the profile's `cc`, else gcc]; clang builds with LLVM=1
-    #[arg(long, value_enum)]
-    pub cc: Option<Cc>,
+    /// Compiler: gcc, clang, or a version of either (gcc-11, clang-19) [default: the
+    /// profile's `cc`, else gcc]; clang builds with LLVM=1, clang-19 with LLVM=-19
+    #[arg(long, value_name = "CC")]
+    pub cc: Option<Toolchain>,
 }
 
 impl Target {
@@ -92,7 +93,7 @@ impl Target {
         ctx::Target {
             profile: self.profile.clone(),
             build_dir: self.build_dir.clone(),
-            cc: self.cc.map(Into::into),
+            cc: self.cc,
         }
     }
 }
@@ -118,6 +119,9 @@ pub struct Setup {
     /// Print the apt packages this host wants (with --arch's), on one line, and exit
     #[arg(long, conflicts_with = "install")]
     pub list_packages: bool,
+    /// Also the tools of this compiler (gcc-11: gcc-11; clang-19: clang-19, lld-19, llvm-19)
+    #[arg(long, value_name = "CC")]
+    pub cc: Option<Toolchain>,
 }
 
 #[derive(Args, Debug)]
@@ -440,21 +444,6 @@ pub enum Cache {
     Auto,
     Ccache,
     None,
-}
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cc {
-    Gcc,
-    Clang,
-}
-
-impl From<Cc> for Toolchain {
-    fn from(cc: Cc) -> Toolchain {
-        match cc {
-            Cc::Gcc => Toolchain::Gcc,
-            Cc::Clang => Toolchain::Clang,
-        }
-    }
 }
 
 impl From<Cache> for CacheMode {

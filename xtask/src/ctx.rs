@@ -13,6 +13,7 @@ use crate::{
     kernel::{
         kconfig::{Kconfig, SymbolIndex},
         tree::KernelTree,
+        uml_host,
     },
     spec::{arch::Arch, policy::Policy, profile::Profile, profile::Profiles, toolchain::Toolchain},
     util::{
@@ -197,10 +198,13 @@ pub struct Prepared {
     pub arch: Arch,
     pub build_dir: PathBuf,
     pub policy: Policy,
-    /// The compiler family; also the key for known exceptions.
+    /// The compiler as the user named it (`gcc`, `gcc-11`, `clang-19`).
     pub compiler: Toolchain,
-    /// CROSS_COMPILE= for a foreign architecture with gcc.
-    cross_vars: Vec<String>,
+    /// Its full version (`12.2.0`), asked of the compiler itself; `None`
+    /// when it is not installed. Known exceptions are keyed by its major.
+    pub compiler_version: Option<String>,
+    /// CROSS_COMPILE= for a foreign architecture with gcc, CC= or LLVM=.
+    make_vars: Vec<String>,
 }
 
 impl Prepared {
@@ -212,9 +216,9 @@ impl Prepared {
         let compiler = target.cc.unwrap_or(profile.cc);
         let profile = profile.for_target(compiler, &arch.name);
         // One directory per profile, compiler and architecture: the host's
-        // architecture and gcc go unnamed.
+        // architecture and plain gcc go unnamed.
         let mut dir_name = profile.name.clone();
-        if compiler != Toolchain::Gcc {
+        if compiler != Toolchain::GCC {
             dir_name = format!("{dir_name}-{compiler}");
         }
         if arch.name != Arch::default_name() {
@@ -225,9 +229,14 @@ impl Prepared {
             refuse_kbuild_unsafe(what, path)?;
         }
         let profile = names_for_tree(profile, &tree, &ctx.root);
-        let cross_vars = arch.make_vars(compiler)?;
+        let make_vars = arch.make_vars(compiler)?;
+        let compiler_version = arch
+            .cc(compiler)
+            .ok()
+            .and_then(|cc| compiler_version(&ctx.exec, &cc));
         Ok(Prepared {
-            cross_vars,
+            make_vars,
+            compiler_version,
             profile,
             tree,
             arch,
@@ -240,9 +249,35 @@ impl Prepared {
     /// Variables for every make, Kconfig's included: the cross build's
     /// and the compiler's.
     pub fn make_vars(&self) -> Vec<String> {
-        let mut vars = self.cross_vars.clone();
-        vars.extend(self.compiler.make_vars());
-        vars
+        self.make_vars.clone()
+    }
+
+    /// The compiler with the major version it reported (`gcc-12` for a
+    /// plain `gcc` that is gcc 12): what the known exceptions were
+    /// measured with. `None` when the compiler did not answer.
+    pub fn measured_compiler(&self) -> Option<Toolchain> {
+        let major = self
+            .compiler_version
+            .as_deref()?
+            .split('.')
+            .next()?
+            .parse()
+            .ok()?;
+        Some(Toolchain {
+            family: self.compiler.family,
+            version: Some(major),
+        })
+    }
+
+    /// Whether this host can run what this build makes: UML's FP state
+    /// against the host's XSAVE area ([`uml_host`]), in one line when not.
+    /// Asked before configuring, building or booting.
+    pub fn check_host_runs_it(&self) -> Result<()> {
+        if let Some(uml) = &self.arch.uml {
+            uml_host::check(&self.tree.path, &self.tree.version, &uml.host_fp)
+                .map_err(|unfit| anyhow::anyhow!("{unfit}"))?;
+        }
+        Ok(())
     }
 
     /// The build dir's `.config`, parsed.
@@ -364,6 +399,19 @@ impl Drop for BuildLock {
             }
         }
     }
+}
+
+/// `CC -dumpfullversion -dumpversion`: gcc's full version (clang answers
+/// both). A read-only query, asked under `--dry-run` too.
+fn compiler_version(exec: &Exec, cc: &str) -> Option<String> {
+    let out = exec
+        .query(xshell::cmd!(
+            exec.sh(),
+            "{cc} -dumpfullversion -dumpversion"
+        ))
+        .ok()?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !version.is_empty()).then_some(version)
 }
 
 /// Kbuild cannot build in, or from, a path with whitespace (or a colon,

@@ -171,7 +171,7 @@ mod tests {
     fn env_and_cc_with_and_without_ccache() {
         let farm = parse_hosts("127.0.0.1:3632/2").unwrap();
         let log = Path::new("/b/.study/distcc.log");
-        let plain = setup(&farm, false, Toolchain::Gcc, log);
+        let plain = setup(&farm, false, Toolchain::GCC, log);
         assert_eq!(
             plain,
             DistccSetup {
@@ -183,11 +183,11 @@ mod tests {
             }
         );
         assert_eq!(farm.jobs(2), 4);
-        let cached = setup(&farm, true, Toolchain::Clang, log);
+        let cached = setup(&farm, true, Toolchain::CLANG, log);
         assert_eq!(cached.cc, None);
         assert_eq!(cached.env[2], ("CCACHE_PREFIX".into(), "distcc".into()));
         assert_eq!(
-            setup(&farm, false, Toolchain::Clang, log).cc.as_deref(),
+            setup(&farm, false, Toolchain::CLANG, log).cc.as_deref(),
             Some("distcc clang")
         );
     }

@@ -186,12 +186,13 @@ pub struct Learned {
 }
 
 impl Learned {
-    pub fn new(root: &Path, p: &Prepared, compiler_version: &str) -> Learned {
+    pub fn new(root: &Path, p: &Prepared) -> Learned {
         let name = format!(
-            "linux-{}-{}-{}-{compiler_version}.toml",
+            "linux-{}-{}-{}-{}.toml",
             p.tree.version,
             p.arch.name,
-            p.compiler.name()
+            p.compiler.family,
+            p.compiler_version.as_deref().unwrap_or("unknown")
         );
         Learned {
             path: root.join("target/learned").join(&p.profile.name).join(name),
@@ -211,14 +212,33 @@ impl Learned {
     }
 }
 
+/// When study/fallback.toml has no measurements for this compiler version
+/// but has some for another of its family: said once per build, since the
+/// first build then finds its objects by discovery.
+pub fn unmeasured_note(p: &Prepared) -> Option<String> {
+    let series = p.tree.series();
+    let family = p.compiler.family.name();
+    let others = p.policy.measured_versions(&series, family, &p.arch.name);
+    let this = p.measured_compiler()?.name();
+    if others.is_empty() || others.contains(&this.as_str()) {
+        return None;
+    }
+    Some(format!(
+        "fallback: study/fallback.toml has no measurements for {this} on Linux {series}/{} \
+         (it has {}); this build finds its own fallbacks by discovery and records them",
+        p.arch.name,
+        others.join(", ")
+    ))
+}
+
 /// Where each object of `p` stands, with what its build directory recorded.
 pub fn placement<'a>(p: &'a Prepared, recorded: &'a RecordedFallbacks) -> Placement<'a> {
     Placement {
         policy: &p.policy,
         rules: &p.profile.rules,
         known: p
-            .policy
-            .known(&p.tree.series(), p.compiler.name(), &p.arch.name),
+            .measured_compiler()
+            .and_then(|cc| p.policy.known(&p.tree.series(), &cc.name(), &p.arch.name)),
         recorded,
     }
 }
@@ -277,7 +297,7 @@ mod tests {
         let placement = Placement {
             policy: &p,
             rules: &rules,
-            known: p.known("6.12", "gcc", "x86_64"),
+            known: p.known("6.12", "gcc-12", "x86_64"),
             recorded: &recorded,
         };
         assert_eq!(placement.step_for("mm/readahead.o"), ("Og".into(), None));

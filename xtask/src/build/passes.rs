@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{bail, Result};
 
-use xshell::{cmd, Cmd, Shell};
+use xshell::{Cmd, Shell};
 
 use crate::{
     build::{
@@ -27,8 +27,8 @@ use crate::{
         kbuild,
         linkfix::{self, Provider},
     },
-    spec::{host_tools, opt_rules::Level, toolchain::Toolchain},
-    util::{exec::Exec, fsutil},
+    spec::{host_tools, opt_rules::Level, toolchain::Family},
+    util::fsutil,
 };
 
 /// Enough passes for O0 → O0-nocheck → Og → Og-nocheck → O2 plus link fixes.
@@ -183,12 +183,13 @@ fn human(d: Duration) -> String {
 /// policy says, until the image links or nothing more can be done.
 pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome> {
     let exec = &ctx.exec;
+    p.check_host_runs_it()?;
     if configure::needs_config(p) {
         configure::configure(ctx, p, false)?;
     }
-    host_tools::require(&ctx.study_dir(), "build", &p.arch.name)?;
-    if p.compiler == Toolchain::Clang {
-        host_tools::require(&ctx.study_dir(), "clang", &p.arch.name)?;
+    host_tools::require_for(&ctx.study_dir(), "build", &p.arch.name, p.compiler)?;
+    if p.compiler.family == Family::Clang {
+        host_tools::require_for(&ctx.study_dir(), "clang", &p.arch.name, p.compiler)?;
     }
     let cache = CacheSetup::new(req.cache)?;
     let cache_before = cache.as_ref().map(|c| c.stats(exec)).transpose()?;
@@ -200,7 +201,10 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<BuildOutcome
     }
 
     let mut recorded = RecordedFallbacks::load(&p.build_dir)?;
-    let learned = Learned::new(&ctx.root, p, &compiler_version(exec, p));
+    if let Some(note) = fallback::unmeasured_note(p) {
+        eprintln!("{note}");
+    }
+    let learned = Learned::new(&ctx.root, p);
     if !exec.dry_run && !RecordedFallbacks::path(&p.build_dir).exists() {
         let earlier = learned.load()?;
         if earlier.len() > 0 {
@@ -376,21 +380,6 @@ pub fn make_command<'a>(
         &opts,
         &targets,
     )
-}
-
-/// The compiler's version, part of the key for what builds learned: a new
-/// gcc fails differently.
-fn compiler_version(exec: &Exec, p: &Prepared) -> String {
-    let Ok(cc) = p.arch.cc(p.compiler) else {
-        return "unknown".into();
-    };
-    let version = exec
-        .query(cmd!(exec.sh(), "{cc} -dumpfullversion -dumpversion"))
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    version
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 fn distcc_log(p: &Prepared) -> PathBuf {

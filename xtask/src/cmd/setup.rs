@@ -28,7 +28,10 @@ impl cli::Setup {
         if ctx.arch_name != host {
             arches.push(ctx.arch_name.as_str());
         }
-        let all = host_tools::load(&ctx.study_dir())?;
+        let all = host_tools::for_compiler(
+            host_tools::load(&ctx.study_dir())?,
+            self.cc.unwrap_or_default(),
+        );
         let sel = Selection { arches, debian };
         let tools: Vec<&Tool> = all.iter().filter(|t| t.wanted(&sel)).collect();
         if self.list_packages {

@@ -21,6 +21,7 @@ use crate::{
         qemu::{self, Accel, Guest, Root},
         uml,
     },
+    kernel::uml_host,
     spec::arch::Runner,
     util::{
         exec::{describe, which, Exec},
@@ -104,6 +105,19 @@ impl RunOutcome {
             .console_tail
             .iter()
             .find(|l| l.contains("Kernel panic"));
+        // UML's own cause comes before the panic it leads to.
+        if let Some(refused) = self
+            .console_tail
+            .iter()
+            .find(|l| uml_host::is_fp_refusal(l))
+        {
+            return format!(
+                "the host refused a guest process's FP state ({}): this host's XSAVE area is \
+                 larger than the one this tree's UML hands ptrace (see `cargo xtask config --arch um`), \
+                 so every process dies; run the study for --arch x86_64 instead",
+                refused.trim()
+            );
+        }
         let why = match (self.killed, panic) {
             (_, Some(line)) => format!("the kernel panicked: {}", line.trim()),
             (Some(Killed::NoDebugger { port }), None) => {
@@ -193,6 +207,7 @@ fn prepare<'a>(
     argv: Option<&[String]>,
     verbose: bool,
 ) -> Result<Launch<'a>> {
+    p.check_host_runs_it()?;
     let run_dir = p.state_dir().join("run");
     let pid = std::process::id();
     let cwd = std::env::current_dir()?;

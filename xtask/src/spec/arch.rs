@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::spec::toolchain::Toolchain;
+use crate::spec::toolchain::{Family, Toolchain};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -115,6 +115,21 @@ pub struct Uml {
     pub gdbserver_package: String,
     /// gdb commands after `target remote`: UML's own signals.
     pub gdb_init: Vec<String>,
+    /// How the tree sizes the host's FP state, on an x86 host.
+    pub host_fp: UmlHostFp,
+}
+
+/// Where a tree's UML keeps the size of the host's FP state it hands
+/// ptrace, and the upstream release that asks the host instead.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UmlHostFp {
+    /// The tree's file with `DEFINE_LONGS(HOST_FP_SIZE, N)`.
+    pub constant_in: String,
+    /// The first release that sizes it at run time.
+    pub fixed_in: String,
+    /// The upstream change that did.
+    pub fix: String,
 }
 
 impl Arch {
@@ -206,17 +221,20 @@ impl Arch {
     /// compiler (CC_HAS_*, the ftrace flavours), so .config depends on it.
     /// clang targets ARCH by itself (LLVM=1); gcc needs the cross prefix.
     pub fn make_vars(&self, compiler: Toolchain) -> Result<Vec<String>> {
-        Ok(match (self.cross()?, compiler) {
-            (Some(cross), Toolchain::Gcc) => vec![format!("CROSS_COMPILE={}", cross.prefix)],
-            _ => Vec::new(),
-        })
+        let cross = self.cross()?.filter(|_| compiler.family == Family::Gcc);
+        let mut vars: Vec<String> = cross
+            .iter()
+            .map(|c| format!("CROSS_COMPILE={}", c.prefix))
+            .collect();
+        vars.extend(compiler.make_vars(cross.map(|c| c.prefix.as_str())));
+        Ok(vars)
     }
 
     /// The C compiler Kbuild runs, for its version.
     pub fn cc(&self, compiler: Toolchain) -> Result<String> {
-        Ok(match (self.cross()?, compiler) {
-            (Some(cross), Toolchain::Gcc) => format!("{}gcc", cross.prefix),
-            _ => compiler.name().to_string(),
+        Ok(match (self.cross()?, compiler.family) {
+            (Some(cross), Family::Gcc) => format!("{}{}", cross.prefix, compiler.name()),
+            _ => compiler.name(),
         })
     }
 
@@ -281,19 +299,33 @@ mod tests {
             .find(|a| a.name == Arch::default_name())
             .unwrap();
         assert!(!host.is_foreign());
-        assert!(host.make_vars(Toolchain::Gcc).unwrap().is_empty());
+        assert!(host.make_vars(Toolchain::GCC).unwrap().is_empty());
         assert_eq!(host.gdb().unwrap(), "gdb");
         for arch in arches.iter().filter(|a| a.is_foreign()) {
             let cross = arch.cross.as_ref().unwrap();
             assert_eq!(
-                arch.make_vars(Toolchain::Gcc).unwrap(),
+                arch.make_vars(Toolchain::GCC).unwrap(),
                 [format!("CROSS_COMPILE={}", cross.prefix)]
             );
-            assert!(arch.make_vars(Toolchain::Clang).unwrap().is_empty());
+            assert_eq!(arch.make_vars(Toolchain::CLANG).unwrap(), ["LLVM=1"]);
             assert_eq!(
-                arch.cc(Toolchain::Gcc).unwrap(),
+                arch.cc(Toolchain::GCC).unwrap(),
                 format!("{}gcc", cross.prefix)
             );
+            // A versioned gcc keeps the cross prefix in CC, as Debian names
+            // it (aarch64-linux-gnu-gcc-12); clang targets ARCH by itself.
+            let gcc12 = "gcc-12".parse().unwrap();
+            assert_eq!(
+                arch.make_vars(gcc12).unwrap(),
+                [
+                    format!("CROSS_COMPILE={}", cross.prefix),
+                    format!("CC={}gcc-12", cross.prefix)
+                ]
+            );
+            assert_eq!(arch.cc(gcc12).unwrap(), format!("{}gcc-12", cross.prefix));
+            let clang19 = "clang-19".parse().unwrap();
+            assert_eq!(arch.make_vars(clang19).unwrap(), ["LLVM=-19"]);
+            assert_eq!(arch.cc(clang19).unwrap(), "clang-19");
         }
     }
 

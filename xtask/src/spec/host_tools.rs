@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::util::exec::which;
+use crate::{spec::toolchain::Toolchain, util::exec::which};
 
 /// Where `pip` tools are installed: a venv at the repo root.
 pub const PIP_VENV: &str = "target/host-tools";
@@ -43,6 +43,15 @@ pub struct Tool {
     /// A package Debian has and Ubuntu does not.
     #[serde(default)]
     pub debian_only: bool,
+    /// Part of this compiler family (`gcc`, `clang`): a versioned
+    /// compiler (`--cc clang-19`) wants `versioned-check` and
+    /// `versioned-package` instead, `{v}` standing for its version.
+    #[serde(default)]
+    pub compiler: Option<String>,
+    #[serde(default)]
+    pub versioned_check: Option<String>,
+    #[serde(default)]
+    pub versioned_package: Option<String>,
 }
 
 /// Where a tool comes from.
@@ -147,6 +156,17 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Tool>> {
                 );
             }
         }
+        let versioned = [&tool.versioned_check, &tool.versioned_package]
+            .iter()
+            .filter(|s| s.as_deref().is_some_and(|t| t.contains("{v}")))
+            .count();
+        if tool.compiler.is_some() != (versioned == 2) {
+            bail!(
+                "{}: tool `{}`: `compiler` goes with `versioned-check` and `versioned-package`, each holding {{v}}",
+                path.display(),
+                tool.name
+            );
+        }
         if tool.debian_only && tool.pip.is_some() {
             bail!(
                 "{}: tool `{}`: `debian-only` is for apt packages",
@@ -156,6 +176,39 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Tool>> {
         }
     }
     Ok(file.tool)
+}
+
+/// The tools as `compiler` wants them: a versioned compiler's family's
+/// tools become its own (`clang` → `clang-19`, package `clang-19`), needed
+/// by every command that compiles; the others stay as they are.
+pub fn for_compiler(tools: Vec<Tool>, compiler: Toolchain) -> Vec<Tool> {
+    let Some(v) = compiler.version else {
+        return tools;
+    };
+    let v = v.to_string();
+    tools
+        .into_iter()
+        .map(|t| {
+            if t.compiler.as_deref() != Some(compiler.family.name()) {
+                return t;
+            }
+            let fill = |s: &Option<String>| s.as_deref().map(|s| s.replace("{v}", &v));
+            let mut needed_by = t.needed_by.clone();
+            for command in ["config", "build"] {
+                if !needed_by.iter().any(|c| c == command) {
+                    needed_by.push(command.to_string());
+                }
+            }
+            Tool {
+                name: format!("{} {v}", t.name),
+                check: fill(&t.versioned_check).expect("checked by parse"),
+                package: fill(&t.versioned_package),
+                optional: false,
+                needed_by,
+                ..t
+            }
+        })
+        .collect()
 }
 
 /// The apt packages of `tools`, in file order, once each.
@@ -215,8 +268,13 @@ pub fn is_debian(os_release: &str) -> bool {
 /// tools for every architecture, and for the target's (`arch`, a file
 /// under study/arch/).
 pub fn require(study_dir: &Path, command: &str, arch: &str) -> Result<()> {
+    require_for(study_dir, command, arch, Toolchain::GCC)
+}
+
+/// [`require`], with `compiler`'s own tools (`gcc-11` for `--cc gcc-11`).
+pub fn require_for(study_dir: &Path, command: &str, arch: &str, compiler: Toolchain) -> Result<()> {
     let root = study_dir.parent().unwrap_or(study_dir);
-    let missing: Vec<Tool> = load(study_dir)?
+    let missing: Vec<Tool> = for_compiler(load(study_dir)?, compiler)
         .into_iter()
         .filter(|t| t.needed_by.iter().any(|c| c == command))
         .filter(|t| t.arch.is_empty() || t.arch.iter().any(|a| a == arch))
@@ -262,6 +320,41 @@ mod tests {
             .unwrap()
             .join("study");
         load(&study).unwrap()
+    }
+
+    /// `--cc clang-19` wants clang-19, ld.lld-19 and llvm-ar-19 from their
+    /// own packages, for every command that compiles; gcc's stay as they are.
+    #[test]
+    fn a_versioned_compiler_wants_its_own_packages() {
+        let tools = for_compiler(shipped(), "clang-19".parse().unwrap());
+        let clang: Vec<(&str, &str)> = tools
+            .iter()
+            .filter(|t| t.compiler.as_deref() == Some("clang"))
+            .map(|t| (t.check.as_str(), t.package.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            clang,
+            [
+                ("clang-19", "clang-19"),
+                ("ld.lld-19", "lld-19"),
+                ("llvm-ar-19", "llvm-19")
+            ]
+        );
+        assert!(tools
+            .iter()
+            .filter(|t| t.compiler.as_deref() == Some("clang"))
+            .all(|t| !t.optional && t.needed_by.iter().any(|c| c == "build")));
+        assert!(tools.iter().any(|t| t.check == "gcc"));
+        let gcc11 = for_compiler(shipped(), "gcc-11".parse().unwrap());
+        assert!(gcc11
+            .iter()
+            .any(|t| t.check == "gcc-11" && t.package.as_deref() == Some("gcc-11")));
+        assert!(gcc11.iter().any(|t| t.check == "clang"));
+        // Unversioned: the file as it is.
+        assert_eq!(
+            for_compiler(shipped(), Toolchain::CLANG).len(),
+            shipped().len()
+        );
     }
 
     #[test]

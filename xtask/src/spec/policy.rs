@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::spec::{opt_rules::Level, origin::toml_error};
+use crate::spec::{opt_rules::Level, origin::toml_error, toolchain::Toolchain};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -163,6 +163,14 @@ impl Policy {
         let mut known = BTreeMap::new();
         for (series, compilers) in raw.known {
             for (compiler, arches) in compilers {
+                let measured: Option<Toolchain> = compiler.parse().ok();
+                if measured.is_none_or(|t| t.version.is_none()) {
+                    bail!(
+                        "{}: [known.\"{series}\".{compiler}]: known exceptions are keyed by the \
+                         compiler version they were measured with; write it as gcc-12 or clang-14",
+                        path.display()
+                    );
+                }
                 for (arch, objects) in arches {
                     for (object, k) in objects {
                         policy_step(&k.from, &object)?;
@@ -224,9 +232,9 @@ impl Policy {
             .map(|s| (s, None))
     }
 
-    /// What was measured for this kernel series, compiler and
-    /// architecture: another architecture fails differently, and finds its
-    /// own by discovery.
+    /// What was measured for this kernel series, compiler version
+    /// (`gcc-12`) and architecture: another version or architecture fails
+    /// differently, and finds its own by discovery.
     pub fn known(
         &self,
         series: &str,
@@ -235,6 +243,16 @@ impl Policy {
     ) -> Option<&BTreeMap<String, Known>> {
         self.known
             .get(&(series.to_string(), compiler.to_string(), arch.to_string()))
+    }
+
+    /// The compiler versions with known exceptions for this series, family
+    /// and architecture: what a build of another version is told it lacks.
+    pub fn measured_versions(&self, series: &str, family: &str, arch: &str) -> Vec<&str> {
+        self.known
+            .keys()
+            .filter(|(s, c, a)| s == series && a == arch && c.split('-').next() == Some(family))
+            .map(|(_, c, _)| c.as_str())
+            .collect()
     }
 }
 
@@ -260,8 +278,22 @@ mod tests {
             p.step("Og-nocheck").unwrap().cflags(),
             ["-Og", "-U__OPTIMIZE__", "-Wno-return-type"]
         );
-        assert_eq!(p.known("6.12", "gcc", "x86_64").unwrap().len(), 41);
-        assert!(p.known("6.12", "gcc", "arm64").is_none());
+        assert_eq!(p.known("6.12", "gcc-12", "x86_64").unwrap().len(), 41);
+        assert!(p.known("6.12", "gcc-12", "arm64").is_none());
+        // gcc 12's measurements are not gcc 11's.
+        assert!(p.known("6.12", "gcc-11", "x86_64").is_none());
+        assert_eq!(p.measured_versions("6.12", "gcc", "x86_64"), ["gcc-12"]);
+        assert!(p.measured_versions("6.12", "clang", "arm64").is_empty());
+    }
+
+    #[test]
+    fn known_data_without_a_compiler_version_is_refused() {
+        let text = "ladder = [\"Og\", \"O2\"]\n[known.\"6.12\".gcc.x86_64]\n\"a.o\" = { from = \"Og\", to = \"O2\", why = \"x\" }\n";
+        let err = Policy::parse(Path::new("f.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[known.\"6.12\".gcc]"), "{err}");
+        assert!(err.contains("gcc-12"), "{err}");
     }
 
     #[test]

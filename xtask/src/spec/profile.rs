@@ -14,7 +14,7 @@ use toml::Spanned;
 use crate::spec::{
     opt_rules::{Level, OptRules, Rule},
     origin::{origin, toml_error, Origin},
-    toolchain::Toolchain,
+    toolchain::{Family, Toolchain},
 };
 
 #[derive(Deserialize)]
@@ -104,14 +104,14 @@ pub struct Profile {
     /// The compiler family, unless `--cc` says otherwise.
     pub cc: Toolchain,
     /// More options when building with one compiler, over `options`.
-    pub cc_options: BTreeMap<Toolchain, Vec<ConfigOption>>,
+    pub cc_options: BTreeMap<Family, Vec<ConfigOption>>,
     /// More options for one architecture (a file under study/arch/), over
     /// `options`.
     pub arch_options: BTreeMap<String, Vec<ConfigOption>>,
     /// More options for one compiler on one architecture, over both: what
     /// a compiler needs on one architecture only (IA32_EMULATION exists on
     /// x86 alone).
-    pub cc_arch_options: BTreeMap<(Toolchain, String), Vec<ConfigOption>>,
+    pub cc_arch_options: BTreeMap<(Family, String), Vec<ConfigOption>>,
     /// Of the file's `[renamed]` table, the symbols this profile uses: the
     /// current name → the names older kernels give it.
     pub renamed: BTreeMap<String, Vec<String>>,
@@ -123,11 +123,11 @@ impl Profile {
     /// `options` with the ones for `cc`, then for `arch`, then for both,
     /// laid over them.
     pub fn for_target(self, cc: Toolchain, arch: &str) -> Profile {
-        let for_cc = self.cc_options.get(&cc).cloned().unwrap_or_default();
+        let for_cc = self.cc_options.get(&cc.family).cloned().unwrap_or_default();
         let for_arch = self.arch_options.get(arch).cloned().unwrap_or_default();
         let for_both = self
             .cc_arch_options
-            .get(&(cc, arch.to_string()))
+            .get(&(cc.family, arch.to_string()))
             .cloned()
             .unwrap_or_default();
         self.laid_over(for_cc)
@@ -279,7 +279,8 @@ fn resolve_profile(
 
     let optional: Vec<Spanned<String>> = raw.optional.unwrap_or_default();
     let mut options = resolve_options(raw.options.unwrap_or_default(), &optional, at)?;
-    let toolchain = |cc: &Spanned<String>, table: &str| -> Result<Toolchain> {
+    // Per-compiler options are per family: a version needs what its family does.
+    let toolchain = |cc: &Spanned<String>, table: &str| -> Result<Family> {
         cc.get_ref().parse().map_err(|e| {
             anyhow::anyhow!(
                 "{}: [profile.{name}.{table}.{}]: {e}",
@@ -339,7 +340,7 @@ fn resolve_profile(
             .get_ref()
             .parse()
             .map_err(|e| anyhow::anyhow!("{}: {e}", at(cc.span())))?,
-        None => Toolchain::Gcc,
+        None => Toolchain::GCC,
     };
     Ok(Profile {
         name: name.to_string(),

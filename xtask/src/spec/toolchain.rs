@@ -1,29 +1,22 @@
-//! The compiler family a build uses: gcc, or clang with the LLVM tools
-//! (`LLVM=1`).
+//! The compiler a build uses: a family (gcc, or clang with the LLVM tools)
+//! and, when the user names one, a version (`gcc-11`, `clang-19`), which
+//! Kbuild gets as `CC=gcc-11` or `LLVM=-19`.
 
 use std::{fmt, str::FromStr};
 
+/// gcc, or clang with the LLVM tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub enum Toolchain {
+pub enum Family {
     #[default]
     Gcc,
     Clang,
 }
 
-impl Toolchain {
+impl Family {
     pub fn name(self) -> &'static str {
         match self {
-            Toolchain::Gcc => "gcc",
-            Toolchain::Clang => "clang",
-        }
-    }
-
-    /// Variables for every make invocation, Kconfig's included: the
-    /// compiler decides CONFIG_CC_IS_CLANG and friends.
-    pub fn make_vars(self) -> Vec<String> {
-        match self {
-            Toolchain::Gcc => Vec::new(),
-            Toolchain::Clang => vec!["LLVM=1".to_string()],
+            Family::Gcc => "gcc",
+            Family::Clang => "clang",
         }
     }
 
@@ -31,25 +24,133 @@ impl Toolchain {
     /// DW_AT_producer only when asked, and opt-report reads the level there.
     pub fn extra_kcflags(self) -> Vec<String> {
         match self {
-            Toolchain::Gcc => Vec::new(),
-            Toolchain::Clang => vec!["-grecord-command-line".to_string()],
+            Family::Gcc => Vec::new(),
+            Family::Clang => vec!["-grecord-command-line".to_string()],
         }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Family {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Family, String> {
+        match s {
+            "gcc" => Ok(Family::Gcc),
+            "clang" => Ok(Family::Clang),
+            other => Err(format!(
+                "unknown compiler family \"{other}\"; valid: gcc, clang"
+            )),
+        }
+    }
+}
+
+/// A compiler as the user names it: `gcc` (whatever `gcc` is on PATH),
+/// `gcc-11`, `clang`, `clang-19`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Toolchain {
+    pub family: Family,
+    /// The major version in the program's name (`gcc-11`); `None` for the
+    /// unversioned program.
+    pub version: Option<u32>,
+}
+
+impl Toolchain {
+    pub const GCC: Toolchain = Toolchain {
+        family: Family::Gcc,
+        version: None,
+    };
+    pub const CLANG: Toolchain = Toolchain {
+        family: Family::Clang,
+        version: None,
+    };
+
+    /// `gcc`, `gcc-11`, `clang-19`: the name the user gave, and the C
+    /// compiler's program name for a native build.
+    pub fn name(self) -> String {
+        match self.version {
+            Some(v) => format!("{}-{v}", self.family),
+            None => self.family.name().to_string(),
+        }
+    }
+
+    /// `-11` for gcc-11, empty for plain gcc: what Debian's packages append
+    /// to every program of a versioned toolchain.
+    pub fn suffix(self) -> String {
+        self.version.map(|v| format!("-{v}")).unwrap_or_default()
+    }
+
+    /// Variables for every make invocation, Kconfig's included: the
+    /// compiler decides CONFIG_CC_IS_CLANG and friends. `cross` is the
+    /// CROSS_COMPILE prefix of a foreign gcc build. A versioned clang uses
+    /// Kbuild's own suffix form (`LLVM=-19`: clang-19, ld.lld-19, llvm-ar-19).
+    pub fn make_vars(self, cross: Option<&str>) -> Vec<String> {
+        match (self.family, self.version) {
+            (Family::Gcc, None) => Vec::new(),
+            (Family::Gcc, Some(v)) => vec![format!("CC={}gcc-{v}", cross.unwrap_or(""))],
+            (Family::Clang, None) => vec!["LLVM=1".to_string()],
+            (Family::Clang, Some(v)) => vec![format!("LLVM=-{v}")],
+        }
+    }
+
+    pub fn extra_kcflags(self) -> Vec<String> {
+        self.family.extra_kcflags()
     }
 }
 
 impl fmt::Display for Toolchain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&self.name())
     }
 }
 
 impl FromStr for Toolchain {
     type Err = String;
     fn from_str(s: &str) -> Result<Toolchain, String> {
-        match s {
-            "gcc" => Ok(Toolchain::Gcc),
-            "clang" => Ok(Toolchain::Clang),
-            other => Err(format!("unknown compiler \"{other}\"; valid: gcc, clang")),
+        let bad = || {
+            format!(
+                "unknown compiler \"{s}\"; valid: gcc, clang, or one with its major version \
+                 (gcc-11, clang-19)"
+            )
+        };
+        let (family, version) = match s.split_once('-') {
+            Some((family, version)) => {
+                let version: u32 = version.parse().map_err(|_| bad())?;
+                (family, Some(version))
+            }
+            None => (s, None),
+        };
+        let family = family.parse().map_err(|_| bad())?;
+        Ok(Toolchain { family, version })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versioned_compilers_reach_kbuild_in_its_own_words() {
+        let tc = |s: &str| s.parse::<Toolchain>().unwrap();
+        assert_eq!(tc("gcc"), Toolchain::GCC);
+        assert_eq!(tc("gcc-11").make_vars(None), ["CC=gcc-11"]);
+        assert_eq!(
+            tc("gcc-12").make_vars(Some("aarch64-linux-gnu-")),
+            ["CC=aarch64-linux-gnu-gcc-12"]
+        );
+        assert!(tc("gcc").make_vars(None).is_empty());
+        assert_eq!(tc("clang").make_vars(None), ["LLVM=1"]);
+        assert_eq!(tc("clang-19").make_vars(None), ["LLVM=-19"]);
+        assert_eq!(tc("clang-19").name(), "clang-19");
+        assert_eq!(tc("clang-19").suffix(), "-19");
+        assert_eq!(tc("clang-19").extra_kcflags(), ["-grecord-command-line"]);
+        for bad in ["icc", "gcc-", "gcc-x", "clang-19-1", "-12"] {
+            let err = bad.parse::<Toolchain>().unwrap_err();
+            assert!(err.contains("gcc-11, clang-19"), "{bad}: {err}");
         }
     }
 }
