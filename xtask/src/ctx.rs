@@ -271,8 +271,9 @@ impl Prepared {
 
     /// Whether this host can run what this build makes: UML's FP state
     /// against the host's XSAVE area ([`uml_host`]), in one line when not.
-    /// Asked before configuring, building or booting.
-    pub fn check_host_runs_it(&self) -> Result<()> {
+    /// Asked by [`Prepared::lock`], so before anything configures, builds,
+    /// boots or writes the build directory.
+    fn check_host_runs_it(&self) -> Result<()> {
         if let Some(uml) = &self.arch.uml {
             uml_host::check(&self.tree.path, &self.tree.version, &uml.host_fp)
                 .map_err(|unfit| anyhow::anyhow!("{unfit}"))?;
@@ -312,6 +313,7 @@ impl Prepared {
     /// it holds. A second command waits, saying for whom, or with
     /// `--no-wait` refuses. No lock under `--dry-run`, which writes nothing.
     pub fn lock(&self, ctx: &Ctx, access: Access) -> Result<BuildLock> {
+        self.check_host_runs_it()?;
         if ctx.exec.dry_run {
             return Ok(BuildLock {
                 lock: None,

@@ -56,7 +56,6 @@ fn snapshot_path(p: &Prepared) -> PathBuf {
 
 pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
     let exec = &ctx.exec;
-    p.check_host_runs_it()?;
     host_tools::require_for(&ctx.study_dir(), "config", &p.arch.name, p.compiler)?;
     // Walking every Kconfig file takes a moment: only when the answer is needed.
     let index = std::cell::OnceCell::new();

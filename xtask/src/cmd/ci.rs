@@ -14,6 +14,7 @@ use xshell::cmd;
 use crate::{
     cli,
     ctx::Ctx,
+    kernel::{tree::KernelTree, uml_host},
     spec::{
         arch::Arch,
         host_tools,
@@ -25,8 +26,31 @@ use crate::{
 struct Outcome {
     entry: String,
     step: String,
-    result: &'static str,
+    result: StepResult,
     time: Duration,
+}
+
+/// What became of one step of one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepResult {
+    Pass,
+    Fail,
+    /// Not run: an earlier step of the row failed, or the host cannot run
+    /// the row (said once, with the reason).
+    Skip,
+    /// The entry says the step does not apply (`skip` in the matrix).
+    NotApplicable,
+}
+
+impl StepResult {
+    fn cell(self) -> &'static str {
+        match self {
+            StepResult::Pass => "pass",
+            StepResult::Fail => "FAIL",
+            StepResult::Skip => "skip",
+            StepResult::NotApplicable => "n/a",
+        }
+    }
 }
 
 /// One row of the run: the test run, or an entry.
@@ -93,7 +117,7 @@ impl cli::Ci {
                             outcomes.push(Outcome {
                                 entry: entry.name.clone(),
                                 step: "kernel".into(),
-                                result: "FAIL",
+                                result: StepResult::Fail,
                                 time: Duration::ZERO,
                             });
                             (String::new(), true)
@@ -101,40 +125,52 @@ impl cli::Ci {
                         TreeSource::Ready(dir) | TreeSource::Unpack { dir, .. } => {
                             let argv = kernel_argv(&source).expect("a tree to get");
                             let outcome = runner.step(&entry.name, "kernel", &argv)?;
-                            let failed = outcome.result == "FAIL";
+                            let failed = outcome.result == StepResult::Fail;
                             outcomes.push(outcome);
                             (dir.display().to_string(), failed)
                         }
                     };
+                    // A row this host cannot run is skipped with the tool's
+                    // own reason, not failed: whether CI passes must not
+                    // depend on which CPU the machine has.
+                    let unfit = if failed || ctx.exec.dry_run {
+                        None
+                    } else {
+                        host_cannot_run(ctx, entry, &kernel_dir)?
+                    };
+                    if let Some(why) = &unfit {
+                        println!("==> {} skipped: {why}", entry.name);
+                    }
                     for step in &matrix.step {
-                        if entry.skip.contains(&step.name) {
+                        let not_run = if entry.skip.contains(&step.name) {
+                            Some(StepResult::NotApplicable)
+                        } else if failed || unfit.is_some() {
+                            Some(StepResult::Skip)
+                        } else {
+                            None
+                        };
+                        if let Some(result) = not_run {
                             outcomes.push(Outcome {
                                 entry: entry.name.clone(),
                                 step: step.name.clone(),
-                                result: "n/a",
-                                time: Duration::ZERO,
-                            });
-                            continue;
-                        }
-                        if failed {
-                            outcomes.push(Outcome {
-                                entry: entry.name.clone(),
-                                step: step.name.clone(),
-                                result: "skip",
+                                result,
                                 time: Duration::ZERO,
                             });
                             continue;
                         }
                         let argv = entry.argv(step, &kernel_dir);
                         let outcome = runner.step(&entry.name, &step.name, &argv)?;
-                        failed = outcome.result == "FAIL";
+                        failed = outcome.result == StepResult::Fail;
                         outcomes.push(outcome);
                     }
                 }
             }
         }
         print!("{}", table(&outcomes));
-        let failures = outcomes.iter().filter(|o| o.result == "FAIL").count();
+        let failures = outcomes
+            .iter()
+            .filter(|o| o.result == StepResult::Fail)
+            .count();
         Ok(if failures == 0 {
             ExitCode::SUCCESS
         } else {
@@ -190,7 +226,11 @@ impl Runner<'_> {
         Ok(Outcome {
             entry: row.to_string(),
             step: step.to_string(),
-            result: if failed { "FAIL" } else { "pass" },
+            result: if failed {
+                StepResult::Fail
+            } else {
+                StepResult::Pass
+            },
             time,
         })
     }
@@ -242,18 +282,30 @@ fn table(outcomes: &[Outcome]) -> String {
             let cell = outcomes
                 .iter()
                 .find(|o| o.entry == row && o.step == *step)
-                .map_or("-".to_string(), |o| {
-                    if o.result == "skip" {
-                        "skip".to_string()
-                    } else {
-                        format!("{} {:.0}s", o.result, o.time.as_secs_f64())
+                .map_or("-".to_string(), |o| match o.result {
+                    StepResult::Pass | StepResult::Fail => {
+                        format!("{} {:.0}s", o.result.cell(), o.time.as_secs_f64())
                     }
+                    StepResult::Skip | StepResult::NotApplicable => o.result.cell().to_string(),
                 });
             out.push_str(&format!(" {cell:>11}"));
         }
         out.push('\n');
     }
     out
+}
+
+/// Why this host cannot run `entry` (UML on a host with a larger XSAVE
+/// area), in the line `config` would stop with; `None` when it can.
+fn host_cannot_run(ctx: &Ctx, entry: &Entry, kernel_dir: &str) -> Result<Option<String>> {
+    let arch = Arch::load(&ctx.study_dir(), &entry.arch)?;
+    let Some(uml) = &arch.uml else {
+        return Ok(None);
+    };
+    let tree = KernelTree::open(std::path::Path::new(kernel_dir))?;
+    Ok(uml_host::check(&tree.path, &tree.version, &uml.host_fp)
+        .err()
+        .map(|unfit| unfit.to_string()))
 }
 
 /// On a runner with KVM: `run --accel auto` must pick KVM.
@@ -301,6 +353,7 @@ mod tests {
 
     #[test]
     fn table_has_the_test_row_and_the_entries() {
+        use StepResult::*;
         let o = |entry: &str, step: &str, result, secs| Outcome {
             entry: entry.into(),
             step: step.into(),
@@ -308,10 +361,10 @@ mod tests {
             time: Duration::from_secs(secs),
         };
         let outcomes = [
-            o("test", "test", "pass", 300),
-            o("tiny-6.1", "kernel", "pass", 20),
-            o("tiny-6.1", "build", "FAIL", 360),
-            o("tiny-6.1", "run", "skip", 0),
+            o("test", "test", Pass, 300),
+            o("tiny-6.1", "kernel", Pass, 20),
+            o("tiny-6.1", "build", Fail, 360),
+            o("tiny-6.1", "run", Skip, 0),
         ];
         assert_eq!(
             table(&outcomes),

@@ -207,7 +207,6 @@ fn prepare<'a>(
     argv: Option<&[String]>,
     verbose: bool,
 ) -> Result<Launch<'a>> {
-    p.check_host_runs_it()?;
     let run_dir = p.state_dir().join("run");
     let pid = std::process::id();
     let cwd = std::env::current_dir()?;

@@ -11,6 +11,7 @@ use crate::{
     spec::{
         host_tools::{self, Selection, Tool, PIP_VENV},
         origin::toml_error,
+        toolchain::Toolchain,
     },
     util::fsutil,
 };
@@ -199,6 +200,9 @@ impl Matrix {
                 bail!("`{TEST}` is the test run's name; name the entry otherwise");
             }
             self.kernel_of(e)?;
+            if let Err(why) = e.cc.parse::<Toolchain>() {
+                bail!("entry `{}`: cc: {why}", e.name);
+            }
             if let Some(bad) = e
                 .skip
                 .iter()
@@ -301,7 +305,10 @@ pub fn workflow(
     let mut include = String::new();
     for e in &m.entry {
         let kernel = m.kernel_of(e)?;
-        let extra: Vec<&str> = runner_packages(tools, &[RUNNER_ARCH, &e.arch])
+        // A versioned compiler's own packages (gcc-14, clang-18).
+        let cc: Toolchain = e.cc.parse().map_err(anyhow::Error::msg)?;
+        let with_cc = host_tools::for_compiler(tools.to_vec(), cc);
+        let extra: Vec<&str> = runner_packages(&with_cc, &[RUNNER_ARCH, &e.arch])
             .into_iter()
             .filter(|p| !base.contains(p))
             .collect();

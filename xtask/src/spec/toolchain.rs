@@ -64,6 +64,7 @@ impl Toolchain {
         family: Family::Gcc,
         version: None,
     };
+    #[cfg(test)]
     pub const CLANG: Toolchain = Toolchain {
         family: Family::Clang,
         version: None,
@@ -76,12 +77,6 @@ impl Toolchain {
             Some(v) => format!("{}-{v}", self.family),
             None => self.family.name().to_string(),
         }
-    }
-
-    /// `-11` for gcc-11, empty for plain gcc: what Debian's packages append
-    /// to every program of a versioned toolchain.
-    pub fn suffix(self) -> String {
-        self.version.map(|v| format!("-{v}")).unwrap_or_default()
     }
 
     /// Variables for every make invocation, Kconfig's included: the
@@ -146,7 +141,6 @@ mod tests {
         assert_eq!(tc("clang").make_vars(None), ["LLVM=1"]);
         assert_eq!(tc("clang-19").make_vars(None), ["LLVM=-19"]);
         assert_eq!(tc("clang-19").name(), "clang-19");
-        assert_eq!(tc("clang-19").suffix(), "-19");
         assert_eq!(tc("clang-19").extra_kcflags(), ["-grecord-command-line"]);
         for bad in ["icc", "gcc-", "gcc-x", "clang-19-1", "-12"] {
             let err = bad.parse::<Toolchain>().unwrap_err();
