@@ -330,6 +330,10 @@ pub struct Trace {
     /// Seconds before the guest is killed
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
+    /// Boot a busybox initramfs instead of sharing the host's root over 9p (as a foreign
+    /// architecture's guest always does)
+    #[arg(long)]
+    pub initramfs: bool,
     /// The command to trace, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -63,3 +63,42 @@ fn initramfs_root_runs_the_command_too() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("tcp-echo: ipv4"));
 }
+
+/// The guest mounts a tmpfs over /tmp, /run, /root and /var: a program
+/// and its input there (packetdrill built under `~`) are kept visible, and
+/// a program the host does not have is refused in one line before the boot.
+#[test]
+fn a_program_under_a_tmpfs_path_is_carried_in_and_a_missing_one_refused() {
+    let _serial = serial();
+    tiny_build();
+    let dir = std::env::temp_dir().join(format!("linux-study-hidden-{}", std::process::id()));
+    let (bin, data) = (dir.join("bin"), dir.join("data"));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    let program = bin.join("hello.sh");
+    std::fs::write(&program, "#!/bin/sh\ncat \"$1\"\nexit 5\n").unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", program.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let input = data.join("in.txt");
+    let word = format!("hidden-{}", std::process::id());
+    std::fs::write(&input, &word).unwrap();
+    let out = run_tiny(&[], &[program.to_str().unwrap(), input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&word),
+        "{}",
+        text(&out)
+    );
+
+    let missing = bin.join("missing");
+    let out = run_tiny(&[], &[missing.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains(missing.to_str().unwrap()), "{stderr}");
+    assert!(!stderr.contains("qemu-system"), "it booted: {stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

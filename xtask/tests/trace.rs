@@ -258,3 +258,29 @@ fn trace_over_tun_is_the_seeds_chain() {
     );
     assert_eq!(line("driver"), ["tun_net_xmit"], "{stdout}");
 }
+
+/// A build directory under /tmp, which the guest's tmpfs covers: the
+/// trace's own script is found there with the host's root and with an
+/// initramfs (the root a foreign architecture always boots).
+#[test]
+fn a_build_directory_under_tmp_traces_on_either_root() {
+    let _serial = serial();
+    tiny_build();
+    let link = std::env::temp_dir().join(format!("linux-study-build-{}", std::process::id()));
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&TINY.1, &link).unwrap();
+    let dir: &'static str = Box::leak(link.display().to_string().into_boxed_str());
+    for root in [&[][..], &["--initramfs"]] {
+        let mut args = on_build("trace", &TINY.0, dir);
+        args.extend(root);
+        args.extend(["tcp_sendmsg", "--chain", "--", "tcp-echo", "-4", "-n", "1"]);
+        let out = xtask(&args);
+        assert!(out.status.success(), "{root:?}: {}", text(&out));
+        assert!(
+            chain_lines(&String::from_utf8_lossy(&out.stdout), "tcp_sendmsg").len() > 2,
+            "{root:?}: {}",
+            text(&out)
+        );
+    }
+    std::fs::remove_file(&link).unwrap();
+}

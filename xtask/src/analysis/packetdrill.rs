@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::spec::packetdrill::Skew;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
@@ -106,6 +108,26 @@ pub fn ktap(outcomes: &[Outcome]) -> String {
     out
 }
 
+/// One line per kind of failure that is packetdrill's own (`skews`), with
+/// how many runs it failed and the fix; the runs still count as failures.
+pub fn skew_notes(outcomes: &[Outcome], skews: &[Skew]) -> String {
+    let mut out = String::new();
+    for skew in skews {
+        let runs = outcomes
+            .iter()
+            .filter(|o| o.verdict == Verdict::NotOk)
+            .filter(|o| o.message.as_deref().is_some_and(|m| m.contains(&skew.says)))
+            .count();
+        if runs > 0 {
+            out.push_str(&format!(
+                "note: {runs} of the failures are packetdrill's `{}`: {}\n",
+                skew.says, skew.why
+            ));
+        }
+    }
+    out
+}
+
 /// Scripts down, IP versions across.
 pub fn summary(outcomes: &[Outcome], elapsed: Duration) -> String {
     let mut scripts: Vec<&str> = outcomes.iter().map(|o| o.script.as_str()).collect();
@@ -192,6 +214,37 @@ mod tests {
             5 run(s), 1 passed, 4 failed, in 7.8 s
         "#]]
         .assert_eq(&summary(&outcomes, Duration::from_millis(7830)));
+    }
+
+    /// A packetdrill newer than the kernel fails in its own assertion: the
+    /// run stays a failure, and one line says why and what to do.
+    #[test]
+    fn a_packetdrill_of_another_era_is_named_once() {
+        let skews = [Skew {
+            says: "assertion len >= sizeof(struct _tcp_info) failed".into(),
+            why: "newer than the kernel".into(),
+        }];
+        let log = "assertion len >= sizeof(struct _tcp_info) failed at code.c line 148\n";
+        let results = "1\t4\t134\t800\t/s/a.pkt\n2\t6\t134\t800\t/s/a.pkt\n3\t4\t1\t5\t/s/b.pkt\n";
+        let outcomes = parse_results(results, &|n| {
+            if n == "3" {
+                String::new()
+            } else {
+                log.into()
+            }
+        });
+        assert_eq!(
+            skew_notes(&outcomes, &skews),
+            "note: 2 of the failures are packetdrill's `assertion len >= sizeof(struct _tcp_info) failed`: newer than the kernel\n"
+        );
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| o.verdict == Verdict::NotOk)
+                .count(),
+            3
+        );
+        assert_eq!(skew_notes(&outcomes[2..], &skews), "");
     }
 
     #[test]

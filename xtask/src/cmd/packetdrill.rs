@@ -11,7 +11,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use crate::{
-    analysis::packetdrill::{ktap, parse_results, summary, Outcome, Verdict},
+    analysis::packetdrill::{ktap, parse_results, skew_notes, summary, Outcome, Verdict},
     build, cli,
     ctx::{Ctx, Prepared},
     guest::{
@@ -112,6 +112,7 @@ impl cli::Packetdrill {
         } else {
             print!("{}", ktap(&outcomes));
             eprint!("{}", summary(&outcomes, start.elapsed()));
+            eprint!("{}", skew_notes(&outcomes, &spec.skew));
         }
         Ok(
             if outcomes

@@ -75,6 +75,7 @@ impl cli::Trace {
         let request = RunRequest {
             out_dir: Some(out_dir.clone()),
             files: vec![script.clone()],
+            initramfs: self.initramfs,
             timeout: std::time::Duration::from_secs(self.timeout),
             ..RunRequest::new(accel)
         };

@@ -66,6 +66,9 @@ pub struct Guest {
 /// Where init mounts a tmpfs over the host's directory.
 const SHADOWED: [&str; 4] = ["/tmp", "/run", "/root", "/var"];
 
+/// How many `study.keep` paths study/guest/init.c takes (MAX_KEEP there).
+const MAX_KEPT: usize = 8;
+
 /// The `keep` paths that a tmpfs would hide, without any path whose
 /// ancestor is already kept.
 pub fn shadowed(keep: &[PathBuf]) -> Vec<PathBuf> {
@@ -124,6 +127,20 @@ pub fn check_paths(guest: &Guest) -> anyhow::Result<()> {
             .iter()
             .map(|k| ("a kept path", k.display().to_string())),
     );
+    let kept = shadowed(&guest.keep);
+    if let Some(extra) = kept.get(MAX_KEPT) {
+        anyhow::bail!(
+            "{} must stay visible in the guest, but its init keeps at most {MAX_KEPT} paths under \
+             {}: move it, or one of {}, elsewhere",
+            extra.display(),
+            SHADOWED.join(", "),
+            kept[..MAX_KEPT]
+                .iter()
+                .map(|k| k.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     for (what, path) in paths {
         if let Some(c) = unquotable(&path) {
             anyhow::bail!(
@@ -198,11 +215,9 @@ pub fn init_words(guest: &Guest) -> Vec<String> {
     if let Some(cwd) = &guest.cwd {
         words.push(param("study.cwd", cwd));
     }
-    if guest.root == Root::Host {
-        // One word a path: a path may hold a comma.
-        for keep in shadowed(&guest.keep) {
-            words.push(param("study.keep", &keep.display().to_string()));
-        }
+    // One word a path: a path may hold a comma.
+    for keep in shadowed(&guest.keep) {
+        words.push(param("study.keep", &keep.display().to_string()));
     }
     words
 }
@@ -445,6 +460,29 @@ mod tests {
         assert!(
             kernel_cmdline(&arch(), &g).contains(" study.keep=/root/src study.keep=/tmp/clone ")
         );
+        // An initramfs holds the run's files at their host paths: a build
+        // directory under /tmp stays visible there too.
+        let g = Guest {
+            root: Root::Initramfs("/b/initramfs.cpio".into()),
+            keep: vec!["/tmp/b/.study/trace/run-1".into()],
+            ..guest()
+        };
+        assert!(kernel_cmdline(&arch(), &g).contains(" study.keep=/tmp/b/.study/trace/run-1 "));
+        // init keeps eight: a ninth is refused in one line that names it.
+        let nine: Vec<PathBuf> = (0..9)
+            .map(|i| PathBuf::from(format!("/tmp/k{i}")))
+            .collect();
+        let err = check_paths(&Guest {
+            keep: nine,
+            ..guest()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("/tmp/k8 must stay visible in the guest"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'));
     }
 
     /// A checkout or working directory with a space or a comma in its path:

@@ -250,6 +250,13 @@ fn prepare<'a>(
         guest = guest_spec(p, req, Root::Initramfs(cpio), false, verbose);
         guest.job = Some("/study/job".into());
         guest.env = Some("/study/env".into());
+        // The initramfs holds the request's files at their host paths; the
+        // tmpfs over /tmp (or /root) would hide a build directory there.
+        guest.keep = req
+            .files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
     } else {
         guest = guest_spec(p, req, Root::Host, interactive, verbose);
         let env_path = run_dir.join(format!("env-{pid}"));
@@ -257,6 +264,7 @@ fn prepare<'a>(
         guest.env = Some(env_path.display().to_string());
         match argv {
             Some(argv) => {
+                guest.keep.extend(host_paths_of(&cwd, argv)?);
                 let job_path = run_dir.join(format!("job-{pid}"));
                 host_files.push((job_path.clone(), qemu::job_text(&cwd, argv)));
                 guest.job = Some(job_path.display().to_string());
@@ -302,6 +310,33 @@ fn prepare<'a>(
         }
     }
     Ok(Launch { cmd, temp })
+}
+
+/// What the guest must see of the host for `argv`: the directory of each
+/// word that names a host file or directory (the program, a script, its
+/// input), kept visible over the guest's tmpfs mounts. A program given as
+/// a path that the host does not have is refused here, in one line, not
+/// with `unshare: failed to execute` from inside the guest.
+fn host_paths_of(cwd: &Path, argv: &[String]) -> Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for (i, word) in argv.iter().enumerate() {
+        if !word.contains('/') || word.starts_with('-') {
+            continue;
+        }
+        let path = cwd.join(word);
+        if path.is_dir() {
+            dirs.push(path);
+        } else if path.exists() {
+            dirs.extend(path.parent().map(Path::to_path_buf));
+        } else if i == 0 {
+            bail!(
+                "{}: no such program on the host; the guest runs the host's root read-only at \
+                 the same paths, so give a program the host has",
+                path.display()
+            );
+        }
+    }
+    Ok(dirs)
 }
 
 fn require(exec: &Exec, binary: &str, package: &str) -> Result<()> {
@@ -565,6 +600,61 @@ pub fn interactive(ctx: &Ctx, p: &Prepared, req: &RunRequest) -> Result<ExitCode
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// UML's own line about the host refusing FP state is the reason given,
+    /// not the panic that follows it.
+    #[test]
+    fn a_uml_fp_refusal_is_named_before_the_panic() {
+        let outcome = RunOutcome {
+            exit: None,
+            console_tail: vec![
+                "Run /t/study-init as init process".into(),
+                "userspace - ptrace set fp regs failed, errno = 14".into(),
+                "Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b".into(),
+            ],
+            killed: None,
+            qemu_status: "signal 6".into(),
+            elapsed: Duration::from_secs(1),
+        };
+        let why = outcome.failure();
+        assert!(why.starts_with("the host refused a guest process's FP state (userspace - ptrace set fp regs failed, errno = 14)"), "{why}");
+        assert!(why.contains("--arch x86_64"), "{why}");
+        let panic_only = RunOutcome {
+            console_tail: outcome.console_tail[2..].to_vec(),
+            ..outcome
+        };
+        assert!(panic_only.failure().starts_with("the kernel panicked"));
+    }
+
+    /// The words of a command that name host files keep their directories
+    /// visible; a program path the host lacks is refused.
+    #[test]
+    fn paths_in_the_command_are_kept_and_a_missing_program_refused() {
+        let dir = std::env::temp_dir().join(format!("run-paths-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::write(dir.join("bin/prog"), "").unwrap();
+        let argv: Vec<String> = ["bin/prog", "--flag=/x", "sub/none", "plain", "bin/"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            host_paths_of(&dir, &argv).unwrap(),
+            [dir.join("bin"), dir.join("bin")]
+        );
+        let err = host_paths_of(&dir, &["nope/prog".to_string()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}: no such program on the host",
+                dir.join("nope/prog").display()
+            )),
+            "{err}"
+        );
+        assert!(host_paths_of(&dir, &["tcp-echo".to_string()])
+            .unwrap()
+            .is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn an_established_connection_on_the_stub_port_is_a_debugger() {

@@ -16,6 +16,20 @@ pub struct Packetdrill {
     pub suite_config: String,
     pub tolerance_usecs: u64,
     pub ip: BTreeMap<String, IpVersion>,
+    /// Failures that are packetdrill's and not the kernel's: a binary of
+    /// another era than the kernel. Still failures; each is named.
+    #[serde(default)]
+    pub skew: Vec<Skew>,
+}
+
+/// packetdrill's own words for a mismatch with the kernel, and the fix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Skew {
+    /// A substring of packetdrill's failure line.
+    pub says: String,
+    /// Why, and what to do, in one line.
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,5 +67,9 @@ mod tests {
         assert!(spec.args("4").contains(&"--ip_version=ipv4".to_string()));
         assert!(spec.args("6").contains(&"--ip_version=ipv6".to_string()));
         assert_eq!(spec.suite, "tools/testing/selftests/net/packetdrill");
+        assert!(spec
+            .skew
+            .iter()
+            .any(|s| s.says.contains("sizeof(struct _tcp_info)")));
     }
 }
