@@ -16,6 +16,7 @@ use crate::{
         arch::Arch,
         host_tools::{self, Selection, Source, Tool, PIP_VENV},
     },
+    util::exec::which,
 };
 
 impl cli::Setup {
@@ -139,6 +140,11 @@ fn install(ctx: &Ctx, apt: &[&str], pip: &[&str]) -> Result<()> {
             cmd!(sh, "apt-get install -y -q --no-install-recommends {apt...}")
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
+        // ccache's masquerade directory links only the compilers it saw at
+        // its own install: a clang-19 installed later would go uncached.
+        if which("update-ccache-symlinks").is_some() || exec.dry_run {
+            exec.run(cmd!(sh, "update-ccache-symlinks"))?;
+        }
     }
     if !pip.is_empty() {
         let venv = ctx.root.join(PIP_VENV);
