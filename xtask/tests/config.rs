@@ -364,3 +364,71 @@ fn a_fresh_tree_configures_once_and_a_rerun_writes_nothing() {
     assert_eq!(build_changed, Vec::<std::path::PathBuf>::new());
     assert_eq!(tree_changed, Vec::<std::path::PathBuf>::new());
 }
+
+/// A versioned compiler (`--cc gcc-12`, `--cc clang-14`: whichever major
+/// the host's own gcc and clang are, which Debian and Ubuntu also install
+/// under the versioned name) reaches Kbuild's compiler probe: `.config`
+/// records that compiler's version, read from the compiler itself, and
+/// make is told it in Kbuild's words (CC=gcc-12, LLVM=-14).
+#[test]
+fn a_versioned_compiler_is_the_one_kconfig_probes() {
+    for family in ["gcc", "clang"] {
+        let Ok(out) = std::process::Command::new(family)
+            .arg("-dumpversion")
+            .output()
+        else {
+            panic!("{family} is missing: cargo xtask setup --install");
+        };
+        let major = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split('.')
+            .next()
+            .unwrap()
+            .to_string();
+        let cc = format!("{family}-{major}");
+        let full = std::process::Command::new(&cc)
+            .args(["-dumpfullversion", "-dumpversion"])
+            .output()
+            .unwrap_or_else(|e| panic!("{cc}: {e}"));
+        let full = String::from_utf8_lossy(&full.stdout).trim().to_string();
+        let parts: Vec<u32> = full.split('.').map(|p| p.parse().unwrap()).collect();
+        let encoded =
+            parts[0] * 10000 + parts.get(1).unwrap_or(&0) * 100 + parts.get(2).unwrap_or(&0);
+        let dir = cache().join(format!("config-{cc}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = config_with("tiny", &dir, &["--cc", &cc]);
+        assert!(out.status.success(), "{cc}: {}", text(&out));
+        let config = dot_config(&dir);
+        let symbol = if family == "gcc" {
+            "GCC_VERSION"
+        } else {
+            "CLANG_VERSION"
+        };
+        assert_eq!(
+            config.get(symbol).map(String::as_str),
+            Some(encoded.to_string().as_str()),
+            "{cc} {full}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let make_var = if family == "gcc" {
+            format!("CC={cc}")
+        } else {
+            format!("LLVM=-{major}")
+        };
+        assert!(stderr.contains(&make_var), "{cc}: {stderr}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// A compiler named in no known form is one line naming the forms.
+#[test]
+fn an_unknown_compiler_is_refused_with_the_valid_forms() {
+    let out = config_with("tiny", &cache().join("config-icc"), &["--cc", "icc-2"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("gcc, clang, or one with its major version (gcc-11, clang-19)"),
+        "{stderr}"
+    );
+    assert!(!cache().join("config-icc").exists());
+}
