@@ -120,7 +120,7 @@ pub fn skew_notes(outcomes: &[Outcome], skews: &[Skew]) -> String {
             .count();
         if runs > 0 {
             out.push_str(&format!(
-                "note: {runs} of the failures are packetdrill's `{}`: {}\n",
+                "note: {runs} run(s) failed in packetdrill's own code, `{}`: {}\n",
                 skew.says, skew.why
             ));
         }
@@ -235,7 +235,7 @@ mod tests {
         });
         assert_eq!(
             skew_notes(&outcomes, &skews),
-            "note: 2 of the failures are packetdrill's `assertion len >= sizeof(struct _tcp_info) failed`: newer than the kernel\n"
+            "note: 2 run(s) failed in packetdrill's own code, `assertion len >= sizeof(struct _tcp_info) failed`: newer than the kernel\n"
         );
         assert_eq!(
             outcomes
