@@ -18,18 +18,20 @@ static MAKE_ERROR: LazyLock<Regex> =
 static UNDEFINED: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"undefined reference to [`'‘](\S+?)['’]").unwrap());
 static IN_FUNCTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:\S*ld(?:\.\w+)?: )?(\S+?): in function [`'‘](\S+?)['’]:").unwrap()
+    Regex::new(r"^(?:\S*ld(?:\.\w+)?(?:-\d+)?: )?(\S+?): in function [`'‘](\S+?)['’]:").unwrap()
 });
-// lld: `ld.lld: error: undefined symbol: X`, then `>>> referenced by
-// file.c:12 (/abs/file.c:12)` and `>>>   obj.o:(function) in archive ...`.
-static LLD_UNDEFINED: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\S*ld\.lld: error: undefined symbol: (\S+)").unwrap());
+// lld: `ld.lld: error: undefined symbol: X` (`ld.lld-19:` under LLVM=-19),
+// then `>>> referenced by file.c:12 (/abs/file.c:12)` and
+// `>>>   obj.o:(function) in archive ...`.
+static LLD_UNDEFINED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\S*ld\.lld(?:-\d+)?: error: undefined symbol: (\S+)").unwrap()
+});
 static LLD_SOURCE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^>>> referenced by \S+ \((\S+?):\d+\)").unwrap());
 static LLD_FUNCTION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^>>>\s+\S+?:\((\S+?)\)").unwrap());
 static SOURCE_LINE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(?:\S*ld(?:\.\w+)?: )?(\S+?\.[chS]):\d+:").unwrap());
+    LazyLock::new(|| Regex::new(r"^(?:\S*ld(?:\.\w+)?(?:-\d+)?: )?(\S+?\.[chS]):\d+:").unwrap());
 // A diagnostic of the compiler or the assembler: `file:line[:col]: error:`,
 // gas's `file:line: Error:`, or an internal compiler error. Tools around the
 // compiler (fixdep, objtool, `gcc: fatal error: Killed signal`) name no line.
@@ -441,6 +443,20 @@ mod tests {
         assert_eq!(log.undefined[3].functions, ["dev_xdp_install"]);
         assert_eq!(log.failed_targets, ["vmlinux", "__sub-make"]);
         assert!(log.failures.is_empty());
+    }
+
+    /// A versioned lld (`LLVM=-19`) names itself `ld.lld-19`: the same
+    /// failure, read the same way (real output of clang 19 on 6.12.117).
+    #[test]
+    fn a_versioned_lld_is_read_as_lld() {
+        let log = BuildLog::parse(
+            &data("build/lld-19-link-errors.log"),
+            vec!["/work/main/kernel/".into()],
+        );
+        assert_eq!(log.undefined.len(), 1);
+        assert_eq!(log.undefined[0].symbol, "__scoped_seqlock_bug");
+        assert_eq!(log.undefined[0].functions, ["do_task_stat"]);
+        assert_eq!(log.undefined[0].sources, ["include/linux/seqlock.h"]);
     }
 
     #[test]
