@@ -309,7 +309,10 @@ mod tests {
         assert_eq!(placement.step_for("net/ipv4/bar.o"), ("O0".into(), None));
         let flags = placement.object_flags();
         // Every known exception, and the one recorded move that applies.
-        assert_eq!(flags.len(), p.known("6.12", "gcc-12", "x86_64").unwrap().len() + 1);
+        assert_eq!(
+            flags.len(),
+            p.known("6.12", "gcc-12", "x86_64").unwrap().len() + 1
+        );
         let foo = flags.iter().find(|f| f.object == "net/ipv4/foo.o").unwrap();
         assert_eq!(foo.cflags, ["-Og"]);
         assert_eq!(foo.why, "fallback O0→Og: error: x");

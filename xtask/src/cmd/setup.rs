@@ -11,7 +11,10 @@ use xshell::cmd;
 use crate::{
     cli,
     ctx::Ctx,
-    kernel::tree::{self, KernelTree, DEBIAN_TARBALL},
+    kernel::{
+        tree::{self, KernelTree, DEBIAN_TARBALL},
+        uml_host,
+    },
     spec::{
         arch::Arch,
         host_tools::{self, Selection, Source, Tool, PIP_VENV},
@@ -103,6 +106,12 @@ impl cli::Setup {
                 tree.path.display(),
                 tree::origin(exec, &tree, root)
             );
+            if let Some(uml) = ctx.arch()?.uml {
+                println!(
+                    "{}",
+                    uml_host::report(&tree.path, &tree.version, &uml.host_fp)
+                );
+            }
         }
         println!("\nReady. Next: cargo xtask build   (or: cargo xtask build --profile tiny, a few minutes)");
         Ok(())

@@ -23,9 +23,8 @@ static IN_FUNCTION: LazyLock<Regex> = LazyLock::new(|| {
 // lld: `ld.lld: error: undefined symbol: X` (`ld.lld-19:` under LLVM=-19),
 // then `>>> referenced by file.c:12 (/abs/file.c:12)` and
 // `>>>   obj.o:(function) in archive ...`.
-static LLD_UNDEFINED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\S*ld\.lld(?:-\d+)?: error: undefined symbol: (\S+)").unwrap()
-});
+static LLD_UNDEFINED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\S*ld\.lld(?:-\d+)?: error: undefined symbol: (\S+)").unwrap());
 static LLD_SOURCE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^>>> referenced by \S+ \((\S+?):\d+\)").unwrap());
 static LLD_FUNCTION: LazyLock<Regex> =

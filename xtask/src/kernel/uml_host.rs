@@ -133,6 +133,23 @@ pub fn check(tree: &Path, version: &str, spec: &UmlHostFp) -> Result<(), Unfit> 
     })
 }
 
+/// What `setup --arch um` says of this host and tree: the two sizes and
+/// the verdict, in one line.
+pub fn report(tree: &Path, version: &str, spec: &UmlHostFp) -> String {
+    let host = match host_xsave_bytes() {
+        Some(bytes) => format!("this host's XSAVE area is {bytes} bytes"),
+        None => "this host has no XSAVE".to_string(),
+    };
+    let kernel = match tree_fp(tree, spec) {
+        TreeFp::Fixed(bytes) => format!("Linux {version}'s UML hands ptrace {bytes}"),
+        TreeFp::AtRunTime => format!("Linux {version}'s UML asks the host"),
+    };
+    match check(tree, version, spec) {
+        Ok(()) => format!("uml: {host}; {kernel}: UML runs here"),
+        Err(unfit) => format!("uml: {unfit}"),
+    }
+}
+
 /// UML's own words when the host refused a process's FP state
 /// (arch/um/os-Linux/skas/process.c).
 pub fn is_fp_refusal(console_line: &str) -> bool {
