@@ -288,7 +288,12 @@ impl Prepared {
     }
 
     pub fn state_dir(&self) -> PathBuf {
-        self.build_dir.join(".study")
+        self.state().path().to_path_buf()
+    }
+
+    /// The build directory's own state, every file of it named once.
+    pub fn state(&self) -> StateDir {
+        StateDir::of(&self.build_dir)
     }
 
     /// Whether QEMU boots this build's `vmlinux` directly.
@@ -330,12 +335,122 @@ impl Prepared {
             .last()
             .map(Path::to_path_buf);
         let what = format!("build directory {}", self.build_dir.display());
-        let lock = FileLock::acquire(&self.state_dir().join("lock"), &what, access, ctx.wait)?;
+        let lock = FileLock::acquire(&self.state().lock(), &what, access, ctx.wait)?;
         Ok(BuildLock {
             lock: Some(lock),
             created,
             state_dir: self.state_dir(),
         })
+    }
+}
+
+/// A build directory's state, `DIR/.study/`: the one place that names the
+/// files the tool keeps there. What describes the build (the profile's
+/// snapshot, the last `.config`, the recorded fallbacks) is
+/// [`StateDir::build_inputs`], which a copy of the directory takes along;
+/// the rest is a run's, a lock's, or a cache.
+#[derive(Debug, Clone)]
+pub struct StateDir(PathBuf);
+
+impl StateDir {
+    /// The folder's name inside a build directory.
+    pub const NAME: &'static str = ".study";
+
+    pub fn of(build_dir: &Path) -> StateDir {
+        StateDir(build_dir.join(StateDir::NAME))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The inputs the last successful `config` saw.
+    pub fn profile_snapshot(&self) -> PathBuf {
+        self.0.join("profile.snapshot")
+    }
+
+    /// A copy of the `.config` that `config` wrote: a differing `.config`
+    /// was edited by hand.
+    pub fn config_last(&self) -> PathBuf {
+        self.0.join("config.last")
+    }
+
+    /// The objects moved up the fallback ladder, and why.
+    pub fn fallbacks(&self) -> PathBuf {
+        self.0.join("fallbacks.toml")
+    }
+
+    /// What a copy of the build directory needs to build the same kernel.
+    pub fn build_inputs(&self) -> [PathBuf; 3] {
+        [
+            self.profile_snapshot(),
+            self.config_last(),
+            self.fallbacks(),
+        ]
+    }
+
+    /// Kconfig's scratch directory.
+    pub fn kconfig(&self) -> PathBuf {
+        self.0.join("kconfig")
+    }
+
+    /// Touched by every successful build of the image.
+    pub fn built(&self) -> PathBuf {
+        self.0.join("built")
+    }
+
+    /// How many objects the last build had, for the progress line.
+    pub fn objects(&self) -> PathBuf {
+        self.0.join("objects")
+    }
+
+    pub fn build_log(&self) -> PathBuf {
+        self.0.join("build.log")
+    }
+
+    pub fn distcc_log(&self) -> PathBuf {
+        self.0.join("distcc.log")
+    }
+
+    pub fn lock(&self) -> PathBuf {
+        self.0.join("lock")
+    }
+
+    /// A run's job and env files, and UML's run directories.
+    pub fn run(&self) -> PathBuf {
+        self.0.join("run")
+    }
+
+    pub fn initramfs(&self) -> PathBuf {
+        self.0.join("initramfs")
+    }
+
+    /// One directory per trace run (`trace/run-PID`).
+    pub fn trace(&self) -> PathBuf {
+        self.0.join("trace")
+    }
+
+    pub fn packetdrill(&self) -> PathBuf {
+        self.0.join("packetdrill")
+    }
+
+    /// The consoles of `debug`'s guests.
+    pub fn debug(&self) -> PathBuf {
+        self.0.join("debug")
+    }
+
+    /// gdb's session scripts.
+    pub fn gdb(&self) -> PathBuf {
+        self.0.join("gdb")
+    }
+
+    pub fn bench(&self) -> PathBuf {
+        self.0.join("bench")
+    }
+
+    /// What a run leaves while it runs, removed when stale.
+    pub fn run_dirs(&self) -> [PathBuf; 3] {
+        [self.run(), self.initramfs(), self.trace()]
     }
 }
 

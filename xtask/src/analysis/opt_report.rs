@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::{
     analysis::dwarf,
     build::fallback::{placement, source_of, RecordedFallbacks},
-    ctx::Prepared,
+    ctx::{Prepared, StateDir},
     spec::{opt_rules::Level, policy::Step},
 };
 
@@ -140,7 +140,7 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
     let mut candidates = Vec::new();
     for entry in walkdir::WalkDir::new(&p.build_dir)
         .into_iter()
-        .filter_entry(|e| e.file_name() != ".study")
+        .filter_entry(|e| e.file_name() != StateDir::NAME)
     {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy();

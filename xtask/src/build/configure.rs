@@ -51,7 +51,7 @@ fn profile_changed(p: &Prepared, snapshot: &str) -> bool {
 }
 
 fn snapshot_path(p: &Prepared) -> PathBuf {
-    p.state_dir().join("profile.snapshot")
+    p.state().profile_snapshot()
 }
 
 pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
@@ -65,9 +65,8 @@ pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
     let fragment_path = p.tree.path.join("kernel/configs").join(&p.profile.fragment);
     guard_fragment(&fragment_path)?;
 
-    let state = p.state_dir();
     let snapshot_path = snapshot_path(p);
-    let last_config_path = state.join("config.last");
+    let last_config_path = p.state().config_last();
     let config_path = p.build_dir.join(".config");
     let snapshot = snapshot(p, &fragment);
 
@@ -157,7 +156,7 @@ enum Action {
 /// Runs Kconfig in the scratch dir; returns the `.config` it wrote.
 fn run_kconfig(ctx: &Ctx, p: &Prepared, action: Action) -> Result<PathBuf> {
     let exec = &ctx.exec;
-    let scratch = p.state_dir().join("kconfig");
+    let scratch = p.state().kconfig();
     let make_vars = p.make_vars();
     let make = |target: &str| {
         kbuild::config_make(

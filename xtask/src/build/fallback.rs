@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ctx::Prepared,
+    ctx::{Prepared, StateDir},
     spec::{
         opt_rules::{ObjectFlags, OptRules},
         policy::{Known, Policy},
@@ -40,7 +40,7 @@ pub struct RecordedFallbacks {
 
 impl RecordedFallbacks {
     pub fn path(build_dir: &Path) -> PathBuf {
-        build_dir.join(".study/fallbacks.toml")
+        StateDir::of(build_dir).fallbacks()
     }
 
     pub fn load(build_dir: &Path) -> Result<RecordedFallbacks> {

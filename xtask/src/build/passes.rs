@@ -21,7 +21,7 @@ use crate::{
         distcc::{self, DistccStats, Farm},
         fallback::{self, placement, source_of, Learned, Recorded, RecordedFallbacks},
     },
-    ctx::{BuildLock, Ctx, Prepared},
+    ctx::{BuildLock, Ctx, Prepared, StateDir},
     kernel::{
         buildlog::{stage_of, BuildLog, FailedBy, Stage},
         kbuild,
@@ -112,7 +112,7 @@ fn explicit_targets(req: &BuildRequest) -> bool {
 
 /// Touched by every successful build of the image.
 fn built_stamp(p: &Prepared) -> PathBuf {
-    p.state_dir().join("built")
+    p.state().built()
 }
 
 pub struct BuildOutcome {
@@ -382,11 +382,11 @@ pub fn make_command<'a>(
 }
 
 fn distcc_log(p: &Prepared) -> PathBuf {
-    p.state_dir().join("distcc.log")
+    p.state().distcc_log()
 }
 
 fn log_path(p: &Prepared) -> PathBuf {
-    p.state_dir().join("build.log")
+    p.state().build_log()
 }
 
 /// Runs make, showing one progress line on a terminal (plain output with
@@ -853,7 +853,7 @@ fn next_higher_level(p: &Prepared, current: &str) -> Option<String> {
 }
 
 fn expected_objects(build_dir: &Path) -> Option<usize> {
-    std::fs::read_to_string(build_dir.join(".study/objects"))
+    std::fs::read_to_string(StateDir::of(build_dir).objects())
         .ok()?
         .trim()
         .parse()
@@ -868,11 +868,11 @@ fn record_expected(build_dir: &Path) -> Result<()> {
         .filter_map(Result::ok)
         .filter(|e| {
             e.file_name().to_string_lossy().ends_with(".o.cmd")
-                && !e.path().starts_with(build_dir.join(".study"))
+                && !e.path().starts_with(StateDir::of(build_dir).path())
         })
         .count();
     fsutil::write_if_changed(
-        &build_dir.join(".study/objects"),
+        &StateDir::of(build_dir).objects(),
         format!("{count}\n").as_bytes(),
     )?;
     Ok(())

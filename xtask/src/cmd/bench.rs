@@ -15,7 +15,7 @@ use xshell::{Cmd, Shell};
 use crate::{
     build::{self, ccache::CacheSetup, passes, BuildRequest},
     cli,
-    ctx::{Ctx, Prepared, Target},
+    ctx::{Ctx, Prepared, StateDir, Target},
     guest::{
         gdb::{free_port, gdb_command, GdbRequest},
         kvm,
@@ -429,10 +429,10 @@ fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<LoopTimes
         wait_gdb: true,
         ..RunRequest::new(Accel::Tcg)
     };
-    let console = p.state_dir().join("bench/console.log");
+    let console = p.state().bench().join("console.log");
     let argv: Vec<String> = ["tcp-echo", "-4", "-n", "1"].map(String::from).to_vec();
     let guest = start_background(&ctx.exec, p, &run, &argv, &console)?;
-    let stamp = p.state_dir().join("bench/stamp.gdb");
+    let stamp = p.state().bench().join("stamp.gdb");
     fsutil::write_if_changed(
         &stamp,
         b"python print('bench-loop connected %f' % __import__('time').time())\n",
@@ -592,14 +592,16 @@ fn ccache_full_builds<'a>(
     Ok((warm, cold))
 }
 
-/// `.config` and the study state, so the copy builds the same kernel.
+/// `.config` and the state that describes the build, so the copy builds
+/// the same kernel.
 fn copy_build_inputs(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to.join(".study"))?;
+    let to_state = StateDir::of(to);
+    std::fs::create_dir_all(to_state.path())?;
     std::fs::copy(from.join(".config"), to.join(".config"))?;
-    for name in ["profile.snapshot", "config.last", "fallbacks.toml"] {
-        let source = from.join(".study").join(name);
+    for source in StateDir::of(from).build_inputs() {
         if source.exists() {
-            std::fs::copy(&source, to.join(".study").join(name))?;
+            let name = source.file_name().expect("a file of the state directory");
+            std::fs::copy(&source, to_state.path().join(name))?;
         }
     }
     Ok(())

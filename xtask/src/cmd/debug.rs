@@ -52,7 +52,7 @@ impl cli::Debug {
             wait_gdb: true,
             ..RunRequest::new(Accel::Tcg)
         };
-        let console = p.state_dir().join(format!("debug/console-{port}.log"));
+        let console = p.state().debug().join(format!("console-{port}.log"));
         let guest = start_background(&ctx.exec, &p, &request, &self.command, &console)?;
         if guest.is_some() {
             eprintln!(

@@ -72,8 +72,9 @@ impl cli::Packetdrill {
             tolerance_usecs: self.tolerance_usecs.unwrap_or(spec.tolerance_usecs),
         };
         let out_dir = p
-            .state_dir()
-            .join(format!("packetdrill/run-{}", std::process::id()));
+            .state()
+            .packetdrill()
+            .join(format!("run-{}", std::process::id()));
         let _cleanup = TempPath::new(out_dir.clone());
         let script = out_dir.join("packetdrill.sh");
         ctx.exec.write(&script, &guest_script(&run))?;

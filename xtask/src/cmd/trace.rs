@@ -59,8 +59,9 @@ impl cli::Trace {
             }
         }
         let out_dir = p
-            .state_dir()
-            .join(format!("trace/run-{}", std::process::id()));
+            .state()
+            .trace()
+            .join(format!("run-{}", std::process::id()));
         let _cleanup = TempPath::new(out_dir.clone());
         let setup = TraceSetup {
             functions: self.functions.clone(),

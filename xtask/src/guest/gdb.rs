@@ -140,7 +140,7 @@ pub fn gdb_command<'a>(
         batch: req.batch,
     };
     let text = script(&session);
-    let script_path = p.state_dir().join(format!("gdb/session-{}.gdb", req.port));
+    let script_path = p.state().gdb().join(format!("session-{}.gdb", req.port));
     exec.write(&script_path, &text)?;
     let gdb = p.arch.gdb()?;
     let gdb = which(&gdb).map_or(gdb, |g| g.display().to_string());

@@ -54,8 +54,9 @@ pub fn build(exec: &Exec, p: &Prepared, c: &Contents) -> Result<(PathBuf, TempPa
     }
     // One directory a run: two runs at once must not pack each other's job.
     let dir = p
-        .state_dir()
-        .join(format!("initramfs/run-{}", std::process::id()));
+        .state()
+        .initramfs()
+        .join(format!("run-{}", std::process::id()));
     let guard = TempPath::new(dir.clone());
     let root = dir.join("root");
     if root.exists() {

@@ -207,12 +207,12 @@ fn prepare<'a>(
     argv: Option<&[String]>,
     verbose: bool,
 ) -> Result<Launch<'a>> {
-    let run_dir = p.state_dir().join("run");
+    let run_dir = p.state().run();
     let pid = std::process::id();
     let cwd = std::env::current_dir()?;
     if !exec.dry_run {
-        for dir in ["run", "initramfs", "trace"] {
-            supervise::remove_stale(&p.state_dir().join(dir));
+        for dir in p.state().run_dirs() {
+            supervise::remove_stale(&dir);
         }
     }
     let initramfs = req.initramfs || p.arch.is_foreign();
@@ -235,7 +235,7 @@ fn prepare<'a>(
         };
         let programs = programs::for_arch(exec, &project_root(), &p.arch)?;
         let cpio = if exec.dry_run {
-            p.state_dir().join("initramfs/initramfs.cpio")
+            p.state().initramfs().join("initramfs.cpio")
         } else {
             let contents = initramfs::Contents {
                 programs: &programs,
