@@ -115,7 +115,7 @@ impl Ctx {
     }
 
     pub fn policy(&self) -> Result<Policy> {
-        Policy::load(&self.study_dir().join("fallback.toml"))
+        Policy::load(&self.study_dir())
     }
 
     /// `--build-dir`, made absolute, or `build/NAME` at the repo root.

@@ -265,8 +265,7 @@ mod tests {
     use crate::spec::{opt_rules::Level, origin::Origin, policy::Policy};
 
     fn policy() -> Policy {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        Policy::load(&root.join("study/fallback.toml")).unwrap()
+        Policy::load(&crate::spec::shipped()).unwrap()
     }
 
     #[test]

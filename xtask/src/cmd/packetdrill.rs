@@ -32,7 +32,7 @@ const WHERE_FROM: &str = "packetdrill is not packaged by Debian: build it from i
 impl cli::Packetdrill {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
-        let spec = Packetdrill::load(&ctx.study_dir().join("packetdrill.toml"))?;
+        let spec = Packetdrill::load(&ctx.study_dir())?;
         let binary = find_binary(self.packetdrill.as_deref())?;
         let suite = p.tree.path.join(&spec.suite);
         let scripts = if self.scripts.is_empty() {

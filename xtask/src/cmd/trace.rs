@@ -129,7 +129,7 @@ impl cli::Trace {
             );
         }
         if self.chain {
-            let layers = Layers::load(&ctx.study_dir().join("layers.toml"))?;
+            let layers = Layers::load(&ctx.study_dir())?;
             let names: Vec<String> = trace
                 .calls()
                 .map(|c| ftrace::base_name(&c.name).to_string())

@@ -65,8 +65,7 @@ mod tests {
 
     #[test]
     fn script_takes_user_input_only_as_parameters() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let spec = Packetdrill::load(&root.join("study/packetdrill.toml")).unwrap();
+        let spec = Packetdrill::load(&crate::spec::shipped()).unwrap();
         let run = Run {
             spec: &spec,
             versions: vec!["4", "6"],

@@ -267,10 +267,7 @@ mod tests {
     use super::*;
 
     fn study() -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .join("study")
+        crate::spec::shipped()
     }
 
     #[test]

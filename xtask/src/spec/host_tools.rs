@@ -315,10 +315,7 @@ mod tests {
     use super::*;
 
     fn shipped() -> Vec<Tool> {
-        let study = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .join("study");
+        let study = crate::spec::shipped();
         load(&study).unwrap()
     }
 
@@ -430,10 +427,7 @@ mod tests {
 
     #[test]
     fn every_arch_named_is_known() {
-        let study = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .join("study");
+        let study = crate::spec::shipped();
         let arches = crate::spec::arch::Arch::names(&study);
         for tool in shipped() {
             for arch in &tool.arch {
@@ -446,10 +440,7 @@ mod tests {
     /// architecture, so `setup --install --arch A` fetches what `run` boots.
     #[test]
     fn each_guest_busybox_is_fetched_by_setup() {
-        let study = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .join("study");
+        let study = crate::spec::shipped();
         for name in crate::spec::arch::Arch::names(&study) {
             let arch = crate::spec::arch::Arch::load(&study, &name).unwrap();
             let Some(cross) = &arch.cross else { continue };

@@ -23,7 +23,9 @@ pub struct Layers {
 }
 
 impl Layers {
-    pub fn load(path: &Path) -> Result<Layers> {
+    /// `study_dir/layers.toml`.
+    pub fn load(study_dir: &Path) -> Result<Layers> {
+        let path = &study_dir.join("layers.toml");
         let text = fsutil::read_to_string(path)?;
         let file: LayerFile = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
         if let Some((prefix, layer)) = file.layers.iter().find(|(_, l)| !file.order.contains(l)) {
@@ -58,8 +60,7 @@ mod tests {
 
     #[test]
     fn layers_by_longest_prefix() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let layers = Layers::load(&root.join("study/layers.toml")).unwrap();
+        let layers = Layers::load(&crate::spec::shipped()).unwrap();
         assert_eq!(layers.layer_of("net/ipv4/tcp_output.c"), Some("transport"));
         assert_eq!(layers.layer_of("net/ipv4/ip_output.c"), Some("network"));
         assert_eq!(layers.layer_of("net/core/dev.c"), Some("device"));

@@ -14,3 +14,13 @@ pub mod packetdrill;
 pub mod policy;
 pub mod profile;
 pub mod toolchain;
+
+/// The shipped `study/` folder, for the tests of what reads it: each loader
+/// takes the folder and knows its own file's name.
+#[cfg(test)]
+pub fn shipped() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ has a parent")
+        .join("study")
+}

@@ -39,7 +39,9 @@ pub struct IpVersion {
 }
 
 impl Packetdrill {
-    pub fn load(path: &Path) -> Result<Packetdrill> {
+    /// `study_dir/packetdrill.toml`.
+    pub fn load(study_dir: &Path) -> Result<Packetdrill> {
+        let path = &study_dir.join("packetdrill.toml");
         let text = fsutil::read_to_string(path)?;
         let spec: Packetdrill = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
         for version in ["4", "6"] {
@@ -62,8 +64,7 @@ mod tests {
 
     #[test]
     fn shipped_file_has_both_versions() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let spec = Packetdrill::load(&root.join("study/packetdrill.toml")).unwrap();
+        let spec = Packetdrill::load(&crate::spec::shipped()).unwrap();
         assert!(spec.args("4").contains(&"--ip_version=ipv4".to_string()));
         assert!(spec.args("6").contains(&"--ip_version=ipv6".to_string()));
         assert_eq!(spec.suite, "tools/testing/selftests/net/packetdrill");

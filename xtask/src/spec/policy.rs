@@ -102,7 +102,9 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn load(path: &Path) -> Result<Policy> {
+    /// `study_dir/fallback.toml`.
+    pub fn load(study_dir: &Path) -> Result<Policy> {
+        let path = &study_dir.join("fallback.toml");
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         Policy::parse(path, &text)
@@ -261,8 +263,7 @@ mod tests {
     use super::*;
 
     fn policy() -> Policy {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        Policy::load(&root.join("study/fallback.toml")).unwrap()
+        Policy::load(&crate::spec::shipped()).unwrap()
     }
 
     #[test]

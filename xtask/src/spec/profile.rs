@@ -489,8 +489,7 @@ VIRTIO_NET = "m"
 
     #[test]
     fn parses_the_shipped_profiles() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let profiles = Profiles::load(&root.join("study/study.toml")).unwrap();
+        let profiles = Profiles::load(&crate::spec::shipped().join("study.toml")).unwrap();
         assert_eq!(profiles.default, "study");
         let study = profiles.get(None).unwrap();
         assert_eq!(study.base, "defconfig");
