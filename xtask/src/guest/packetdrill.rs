@@ -59,7 +59,6 @@ pub fn guest_script(run: &Run) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
     use super::*;
 
