@@ -176,6 +176,17 @@ impl Policy {
                 for (arch, objects) in arches {
                     for (object, k) in objects {
                         policy_step(&k.from, &object)?;
+                        // An exception applies to the level a rule asks
+                        // for, never to a rung only the ladder reaches.
+                        if k.from.parse::<Level>().is_err() {
+                            bail!(
+                                "{}: [known.\"{series}\".{compiler}.{arch}] {object}: from = \"{}\" is \
+                                 no level a rule can ask for, so it would never apply; write the \
+                                 rule's level (O0, Og, O2)",
+                                path.display(),
+                                k.from
+                            );
+                        }
                         policy_step(&k.to, &object)?;
                         known
                             .entry((series.clone(), compiler.clone(), arch.clone()))
@@ -288,6 +299,19 @@ mod tests {
             ["gcc-11", "gcc-12"]
         );
         assert!(p.measured_versions("6.12", "clang", "arm64").is_empty());
+    }
+
+    #[test]
+    fn known_data_from_a_rung_no_rule_asks_for_is_refused() {
+        let text = "ladder = [\"Og\", \"Og-nocheck\", \"O2\"]\n[step.Og-nocheck]\nlevel = \"Og\"\n\
+                    [known.\"6.12\".gcc-11.x86_64]\n\"a.o\" = { from = \"Og-nocheck\", to = \"O2\", why = \"x\" }\n";
+        let err = Policy::parse(Path::new("f.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a.o: from = \"Og-nocheck\" is no level a rule can ask for"),
+            "{err}"
+        );
     }
 
     #[test]
