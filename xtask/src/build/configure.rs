@@ -21,7 +21,10 @@ use crate::{
         kconfig::{self, Kconfig, SymbolIndex},
     },
     spec::host_tools,
-    util::fsutil,
+    util::{
+        fsutil,
+        lock::{Access, FileLock},
+    },
 };
 
 /// The inputs that decide `.config`; a change means Kconfig must run again.
@@ -81,6 +84,32 @@ pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
         check_profile(p, index())?;
     }
 
+    // The fragment is the tree's, one per profile, and its text depends on
+    // the compiler and architecture (cc-options, arch-options): two build
+    // directories configuring the same profile at once would merge each
+    // other's. Held until Kconfig has read it; the lock lives under target/,
+    // since a rerun must leave the tree untouched.
+    let _fragment_lock = if exec.dry_run {
+        None
+    } else {
+        let tree_name: String = fragment_path
+            .display()
+            .to_string()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let lock = ctx
+            .root
+            .join("target/locks")
+            .join(format!("{tree_name}.lock"));
+        let what = fragment_path.display().to_string();
+        Some(FileLock::acquire(
+            &lock,
+            &what,
+            Access::Exclusive,
+            ctx.wait,
+        )?)
+    };
     exec.write(&fragment_path, &fragment)?;
     let action = match (profile_changed, hand_edited, force) {
         (_, _, true) | (true, false, false) => Action::FromBase,
