@@ -136,13 +136,7 @@ fn names_for_tree(mut profile: Profile, tree: &KernelTree, root: &Path) -> Profi
     if profile.renamed.is_empty() {
         return profile;
     }
-    let tree_name: String = tree
-        .path
-        .display()
-        .to_string()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
+    let tree_name = fsutil::name_for(&tree.path);
     let cache = root
         .join("target/kconfig-names")
         .join(format!("{tree_name}-{}", tree.version));

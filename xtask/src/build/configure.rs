@@ -92,16 +92,10 @@ pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
     let _fragment_lock = if exec.dry_run {
         None
     } else {
-        let tree_name: String = fragment_path
-            .display()
-            .to_string()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
         let lock = ctx
             .root
             .join("target/locks")
-            .join(format!("{tree_name}.lock"));
+            .join(format!("{}.lock", fsutil::name_for(&fragment_path)));
         let what = fragment_path.display().to_string();
         Some(FileLock::acquire(
             &lock,
