@@ -281,10 +281,6 @@ impl Prepared {
         Kconfig::parse(&path, &fsutil::read_to_string(&path)?)
     }
 
-    pub fn state_dir(&self) -> PathBuf {
-        self.state().path().to_path_buf()
-    }
-
     /// The build directory's own state, every file of it named once.
     pub fn state(&self) -> StateDir {
         StateDir::of(&self.build_dir)
@@ -317,13 +313,14 @@ impl Prepared {
             return Ok(BuildLock {
                 lock: None,
                 created: None,
-                state_dir: self.state_dir(),
+                state_dir: self.state().path().to_path_buf(),
             });
         }
         // The first directory this lock brings into being, to take away
         // again if the command leaves nothing else in it.
         let created = self
-            .state_dir()
+            .state()
+            .path()
             .ancestors()
             .filter(|d| !d.exists())
             .last()
@@ -333,7 +330,7 @@ impl Prepared {
         Ok(BuildLock {
             lock: Some(lock),
             created,
-            state_dir: self.state_dir(),
+            state_dir: self.state().path().to_path_buf(),
         })
     }
 }

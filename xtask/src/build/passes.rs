@@ -403,7 +403,7 @@ fn run_make(
     let mut log = BuildLog::new(vec![tree_prefix]);
     let progress = std::io::stderr().is_terminal() && !ctx.exec.verbose;
     if !ctx.exec.dry_run {
-        std::fs::create_dir_all(p.state_dir())?;
+        std::fs::create_dir_all(p.state().path())?;
     }
     let mut file = if ctx.exec.dry_run {
         None
