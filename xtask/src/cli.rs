@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    build::ccache::CacheMode,
+    builder::ccache::CacheMode,
     ctx,
-    guest::{kvm::AccelChoice as Accel, trace_script::Tracer as TracerKind},
-    spec::toolchain::Toolchain,
+    guest::{kvm::AccelChoice, trace_script::Tracer},
+    study::toolchain::Toolchain,
 };
 
 /// A Linux kernel you can step through in GDB: net/ at -O0, the rest at -Og.
@@ -18,13 +18,13 @@ use crate::{
 #[command(name = "cargo xtask", bin_name = "cargo xtask")]
 pub struct Cli {
     #[command(flatten)]
-    pub global: Global,
+    pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Args, Debug)]
-pub struct Global {
+pub struct GlobalArgs {
     /// Kernel source tree [default: kernel/ at the repo root]
     #[arg(long, global = true, value_name = "DIR")]
     pub kernel: Option<PathBuf>,
@@ -75,7 +75,7 @@ pub enum Command {
 
 /// Which profile, and where it builds.
 #[derive(Args, Debug, Clone, Default)]
-pub struct Target {
+pub struct TargetArgs {
     /// Profile from study/study.toml [default: its default-profile]
     #[arg(long, short = 'p', value_name = "NAME")]
     pub profile: Option<String>,
@@ -88,7 +88,7 @@ pub struct Target {
     pub cc: Option<Toolchain>,
 }
 
-impl Target {
+impl TargetArgs {
     pub fn to_target(&self) -> ctx::Target {
         ctx::Target {
             profile: self.profile.clone(),
@@ -98,7 +98,7 @@ impl Target {
     }
 }
 
-impl Global {
+impl GlobalArgs {
     pub fn to_global(&self) -> ctx::Global {
         ctx::Global {
             kernel: self.kernel.clone(),
@@ -134,7 +134,7 @@ pub struct Kernel {
 #[derive(Args, Debug)]
 pub struct Config {
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     /// Print the optimization overrides (the make fragment) and exit
     #[arg(long)]
     pub show_overrides: bool,
@@ -146,7 +146,7 @@ pub struct Config {
 #[derive(Args, Debug)]
 pub struct Build {
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     /// Parallel jobs [default: the number of CPUs]
     #[arg(short, long, value_name = "N", value_parser = jobs)]
     pub jobs: Option<usize>,
@@ -170,7 +170,7 @@ pub struct Build {
 #[derive(Args, Debug)]
 pub struct OptReport {
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     /// One line per object instead of per directory
     #[arg(long)]
     pub files: bool,
@@ -187,10 +187,10 @@ pub struct OptReport {
 #[derive(Args, Debug)]
 pub struct Run {
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     /// Accelerator: auto uses KVM only when a probe boot shows it works
-    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
-    pub accel: AccelChoice,
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    pub accel: AccelArg,
     /// Guest memory
     #[arg(long, default_value = "1G")]
     pub mem: String,
@@ -244,7 +244,7 @@ pub struct Session {
 #[derive(Args, Debug)]
 pub struct Gdb {
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     /// The stub's port on 127.0.0.1
     #[arg(long, default_value_t = 1234)]
     pub port: u16,
@@ -261,7 +261,7 @@ pub struct Bench {
     #[arg(value_enum)]
     pub what: BenchWhat,
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     /// Parallel jobs [default: the number of CPUs]
     #[arg(short, long, value_name = "N", value_parser = jobs)]
     pub jobs: Option<usize>,
@@ -299,7 +299,7 @@ pub enum BenchWhat {
 #[derive(Args, Debug)]
 pub struct Trace {
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     /// Functions to trace (set_graph_function, or set_ftrace_filter with --tracer function)
     #[arg(required = true, value_name = "FUNC")]
     pub functions: Vec<String>,
@@ -307,8 +307,8 @@ pub struct Trace {
     #[arg(long, default_value_t = 0)]
     pub depth: u32,
     /// The ftrace tracer
-    #[arg(long, value_enum, default_value_t = Tracer::FunctionGraph)]
-    pub tracer: Tracer,
+    #[arg(long, value_enum, default_value_t = TracerArg::FunctionGraph)]
+    pub tracer: TracerArg,
     /// Durations without the time a task slept (the sleep-time option off)
     #[arg(long)]
     pub cpu_times: bool,
@@ -325,8 +325,8 @@ pub struct Trace {
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
     /// Accelerator, as for `run`
-    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
-    pub accel: AccelChoice,
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    pub accel: AccelArg,
     /// Seconds before the guest is killed
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
@@ -342,7 +342,7 @@ pub struct Trace {
 #[derive(Args, Debug)]
 pub struct Debug {
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     #[command(flatten)]
     pub session: Session,
     /// The stub's port on 127.0.0.1 [default: a free one]
@@ -359,7 +359,7 @@ pub struct Debug {
 #[derive(Args, Debug)]
 pub struct Packetdrill {
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     /// .pkt scripts or directories of them [default: the tree's tools/testing/selftests/net/packetdrill]
     #[arg(value_name = "SCRIPT")]
     pub scripts: Vec<PathBuf>,
@@ -376,8 +376,8 @@ pub struct Packetdrill {
     #[arg(long)]
     pub json: bool,
     /// Accelerator, as for `run`
-    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
-    pub accel: AccelChoice,
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    pub accel: AccelArg,
     /// Seconds before the guest is killed
     #[arg(long, default_value_t = 1800)]
     pub timeout: u64,
@@ -430,13 +430,13 @@ fn jobs(text: &str) -> Result<usize, String> {
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tracer {
+pub enum TracerArg {
     FunctionGraph,
     Function,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccelChoice {
+pub enum AccelArg {
     Auto,
     Kvm,
     Tcg,
@@ -460,21 +460,21 @@ impl From<Cache> for CacheMode {
     }
 }
 
-impl From<AccelChoice> for Accel {
-    fn from(accel: AccelChoice) -> Accel {
+impl From<AccelArg> for AccelChoice {
+    fn from(accel: AccelArg) -> AccelChoice {
         match accel {
-            AccelChoice::Auto => Accel::Auto,
-            AccelChoice::Kvm => Accel::Kvm,
-            AccelChoice::Tcg => Accel::Tcg,
+            AccelArg::Auto => AccelChoice::Auto,
+            AccelArg::Kvm => AccelChoice::Kvm,
+            AccelArg::Tcg => AccelChoice::Tcg,
         }
     }
 }
 
-impl From<Tracer> for TracerKind {
-    fn from(tracer: Tracer) -> TracerKind {
+impl From<TracerArg> for Tracer {
+    fn from(tracer: TracerArg) -> Tracer {
         match tracer {
-            Tracer::FunctionGraph => TracerKind::FunctionGraph,
-            Tracer::Function => TracerKind::Function,
+            TracerArg::FunctionGraph => Tracer::FunctionGraph,
+            TracerArg::Function => Tracer::Function,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! executor) and [`Prepared`] (a profile resolved against a kernel tree, an
 //! architecture, a compiler and a build directory), and the lock that
 //! keeps two commands from writing one build directory at once
-//! ([`BuildLock`]). It uses `kernel`, `spec` and `util`; the layers above
+//! ([`BuildLock`]). It uses `kernel`, `study` and `util`; the layers above
 //! take these values.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use crate::{
         tree::KernelTree,
         uml_host,
     },
-    spec::{arch::Arch, policy::Policy, profile::Profile, profile::Profiles, toolchain::Toolchain},
+    study::{arch::Arch, policy::Policy, profile::Profile, profile::Profiles, toolchain::Toolchain},
     util::{
         exec::Exec,
         fsutil,

@@ -4,18 +4,18 @@
 //! The layers, top down; a module uses only those below it:
 //! `cmd` (one thin file per command, its behaviour on the flags) → `cli`
 //! (the flags, and their conversion to domain values) → `guest`, `analysis`
-//! (siblings, neither uses the other) → `build` → `ctx` (the resolved
-//! profile, tree and build directory) → `kernel` → `spec` (what study/
+//! (siblings, neither uses the other) → `builder` → `ctx` (the resolved
+//! profile, tree and build directory) → `kernel` → `study` (what study/
 //! says) → `util` (the executor, files). A unit test checks the arrows.
 
 mod analysis;
-mod build;
+mod builder;
 mod cli;
 mod cmd;
 mod ctx;
 mod guest;
 mod kernel;
-mod spec;
+mod study;
 mod util;
 
 use std::process::ExitCode;

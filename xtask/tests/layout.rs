@@ -12,10 +12,10 @@ const LAYERS: &[&[&str]] = &[
     &["cmd"],
     &["cli"],
     &["guest", "analysis"],
-    &["build"],
+    &["builder"],
     &["ctx"],
     &["kernel"],
-    &["spec"],
+    &["study"],
     &["util"],
 ];
 
@@ -118,5 +118,5 @@ fn the_checker_sees_an_upward_import() {
         "use crate::{\n    cli,\n    ctx::{Ctx, Prepared},\n};\nfn f() { crate::util::x() }\n",
     );
     assert_eq!(used.into_iter().collect::<Vec<_>>(), ["cli", "ctx", "util"]);
-    assert!(rank("cli") < rank("build"));
+    assert!(rank("cli") < rank("builder"));
 }

@@ -27,7 +27,7 @@ use object::{
 };
 use serde::Serialize;
 
-use crate::spec::opt_rules::Level;
+use crate::study::opt_rules::Level;
 
 /// What the DWARF of one object file says about its optimization and
 /// debuggability.

@@ -2,11 +2,11 @@
 //! -O level used and what gdb can see), the opt-report built on it, ftrace
 //! output (model, parser, per-layer chain), and the layer spine of a call.
 //! Pure over files and text, but for `addr2line` through the executor. It
-//! uses `build::fallback` (what each object's step is), `ctx`, `spec` and
+//! uses `builder::fallback` (what each object's step is), `ctx`, `study` and
 //! `util`.
 
-pub mod chain;
+pub mod spine;
 pub mod dwarf;
 pub mod ftrace;
 pub mod opt_report;
-pub mod packetdrill;
+pub mod packetdrill_results;

@@ -13,9 +13,9 @@ use serde::Serialize;
 
 use crate::{
     analysis::dwarf,
-    build::fallback::{placement, source_of, RecordedFallbacks},
+    builder::fallback::{placement, source_of, RecordedFallbacks},
     ctx::{Prepared, StateDir},
-    spec::{opt_rules::Level, policy::Step},
+    study::{opt_rules::Level, policy::Step},
 };
 
 #[derive(Debug, Clone, Serialize)]

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use xshell::{Cmd, Shell};
 
 use crate::{
-    build::{self, ccache::CacheSetup, passes, BuildRequest},
+    builder::{self, ccache::CacheSetup, passes, BuildRequest},
     cli,
     ctx::{Ctx, Prepared, StateDir, Target},
     guest::{
@@ -23,7 +23,7 @@ use crate::{
         run::{start_background, RunRequest},
     },
     kernel::{buildlog::Stage, kbuild},
-    spec::arch::Arch,
+    study::arch::Arch,
     util::{
         exec::{which, Exec},
         fsutil,
@@ -51,7 +51,7 @@ impl cli::Bench {
         for (name, arch_ctx, p) in self.per_arch(ctx, &names)? {
             {
                 let mut lock = p.lock(&arch_ctx, Access::Shared)?;
-                build::ensure_built(&arch_ctx, &p, &mut lock)?;
+                builder::ensure_built(&arch_ctx, &p, &mut lock)?;
             }
             runs.push((name, p));
         }
@@ -171,7 +171,7 @@ impl cli::Bench {
     fn boot(&self, ctx: &Ctx) -> Result<()> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
         let mut lock = p.lock(ctx, Access::Shared)?;
-        build::ensure_built(ctx, &p, &mut lock)?;
+        builder::ensure_built(ctx, &p, &mut lock)?;
         // The timed runs are child commands that take the lock themselves.
         drop(lock);
         let image = p.image();
@@ -301,7 +301,7 @@ impl cli::Bench {
             }
         }
         for (i, (_, arch_ctx, p)) in targets.iter().enumerate() {
-            build::build(arch_ctx, p, &requests[i])?;
+            builder::build(arch_ctx, p, &requests[i])?;
         }
         drop(locks);
         Ok(Some((rows, requests)))
@@ -318,7 +318,7 @@ impl cli::Bench {
             "bench: making sure {} is built first",
             p.build_dir.display()
         );
-        build::build(ctx, p, &request)?;
+        builder::build(ctx, p, &request)?;
         Ok(request)
     }
 
@@ -418,7 +418,7 @@ const LOOP_SIZE: &str = "1000";
 
 fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<LoopTimes> {
     let start = Instant::now();
-    let outcome = build::build(ctx, p, request)?;
+    let outcome = builder::build(ctx, p, request)?;
     let built = start.elapsed();
     let at = |stage| outcome.stages.get(&stage).copied();
     let link_at = at(Stage::Link).unwrap_or(built);

@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use crate::{
-    build::{distcc, passes, BuildRequest},
+    builder::{distcc, passes, BuildRequest},
     cli,
     ctx::{Ctx, Prepared},
     kernel::tree,

@@ -15,7 +15,7 @@ use crate::{
     cli,
     ctx::Ctx,
     kernel::{tree::KernelTree, uml_host},
-    spec::{
+    study::{
         arch::Arch,
         host_tools,
         matrix::{kernel_argv, workflow, Entry, Matrix, TreeSource, MATRIX, TEST, WORKFLOW},

@@ -5,7 +5,7 @@
 use anyhow::Result;
 
 use crate::{
-    build::{configure, fallback},
+    builder::{configure, fallback},
     cli,
     ctx::{Ctx, Prepared},
     util::lock::Access,

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::{
-    build::{self, BuildRequest},
+    builder::{self, BuildRequest},
     cli,
     ctx::{Ctx, Prepared},
     guest::{
@@ -24,14 +24,14 @@ impl cli::Debug {
         let p = Prepared::new(ctx, &self.target.to_target())?;
         let mut lock = p.lock(ctx, Access::Shared)?;
         if self.no_build {
-            build::ensure_built(ctx, &p, &mut lock)?;
+            builder::ensure_built(ctx, &p, &mut lock)?;
         } else {
             lock.exclusive()?;
             let quick = BuildRequest {
                 quick: true,
                 ..BuildRequest::default_for_run()
             };
-            let outcome = build::build(ctx, &p, &quick)?;
+            let outcome = builder::build(ctx, &p, &quick)?;
             if !ctx.exec.dry_run {
                 eprintln!(
                     "built in {:.1} s ({} objects compiled)",

@@ -11,16 +11,16 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use crate::{
-    analysis::packetdrill::{ktap, parse_results, skew_notes, summary, Outcome, Verdict},
-    build, cli,
+    analysis::packetdrill_results::{ktap, parse_results, skew_notes, summary, Outcome, Verdict},
+    builder, cli,
     ctx::{Ctx, Prepared},
     guest::{
         kvm,
-        packetdrill::{guest_script, Run},
+        packetdrill_script::{guest_script, Run},
         run::{self, RunRequest},
     },
     kernel::kconfig::Kconfig,
-    spec::packetdrill::Packetdrill,
+    study::packetdrill_suite::Packetdrill,
     util::{exec::which, lock::Access, supervise::TempPath},
 };
 
@@ -55,7 +55,7 @@ impl cli::Packetdrill {
             bail!("no .pkt scripts in {:?}", self.scripts);
         }
         let mut lock = p.lock(ctx, Access::Shared)?;
-        build::ensure_built(ctx, &p, &mut lock)?;
+        builder::ensure_built(ctx, &p, &mut lock)?;
         if let Some(missing) = missing_suite_options(&p.config()?, &suite.join(&spec.suite_config))?
         {
             eprintln!(

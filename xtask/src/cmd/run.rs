@@ -6,14 +6,14 @@ use std::{net::TcpListener, process::ExitCode, time::Duration};
 use anyhow::Result;
 
 use crate::{
-    build::{self, BuildRequest},
+    builder::{self, BuildRequest},
     cli,
     ctx::{Ctx, Prepared},
     guest::{
         kvm,
         run::{self, RunRequest},
     },
-    spec::{arch::Runner, host_tools},
+    study::{arch::Runner, host_tools},
     util::lock::Access,
 };
 
@@ -25,10 +25,10 @@ impl cli::Run {
         let mut lock = p.lock(ctx, Access::Shared)?;
         if self.build {
             lock.exclusive()?;
-            build::build(ctx, &p, &BuildRequest::default_for_run())?;
+            builder::build(ctx, &p, &BuildRequest::default_for_run())?;
             lock.shared()?;
         } else {
-            build::ensure_built(ctx, &p, &mut lock)?;
+            builder::ensure_built(ctx, &p, &mut lock)?;
         }
         host_tools::require(&ctx.study_dir(), "run", &p.arch.name)?;
         // --wait-gdb alone means the stub on its default port.

@@ -15,7 +15,7 @@ use crate::{
         tree::{self, KernelTree, DEBIAN_TARBALL},
         uml_host,
     },
-    spec::{
+    study::{
         arch::Arch,
         host_tools::{self, Selection, Source, Tool, PIP_VENV},
     },

@@ -14,10 +14,10 @@ use xshell::cmd;
 
 use crate::{
     analysis::{
-        chain::{render_spine, spine, totals},
+        spine::{render_spine, spine, totals},
         ftrace::{self, Trace},
     },
-    build, cli,
+    builder, cli,
     ctx::{Ctx, Prepared},
     guest::{
         kvm,
@@ -25,7 +25,7 @@ use crate::{
         trace_script::{check_function, guest_script, TraceSetup},
     },
     kernel::kconfig::edit_distance,
-    spec::{arch::Arch, layers::Layers},
+    study::{arch::Arch, layers::Layers},
     util::{fsutil, lock::Access, supervise::TempPath},
 };
 
@@ -48,7 +48,7 @@ impl cli::Trace {
             );
         }
         let mut lock = p.lock(ctx, Access::Shared)?;
-        build::ensure_built(ctx, &p, &mut lock)?;
+        builder::ensure_built(ctx, &p, &mut lock)?;
         let config = p.config()?;
         for option in ["FUNCTION_GRAPH_TRACER", "DYNAMIC_FTRACE"] {
             if config.get(option) != "y" {

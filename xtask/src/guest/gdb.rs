@@ -12,7 +12,7 @@ use xshell::{cmd, Cmd};
 
 use crate::{
     ctx::Prepared,
-    spec::host_tools,
+    study::host_tools,
     util::exec::{which, Exec},
 };
 
@@ -251,7 +251,7 @@ mod tests {
             .parent()
             .unwrap()
             .join("study");
-        let uml = crate::spec::arch::Arch::load(&study, "um")
+        let uml = crate::study::arch::Arch::load(&study, "um")
             .unwrap()
             .uml
             .unwrap();

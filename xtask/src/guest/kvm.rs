@@ -12,7 +12,7 @@ use crate::{
         qemu::Accel,
         run::{run_guest, RunRequest},
     },
-    spec::arch::{Arch, Runner},
+    study::arch::{Arch, Runner},
     util::{exec::which, fsutil},
 };
 

@@ -1,14 +1,14 @@
 //! Running the built kernel: the QEMU and kernel command lines, the guest
 //! programs and the initramfs, supervising QEMU and reading init's exit
 //! status, the KVM probe, and what the guest is told to do for gdb and for
-//! ftrace (the gdb session file, the trace script). It uses `ctx`, `spec`
-//! and `util`; it never builds (callers ask `build` first).
+//! ftrace (the gdb session file, the trace script). It uses `ctx`, `study`
+//! and `util`; it never builds (callers ask `builder` first).
 
 pub mod clock;
 pub mod gdb;
 pub mod initramfs;
 pub mod kvm;
-pub mod packetdrill;
+pub mod packetdrill_script;
 pub mod programs;
 pub mod qemu;
 pub mod run;

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use crate::{
-    spec::arch::Arch,
+    study::arch::Arch,
     util::exec::{which, Exec},
 };
 
@@ -71,7 +71,7 @@ pub fn for_arch(exec: &Exec, root: &Path, arch: &Arch) -> Result<GuestPrograms> 
     let text = std::fs::read_to_string(&list)
         .with_context(|| format!("cannot read {}", list.display()))?;
     let file: ProgramFile =
-        toml::from_str(&text).map_err(|e| crate::spec::origin::toml_error(&list, &text, &e))?;
+        toml::from_str(&text).map_err(|e| crate::study::origin::toml_error(&list, &text, &e))?;
     let names = file.program.iter().map(|p| p.name.clone()).collect();
     let Some(cross) = arch.cross()? else {
         return Ok(GuestPrograms {

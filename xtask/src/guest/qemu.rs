@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use xshell::{Cmd, Shell};
 
-use crate::spec::arch::Qemu;
+use crate::study::arch::Qemu;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accel {
@@ -353,7 +353,7 @@ mod tests {
             .parent()
             .unwrap()
             .join("study");
-        crate::spec::arch::Arch::load(&study, "x86_64")
+        crate::study::arch::Arch::load(&study, "x86_64")
             .unwrap()
             .qemu
             .unwrap()

@@ -22,7 +22,7 @@ use crate::{
         uml,
     },
     kernel::uml_host,
-    spec::arch::Runner,
+    study::arch::Runner,
     util::{
         exec::{describe, which, Exec},
         fsutil,

@@ -8,7 +8,7 @@ use xshell::{Cmd, Shell};
 
 use crate::{
     guest::qemu::{init_words, quiet_words, Guest},
-    spec::arch::Uml,
+    study::arch::Uml,
 };
 
 /// The kernel's command line: its words are the program's arguments.
@@ -69,7 +69,7 @@ mod tests {
             .parent()
             .unwrap()
             .join("study");
-        crate::spec::arch::Arch::load(&study, "um")
+        crate::study::arch::Arch::load(&study, "um")
             .unwrap()
             .uml
             .unwrap()

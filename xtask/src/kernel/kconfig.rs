@@ -12,7 +12,7 @@ use anyhow::{bail, Result};
 use regex::Regex;
 use walkdir::WalkDir;
 
-use crate::spec::profile::{ConfigOption, KValue, Profile};
+use crate::study::profile::{ConfigOption, KValue, Profile};
 
 /// A parsed `.config`: symbol (without `CONFIG_`) to value text, `n` for
 /// "is not set".
@@ -348,7 +348,7 @@ mod tests {
     use expect_test::expect;
 
     use super::*;
-    use crate::spec::profile::Profiles;
+    use crate::study::profile::Profiles;
 
     const PROFILES: &str = r#"
 [optimization]

@@ -21,7 +21,7 @@ use std::{fmt, path::Path};
 
 use regex::Regex;
 
-use crate::spec::arch::UmlHostFp;
+use crate::study::arch::UmlHostFp;
 
 /// What the host kernel wants in one NT_X86_XSTATE transfer: the size of
 /// the standard-format XSAVE area of the features it enabled in XCR0,
@@ -69,7 +69,7 @@ pub enum TreeFp {
 }
 
 /// Reads the tree's constant (`DEFINE_LONGS(HOST_FP_SIZE, 2696)`) from the
-/// file that `spec` names; a tree without it sizes the buffer at run time.
+/// file that `study` names; a tree without it sizes the buffer at run time.
 pub fn tree_fp(tree: &Path, spec: &UmlHostFp) -> TreeFp {
     let text = std::fs::read_to_string(tree.join(&spec.constant_in)).unwrap_or_default();
     parse_tree_fp(&text)

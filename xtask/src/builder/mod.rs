@@ -3,7 +3,7 @@
 //! (the make passes and the fallback decisions between them), `fallback`
 //! (where each object stands on the ladder, and what the build directory
 //! recorded), the compiler cache and the distcc farm. It uses `ctx`,
-//! `kernel`, `spec` and `util`.
+//! `kernel`, `study` and `util`.
 
 pub mod ccache;
 pub mod configure;

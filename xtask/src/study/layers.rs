@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, path::Path};
 use anyhow::{bail, Result};
 use serde::Deserialize;
 
-use crate::{spec::origin::toml_error, util::fsutil};
+use crate::{study::origin::toml_error, util::fsutil};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,7 +60,7 @@ mod tests {
 
     #[test]
     fn layers_by_longest_prefix() {
-        let layers = Layers::load(&crate::spec::shipped()).unwrap();
+        let layers = Layers::load(&crate::study::shipped()).unwrap();
         assert_eq!(layers.layer_of("net/ipv4/tcp_output.c"), Some("transport"));
         assert_eq!(layers.layer_of("net/ipv4/ip_output.c"), Some("network"));
         assert_eq!(layers.layer_of("net/core/dev.c"), Some("device"));

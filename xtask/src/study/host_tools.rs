@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::{spec::toolchain::Toolchain, util::exec::which};
+use crate::{study::toolchain::Toolchain, util::exec::which};
 
 /// Where `pip` tools are installed: a venv at the repo root.
 pub const PIP_VENV: &str = "target/host-tools";
@@ -127,7 +127,7 @@ pub fn load(study_dir: &Path) -> Result<Vec<Tool>> {
 
 fn parse(path: &Path, text: &str) -> Result<Vec<Tool>> {
     let file: ToolFile =
-        toml::from_str(text).map_err(|e| crate::spec::origin::toml_error(path, text, &e))?;
+        toml::from_str(text).map_err(|e| crate::study::origin::toml_error(path, text, &e))?;
     for tool in &file.tool {
         let sources = [&tool.package, &tool.pip, &tool.deb]
             .iter()
@@ -315,7 +315,7 @@ mod tests {
     use super::*;
 
     fn shipped() -> Vec<Tool> {
-        let study = crate::spec::shipped();
+        let study = crate::study::shipped();
         load(&study).unwrap()
     }
 
@@ -427,8 +427,8 @@ mod tests {
 
     #[test]
     fn every_arch_named_is_known() {
-        let study = crate::spec::shipped();
-        let arches = crate::spec::arch::Arch::names(&study);
+        let study = crate::study::shipped();
+        let arches = crate::study::arch::Arch::names(&study);
         for tool in shipped() {
             for arch in &tool.arch {
                 assert!(arches.contains(arch), "{}: arch {arch}", tool.name);
@@ -440,9 +440,9 @@ mod tests {
     /// architecture, so `setup --install --arch A` fetches what `run` boots.
     #[test]
     fn each_guest_busybox_is_fetched_by_setup() {
-        let study = crate::spec::shipped();
-        for name in crate::spec::arch::Arch::names(&study) {
-            let arch = crate::spec::arch::Arch::load(&study, &name).unwrap();
+        let study = crate::study::shipped();
+        for name in crate::study::arch::Arch::names(&study) {
+            let arch = crate::study::arch::Arch::load(&study, &name).unwrap();
             let Some(cross) = &arch.cross else { continue };
             let tools = shipped();
             let tool = tools

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::spec::{opt_rules::Level, origin::toml_error, toolchain::Toolchain};
+use crate::study::{opt_rules::Level, origin::toml_error, toolchain::Toolchain};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -274,7 +274,7 @@ mod tests {
     use super::*;
 
     fn policy() -> Policy {
-        Policy::load(&crate::spec::shipped()).unwrap()
+        Policy::load(&crate::study::shipped()).unwrap()
     }
 
     #[test]

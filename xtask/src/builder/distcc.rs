@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, fmt, path::Path};
 
 use anyhow::{bail, Result};
 
-use crate::spec::toolchain::Toolchain;
+use crate::study::toolchain::Toolchain;
 
 /// A DISTCC_HOSTS list and the compile slots it offers.
 #[derive(Debug, Clone, PartialEq, Eq)]

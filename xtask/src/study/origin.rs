@@ -1,5 +1,5 @@
 //! Where a value in study/ came from (file, line, column), and TOML errors
-//! as one line that names it: what every reader in `spec` reports with.
+//! as one line that names it: what every reader in `study` reports with.
 
 use std::{
     fmt,

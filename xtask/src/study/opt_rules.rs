@@ -10,7 +10,7 @@
 
 use std::{fmt, str::FromStr};
 
-use crate::spec::origin::Origin;
+use crate::study::origin::Origin;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {

@@ -15,7 +15,7 @@ use anyhow::{bail, Result};
 use xshell::{Cmd, Shell};
 
 use crate::{
-    build::{
+    builder::{
         ccache::{CacheMode, CacheSetup, CacheStats},
         configure,
         distcc::{self, DistccStats, Farm},
@@ -27,7 +27,7 @@ use crate::{
         kbuild,
         linkfix::{self, Provider},
     },
-    spec::{host_tools, opt_rules::Level, toolchain::Family},
+    study::{host_tools, opt_rules::Level, toolchain::Family},
     util::fsutil,
 };
 

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, path::Path};
 use anyhow::{bail, Result};
 use serde::Deserialize;
 
-use crate::{spec::origin::toml_error, util::fsutil};
+use crate::{study::origin::toml_error, util::fsutil};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -64,7 +64,7 @@ mod tests {
 
     #[test]
     fn shipped_file_has_both_versions() {
-        let spec = Packetdrill::load(&crate::spec::shipped()).unwrap();
+        let spec = Packetdrill::load(&crate::study::shipped()).unwrap();
         assert!(spec.args("4").contains(&"--ip_version=ipv4".to_string()));
         assert!(spec.args("6").contains(&"--ip_version=ipv6".to_string()));
         assert_eq!(spec.suite, "tools/testing/selftests/net/packetdrill");

@@ -3,7 +3,7 @@
 //! are quoted; the user's packetdrill binary and scripts reach it as
 //! positional parameters, never as script text.
 
-use crate::{guest::qemu::OUT_TAG, spec::packetdrill::Packetdrill, util::exec::quote};
+use crate::{guest::qemu::OUT_TAG, study::packetdrill_suite::Packetdrill, util::exec::quote};
 
 /// What one guest run does.
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ mod tests {
 
     #[test]
     fn script_takes_user_input_only_as_parameters() {
-        let spec = Packetdrill::load(&crate::spec::shipped()).unwrap();
+        let spec = Packetdrill::load(&crate::study::shipped()).unwrap();
         let run = Run {
             spec: &spec,
             versions: vec!["4", "6"],

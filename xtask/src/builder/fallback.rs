@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ctx::{Prepared, StateDir},
-    spec::{
+    study::{
         opt_rules::{ObjectFlags, OptRules},
         policy::{Known, Policy},
     },
@@ -53,7 +53,7 @@ impl RecordedFallbacks {
             Ok(text) => toml::from_str(&text).map_err(|e| {
                 anyhow::anyhow!(
                     "{:#}; delete the file to start over",
-                    crate::spec::origin::toml_error(path, &text, &e)
+                    crate::study::origin::toml_error(path, &text, &e)
                 )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RecordedFallbacks::default()),
@@ -251,7 +251,7 @@ pub fn overrides_text(p: &Prepared) -> Result<String> {
 }
 
 pub fn overrides_text_with(p: &Prepared, recorded: &RecordedFallbacks) -> String {
-    crate::spec::opt_rules::render_makefile(
+    crate::study::opt_rules::render_makefile(
         &p.profile.name,
         &p.profile.rules,
         &placement(p, recorded).object_flags(),
@@ -262,10 +262,10 @@ pub fn overrides_text_with(p: &Prepared, recorded: &RecordedFallbacks) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{opt_rules::Level, origin::Origin, policy::Policy};
+    use crate::study::{opt_rules::Level, origin::Origin, policy::Policy};
 
     fn policy() -> Policy {
-        Policy::load(&crate::spec::shipped()).unwrap()
+        Policy::load(&crate::study::shipped()).unwrap()
     }
 
     #[test]
@@ -278,7 +278,7 @@ mod tests {
         };
         let rules = OptRules::new(
             Level::Og,
-            vec![crate::spec::opt_rules::Rule {
+            vec![crate::study::opt_rules::Rule {
                 path: "net/ipv4".into(),
                 level: Level::O0,
                 origin,

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use serde::Deserialize;
 
 use crate::{
-    spec::{
+    study::{
         host_tools::{self, Selection, Tool, PIP_VENV},
         origin::toml_error,
         toolchain::Toolchain,
@@ -479,7 +479,7 @@ mod tests {
     }
 
     fn image(arch: &str) -> Result<String> {
-        crate::spec::arch::Arch::load(&root().join("study"), arch).map(|a| a.image)
+        crate::study::arch::Arch::load(&root().join("study"), arch).map(|a| a.image)
     }
 
     fn generated() -> String {

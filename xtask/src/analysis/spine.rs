@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::{analysis::ftrace, spec::layers::Layers};
+use crate::{analysis::ftrace, study::layers::Layers};
 
 /// The calls from `root` down to the first call in the lowest layer reached
 /// (interrupts skipped), grouped into one line per layer along the way:
@@ -98,7 +98,7 @@ mod tests {
     #[test]
     fn spine_follows_the_send_path_to_the_driver() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let layers = Layers::load(&crate::spec::shipped()).unwrap();
+        let layers = Layers::load(&crate::study::shipped()).unwrap();
         let text =
             std::fs::read_to_string(root.join("xtask/test_data/ftrace/tcp_sendmsg.txt")).unwrap();
         let trace = Trace::parse(&text);
@@ -142,7 +142,7 @@ mod tests {
         assert!(calls
             .iter()
             .all(|c| c.task.as_deref() == Some("tcp-ech") && c.pid.is_some()));
-        let layers = Layers::load(&crate::spec::shipped()).unwrap();
+        let layers = Layers::load(&crate::study::shipped()).unwrap();
         // Layers by name here; the command maps names through addr2line.
         let source = |name: &str| -> Option<String> {
             let file = match name {

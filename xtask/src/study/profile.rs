@@ -11,7 +11,7 @@ use anyhow::{bail, Result};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::spec::{
+use crate::study::{
     opt_rules::{Level, OptRules, Rule},
     origin::{origin, toml_error, Origin},
     toolchain::{Family, Toolchain},
@@ -489,7 +489,7 @@ VIRTIO_NET = "m"
 
     #[test]
     fn parses_the_shipped_profiles() {
-        let profiles = Profiles::load(&crate::spec::shipped().join("study.toml")).unwrap();
+        let profiles = Profiles::load(&crate::study::shipped().join("study.toml")).unwrap();
         assert_eq!(profiles.default, "study");
         let study = profiles.get(None).unwrap();
         assert_eq!(study.base, "defconfig");

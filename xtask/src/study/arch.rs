@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::spec::toolchain::{Family, Toolchain};
+use crate::study::toolchain::{Family, Toolchain};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -148,7 +148,7 @@ impl Arch {
             }
         };
         let mut arch: Arch = toml::from_str(&text)
-            .map_err(|e| crate::spec::origin::toml_error(&path, &text, &e))
+            .map_err(|e| crate::study::origin::toml_error(&path, &text, &e))
             .context("architecture data")?;
         arch.name = name.to_string();
         let missing = match arch.runner {
@@ -267,7 +267,7 @@ mod tests {
     use super::*;
 
     fn study() -> std::path::PathBuf {
-        crate::spec::shipped()
+        crate::study::shipped()
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod layers;
 pub mod matrix;
 pub mod opt_rules;
 pub mod origin;
-pub mod packetdrill;
+pub mod packetdrill_suite;
 pub mod policy;
 pub mod profile;
 pub mod toolchain;

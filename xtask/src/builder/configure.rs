@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::{
-    build::fallback,
+    builder::fallback,
     ctx::{Ctx, Prepared},
     kernel::{
         kbuild,
         kconfig::{self, Kconfig, SymbolIndex},
     },
-    spec::host_tools,
+    study::host_tools,
     util::{
         fsutil,
         lock::{Access, FileLock},
