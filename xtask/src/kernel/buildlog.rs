@@ -386,7 +386,7 @@ mod tests {
     #[test]
     fn attributes_compile_errors_to_objects() {
         let log = BuildLog::parse(
-            &data("build/og-compile-errors.log"),
+            &data("buildlog/og-compile-errors.log"),
             vec!["/work/main/kernel/".into()],
         );
         let failed: Vec<(&str, &str)> = log
@@ -413,7 +413,7 @@ mod tests {
     #[test]
     fn collects_undefined_references() {
         let log = BuildLog::parse(
-            &data("build/o0-link-errors.log"),
+            &data("buildlog/o0-link-errors.log"),
             vec!["/work/main/kernel/".into()],
         );
         let found: Vec<(&str, Vec<&str>)> = log
@@ -449,7 +449,7 @@ mod tests {
     #[test]
     fn a_versioned_lld_is_read_as_lld() {
         let log = BuildLog::parse(
-            &data("build/lld-19-link-errors.log"),
+            &data("buildlog/lld-19-link-errors.log"),
             vec!["/work/main/kernel/".into()],
         );
         assert_eq!(log.undefined.len(), 1);
@@ -461,7 +461,7 @@ mod tests {
     #[test]
     fn collects_lld_undefined_symbols() {
         let log = BuildLog::parse(
-            &data("build/lld-link-errors.log"),
+            &data("buildlog/lld-link-errors.log"),
             vec!["/work/main/kernel/".into()],
         );
         let found: Vec<(&str, Vec<&str>, Vec<&str>)> = log
@@ -506,7 +506,7 @@ mod tests {
 
     #[test]
     fn compile_errors_are_the_compilers() {
-        let log = BuildLog::parse(&data("build/og-compile-errors.log"), vec![]);
+        let log = BuildLog::parse(&data("buildlog/og-compile-errors.log"), vec![]);
         assert!(log.failures.iter().all(|f| f.by == FailedBy::Compiler));
         let text = "  AS      arch/x86/lib/foo.o\n{standard input}: Assembler messages:\n{standard input}:12: Error: no such instruction: `bogus'\nmake[4]: *** [/k/scripts/Makefile.build:361: arch/x86/lib/foo.o] Error 1\n";
         let log = BuildLog::parse(text, vec![]);
@@ -642,7 +642,7 @@ mod tests {
     #[test]
     fn collects_modpost_section_mismatches() {
         let log = BuildLog::parse(
-            &data("build/modpost-section-mismatch.log"),
+            &data("buildlog/modpost-section-mismatch.log"),
             vec!["/work/main/target/kernel-test/linux/".into()],
         );
         assert_eq!(
