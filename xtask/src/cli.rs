@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Result;
+
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
@@ -11,6 +13,7 @@ use crate::{
     ctx,
     guest::{kvm::AccelChoice, trace_script::Tracer},
     study::toolchain::Toolchain,
+    util::exec::Exec,
 };
 
 /// A Linux kernel you can step through in GDB: net/ at -O0, the rest at -Og.
@@ -104,10 +107,13 @@ impl GlobalArgs {
             kernel: self.kernel.clone(),
             profiles: self.profiles.clone(),
             arch: self.arch.clone(),
-            dry_run: self.dry_run,
-            verbose: self.verbose,
             no_wait: self.no_wait,
         }
+    }
+
+    /// The one executor, which alone knows whether this is a dry run.
+    pub fn executor(&self) -> Result<Exec> {
+        Exec::new(self.dry_run, self.verbose)
     }
 }
 

@@ -15,7 +15,9 @@ use crate::{
         tree::KernelTree,
         uml_host,
     },
-    study::{arch::Arch, policy::Policy, profile::Profile, profile::Profiles, toolchain::Toolchain},
+    study::{
+        arch::Arch, policy::Policy, profile::Profile, profile::Profiles, toolchain::Toolchain,
+    },
     util::{
         exec::Exec,
         fsutil,
@@ -28,8 +30,6 @@ pub struct Global {
     pub kernel: Option<PathBuf>,
     pub profiles: Option<PathBuf>,
     pub arch: Option<String>,
-    pub dry_run: bool,
-    pub verbose: bool,
     pub no_wait: bool,
 }
 
@@ -56,7 +56,7 @@ pub struct Target {
 }
 
 impl Ctx {
-    pub fn new(global: &Global) -> Result<Ctx> {
+    pub fn new(global: &Global, exec: Exec) -> Result<Ctx> {
         let root = project_root();
         let cwd = std::env::current_dir()?;
         let kernel_dir = match &global.kernel {
@@ -76,7 +76,7 @@ impl Ctx {
                 .arch
                 .clone()
                 .unwrap_or_else(|| Arch::default_name().to_string()),
-            exec: Exec::new(global.dry_run, global.verbose)?,
+            exec,
             wait: if global.no_wait {
                 Wait::Refuse
             } else {
@@ -93,13 +93,19 @@ impl Ctx {
             kernel_explicit: self.kernel_explicit,
             profiles_path: self.profiles_path.clone(),
             arch_name: arch.to_string(),
-            exec: Exec::new(self.exec.dry_run, self.exec.verbose)?,
+            exec: self.exec.again()?,
             wait: self.wait,
         })
     }
 
+    /// What the project says, each file read by its own loader.
     pub fn study_dir(&self) -> PathBuf {
         self.root.join("study")
+    }
+
+    /// The CI matrix's folder.
+    pub fn ci_dir(&self) -> PathBuf {
+        self.root.join("ci")
     }
 
     pub fn profiles(&self) -> Result<Profiles> {
@@ -309,13 +315,6 @@ impl Prepared {
     /// `--no-wait` refuses. No lock under `--dry-run`, which writes nothing.
     pub fn lock(&self, ctx: &Ctx, access: Access) -> Result<BuildLock> {
         self.check_host_runs_it()?;
-        if ctx.exec.dry_run {
-            return Ok(BuildLock {
-                lock: None,
-                created: None,
-                state_dir: self.state().path().to_path_buf(),
-            });
-        }
         // The first directory this lock brings into being, to take away
         // again if the command leaves nothing else in it.
         let created = self
@@ -326,10 +325,12 @@ impl Prepared {
             .last()
             .map(Path::to_path_buf);
         let what = format!("build directory {}", self.build_dir.display());
-        let lock = FileLock::acquire(&self.state().lock(), &what, access, ctx.wait)?;
+        let lock = ctx
+            .exec
+            .lock(&self.state().lock(), &what, access, ctx.wait)?;
         Ok(BuildLock {
-            lock: Some(lock),
-            created,
+            created: lock.as_ref().and(created),
+            lock,
             state_dir: self.state().path().to_path_buf(),
         })
     }
@@ -378,6 +379,24 @@ impl StateDir {
             self.config_last(),
             self.fallbacks(),
         ]
+    }
+
+    /// Copies `.config` and [`StateDir::build_inputs`] into the build
+    /// directory `to`, so that it builds the same kernel.
+    pub fn copy_build_inputs(&self, exec: &Exec, to: &Path) -> Result<()> {
+        let build_dir = self
+            .0
+            .parent()
+            .expect("the state lives in a build directory");
+        exec.copy(&build_dir.join(".config"), &to.join(".config"))?;
+        let to_state = StateDir::of(to);
+        for source in self.build_inputs() {
+            if source.exists() {
+                let name = source.file_name().expect("a file of the state directory");
+                exec.copy(&source, &to_state.path().join(name))?;
+            }
+        }
+        Ok(())
     }
 
     /// Kconfig's scratch directory.

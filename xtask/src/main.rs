@@ -3,17 +3,22 @@
 //!
 //! The layers, top down; a module uses only those below it:
 //! `cmd` (one thin file per command, its behaviour on the flags) → `cli`
-//! (the flags, and their conversion to domain values) → `guest`, `analysis`
-//! (siblings, neither uses the other) → `builder` → `ctx` (the resolved
-//! profile, tree and build directory) → `kernel` → `study` (what study/
-//! says) → `util` (the executor, files). A unit test checks the arrows.
+//! (the flags, and their conversion to domain values) → `bench`, `ci`,
+//! `install` (measuring, the CI matrix, installing host tools) → `guest`,
+//! `analysis` (running the kernel, reading what a build and a run made) →
+//! `builder` → `ctx` (the resolved profile, tree and build directory) →
+//! `kernel` → `study` (what study/ says) → `util` (the executor, files).
+//! Siblings never use each other. A test checks the arrows.
 
 mod analysis;
+mod bench;
 mod builder;
+mod ci;
 mod cli;
 mod cmd;
 mod ctx;
 mod guest;
+mod install;
 mod kernel;
 mod study;
 mod util;
@@ -42,7 +47,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: cli::Cli) -> Result<ExitCode> {
-    let ctx = Ctx::new(&cli.global.to_global())?;
+    let ctx = Ctx::new(&cli.global.to_global(), cli.global.executor()?)?;
     let done = |()| ExitCode::SUCCESS;
     Ok(match cli.command {
         Command::Setup(flags) => flags.run(&ctx).map(done)?,

@@ -5,8 +5,10 @@
 //! uses `builder::fallback` (what each object's step is), `ctx`, `study` and
 //! `util`.
 
-pub mod spine;
 pub mod dwarf;
 pub mod ftrace;
 pub mod opt_report;
 pub mod packetdrill_results;
+pub mod spine;
+pub mod symbols;
+pub mod trace_report;

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::{
     builder::fallback,
@@ -21,10 +21,7 @@ use crate::{
         kconfig::{self, Kconfig, SymbolIndex},
     },
     study::host_tools,
-    util::{
-        fsutil,
-        lock::{Access, FileLock},
-    },
+    util::{exec::Exec, fsutil, lock::Access},
 };
 
 /// The inputs that decide `.config`; a change means Kconfig must run again.
@@ -89,21 +86,12 @@ pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
     // directories configuring the same profile at once would merge each
     // other's. Held until Kconfig has read it; the lock lives under target/,
     // since a rerun must leave the tree untouched.
-    let _fragment_lock = if exec.dry_run {
-        None
-    } else {
-        let lock = ctx
-            .root
-            .join("target/locks")
-            .join(format!("{}.lock", fsutil::name_for(&fragment_path)));
-        let what = fragment_path.display().to_string();
-        Some(FileLock::acquire(
-            &lock,
-            &what,
-            Access::Exclusive,
-            ctx.wait,
-        )?)
-    };
+    let lock = ctx
+        .root
+        .join("target/locks")
+        .join(format!("{}.lock", fsutil::name_for(&fragment_path)));
+    let what = fragment_path.display().to_string();
+    let _fragment_lock = exec.lock(&lock, &what, Access::Exclusive, ctx.wait)?;
     exec.write(&fragment_path, &fragment)?;
     let action = match (profile_changed, hand_edited, force) {
         (_, _, true) | (true, false, false) => Action::FromBase,
@@ -127,7 +115,14 @@ pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
     let ran_kconfig = matches!(action, Action::FromBase | Action::MergeOntoHandEdits);
     if ran_kconfig {
         let scratch = run_kconfig(ctx, p, action)?;
-        if !exec.dry_run {
+        let what = || {
+            format!(
+                "copy {} to {} if it differs and holds every requested option",
+                scratch.display(),
+                config_path.display()
+            )
+        };
+        exec.effect(what, || {
             // Checked where Kconfig wrote it: a result that lacks an option
             // never replaces the build directory's .config.
             verify(p, index, &scratch).map_err(|e| {
@@ -137,13 +132,23 @@ pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
                     scratch.display()
                 )
             })?;
-            install_config(&scratch, &config_path)?;
-            fsutil::write_if_changed(&last_config_path, &std::fs::read(&config_path)?)?;
+            install_config(exec, &scratch, &config_path)?;
+            exec.copy(&config_path, &last_config_path)?;
             say_landed(p, &config_path);
-        }
-    } else if !exec.dry_run {
-        verify(p, index, &config_path)?;
-        say_landed(p, &config_path);
+            Ok(())
+        })?;
+    } else {
+        let what = || {
+            format!(
+                "check that {} holds every requested option",
+                config_path.display()
+            )
+        };
+        exec.effect(what, || {
+            verify(p, index, &config_path)?;
+            say_landed(p, &config_path);
+            Ok(())
+        })?;
     }
     exec.write(
         &kbuild::overrides_path(&p.build_dir),
@@ -151,16 +156,16 @@ pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
     )?;
     // Only a .config that holds every requested option counts as done:
     // until then `build` runs `config` again, and fails the same way.
-    if ran_kconfig && !exec.dry_run {
-        fsutil::write_if_changed(&snapshot_path, snapshot.as_bytes())?;
+    if ran_kconfig {
+        exec.write(&snapshot_path, &snapshot)?;
     }
     Ok(())
 }
 
 /// Copies a checked scratch `.config` into the build directory when it
 /// differs, and says which.
-fn install_config(scratch: &Path, config_path: &Path) -> Result<()> {
-    if fsutil::copy_if_changed(scratch, config_path)? {
+fn install_config(exec: &Exec, scratch: &Path, config_path: &Path) -> Result<()> {
+    if exec.copy(scratch, config_path)? {
         eprintln!("wrote {}", config_path.display());
     } else {
         eprintln!("{}: unchanged", config_path.display());
@@ -195,29 +200,18 @@ fn run_kconfig(ctx: &Ctx, p: &Prepared, action: Action) -> Result<PathBuf> {
     if action == Action::FromBase {
         steps.push(make(&p.profile.base));
         steps.extend(p.profile.fragments.iter().map(|f| make(f)));
-    } else if !exec.dry_run {
-        std::fs::create_dir_all(&scratch)?;
-        fsutil::copy_if_changed(&p.build_dir.join(".config"), &scratch.join(".config"))?;
+    } else {
+        exec.copy(&p.build_dir.join(".config"), &scratch.join(".config"))?;
     }
     steps.push(make(&p.profile.fragment));
     steps.push(make("olddefconfig"));
-    if !exec.dry_run {
-        std::fs::create_dir_all(&scratch)
-            .with_context(|| format!("cannot create {}", scratch.display()))?;
-    }
+    exec.create_dir_all(&scratch)?;
     for step in steps {
-        if exec.dry_run || exec.verbose {
+        if exec.verbose {
             exec.run(step)?;
         } else {
             exec.capture(step)?;
         }
-    }
-    if exec.dry_run {
-        eprintln!(
-            "# would copy {} to {} if it differs and holds every requested option",
-            scratch.join(".config").display(),
-            p.build_dir.join(".config").display()
-        );
     }
     Ok(scratch.join(".config"))
 }

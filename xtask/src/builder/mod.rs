@@ -1,14 +1,20 @@
 //! Turning a prepared profile into a kernel: `configure` (Kconfig in a
-//! scratch directory, then the proof that every option landed), `passes`
-//! (the make passes and the fallback decisions between them), `fallback`
-//! (where each object stands on the ladder, and what the build directory
-//! recorded), the compiler cache and the distcc farm. It uses `ctx`,
-//! `kernel`, `study` and `util`.
+//! scratch directory, then the proof that every option landed), `request`
+//! (what a build is asked for, and its make command line), `passes` (the
+//! make passes), `fallback` (the ladder: where each object stands, what was
+//! recorded, and what moves after a failed pass), `stale` (whether the
+//! image must be built again), `outcome` (what a build did), the compiler
+//! cache and the distcc farm. It uses `ctx`, `kernel`, `study` and `util`.
 
 pub mod ccache;
 pub mod configure;
 pub mod distcc;
 pub mod fallback;
+pub mod outcome;
 pub mod passes;
+pub mod request;
+pub mod stale;
 
-pub use passes::{build, ensure_built, BuildRequest};
+pub use passes::build;
+pub use request::{default_jobs, BuildRequest};
+pub use stale::ensure_built;

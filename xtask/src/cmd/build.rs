@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use crate::{
-    builder::{distcc, passes, BuildRequest},
+    builder::{self, distcc, BuildRequest},
     cli,
     ctx::{Ctx, Prepared},
     kernel::tree,
@@ -28,7 +28,7 @@ impl cli::Build {
         let jobs = self.jobs.unwrap_or_else(|| {
             distcc
                 .as_ref()
-                .map_or(passes::default_jobs(), |f| f.jobs(passes::default_jobs()))
+                .map_or(builder::default_jobs(), |f| f.jobs(builder::default_jobs()))
         });
         let request = BuildRequest {
             quick: false,
@@ -39,8 +39,7 @@ impl cli::Build {
             make_args: self.make_args,
             distcc,
         };
-        let outcome = passes::build(ctx, &prepared, &request)?;
-        if !ctx.exec.dry_run {
+        if let Some(outcome) = builder::build(ctx, &prepared, &request)? {
             outcome.print(&prepared);
         }
         Ok(())

@@ -31,8 +31,7 @@ impl cli::Debug {
                 quick: true,
                 ..BuildRequest::default_for_run()
             };
-            let outcome = builder::build(ctx, &p, &quick)?;
-            if !ctx.exec.dry_run {
+            if let Some(outcome) = builder::build(ctx, &p, &quick)? {
                 eprintln!(
                     "built in {:.1} s ({} objects compiled)",
                     outcome.elapsed.as_secs_f64(),

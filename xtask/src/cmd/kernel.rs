@@ -29,12 +29,9 @@ impl cli::Kernel {
                 tarball.display()
             );
         }
-        unpack(exec, &tarball, kernel_dir, ctx.wait)?;
-        if exec.dry_run {
-            return Ok(());
+        if let Some(tree) = unpack(exec, &tarball, kernel_dir, ctx.wait)? {
+            describe(ctx, &tree, "");
         }
-        let tree = KernelTree::open(kernel_dir)?;
-        describe(ctx, &tree, "");
         Ok(())
     }
 }

@@ -91,10 +91,9 @@ impl cli::Packetdrill {
         ];
         argv.extend(scripts.iter().map(|s| s.display().to_string()));
         let start = Instant::now();
-        let outcome = run::run_command(ctx, &p, &request, &argv)?;
-        if ctx.exec.dry_run {
+        let Some(outcome) = run::run_command(ctx, &p, &request, &argv)? else {
             return Ok(ExitCode::SUCCESS);
-        }
+        };
         if outcome.exit.is_none() {
             bail!("{}", outcome.failure());
         }

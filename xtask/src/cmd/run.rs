@@ -64,7 +64,9 @@ impl cli::Run {
         if self.command.is_empty() {
             return run::interactive(ctx, &p, &request);
         }
-        let outcome = run::run_command(ctx, &p, &request, &self.command)?;
+        let Some(outcome) = run::run_command(ctx, &p, &request, &self.command)? else {
+            return Ok(ExitCode::SUCCESS);
+        };
         match outcome.exit {
             Some(code) => Ok(run::exit_code(code)),
             None => {

@@ -141,7 +141,7 @@ pub fn gdb_command<'a>(
     };
     let text = script(&session);
     let script_path = p.state().gdb().join(format!("session-{}.gdb", req.port));
-    exec.write(&script_path, &text)?;
+    exec.write_showing(&script_path, &text)?;
     let gdb = p.arch.gdb()?;
     let gdb = which(&gdb).map_or(gdb, |g| g.display().to_string());
     let sh = exec.sh();
@@ -155,9 +155,6 @@ pub fn gdb_command<'a>(
         eprintln!("gdb: {gdb} ({v})");
     }
     let batch = (!req.batch.is_empty()).then_some("-batch");
-    if exec.dry_run {
-        eprint!("{text}");
-    }
     Ok(cmd!(sh, "{gdb} -q {batch...} -x {script_path}"))
 }
 

@@ -4,10 +4,7 @@
 //! as /init, the guest programs in /bin, the files the command needs, and
 //! the job, packed with `cpio -H newc`.
 
-use std::{
-    os::unix::fs::symlink,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
@@ -16,7 +13,7 @@ use xshell::cmd;
 use crate::{
     ctx::{project_root, Prepared},
     guest::programs::GuestPrograms,
-    util::{exec::Exec, fsutil, supervise::TempPath},
+    util::{exec::Exec, supervise::TempPath},
 };
 
 /// The host's busybox; its applet list names the links for any
@@ -35,8 +32,8 @@ pub struct Contents<'a> {
 }
 
 /// Packs an initramfs and returns its path, and its directory, removed
-/// when dropped.
-pub fn build(exec: &Exec, p: &Prepared, c: &Contents) -> Result<(PathBuf, TempPath)> {
+/// when dropped (none under a dry run, which packs nothing).
+pub fn build(exec: &Exec, p: &Prepared, c: &Contents) -> Result<(PathBuf, Option<TempPath>)> {
     if !Path::new(BUSYBOX).is_file() {
         bail!("the initramfs needs {BUSYBOX}: run `apt-get install busybox-static`");
     }
@@ -57,46 +54,56 @@ pub fn build(exec: &Exec, p: &Prepared, c: &Contents) -> Result<(PathBuf, TempPa
         .state()
         .initramfs()
         .join(format!("run-{}", std::process::id()));
-    let guard = TempPath::new(dir.clone());
-    let root = dir.join("root");
-    if root.exists() {
-        std::fs::remove_dir_all(&root)?;
-    }
+    let cpio = dir.join("initramfs.cpio");
+    let what = || {
+        format!(
+            "pack {} from busybox, the guest programs, {} file(s) and the job",
+            cpio.display(),
+            c.files.len()
+        )
+    };
+    let guard = exec.effect(what, || {
+        let guard = TempPath::new(dir.clone());
+        stage(exec, &busybox, &dir.join("root"), c, &cpio)?;
+        Ok(Some(guard))
+    })?;
+    Ok((cpio, guard))
+}
+
+/// Lays out the root under `root`, packs it into `cpio`, and removes it.
+fn stage(exec: &Exec, busybox: &Path, root: &Path, c: &Contents, cpio: &Path) -> Result<()> {
+    exec.remove_all(root)?;
     for sub in [
         "bin", "dev", "proc", "sys", "tmp", "run", "root", "var", "study",
     ] {
-        std::fs::create_dir_all(root.join(sub))?;
+        exec.create_dir_all(&root.join(sub))?;
     }
-    std::fs::copy(&busybox, root.join("bin/busybox"))?;
+    exec.copy(busybox, &root.join("bin/busybox"))?;
     let applets = exec.query(cmd!(exec.sh(), "{BUSYBOX} --list"))?;
     for applet in String::from_utf8_lossy(&applets.stdout)
         .lines()
         .filter(|a| !a.is_empty() && *a != "busybox")
     {
-        symlink("busybox", root.join("bin").join(applet))
+        exec.symlink(Path::new("busybox"), &root.join("bin").join(applet))
             .with_context(|| format!("applet {applet}"))?;
     }
-    std::fs::copy(c.programs.init(), root.join("init"))?;
+    exec.copy(&c.programs.init(), &root.join("init"))?;
     for name in c.programs.names.iter().filter(|n| *n != "study-init") {
-        std::fs::copy(c.programs.dir.join(name), root.join("bin").join(name))
+        exec.copy(&c.programs.dir.join(name), &root.join("bin").join(name))
             .with_context(|| format!("guest program {name}"))?;
     }
     for file in c.files {
         let inside = root.join(file.strip_prefix("/").unwrap_or(file));
-        if let Some(dir) = inside.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::copy(file, &inside).with_context(|| format!("{}", file.display()))?;
+        exec.copy(file, &inside)?;
     }
-    std::fs::write(root.join("study/job"), c.job)?;
-    std::fs::write(root.join("study/env"), c.env)?;
-    let cpio = dir.join("initramfs.cpio");
+    exec.write(&root.join("study/job"), c.job)?;
+    exec.write(&root.join("study/env"), c.env)?;
     // The file list, sorted, on cpio's stdin: no shell between them.
-    let mut names: Vec<String> = walkdir::WalkDir::new(&root)
+    let mut names: Vec<String> = walkdir::WalkDir::new(root)
         .into_iter()
         .filter_map(Result::ok)
         .filter_map(|e| {
-            let rel = e.path().strip_prefix(&root).ok()?.display().to_string();
+            let rel = e.path().strip_prefix(root).ok()?.display().to_string();
             Some(if rel.is_empty() {
                 ".".into()
             } else {
@@ -107,10 +114,9 @@ pub fn build(exec: &Exec, p: &Prepared, c: &Contents) -> Result<(PathBuf, TempPa
     names.sort();
     let list = names.join("\n") + "\n";
     let sh = exec.sh();
-    let _dir = sh.push_dir(&root);
+    let _dir = sh.push_dir(root);
     let archive =
         exec.capture_with_input(cmd!(sh, "cpio --quiet -o -H newc"), Some(list.into_bytes()))?;
-    fsutil::write_if_changed(&cpio, &archive.stdout)?;
-    std::fs::remove_dir_all(&root)?;
-    Ok((cpio, guard))
+    exec.write(cpio, &archive.stdout)?;
+    exec.remove_all(root)
 }

@@ -13,7 +13,7 @@ use crate::{
         run::{run_guest, RunRequest},
     },
     study::arch::{Arch, Runner},
-    util::{exec::which, fsutil},
+    util::exec::which,
 };
 
 /// What the user asked for.
@@ -97,16 +97,23 @@ fn kvm_verdict(ctx: &Ctx, p: &Prepared) -> Result<Result<String, String>> {
     if let Some(verdict) = cached_kvm_verdict(ctx, p) {
         return Ok(verdict);
     }
-    if ctx.exec.dry_run {
-        return Ok(Err("dry run: no KVM probe".into()));
-    }
+    let probed = ctx.exec.effect(
+        || "probe KVM with a short boot".into(),
+        || probe(ctx, p).map(Some),
+    )?;
+    Ok(probed.unwrap_or_else(|| Err("a dry run boots no probe".into())))
+}
+
+/// Boots `true` under KVM once, and caches the verdict.
+fn probe(ctx: &Ctx, p: &Prepared) -> Result<Result<String, String>> {
     let probe = RunRequest {
         mem: "512M".into(),
         timeout: Duration::from_secs(15),
         ..RunRequest::new(Accel::Kvm)
     };
     eprintln!("probing KVM with a short boot (once; the verdict is cached)");
-    let outcome = run_guest(&ctx.exec.quiet()?, p, &probe, &["true".to_string()], true)?;
+    let outcome = run_guest(&ctx.exec.quiet()?, p, &probe, &["true".to_string()], true)?
+        .expect("a probe's executor is never a dry run");
     let verdict = match outcome.exit {
         Some(0) if outcome.elapsed < Duration::from_secs(10) => Ok(format!(
             "a probe boot under KVM ran `true` in {:.1} s",
@@ -134,7 +141,7 @@ fn kvm_verdict(ctx: &Ctx, p: &Prepared) -> Result<Result<String, String>> {
         Err(why) => format!("tcg: {why}"),
     };
     let (cache, key) = kvm_cache(ctx, p);
-    fsutil::write_if_changed(&cache, format!("{key}\n{line}\n").as_bytes())?;
+    ctx.exec.write(&cache, format!("{key}\n{line}\n"))?;
     Ok(verdict)
 }
 

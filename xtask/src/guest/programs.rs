@@ -5,13 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::{
-    study::arch::Arch,
-    util::exec::{which, Exec},
-};
+use crate::{study::arch::Arch, util::exec::Exec};
 
 /// Where the host's guest programs are (xtask/build.rs's output).
 pub fn guest_init() -> &'static str {
@@ -93,15 +90,11 @@ pub fn for_arch(exec: &Exec, root: &Path, arch: &Arch) -> Result<GuestPrograms> 
         if fresh {
             continue;
         }
-        if !exec.dry_run && which(&cc).is_none() {
-            bail!(
-                "{cc} is not installed: run `cargo xtask setup --install --arch {}`",
-                arch.name
-            );
-        }
-        if !exec.dry_run {
-            std::fs::create_dir_all(&dir)?;
-        }
+        exec.require(
+            &cc,
+            &format!("run `cargo xtask setup --install --arch {}`", arch.name),
+        )?;
+        exec.create_dir_all(&dir)?;
         // Compiled aside and renamed: a failed compile leaves the old one.
         let partial = dir.join(format!(".{}.partial", program.name));
         let sh = exec.sh();
@@ -113,10 +106,8 @@ pub fn for_arch(exec: &Exec, root: &Path, arch: &Arch) -> Result<GuestPrograms> 
                 .arg(&source),
         )
         .with_context(|| format!("{} did not compile for {}", source.display(), arch.name))?;
-        if !exec.dry_run {
-            std::fs::rename(&partial, &exe)?;
-            crate::util::fsutil::write_if_changed(&stamp, line.as_bytes())?;
-        }
+        exec.rename(&partial, &exe)?;
+        exec.write(&stamp, &line)?;
     }
     Ok(GuestPrograms { dir, names })
 }

@@ -24,8 +24,7 @@ use crate::{
     kernel::uml_host,
     study::arch::Runner,
     util::{
-        exec::{describe, which, Exec},
-        fsutil,
+        exec::{describe, Exec},
         supervise::{self, Supervised, TempPath},
     },
 };
@@ -210,11 +209,12 @@ fn prepare<'a>(
     let run_dir = p.state().run();
     let pid = std::process::id();
     let cwd = std::env::current_dir()?;
-    if !exec.dry_run {
+    exec.effect(String::new, || {
         for dir in p.state().run_dirs() {
             supervise::remove_stale(&dir);
         }
-    }
+        Ok(())
+    })?;
     let initramfs = req.initramfs || p.arch.is_foreign();
     if initramfs && p.arch.runner == Runner::Uml {
         bail!("UML runs on the host's root over hostfs; --initramfs is for QEMU guests");
@@ -234,19 +234,14 @@ fn prepare<'a>(
             );
         };
         let programs = programs::for_arch(exec, &project_root(), &p.arch)?;
-        let cpio = if exec.dry_run {
-            p.state().initramfs().join("initramfs.cpio")
-        } else {
-            let contents = initramfs::Contents {
-                programs: &programs,
-                job: &qemu::job_text(Path::new("/"), argv),
-                env: b"PATH=/bin\0",
-                files: &req.files,
-            };
-            let (cpio, dir) = initramfs::build(exec, p, &contents)?;
-            temp.push(dir);
-            cpio
+        let contents = initramfs::Contents {
+            programs: &programs,
+            job: &qemu::job_text(Path::new("/"), argv),
+            env: b"PATH=/bin\0",
+            files: &req.files,
         };
+        let (cpio, dir) = initramfs::build(exec, p, &contents)?;
+        temp.extend(dir);
         guest = guest_spec(p, req, Root::Initramfs(cpio), false, verbose);
         guest.job = Some("/study/job".into());
         guest.env = Some("/study/env".into());
@@ -285,28 +280,27 @@ fn prepare<'a>(
                 require(exec, &u.gdbserver, &u.gdbserver_package)?;
             }
             let uml_dir = run_dir.join(format!("uml-{pid}"));
-            if !exec.dry_run {
-                std::fs::create_dir_all(&uml_dir)?;
-                temp.push(TempPath::new(uml_dir.clone()));
-                uml::no_core_dumps();
-            }
+            exec.create_dir_all(&uml_dir)?;
+            temp.push(TempPath::new(uml_dir.clone()));
+            exec.effect(
+                || "turn core dumps off (setrlimit RLIMIT_CORE 0)".into(),
+                || {
+                    uml::no_core_dumps();
+                    Ok(())
+                },
+            )?;
             uml::uml_command(exec.sh(), u, &guest, &uml_dir)
         }
     };
-    if exec.dry_run {
-        for (path, _) in &host_files {
-            eprintln!("# would write {}", path.display());
-        }
+    for (path, text) in host_files {
+        temp.push(TempPath::new(path.clone()));
+        exec.write(&path, text)?;
+    }
+    if exec.verbose {
         match (argv, initramfs) {
             (Some(argv), true) => eprintln!("# the guest runs {argv:?} from its initramfs"),
             (Some(argv), false) => eprintln!("# the guest runs {argv:?} in {}", cwd.display()),
             (None, _) => {}
-        }
-    } else {
-        std::fs::create_dir_all(&run_dir)?;
-        for (path, text) in host_files {
-            temp.push(TempPath::new(path.clone()));
-            fsutil::write_if_changed(&path, &text)?;
         }
     }
     Ok(Launch { cmd, temp })
@@ -340,19 +334,17 @@ fn host_paths_of(cwd: &Path, argv: &[String]) -> Result<Vec<PathBuf>> {
 }
 
 fn require(exec: &Exec, binary: &str, package: &str) -> Result<()> {
-    if !exec.dry_run && which(binary).is_none() {
-        bail!("{binary} is not installed: run `apt-get install {package}`");
-    }
-    Ok(())
+    exec.require(binary, &format!("run `apt-get install {package}`"))
 }
 
-/// Runs `argv` in the guest and collects its exit status.
+/// Runs `argv` in the guest and collects its exit status; `None` when
+/// nothing was started (a dry run, which shows the command line).
 pub fn run_command(
     ctx: &Ctx,
     p: &Prepared,
     req: &RunRequest,
     argv: &[String],
-) -> Result<RunOutcome> {
+) -> Result<Option<RunOutcome>> {
     run_guest(&ctx.exec, p, req, argv, false)
 }
 
@@ -362,18 +354,8 @@ pub(super) fn run_guest(
     req: &RunRequest,
     argv: &[String],
     quiet: bool,
-) -> Result<RunOutcome> {
+) -> Result<Option<RunOutcome>> {
     let launch = prepare(exec, p, req, Some(argv), exec.verbose)?;
-    if exec.dry_run {
-        exec.show(launch.cmd);
-        return Ok(RunOutcome {
-            exit: Some(0),
-            console_tail: vec![],
-            killed: None,
-            qemu_status: "dry run".into(),
-            elapsed: Duration::ZERO,
-        });
-    }
     let bound = Bound {
         timeout: req.timeout,
         gdb: req.gdb_port.map(|port| Debugger {
@@ -423,14 +405,9 @@ pub fn start_background(
     console: &Path,
 ) -> Result<Option<Background>> {
     let launch = prepare(exec, p, req, Some(argv), true)?;
-    if exec.dry_run {
-        exec.show(launch.cmd);
+    let Some(child) = exec.spawn_logged(launch.cmd, console)? else {
         return Ok(None);
-    }
-    if let Some(dir) = console.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let child = exec.spawn_logged(launch.cmd, console)?;
+    };
     Ok(Some(Background {
         child,
         console: console.to_path_buf(),
@@ -455,9 +432,16 @@ struct Debugger {
 /// kills it when its bound passes. A guest a debugger has attached to is
 /// not hung when it stops: no bound from then on. Until then the bound is
 /// `--attach-timeout` for a guest waiting at `-S`, `--timeout` otherwise.
-fn supervise(exec: &Exec, cmd: xshell::Cmd<'_>, bound: &Bound, quiet: bool) -> Result<RunOutcome> {
+fn supervise(
+    exec: &Exec,
+    cmd: xshell::Cmd<'_>,
+    bound: &Bound,
+    quiet: bool,
+) -> Result<Option<RunOutcome>> {
     let start = Instant::now();
-    let mut child = exec.spawn_piped(cmd, quiet)?;
+    let Some(mut child) = exec.spawn_piped(cmd, quiet)? else {
+        return Ok(None);
+    };
     let (tx, rx) = mpsc::channel::<String>();
     let stdout = child.child().stdout.take().expect("piped");
     let stderr = child.child().stderr.take().expect("piped");
@@ -525,13 +509,13 @@ fn supervise(exec: &Exec, cmd: xshell::Cmd<'_>, bound: &Bound, quiet: bool) -> R
         }
     }
     let status = child.wait()?;
-    Ok(RunOutcome {
+    Ok(Some(RunOutcome {
         exit,
         console_tail: tail,
         killed,
         qemu_status: describe(status),
         elapsed: start.elapsed(),
-    })
+    }))
 }
 
 /// Whether a debugger is connected to the gdb stub on 127.0.0.1:`port`:
@@ -577,10 +561,6 @@ fn forward_lines(from: impl std::io::Read, to: mpsc::Sender<String>) {
 /// A shell on the console: Ctrl-A X leaves QEMU; under UML, `exit`.
 pub fn interactive(ctx: &Ctx, p: &Prepared, req: &RunRequest) -> Result<ExitCode> {
     let launch = prepare(&ctx.exec, p, req, None, ctx.exec.verbose)?;
-    if ctx.exec.dry_run {
-        ctx.exec.show(launch.cmd);
-        return Ok(ExitCode::SUCCESS);
-    }
     eprintln!(
         "a shell in the guest; {}",
         match p.arch.runner {

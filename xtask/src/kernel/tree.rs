@@ -11,7 +11,7 @@ use xshell::cmd;
 
 use crate::util::{
     exec::Exec,
-    lock::{Access, FileLock, Wait},
+    lock::{Access, Wait},
     supervise::TempPath,
 };
 
@@ -264,15 +264,12 @@ pub fn version_from_makefile(text: &str) -> Option<String> {
 /// sibling directory, so a failed or killed unpack leaves nothing
 /// half-written. A lock beside `dest` keeps two unpacks apart: the second
 /// waits (or, with `wait` = refuse, fails) and then finds the tree there.
-pub fn unpack(exec: &Exec, tarball: &Path, dest: &Path, wait: Wait) -> Result<()> {
-    let lock = if exec.dry_run {
-        None
-    } else {
-        let name = dest.file_name().context("destination has no name")?;
-        let path = dest.with_file_name(format!(".{}.lock", name.to_string_lossy()));
-        let what = format!("kernel tree {}", dest.display());
-        Some(FileLock::acquire(&path, &what, Access::Exclusive, wait)?)
-    };
+/// `None`: a dry run, which unpacked nothing.
+pub fn unpack(exec: &Exec, tarball: &Path, dest: &Path, wait: Wait) -> Result<Option<KernelTree>> {
+    let name = dest.file_name().context("destination has no name")?;
+    let path = dest.with_file_name(format!(".{}.lock", name.to_string_lossy()));
+    let what = format!("kernel tree {}", dest.display());
+    let lock = exec.lock(&path, &what, Access::Exclusive, wait)?;
     let result = unpack_locked(exec, tarball, dest);
     if let Some(lock) = lock {
         lock.remove_file();
@@ -280,10 +277,10 @@ pub fn unpack(exec: &Exec, tarball: &Path, dest: &Path, wait: Wait) -> Result<()
     result
 }
 
-fn unpack_locked(exec: &Exec, tarball: &Path, dest: &Path) -> Result<()> {
-    if KernelTree::open(dest).is_ok() {
+fn unpack_locked(exec: &Exec, tarball: &Path, dest: &Path) -> Result<Option<KernelTree>> {
+    if let Ok(tree) = KernelTree::open(dest) {
         // Another command unpacked it while this one waited.
-        return Ok(());
+        return Ok(Some(tree));
     }
     if dest.exists() && std::fs::read_dir(dest)?.next().is_some() {
         bail!(
@@ -307,17 +304,10 @@ fn unpack_locked(exec: &Exec, tarball: &Path, dest: &Path) -> Result<()> {
         )
     };
     let cmd = cmd!(exec.sh(), "tar -xf {tarball} -C {tmp} --strip-components=1");
-    if exec.dry_run {
-        exec.show(cmd);
-        eprintln!("# would move {} to {}", tmp.display(), dest.display());
-        return Ok(());
-    }
     // Removed on every way out but the rename, a signal included.
     let _tmp = TempPath::new(tmp.clone());
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
-    }
-    std::fs::create_dir_all(&tmp)?;
+    exec.remove_all(&tmp)?;
+    exec.create_dir_all(&tmp)?;
     let out = exec.output(cmd)?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -328,21 +318,19 @@ fn unpack_locked(exec: &Exec, tarball: &Path, dest: &Path) -> Result<()> {
             .trim();
         return Err(not_a_kernel(&format!("cannot be unpacked ({why})")));
     }
-    if KernelTree::open(&tmp).is_err() {
-        return Err(not_a_kernel(
-            "holds no Linux tree (no Kconfig and Makefile at its top)",
-        ));
-    }
+    exec.effect(String::new, || {
+        KernelTree::open(&tmp)
+            .map(drop)
+            .map_err(|_| not_a_kernel("holds no Linux tree (no Kconfig and Makefile at its top)"))
+    })?;
     let tarball_abs = tarball
         .canonicalize()
         .unwrap_or_else(|_| tarball.to_path_buf());
-    std::fs::write(tmp.join(ORIGIN_FILE), origin_file_text(&tarball_abs))
-        .with_context(|| format!("cannot write {}", tmp.join(ORIGIN_FILE).display()))?;
-    if dest.exists() {
-        std::fs::remove_dir(dest)?;
-    }
-    std::fs::rename(&tmp, dest)
-        .with_context(|| format!("cannot move the tree to {}", dest.display()))
+    exec.write(&tmp.join(ORIGIN_FILE), origin_file_text(&tarball_abs))?;
+    // Empty, as checked above.
+    exec.remove_all(dest)?;
+    exec.rename(&tmp, dest)?;
+    exec.effect(String::new, || KernelTree::open(dest).map(Some))
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use crate::{study::toolchain::Toolchain, util::exec::which};
 
-/// Where `pip` tools are installed: a venv at the repo root.
+/// Where `pip` tools are installed: a venv at the repo root; `cargo`
+/// tools are installed into the same `bin/`.
 pub const PIP_VENV: &str = "target/host-tools";
 
 /// Where `deb` tools are unpacked: `DEB_DIR/NAME_ARCH/`, at the repo root.
@@ -31,6 +32,13 @@ pub struct Tool {
     /// are for a guest, and installing it would replace the host's own.
     #[serde(default)]
     pub deb: Option<String>,
+    /// A crate at a pinned version (`NAME@VERSION`), built with `cargo
+    /// install --locked` into [`PIP_VENV`] (`cargo-features`: the only
+    /// features it is built with, to keep the build short).
+    #[serde(default)]
+    pub cargo: Option<String>,
+    #[serde(default)]
+    pub cargo_features: Vec<String>,
     #[serde(rename = "for")]
     pub needed_by: Vec<String>,
     /// A command works without it (clang, distcc): plain `setup` reports
@@ -60,6 +68,7 @@ pub enum Source<'a> {
     Apt(&'a str),
     Pip(&'a str),
     Deb(&'a str),
+    Cargo(&'a str),
 }
 
 #[derive(Deserialize)]
@@ -78,11 +87,12 @@ pub struct Selection<'a> {
 
 impl Tool {
     pub fn source(&self) -> Source<'_> {
-        match (&self.package, &self.pip, &self.deb) {
-            (Some(p), _, _) => Source::Apt(p),
-            (None, Some(p), _) => Source::Pip(p),
-            (None, None, Some(p)) => Source::Deb(p),
-            (None, None, None) => unreachable!("checked by load"),
+        match (&self.package, &self.pip, &self.deb, &self.cargo) {
+            (Some(p), ..) => Source::Apt(p),
+            (None, Some(p), ..) => Source::Pip(p),
+            (None, None, Some(p), _) => Source::Deb(p),
+            (None, None, None, Some(p)) => Source::Cargo(p),
+            (None, None, None, None) => unreachable!("checked by load"),
         }
     }
 
@@ -98,7 +108,7 @@ impl Tool {
                 .exists()
                 .then(|| PathBuf::from(&self.check));
         }
-        if let Source::Pip(_) = self.source() {
+        if let Source::Pip(_) | Source::Cargo(_) = self.source() {
             let venv = root.join(PIP_VENV).join("bin").join(&self.check);
             if venv.is_file() {
                 return Some(venv);
@@ -129,13 +139,13 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Tool>> {
     let file: ToolFile =
         toml::from_str(text).map_err(|e| crate::study::origin::toml_error(path, text, &e))?;
     for tool in &file.tool {
-        let sources = [&tool.package, &tool.pip, &tool.deb]
+        let sources = [&tool.package, &tool.pip, &tool.deb, &tool.cargo]
             .iter()
             .filter(|s| s.is_some())
             .count();
         if sources != 1 {
             bail!(
-                "{}: tool `{}` needs exactly one of `package` (apt), `pip` or `deb`",
+                "{}: tool `{}` needs exactly one of `package` (apt), `pip`, `deb` or `cargo`",
                 path.display(),
                 tool.name
             );
@@ -167,7 +177,19 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Tool>> {
                 tool.name
             );
         }
-        if tool.debian_only && tool.pip.is_some() {
+        if let Some(krate) = &tool.cargo {
+            if !krate
+                .split_once('@')
+                .is_some_and(|(n, v)| !n.is_empty() && !v.is_empty())
+            {
+                bail!(
+                    "{}: tool `{}`: cargo = \"{krate}\" needs the form NAME@VERSION (a pinned version)",
+                    path.display(),
+                    tool.name
+                );
+            }
+        }
+        if tool.debian_only && (tool.pip.is_some() || tool.cargo.is_some()) {
             bail!(
                 "{}: tool `{}`: `debian-only` is for apt packages",
                 path.display(),
@@ -247,6 +269,35 @@ pub fn deb_packages<'a>(tools: impl IntoIterator<Item = &'a Tool>) -> Vec<&'a st
     })
 }
 
+/// The `cargo` tools of `tools`, in file order, once each.
+pub fn cargo_tools<'a>(tools: impl IntoIterator<Item = &'a Tool>) -> Vec<&'a Tool> {
+    let mut out: Vec<&Tool> = Vec::new();
+    for tool in tools {
+        if tool.cargo.is_some() && !out.iter().any(|t| t.cargo == tool.cargo) {
+            out.push(tool);
+        }
+    }
+    out
+}
+
+/// `cargo install`'s arguments for a `cargo` tool: the crate at its pinned
+/// version, locked, into `root`, with its listed features only.
+pub fn cargo_install_args(tool: &Tool, root: &Path) -> Vec<String> {
+    let krate = tool.cargo.as_deref().expect("a cargo tool");
+    let (name, version) = krate.split_once('@').expect("checked by load");
+    let mut args: Vec<String> = ["install", "--locked", "--quiet", "--root"]
+        .map(String::from)
+        .to_vec();
+    args.push(root.display().to_string());
+    args.extend([name.to_string(), "--version".into(), version.to_string()]);
+    if !tool.cargo_features.is_empty() {
+        args.push("--no-default-features".into());
+        args.push("--features".into());
+        args.push(tool.cargo_features.join(","));
+    }
+    args
+}
+
 /// The pip packages of `tools`, in file order, once each.
 pub fn pip_packages<'a>(tools: impl IntoIterator<Item = &'a Tool>) -> Vec<&'a str> {
     packages(tools, |s| match s {
@@ -302,6 +353,10 @@ pub fn missing_message(command: &str, missing: &[Tool]) -> String {
     }
     if !deb_packages(missing).is_empty() {
         how.push("`cargo xtask setup --install --arch ARCH`".into());
+    }
+    for tool in cargo_tools(missing) {
+        let args = cargo_install_args(tool, Path::new(PIP_VENV));
+        how.push(format!("`cargo {}`", args.join(" ")));
     }
     format!(
         "`{command}` needs {}: run {} (or `cargo xtask setup --install`)",
@@ -461,7 +516,7 @@ mod tests {
         let err = parse(path, "[[tool]]\nname = \"x\"\ncheck = \"x\"\nfor = []\n").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "host-tools.toml: tool `x` needs exactly one of `package` (apt), `pip` or `deb`"
+            "host-tools.toml: tool `x` needs exactly one of `package` (apt), `pip`, `deb` or `cargo`"
         );
         let err = parse(
             path,

@@ -1,13 +1,12 @@
 //! What `study/` says, read and checked: the profiles and their
 //! optimization rules, the fallback policy, per-architecture facts, the
-//! host tools, the trace layers and the CI matrix. Pure data with typed
+//! host tools and the trace layers. Pure data with typed
 //! errors that name the file and line; it may use `util` only, and knows
 //! nothing of the command line.
 
 pub mod arch;
 pub mod host_tools;
 pub mod layers;
-pub mod matrix;
 pub mod opt_rules;
 pub mod origin;
 pub mod packetdrill_suite;

@@ -3,6 +3,11 @@
 //! made from data), and this wrapper that echoes each one shell-quoted,
 //! knows about `--dry-run`, and writes generated files.
 //!
+//! `--dry-run` lives here and only here: every process, every file written,
+//! copied, moved or removed, every lock and every other effect goes through
+//! an `Exec` method, which under a dry run says what it would do instead.
+//! Callers never ask which kind of run this is.
+//!
 //! xshell's own `run` echoes with a quoting that is not copy-paste safe and
 //! has no dry-run, so commands are converted to `std::process::Command` here
 //! and echoed from its getters. Every child is started through
@@ -24,12 +29,13 @@ use xshell::{Cmd, Shell};
 
 use crate::util::{
     fsutil,
+    lock::{Access, FileLock, Wait},
     supervise::{Mode, Supervised},
 };
 
 pub struct Exec {
     sh: Shell,
-    pub dry_run: bool,
+    dry_run: bool,
     pub verbose: bool,
     /// Files a dry run already said it would write: each is said once.
     announced: RefCell<BTreeSet<PathBuf>>,
@@ -54,6 +60,12 @@ impl Exec {
     /// an internal probe whose commands the user did not ask for.
     pub fn quiet(&self) -> Result<Exec> {
         Exec::new(false, false)
+    }
+
+    /// Another executor of the same kind (a shell of its own, the same
+    /// dry-run and verbosity).
+    pub fn again(&self) -> Result<Exec> {
+        Exec::new(self.dry_run, self.verbose)
     }
 
     fn echo(&self, cmd: &std::process::Command) {
@@ -151,11 +163,16 @@ impl Exec {
     /// make runs in a process group of its own: on a signal the tool sends
     /// it SIGTERM (make then deletes its half-written targets) and, should
     /// the tool die without a word, the parent-death signal does.
-    pub fn stream(&self, cmd: Cmd<'_>, mut on_line: impl FnMut(&str)) -> Result<ExitStatus> {
+    /// A dry run starts nothing: `None`.
+    pub fn stream(
+        &self,
+        cmd: Cmd<'_>,
+        mut on_line: impl FnMut(&str),
+    ) -> Result<Option<ExitStatus>> {
         let mut cmd: Command = cmd.into();
         self.echo(&cmd);
         if self.dry_run {
-            return Ok(ExitStatus::default());
+            return Ok(None);
         }
         let (reader, writer) = std::io::pipe().context("cannot create a pipe")?;
         cmd.stdin(Stdio::null())
@@ -175,16 +192,20 @@ impl Exec {
             let line = String::from_utf8_lossy(&buf);
             on_line(line.trim_end_matches(['\n', '\r']));
         }
-        Ok(child.wait()?)
+        Ok(Some(child.wait()?))
     }
 
     /// Starts `cmd` in the background with piped stdout and stderr, for a
     /// caller that watches it (QEMU): in a process group of its own, SIGKILLed
     /// when the tool dies or the returned value is dropped.
-    pub fn spawn_piped(&self, cmd: Cmd<'_>, quiet: bool) -> Result<Supervised> {
+    /// A dry run starts nothing: `None`.
+    pub fn spawn_piped(&self, cmd: Cmd<'_>, quiet: bool) -> Result<Option<Supervised>> {
         let mut cmd: Command = cmd.into();
-        if !quiet {
+        if !quiet || self.dry_run {
             self.echo(&cmd);
+        }
+        if self.dry_run {
+            return Ok(None);
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -192,6 +213,7 @@ impl Exec {
         let name = program(&cmd);
         Supervised::spawn(cmd, Mode::Batch, libc::SIGKILL)
             .with_context(|| format!("cannot start `{name}`"))
+            .map(Some)
     }
 
     /// Times `cmd` with no echo and no output (a benchmark's echo is noise):
@@ -199,8 +221,17 @@ impl Exec {
     /// `limit`, a kill.
     /// The whole process group is killed at the bound: virtme-ng's QEMU
     /// with it.
-    pub fn time(&self, cmd: Cmd<'_>, limit: Option<Duration>) -> Result<Result<Duration, String>> {
+    /// A dry run only shows it, and times nothing: `None`.
+    pub fn time(
+        &self,
+        cmd: Cmd<'_>,
+        limit: Option<Duration>,
+    ) -> Result<Option<Result<Duration, String>>> {
         let mut cmd: Command = cmd.into();
+        if self.dry_run {
+            self.echo(&cmd);
+            return Ok(None);
+        }
         let text = to_shell(&cmd);
         let start = Instant::now();
         cmd.stdin(Stdio::null())
@@ -216,14 +247,14 @@ impl Exec {
             text
         });
         let Some(status) = child.wait_for(limit)? else {
-            return Ok(Err(format!(
+            return Ok(Some(Err(format!(
                 "killed after {}s",
                 limit.unwrap_or_default().as_secs()
-            )));
+            ))));
         };
         let elapsed = start.elapsed();
         let stderr = tail.join().unwrap_or_default();
-        Ok(if status.success() {
+        Ok(Some(if status.success() {
             Ok(elapsed)
         } else {
             let last: Vec<&str> = stderr.lines().rev().take(5).collect();
@@ -232,16 +263,23 @@ impl Exec {
                 describe(status),
                 last.into_iter().rev().collect::<Vec<_>>().join(" / ")
             ))
-        })
+        }))
     }
 
     /// Starts `cmd` in the background with its output appended to `log`,
     /// for a guest whose console the user reads in a file while a debugger
     /// holds the terminal: in a process group of its own, SIGKILLed when the
     /// tool dies or the returned value is dropped.
-    pub fn spawn_logged(&self, cmd: Cmd<'_>, log: &Path) -> Result<Supervised> {
+    /// A dry run starts nothing: `None`.
+    pub fn spawn_logged(&self, cmd: Cmd<'_>, log: &Path) -> Result<Option<Supervised>> {
         let mut cmd: Command = cmd.into();
         self.echo(&cmd);
+        if self.dry_run {
+            return Ok(None);
+        }
+        if let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) {
+            self.create_dir_all(dir)?;
+        }
         let file = std::fs::File::create(log)
             .with_context(|| format!("cannot write {}", log.display()))?;
         cmd.stdin(Stdio::null())
@@ -250,21 +288,18 @@ impl Exec {
         let name = program(&cmd);
         Supervised::spawn(cmd, Mode::Batch, libc::SIGKILL)
             .with_context(|| format!("cannot start `{name}`"))
-    }
-
-    /// Prints what `cmd` would run, as `--dry-run` does.
-    pub fn show(&self, cmd: Cmd<'_>) {
-        self.echo(&cmd.into());
+            .map(Some)
     }
 
     /// Writes a generated file atomically, only when its content changes.
     /// Under `--dry-run` it only says what it would write.
-    pub fn write(&self, path: &Path, contents: &str) -> Result<bool> {
+    pub fn write(&self, path: &Path, contents: impl AsRef<[u8]>) -> Result<bool> {
+        let contents = contents.as_ref();
         if self.dry_run {
             if !self.announced.borrow_mut().insert(path.to_path_buf()) {
                 return Ok(false);
             }
-            let unchanged = std::fs::read(path).is_ok_and(|old| old == contents.as_bytes());
+            let unchanged = std::fs::read(path).is_ok_and(|old| old == contents);
             let what = if unchanged {
                 "unchanged"
             } else {
@@ -273,7 +308,174 @@ impl Exec {
             eprintln!("# {what}: {}", path.display());
             return Ok(false);
         }
-        fsutil::write_if_changed(path, contents.as_bytes())
+        fsutil::write_if_changed(path, contents)
+    }
+
+    /// [`Exec::write`] for a file the user reads to follow a dry run (the
+    /// gdb session's script): a dry run prints its text too.
+    pub fn write_showing(&self, path: &Path, contents: &str) -> Result<bool> {
+        if self.dry_run {
+            eprint!("{contents}");
+        }
+        self.write(path, contents)
+    }
+
+    /// Copies `from` to `to` as [`Exec::write`] writes: atomically, only
+    /// when `to` differs. Returns whether it wrote.
+    pub fn copy(&self, from: &Path, to: &Path) -> Result<bool> {
+        if self.dry_run {
+            eprintln!("# would copy {} to {}", from.display(), to.display());
+            return Ok(false);
+        }
+        fsutil::copy_if_changed(from, to)
+    }
+
+    /// Creates `dir` and its parents; a dry run creates nothing, silently
+    /// (what it would write inside is said where it is written).
+    pub fn create_dir_all(&self, dir: &Path) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+    }
+
+    /// Removes `path` (a directory with its contents, or a file) when it is
+    /// there.
+    pub fn remove_all(&self, path: &Path) -> Result<()> {
+        if !path.exists() && path.symlink_metadata().is_err() {
+            return Ok(());
+        }
+        if self.dry_run {
+            eprintln!("# would remove {}", path.display());
+            return Ok(());
+        }
+        let removed = if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        removed.with_context(|| format!("cannot remove {}", path.display()))
+    }
+
+    /// Makes `link` a symbolic link to `target`.
+    pub fn symlink(&self, target: &Path, link: &Path) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        std::os::unix::fs::symlink(target, link)
+            .with_context(|| format!("cannot link {} to {}", link.display(), target.display()))
+    }
+
+    /// Moves `from` to `to` (one rename, so a reader sees either or none).
+    pub fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        if self.dry_run {
+            eprintln!("# would move {} to {}", from.display(), to.display());
+            return Ok(());
+        }
+        std::fs::rename(from, to)
+            .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))
+    }
+
+    /// A file written line by line as a command goes (a log); under a dry
+    /// run, a sink that keeps nothing.
+    pub fn create(&self, path: &Path) -> Result<Sink> {
+        if self.dry_run {
+            return Ok(Sink(None));
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            self.create_dir_all(dir)?;
+        }
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Sink(Some(file)))
+    }
+
+    /// Takes the lock at `path`; a dry run, which changes nothing, takes
+    /// none.
+    pub fn lock(
+        &self,
+        path: &Path,
+        what: &str,
+        access: Access,
+        wait: Wait,
+    ) -> Result<Option<FileLock>> {
+        if self.dry_run {
+            return Ok(None);
+        }
+        FileLock::acquire(path, what, access, wait).map(Some)
+    }
+
+    /// Does `effect`, an action on the host that is not a process or a
+    /// file (a resource limit, a cleanup, a check of what commands just
+    /// made); under a dry run, says `# would {what}` and returns the
+    /// default.
+    pub fn effect<T: Default>(
+        &self,
+        what: impl FnOnce() -> String,
+        effect: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        if self.dry_run {
+            let what = what();
+            if !what.is_empty() {
+                eprintln!("# would {what}");
+            }
+            return Ok(T::default());
+        }
+        effect()
+    }
+
+    /// A check of what the host has, or of what the commands before it
+    /// made; a dry run, which made nothing, skips it (the default).
+    pub fn check<T: Default>(&self, check: impl FnOnce() -> Result<T>) -> Result<T> {
+        if self.dry_run {
+            return Ok(T::default());
+        }
+        check()
+    }
+
+    /// Fails with `fix` unless the tool runs as root; a dry run only says
+    /// so.
+    pub fn require_root(&self, fix: &str) -> Result<()> {
+        if is_root() {
+            return Ok(());
+        }
+        if self.dry_run {
+            eprintln!("# needs root: {fix}");
+            return Ok(());
+        }
+        bail!("{fix}")
+    }
+
+    /// Fails with `fix` when `program` is not on PATH; a dry run only says
+    /// so, since it starts nothing.
+    pub fn require(&self, program: &str, fix: &str) -> Result<()> {
+        if which(program).is_some() {
+            return Ok(());
+        }
+        if self.dry_run {
+            eprintln!("# {program} is not installed: {fix}");
+            return Ok(());
+        }
+        bail!("{program} is not installed: {fix}")
+    }
+}
+
+/// What [`Exec::create`] hands out: a file, or under a dry run nothing.
+pub struct Sink(Option<std::fs::File>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &mut self.0 {
+            Some(file) => file.write(buf),
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.0 {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -375,6 +577,11 @@ pub fn describe(status: ExitStatus) -> String {
         (None, Some(signal)) => format!("killed by signal {signal}"),
         _ => "unknown status".to_string(),
     }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// Looks a program up on PATH.

@@ -1,0 +1,89 @@
+//! The boot to a command: `run -- true` against virtme-ng's `vng --run
+//! IMAGE --exec true`, and across architectures.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use crate::{
+    bench::{median, timed, xtask_child, Target},
+    ctx::{Ctx, Prepared},
+    guest::kvm,
+    util::exec::which,
+};
+
+/// One accelerator's boot times: ours, and virtme-ng's or why it did not
+/// count.
+pub struct PeerRow {
+    pub accel: &'static str,
+    pub ours: Duration,
+    pub theirs: Result<Duration, String>,
+}
+
+/// Both tools under TCG (and KVM where it works), `runs` each, alternating;
+/// a virtme-ng boot past `limit` counts as hung. The caller built `p`.
+pub fn against_virtme(
+    ctx: &Ctx,
+    p: &Prepared,
+    runs: usize,
+    limit: Duration,
+) -> Result<Option<Vec<PeerRow>>> {
+    let image = p.image();
+    let Some(vng) = which("vng") else {
+        bail!("virtme-ng is not installed: run `pip install virtme-ng`");
+    };
+    let sh = ctx.exec.sh();
+    let ours = |accel: &str| {
+        xtask_child(sh, ctx, p, "run", &p.build_dir).args(["--accel", accel, "--", "true"])
+    };
+    let theirs = |kvm: bool| {
+        let no_kvm = (!kvm).then_some("--disable-kvm");
+        xshell::cmd!(sh, "{vng} --run {image} --force-9p {no_kvm...} --exec true")
+    };
+    let mut accels = vec![("tcg", false)];
+    if matches!(kvm::cached_kvm_verdict(ctx, p), Some(Ok(_))) {
+        accels.push(("kvm", true));
+    }
+    let mut rows = Vec::new();
+    for (accel, kvm) in accels {
+        let mut ours_times = Vec::new();
+        let mut theirs_times = Vec::new();
+        for _ in 0..runs.max(1) {
+            let (Some(o), Some(t)) = (
+                timed(&ctx.exec, ours(accel))?,
+                ctx.exec.time(theirs(kvm), Some(limit))?,
+            ) else {
+                return Ok(None);
+            };
+            ours_times.push(o);
+            theirs_times.push(t);
+        }
+        let theirs = theirs_times
+            .into_iter()
+            .collect::<Result<Vec<_>, String>>()
+            .map(median);
+        rows.push(PeerRow {
+            accel,
+            ours: median(ours_times),
+            theirs,
+        });
+    }
+    Ok(Some(rows))
+}
+
+/// `run -- true` on each target (each built), `runs` rounds, alternating:
+/// each target's median.
+pub fn across_arches(targets: &[Target], runs: usize) -> Result<Option<Vec<Duration>>> {
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); targets.len()];
+    for _ in 0..runs.max(1) {
+        for (i, t) in targets.iter().enumerate() {
+            let sh = t.ctx.exec.sh();
+            let cmd = xtask_child(sh, &t.ctx, &t.p, "run", &t.p.build_dir).args(["--", "true"]);
+            let Some(time) = timed(&t.ctx.exec, cmd)? else {
+                return Ok(None);
+            };
+            times[i].push(time);
+        }
+    }
+    Ok(Some(times.into_iter().map(median).collect()))
+}

@@ -1,0 +1,175 @@
+//! The edit loop, timed: append a comment to net/ipv4/tcp.c (restored
+//! after), rebuild, boot under TCG with the stub waiting, and stop gdb in
+//! tcp_sendmsg_locked with the size tcp-echo sends, each phase on its own.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{
+    bench::Target,
+    builder::{self, BuildRequest},
+    ctx::{Ctx, Prepared},
+    guest::{
+        gdb::{free_port, gdb_command, GdbRequest},
+        qemu::Accel,
+        run::{start_background, RunRequest},
+    },
+    kernel::buildlog::Stage,
+    util::{exec::Exec, lock::Access, supervise},
+};
+
+/// What tcp-echo sends in one `send()`: the stop must show it as `size`.
+pub const LOOP_SIZE: &str = "1000";
+
+/// One edit → stop, timed.
+pub struct LoopTimes {
+    pub compile: Duration,
+    pub link: Duration,
+    pub image: Duration,
+    pub gdb_load: Duration,
+    pub boot_to_stop: Duration,
+    pub total: Duration,
+    pub size: String,
+}
+
+/// Each target's loop times, and the request its full builds used.
+pub struct TimedLoops {
+    pub rows: Vec<Vec<LoopTimes>>,
+    pub requests: Vec<BuildRequest>,
+}
+
+/// Each target built first, then `runs` rounds of: edit tcp.c, rebuild,
+/// boot, stop in gdb, for each target in turn (one tree: the same edit
+/// serves every architecture); each rebuilt after, as the restored tcp.c
+/// is newer than tcp.o. `None`: a dry run, which built and timed nothing.
+pub fn timed_loops(targets: &[Target], runs: usize, jobs: usize) -> Result<Option<TimedLoops>> {
+    // It edits, builds and boots in turn: alone in each directory.
+    let mut locks = Vec::new();
+    let mut requests = Vec::new();
+    for t in targets {
+        locks.push(t.p.lock(&t.ctx, Access::Exclusive)?);
+        let Some(request) = built_first(&t.ctx, &t.p, jobs)? else {
+            return Ok(None);
+        };
+        requests.push(request);
+    }
+    let tcp = targets[0].p.tree.path.join("net/ipv4/tcp.c");
+    let mut rows: Vec<Vec<LoopTimes>> = targets.iter().map(|_| Vec::new()).collect();
+    for run in 0..runs.max(1) {
+        for (i, t) in targets.iter().enumerate() {
+            let _restore = edit_for_a_while(
+                &t.ctx.exec,
+                &tcp,
+                &format!("\n/* cargo xtask bench loop {run} {} */\n", t.p.arch.name),
+            )?;
+            let quick = BuildRequest {
+                quick: true,
+                jobs: requests[i].jobs,
+                ..BuildRequest::default_for_run()
+            };
+            rows[i].push(one_loop(&t.ctx, &t.p, &quick)?);
+        }
+    }
+    for (i, t) in targets.iter().enumerate() {
+        builder::build(&t.ctx, &t.p, &requests[i])?;
+    }
+    drop(locks);
+    Ok(Some(TimedLoops { rows, requests }))
+}
+
+/// Builds `p` (the caller holds its lock) before anything is timed; the
+/// request, with `jobs`, for the timed builds; `None` under a dry run.
+pub fn built_first(ctx: &Ctx, p: &Prepared, jobs: usize) -> Result<Option<BuildRequest>> {
+    let request = BuildRequest {
+        jobs,
+        ..BuildRequest::default_for_run()
+    };
+    eprintln!(
+        "bench: making sure {} is built first",
+        p.build_dir.display()
+    );
+    Ok(builder::build(ctx, p, &request)?.map(|_| request))
+}
+
+fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<LoopTimes> {
+    let start = Instant::now();
+    let outcome = builder::build(ctx, p, request)?.context("a timed loop is never a dry run")?;
+    let built = start.elapsed();
+    let at = |stage| outcome.stages.get(&stage).copied();
+    let link_at = at(Stage::Link).unwrap_or(built);
+    let image_at = at(Stage::Image).unwrap_or(built);
+    let port = free_port()?;
+    let run = RunRequest {
+        gdb_port: Some(port),
+        wait_gdb: true,
+        ..RunRequest::new(Accel::Tcg)
+    };
+    let console = p.state().bench().join("console.log");
+    let argv: Vec<String> = ["tcp-echo", "-4", "-n", "1"].map(String::from).to_vec();
+    let guest = start_background(&ctx.exec, p, &run, &argv, &console)?;
+    let stamp = p.state().bench().join("stamp.gdb");
+    ctx.exec.write(
+        &stamp,
+        "python print('bench-loop connected %f' % __import__('time').time())\n",
+    )?;
+    let breaks = ["tcp_sendmsg_locked".to_string()];
+    let batch = [
+        "python print('bench-loop stopped %f' % __import__('time').time())".to_string(),
+        "info args".to_string(),
+    ];
+    let scripts = [stamp];
+    let gdb = GdbRequest {
+        port,
+        hardware: false,
+        breaks: &breaks,
+        scripts: &scripts,
+        batch: &batch,
+    };
+    let gdb_start = SystemTime::now();
+    let output = ctx
+        .exec
+        .capture(gdb_command(&ctx.exec, p, &ctx.study_dir(), &gdb)?)?;
+    drop(guest);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let stamp_of = |what: &str| -> Result<SystemTime> {
+        let secs: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("bench-loop {what} "))?.parse().ok())
+            .with_context(|| format!("gdb never printed `bench-loop {what}`:\n{text}"))?;
+        Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs))
+    };
+    let (connected, stopped) = (stamp_of("connected")?, stamp_of("stopped")?);
+    let size = text
+        .lines()
+        .find_map(|l| l.strip_prefix("size = "))
+        .unwrap_or("?")
+        .to_string();
+    if size != LOOP_SIZE {
+        bail!("the stop in tcp_sendmsg_locked shows size = {size}, not {LOOP_SIZE}:\n{text}");
+    }
+    let since = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
+    Ok(LoopTimes {
+        compile: link_at,
+        link: image_at.saturating_sub(link_at),
+        image: built.saturating_sub(image_at),
+        gdb_load: since(gdb_start, connected),
+        boot_to_stop: since(connected, stopped),
+        total: built + since(gdb_start, stopped),
+        size,
+    })
+}
+
+/// Appends to a source file; the original bytes go back when the returned
+/// guard drops, or when the tool is stopped by a signal.
+fn edit_for_a_while(exec: &Exec, path: &Path, append: &str) -> Result<supervise::Restore> {
+    let guard =
+        supervise::Restore::new(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut edited = std::fs::read(path)?;
+    edited.extend_from_slice(append.as_bytes());
+    exec.write(path, edited)?;
+    Ok(guard)
+}
