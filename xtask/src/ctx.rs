@@ -138,7 +138,7 @@ impl Ctx {
 /// (MITIGATION_RETPOLINE was RETPOLINE before 6.9), said once per tree. Finding the names reads every Kconfig file (under half a second),
 /// so the answer is kept under target/, per tree and version: not in the
 /// build directory, which a `config` rerun must leave untouched.
-fn names_for_tree(mut profile: Profile, tree: &KernelTree, root: &Path) -> Profile {
+fn names_for_tree(exec: &Exec, mut profile: Profile, tree: &KernelTree, root: &Path) -> Profile {
     if profile.renamed.is_empty() {
         return profile;
     }
@@ -168,7 +168,8 @@ fn names_for_tree(mut profile: Profile, tree: &KernelTree, root: &Path) -> Profi
                 })
                 .collect();
             let text: String = uses.iter().map(|(n, o)| format!("{n}={o}\n")).collect();
-            let _ = fsutil::write_if_changed(&cache, format!("{key}{text}").as_bytes());
+            // A cache: a write that fails costs the next command a scan.
+            let _ = exec.write(&cache, format!("{key}{text}"));
             for (new, old) in &uses {
                 eprintln!(
                     "config: Linux {} calls {new} by its older name {old}; using {old}",
@@ -228,7 +229,7 @@ impl Prepared {
         for (what, path) in [("kernel tree", &tree.path), ("build directory", &build_dir)] {
             refuse_kbuild_unsafe(what, path)?;
         }
-        let profile = names_for_tree(profile, &tree, &ctx.root);
+        let profile = names_for_tree(&ctx.exec, profile, &tree, &ctx.root);
         let make_vars = arch.make_vars(compiler)?;
         let compiler_version = arch
             .cc(compiler)

@@ -121,3 +121,129 @@ fn the_checker_sees_an_upward_import() {
     assert_eq!(used.into_iter().collect::<Vec<_>>(), ["cli", "ctx", "util"]);
     assert!(rank("cli") < rank("builder"));
 }
+
+/// Every `.rs` file under src/, with its path relative to src/ and its
+/// text up to its `#[cfg(test)] mod tests` (or whole, for a tests file).
+fn sources() -> Vec<(std::path::PathBuf, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    walkdir::WalkDir::new(&src)
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
+        .map(|e| {
+            let rel = e.path().strip_prefix(&src).unwrap().to_path_buf();
+            (rel, std::fs::read_to_string(e.path()).unwrap())
+        })
+        .collect()
+}
+
+fn is_test_file(rel: &Path) -> bool {
+    rel.components().any(|c| c.as_os_str() == "tests") || rel.ends_with("tests.rs")
+}
+
+/// The code of a file, without its unit tests.
+fn code(text: &str) -> &str {
+    text.split("#[cfg(test)]").next().unwrap_or("")
+}
+
+#[test]
+fn no_source_file_is_over_600_lines() {
+    let long: Vec<String> = sources()
+        .into_iter()
+        .map(|(rel, text)| (rel, text.lines().count()))
+        .filter(|(_, lines)| *lines > 600)
+        .map(|(rel, lines)| format!("{}: {lines} lines", rel.display()))
+        .collect();
+    assert!(long.is_empty(), "split by concept:\n{}", long.join("\n"));
+}
+
+#[test]
+fn commands_only_wire_the_layers() {
+    let fat: Vec<String> = sources()
+        .into_iter()
+        .filter(|(rel, _)| rel.starts_with("cmd"))
+        .map(|(rel, text)| (rel, code(&text).lines().count()))
+        .filter(|(_, lines)| *lines > 160)
+        .map(|(rel, lines)| format!("{}: {lines} lines", rel.display()))
+        .collect();
+    assert!(
+        fat.is_empty(),
+        "a command turns flags into calls of the layers and prints the results; \
+         move the work a layer down:\n{}",
+        fat.join("\n")
+    );
+}
+
+/// `--dry-run` is one mechanism: only the command line reads the flag and
+/// only the executor acts on it.
+#[test]
+fn dry_run_lives_in_the_executor() {
+    let word = Regex::new(r"\bdry_run\b").unwrap();
+    let outside: Vec<String> = sources()
+        .into_iter()
+        .filter(|(rel, _)| !rel.starts_with("util/exec") && rel != Path::new("cli.rs"))
+        .filter(|(_, text)| word.is_match(code(text)))
+        .map(|(rel, _)| rel.display().to_string())
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "these branch on dry_run; give the executor the effect instead:\n{}",
+        outside.join("\n")
+    );
+}
+
+/// Files are written, copied, moved and removed through the executor, so a
+/// dry run writes nothing and every generated file is written atomically.
+#[test]
+fn files_are_written_through_the_executor() {
+    let writes = Regex::new(
+        r"fs::(write|copy|rename|create_dir_all|remove_dir_all|remove_file)\(|File::create\(|write_if_changed\(|copy_if_changed\(|unix::fs::symlink\(",
+    )
+    .unwrap();
+    let mut outside = Vec::new();
+    for (rel, text) in sources() {
+        if rel.starts_with("util") || is_test_file(&rel) {
+            continue;
+        }
+        for (n, line) in code(&text).lines().enumerate() {
+            if writes.is_match(line) {
+                outside.push(format!("{}:{}: {}", rel.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        outside.is_empty(),
+        "write through `Exec` (write, copy, rename, create_dir_all, remove_all, create):\n{}",
+        outside.join("\n")
+    );
+}
+
+/// A file name means one concept: two modules share one only when one is
+/// a command (`cmd/NAME.rs`) and the other the layer's module it wires to.
+#[test]
+fn module_file_names_are_unique() {
+    let mut by_name: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (rel, _) in sources() {
+        let name = rel.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "mod.rs" || name == "tests.rs" || is_test_file(&rel) {
+            continue;
+        }
+        by_name
+            .entry(name)
+            .or_default()
+            .push(rel.display().to_string());
+    }
+    let clashes: Vec<String> = by_name
+        .into_iter()
+        .filter(|(_, paths)| {
+            let commands = paths.iter().filter(|p| p.starts_with("cmd/")).count();
+            paths.len() > 2 || (paths.len() == 2 && commands != 1)
+        })
+        .map(|(name, paths)| format!("{name}: {}", paths.join(", ")))
+        .collect();
+    assert!(
+        clashes.is_empty(),
+        "one name, several concepts:\n{}",
+        clashes.join("\n")
+    );
+}

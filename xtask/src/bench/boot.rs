@@ -87,3 +87,51 @@ pub fn across_arches(targets: &[Target], runs: usize) -> Result<Option<Vec<Durat
     }
     Ok(Some(times.into_iter().map(median).collect()))
 }
+
+/// Both tools' boot times side by side, with the ratio.
+pub fn peer_table(rows: &[PeerRow], runs: usize, image: &std::path::Path) -> String {
+    let mut out = format!(
+        "{:<8} {:>12} {:>22} {:>7}\n",
+        "accel", "cargo xtask", "virtme-ng", "ratio"
+    );
+    for r in rows {
+        let ours = r.ours.as_secs_f64();
+        out += &match &r.theirs {
+            Ok(t) => format!(
+                "{:<8} {ours:>11.2}s {:>21.2}s {:>6.2}x\n",
+                r.accel,
+                t.as_secs_f64(),
+                ours / t.as_secs_f64()
+            ),
+            Err(why) => format!("{:<8} {ours:>11.2}s {why:>22} {:>7}\n", r.accel, "-"),
+        };
+    }
+    out + &format!(
+        "(median of {} runs; image {})\n",
+        runs.max(1),
+        image.display()
+    )
+}
+
+/// Each architecture's boot time, as a ratio to the first's.
+pub fn arches_table(targets: &[Target], medians: &[Duration], runs: usize) -> String {
+    let mut out = format!(
+        "{:<8} {:>10} {:>7}  build directory\n",
+        "arch", "run true", "ratio"
+    );
+    for (t, time) in targets.iter().zip(medians) {
+        out += &format!(
+            "{:<8} {:>9.2}s {:>6.2}x  {}\n",
+            t.arch,
+            time.as_secs_f64(),
+            time.as_secs_f64() / medians[0].as_secs_f64(),
+            t.p.build_dir.display()
+        );
+    }
+    out + &format!(
+        "(median of {} runs each, alternating; profile {}; the ratio is to {})\n",
+        runs.max(1),
+        targets[0].p.profile.name,
+        targets[0].arch
+    )
+}

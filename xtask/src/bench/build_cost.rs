@@ -132,3 +132,25 @@ fn ccache_full_builds<'a>(
     exec.remove_all(&ccache_dir)?;
     Ok(warm.map(|warm| (warm, cold)))
 }
+
+/// The measures as a table, each with its ratio to its baseline.
+pub fn table(rows: &[Row], runs: usize, profile: &str, jobs: usize) -> String {
+    let mut out = format!(
+        "{:<40} {:>10} {:>10} {:>7}  baseline\n",
+        "measure", "time", "baseline", "ratio"
+    );
+    for r in rows {
+        out += &format!(
+            "{:<40} {:>9.2}s {:>9.2}s {:>6.2}x  {}\n",
+            r.name,
+            r.ours.as_secs_f64(),
+            r.base.as_secs_f64(),
+            r.ours.as_secs_f64() / r.base.as_secs_f64(),
+            r.baseline
+        );
+    }
+    out + &format!(
+        "(median of {} runs each, alternated; profile {profile}, -j{jobs})\n",
+        runs.max(1)
+    )
+}

@@ -10,7 +10,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use crate::{
-    bench::Target,
+    bench::{median, Target},
     builder::{self, BuildRequest},
     ctx::{Ctx, Prepared},
     guest::{
@@ -172,4 +172,66 @@ fn edit_for_a_while(exec: &Exec, path: &Path, append: &str) -> Result<supervise:
     edited.extend_from_slice(append.as_bytes());
     exec.write(path, edited)?;
     Ok(guard)
+}
+
+fn median_of(rows: &[LoopTimes], f: impl Fn(&LoopTimes) -> Duration) -> Duration {
+    median(rows.iter().map(f).collect())
+}
+
+/// One target's loop, phase by phase.
+pub fn phase_table(loops: &TimedLoops, profile: &str) -> String {
+    let rows = &loops.rows[0];
+    let table = [
+        ("compile", median_of(rows, |r| r.compile)),
+        ("link (vmlinux)", median_of(rows, |r| r.link)),
+        ("boot image", median_of(rows, |r| r.image)),
+        (
+            "gdb start, connect, breakpoints",
+            median_of(rows, |r| r.gdb_load),
+        ),
+        ("boot to the stop", median_of(rows, |r| r.boot_to_stop)),
+        ("edit to the stop", median_of(rows, |r| r.total)),
+    ];
+    let mut out = format!("{:<34} {:>9}\n", format!("phase ({profile})"), "time");
+    for (name, time) in table {
+        out += &format!("{name:<34} {:>8.2}s\n", time.as_secs_f64());
+    }
+    out + &format!(
+        "(median of {} runs; -j{}; stopped in tcp_sendmsg_locked with size = {})\n",
+        rows.len(),
+        loops.requests[0].jobs,
+        rows[0].size
+    )
+}
+
+/// Each target's loop, rebuild and boot, as a ratio to the first's.
+pub fn arches_table(targets: &[Target], loops: &TimedLoops, runs: usize) -> String {
+    let totals: Vec<Duration> = loops
+        .rows
+        .iter()
+        .map(|r| median_of(r, |t| t.total))
+        .collect();
+    let mut out = format!(
+        "{:<8} {:>9} {:>14} {:>15} {:>7}\n",
+        "arch", "rebuild", "boot to stop", "edit to stop", "ratio"
+    );
+    for (i, t) in targets.iter().enumerate() {
+        let r = &loops.rows[i];
+        let rebuild = median_of(r, |t| t.compile + t.link + t.image);
+        let boot = median_of(r, |t| t.gdb_load + t.boot_to_stop);
+        out += &format!(
+            "{:<8} {:>8.2}s {:>13.2}s {:>14.2}s {:>6.2}x\n",
+            t.arch,
+            rebuild.as_secs_f64(),
+            boot.as_secs_f64(),
+            totals[i].as_secs_f64(),
+            totals[i].as_secs_f64() / totals[0].as_secs_f64()
+        );
+    }
+    out + &format!(
+        "(median of {} runs each, alternating; profile {}; stopped in tcp_sendmsg_locked with size = {LOOP_SIZE}; the ratio is to {})\n",
+        runs.max(1),
+        targets[0].p.profile.name,
+        targets[0].arch
+    )
 }

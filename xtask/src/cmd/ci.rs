@@ -8,7 +8,7 @@ use anyhow::Result;
 use crate::{
     ci::{
         matrix::{Entry, Matrix, MATRIX, TEST},
-        run::{check_kvm, run_rows, table, Row, StepResult},
+        rows::{check_kvm, run_rows, table, Row, StepResult},
         workflow::{workflow, WORKFLOW},
     },
     cli,

@@ -5,9 +5,11 @@
 
 use std::{path::Path, time::Duration};
 
+use crate::util::exec::Exec;
+
 /// The host TSC rate in kHz, from the cache or measured (about 0.2 s);
 /// `None` on hosts without an x86 TSC.
-pub fn host_tsc_khz(cache: &Path) -> Option<u64> {
+pub fn host_tsc_khz(exec: &Exec, cache: &Path) -> Option<u64> {
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     let boot_id = boot_id.trim();
     if let Ok(text) = std::fs::read_to_string(cache) {
@@ -18,10 +20,8 @@ pub fn host_tsc_khz(cache: &Path) -> Option<u64> {
         }
     }
     let khz = measure()?;
-    if let Some(dir) = cache.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let _ = crate::util::fsutil::write_if_changed(cache, format!("{boot_id} {khz}\n").as_bytes());
+    // A cache: a write that fails costs the next run 0.2 s, no more.
+    let _ = exec.write(cache, format!("{boot_id} {khz}\n"));
     Some(khz)
 }
 

@@ -5,6 +5,7 @@
 //! and `util`; it never builds (callers ask `builder` first).
 
 pub mod clock;
+pub mod console;
 pub mod gdb;
 pub mod initramfs;
 pub mod kvm;

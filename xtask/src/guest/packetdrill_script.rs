@@ -3,7 +3,15 @@
 //! are quoted; the user's packetdrill binary and scripts reach it as
 //! positional parameters, never as script text.
 
-use crate::{guest::qemu::OUT_TAG, study::packetdrill_suite::Packetdrill, util::exec::quote};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{
+    guest::qemu::OUT_TAG,
+    study::packetdrill_suite::Packetdrill,
+    util::exec::{quote, which},
+};
 
 /// What one guest run does.
 #[derive(Debug, Clone)]
@@ -55,6 +63,48 @@ pub fn guest_script(run: &Run) -> String {
          exit $failed\n"
     ));
     out
+}
+
+/// Where packetdrill comes from, for the one line said when there is none.
+const WHERE_FROM: &str = "packetdrill is not packaged by Debian: build it from its upstream \
+     source (google/packetdrill, gtests/net/packetdrill: ./configure && make) and put it on \
+     PATH or pass --packetdrill PATH";
+
+/// `--packetdrill BIN`, else packetdrill on PATH; none is one line.
+pub fn find_binary(given: Option<&Path>) -> Result<PathBuf> {
+    match given {
+        Some(path) => {
+            let path = std::path::absolute(path)?;
+            if !path.is_file() {
+                bail!(
+                    "--packetdrill {}: no such file; {WHERE_FROM}",
+                    path.display()
+                );
+            }
+            Ok(path)
+        }
+        None => {
+            which("packetdrill").with_context(|| format!("no packetdrill on PATH; {WHERE_FROM}"))
+        }
+    }
+}
+
+/// A .pkt file, or the .pkt files of a directory, sorted, as absolute paths
+/// (the guest sees the host's root at the same paths).
+pub fn pkt_files(path: &Path) -> Result<Vec<PathBuf>> {
+    let path = std::path::absolute(path)?;
+    if path.is_file() {
+        return Ok(vec![path]);
+    }
+    if !path.is_dir() {
+        bail!("{}: no such .pkt script or directory", path.display());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&path)?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "pkt"))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 #[cfg(test)]

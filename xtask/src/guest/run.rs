@@ -3,11 +3,9 @@
 //! and reading its exit status from init's marker line.
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::ExitCode,
-    sync::mpsc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{bail, Result};
@@ -16,6 +14,7 @@ use crate::{
     ctx::{project_root, Ctx, Prepared},
     guest::{
         clock::host_tsc_khz,
+        console::{supervise, Bound, Debugger},
         initramfs,
         programs::{self, guest_bin_dir, guest_env, guest_init},
         qemu::{self, Accel, Guest, Root},
@@ -24,7 +23,7 @@ use crate::{
     kernel::uml_host,
     study::arch::Runner,
     util::{
-        exec::{describe, Exec},
+        exec::Exec,
         supervise::{self, Supervised, TempPath},
     },
 };
@@ -38,7 +37,7 @@ pub fn exit_code(code: i32) -> ExitCode {
 }
 
 /// The line init prints after the command, with its exit status.
-const MARKER_PREFIX: &str = "<<<linux-study exit=";
+pub(super) const MARKER_PREFIX: &str = "<<<linux-study exit=";
 
 pub struct RunRequest {
     pub accel: Accel,
@@ -148,6 +147,7 @@ impl RunOutcome {
 }
 
 fn guest_spec(
+    exec: &Exec,
     p: &Prepared,
     req: &RunRequest,
     root: Root,
@@ -177,7 +177,9 @@ fn guest_spec(
         append: req.append.clone(),
         qemu_args: req.qemu_args.clone(),
         host_tsc_khz: match (req.accel, tsc_param) {
-            (Accel::Tcg, Some(_)) => host_tsc_khz(&project_root().join("target/host-tsc.txt")),
+            (Accel::Tcg, Some(_)) => {
+                host_tsc_khz(exec, &project_root().join("target/host-tsc.txt"))
+            }
             _ => None,
         },
         keep: vec![
@@ -242,7 +244,7 @@ fn prepare<'a>(
         };
         let (cpio, dir) = initramfs::build(exec, p, &contents)?;
         temp.extend(dir);
-        guest = guest_spec(p, req, Root::Initramfs(cpio), false, verbose);
+        guest = guest_spec(exec, p, req, Root::Initramfs(cpio), false, verbose);
         guest.job = Some("/study/job".into());
         guest.env = Some("/study/env".into());
         // The initramfs holds the request's files at their host paths; the
@@ -253,7 +255,7 @@ fn prepare<'a>(
             .filter_map(|f| f.parent().map(Path::to_path_buf))
             .collect();
     } else {
-        guest = guest_spec(p, req, Root::Host, interactive, verbose);
+        guest = guest_spec(exec, p, req, Root::Host, interactive, verbose);
         let env_path = run_dir.join(format!("env-{pid}"));
         host_files.push((env_path.clone(), guest_env().into_bytes()));
         guest.env = Some(env_path.display().to_string());
@@ -415,149 +417,6 @@ pub fn start_background(
     }))
 }
 
-/// How long a guest may run.
-struct Bound {
-    /// Without a debugger attached.
-    timeout: Duration,
-    gdb: Option<Debugger>,
-}
-
-struct Debugger {
-    port: u16,
-    /// With `-S`: the bound until a debugger attaches, instead of `timeout`.
-    attach_timeout: Option<Duration>,
-}
-
-/// Runs QEMU, passes the console through (but for init's marker), and
-/// kills it when its bound passes. A guest a debugger has attached to is
-/// not hung when it stops: no bound from then on. Until then the bound is
-/// `--attach-timeout` for a guest waiting at `-S`, `--timeout` otherwise.
-fn supervise(
-    exec: &Exec,
-    cmd: xshell::Cmd<'_>,
-    bound: &Bound,
-    quiet: bool,
-) -> Result<Option<RunOutcome>> {
-    let start = Instant::now();
-    let Some(mut child) = exec.spawn_piped(cmd, quiet)? else {
-        return Ok(None);
-    };
-    let (tx, rx) = mpsc::channel::<String>();
-    let stdout = child.child().stdout.take().expect("piped");
-    let stderr = child.child().stderr.take().expect("piped");
-    let tx2 = tx.clone();
-    std::thread::spawn(move || forward_lines(stdout, tx));
-    std::thread::spawn(move || forward_lines(stderr, tx2));
-    let mut tail: Vec<String> = Vec::new();
-    let mut exit = None;
-    let mut killed = None;
-    let mut attached = false;
-    // init prints "\n<<<marker>>>": an empty line is held back until we know
-    // it is not the one before the marker.
-    let mut held_empty = false;
-    let mut marker_at: Option<Instant> = None;
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => {
-                if let Some(code) = line
-                    .strip_prefix(MARKER_PREFIX)
-                    .and_then(|r| r.strip_suffix(">>>"))
-                {
-                    exit = code.parse().ok();
-                    marker_at = Some(Instant::now());
-                    held_empty = false;
-                    continue;
-                }
-                // After the marker only the kernel's shutdown remains.
-                let show = !quiet && (exit.is_none() || exec.verbose);
-                if show && held_empty {
-                    println!();
-                }
-                held_empty = show && line.is_empty();
-                if show && !line.is_empty() {
-                    println!("{line}");
-                }
-                tail.push(line);
-                if tail.len() > 60 {
-                    tail.remove(0);
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        // After the exit status only the reboot remains; it takes well under
-        // a second, so a guest still up after the grace period is stuck.
-        if marker_at.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
-            child.kill();
-            break;
-        }
-        if let Some(gdb) = &bound.gdb {
-            attached = attached || debugger_attached(gdb.port);
-        }
-        let (limit, why) = match &bound.gdb {
-            _ if attached => continue,
-            Some(Debugger {
-                port,
-                attach_timeout: Some(limit),
-            }) => (*limit, Killed::NoDebugger { port: *port }),
-            _ => (bound.timeout, Killed::Timeout),
-        };
-        if start.elapsed() > limit {
-            killed = Some(why);
-            child.kill();
-            break;
-        }
-    }
-    let status = child.wait()?;
-    Ok(Some(RunOutcome {
-        exit,
-        console_tail: tail,
-        killed,
-        qemu_status: describe(status),
-        elapsed: start.elapsed(),
-    }))
-}
-
-/// Whether a debugger is connected to the gdb stub on 127.0.0.1:`port`:
-/// an established TCP connection whose local end is that port. QEMU has no
-/// event for it, but the kernel's socket table shows it.
-fn debugger_attached(port: u16) -> bool {
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|t| std::fs::read_to_string(t).ok())
-        .any(|table| established_on(&table, port))
-}
-
-/// Whether `table` (the text of /proc/net/tcp) holds an established
-/// connection whose local port is `port`.
-fn established_on(table: &str, port: u16) -> bool {
-    const ESTABLISHED: &str = "01";
-    table.lines().skip(1).any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
-            return false;
-        };
-        let local_port = local
-            .rsplit_once(':')
-            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
-        local_port == Some(port) && *state == ESTABLISHED
-    })
-}
-
-fn forward_lines(from: impl std::io::Read, to: mpsc::Sender<String>) {
-    let mut reader = BufReader::new(from);
-    let mut buf = Vec::new();
-    while reader.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
-        let line = String::from_utf8_lossy(&buf)
-            .trim_end_matches(['\n', '\r'])
-            .to_string();
-        if to.send(line).is_err() {
-            return;
-        }
-        buf.clear();
-    }
-}
-
 /// A shell on the console: Ctrl-A X leaves QEMU; under UML, `exit`.
 pub fn interactive(ctx: &Ctx, p: &Prepared, req: &RunRequest) -> Result<ExitCode> {
     let launch = prepare(&ctx.exec, p, req, None, ctx.exec.verbose)?;
@@ -634,19 +493,5 @@ mod tests {
             .unwrap()
             .is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn an_established_connection_on_the_stub_port_is_a_debugger() {
-        // QEMU listening on 127.0.0.1:1234 (0x04D2), then gdb connected.
-        let listening = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-            \x20  0: 0100007F:04D2 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n";
-        assert!(!established_on(listening, 1234));
-        let attached = format!(
-            "{listening}   1: 0100007F:04D2 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1\n\
-             \x20  2: 0100007F:9C40 0100007F:04D2 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1\n"
-        );
-        assert!(established_on(&attached, 1234));
-        assert!(!established_on(&attached, 1235));
     }
 }

@@ -26,6 +26,22 @@ static UNSET: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^# CONFIG_(\w+) is not set$").unwrap());
 
 impl Kconfig {
+    /// The options a fragment (a test suite's `config` file) requires that
+    /// this `.config` lacks; `None` without such a file.
+    pub fn missing_from(&self, suite_config: &Path) -> Result<Option<Vec<String>>> {
+        let Ok(text) = std::fs::read_to_string(suite_config) else {
+            return Ok(None);
+        };
+        let wanted = Kconfig::parse(suite_config, &text)?;
+        let missing: Vec<String> = wanted
+            .values
+            .iter()
+            .filter(|(name, value)| self.get(name) != value.as_str())
+            .map(|(name, value)| format!("CONFIG_{name}={value}"))
+            .collect();
+        Ok((!missing.is_empty()).then_some(missing))
+    }
+
     pub fn parse(path: &Path, text: &str) -> Result<Kconfig> {
         let mut values = BTreeMap::new();
         for (i, line) in text.lines().enumerate() {

@@ -1,9 +1,9 @@
 //! The parser and the analyses, on real traces under xtask/test_data/ftrace/.
 
-use super::{chain::*, model::*, parse::*};
+use super::model::*;
 use expect_test::{expect, Expect};
 
-fn sample(name: &str) -> String {
+pub(super) fn sample(name: &str) -> String {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let path = dir.join("test_data/ftrace").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -35,11 +35,11 @@ fn outline_call(call: &Call, indent: usize, out: &mut String) {
     }
 }
 
-fn check_outline(calls: &[Call], expect: Expect) {
+pub(super) fn check_outline(calls: &[Call], expect: Expect) {
     expect.assert_eq(&outline(calls));
 }
 
-fn one<'a>(trace: &'a Trace, name: &str) -> &'a Call {
+pub(super) fn one<'a>(trace: &'a Trace, name: &str) -> &'a Call {
     let found = trace.find(name);
     assert_eq!(found.len(), 1, "{name}");
     found[0]
@@ -418,274 +418,6 @@ fn ftrace_corrupted_line_is_skipped() {
     assert_eq!(one(&trace, "tcp_sendmsg").duration_us, Some(123.990));
 }
 
-fn layer(name: &str) -> Option<String> {
-    let rules = [
-        ("transport", &["tcp_", "__tcp_", "inet_", "__inet_"][..]),
-        ("network", &["ip_", "__ip_", "ipv4_"]),
-        (
-            "device",
-            &["dev_", "__dev_", "netdev_", "netif_", "__netif_"],
-        ),
-        ("driver", &["loopback_"]),
-        (
-            "socket",
-            &["lock_sock", "release_sock", "sk_", "__sk_", "sock_"],
-        ),
-        ("timer", &["hrtimer_"]),
-    ];
-    let (layer, _) = rules
-        .iter()
-        .find(|(_, prefixes)| prefixes.iter().any(|p| name.starts_with(p)))?;
-    Some(layer.to_string())
-}
-
-#[test]
-fn ftrace_chain() {
-    let trace = Trace::parse(&sample("tcp_sendmsg.txt"));
-    let lines = chain(one(&trace, "tcp_sendmsg"), &layer);
-    assert_eq!(lines.len(), 5, "no timer layer: interrupts are skipped");
-    let transport = &lines[0].functions;
-    let push = transport.iter().find(|f| f.name == "tcp_push").unwrap();
-    assert_eq!((push.calls, push.total_us), (1, Some(84.935)));
-    let mss = transport
-        .iter()
-        .find(|f| f.name == "tcp_mstamp_refresh")
-        .unwrap();
-    assert_eq!(mss.calls, 2);
-    expect![[r#"
-            transport  tcp_sendmsg 124us → tcp_sendmsg_locked 120us → tcp_rate_check_app_limited 0.14us → tcp_send_mss 1.35us → tcp_current_mss 0.88us → tcp_established_options ×2 0.26us → tcp_stream_alloc_skb 6.43us → tcp_skb_entail 0.60us → tcp_chrono_start 0.10us → tcp_wmem_schedule 0.13us → tcp_push 84.9us → __tcp_push_pending_frames 84.5us → tcp_write_xmit 83.9us → tcp_mstamp_refresh ×2 1.16us → tcp_init_tso_segs 0.12us → tcp_small_queue_check.constprop.0 0.15us → __tcp_transmit_skb 76.6us → __tcp_select_window 0.20us → tcp_options_write 0.12us → tcp_v4_send_check 0.45us → __tcp_v4_send_check 0.17us → tcp_v4_early_demux 3.65us → __inet_lookup_established 2.28us → inet_ehashfn 0.32us → tcp_v4_rcv 28.8us → tcp_v4_fill_cb 0.14us → tcp_v4_do_rcv 21.7us → tcp_rcv_established 20.9us → tcp_queue_rcv 0.48us → tcp_event_data_recv 0.69us → __tcp_ack_snd_check 3.15us → tcp_send_delayed_ack 2.54us → tcp_data_ready 12.2us → tcp_event_new_data_sent 2.83us → tcp_rearm_rto 1.81us → tcp_chrono_stop 0.13us → tcp_schedule_loss_probe 0.71us → tcp_release_cb 0.14us
-            socket     lock_sock_nested 0.95us → __sk_mem_schedule 1.70us → __sk_mem_raise_allocated 1.23us → __sk_dst_check 0.43us → sk_filter_trim_cap 1.24us → sk_reset_timer ×2 2.96us → sock_def_readable 11.7us → release_sock 1.18us
-            network    ipv4_mtu ×2 0.24us → ip_queue_xmit 69.6us → __ip_queue_xmit 69.3us → ipv4_dst_check ×2 0.20us → ip_local_out 67.3us → __ip_local_out 0.80us → ip_send_check 0.28us → ip_output 66.0us → ip_finish_output 65.4us → __ip_finish_output 65.0us → ip_finish_output2 64.3us → ip_rcv 39.0us → ip_rcv_core 1.03us → ip_rcv_finish 36.9us → ip_rcv_finish_core.constprop.0 5.18us → ip_local_deliver 31.1us → ip_local_deliver_finish 30.4us → ip_protocol_deliver_rcu 29.9us
-            device     __dev_queue_xmit 62.1us → netdev_core_pick_tx 0.23us → netif_skb_features 0.76us → dev_hard_start_xmit 5.56us → __netif_rx 3.33us → netif_rx_internal 2.93us → __netif_receive_skb 41.5us → __netif_receive_skb_one_core 41.0us → __netif_receive_skb_core.constprop.0 1.18us
-            driver     loopback_xmit 4.68us
-        "#]]
-        .assert_eq(&render_chain(&lines));
-}
-
-#[test]
-fn ftrace_chain_folds_recursion() {
-    let leaf = |name: &str, us| Call {
-        name: name.into(),
-        duration_us: Some(us),
-        ..Call::default()
-    };
-    let mut inner = leaf("f", 2.0);
-    inner.children = vec![leaf("g", 0.5)];
-    let mut outer = leaf("f", 5.0);
-    outer.children = vec![leaf("g", 1.0), inner, leaf("skipped", 1.0)];
-    let lines = chain(&outer, &|n| (n != "skipped").then(|| "x".to_string()));
-    assert_eq!(render_chain(&lines), "x  f ×2 5.00us → g ×2 1.50us\n");
-}
-
-#[test]
-fn ftrace_folded() {
-    let trace = Trace::parse(&sample("two_cpus.txt"));
-    expect![[r#"
-            tcp_recvmsg 560
-            tcp_recvmsg;release_sock 250
-            tcp_recvmsg;release_sock;_raw_spin_lock_bh 120
-            tcp_recvmsg;release_sock;_raw_spin_unlock_bh 140
-            tcp_recvmsg;release_sock;tcp_release_cb 130
-            tcp_recvmsg;tcp_recvmsg_locked 1200
-            tcp_recvmsg;tcp_recvmsg_locked;__kfree_skb 200
-            tcp_recvmsg;tcp_recvmsg_locked;__kfree_skb;kfree_skbmem 350
-            tcp_recvmsg;tcp_recvmsg_locked;__kfree_skb;skb_release_data 600
-            tcp_recvmsg;tcp_recvmsg_locked;skb_copy_datagram_iter 400
-            tcp_recvmsg;tcp_recvmsg_locked;skb_copy_datagram_iter;__skb_datagram_iter 800
-            tcp_recvmsg;tcp_recvmsg_locked;skb_copy_datagram_iter;__skb_datagram_iter;simple_copy_to_iter 380
-            tcp_recvmsg;tcp_recvmsg_locked;skb_copy_datagram_iter;__skb_datagram_iter;simple_copy_to_iter;_copy_to_iter 2200
-            tcp_recvmsg;tcp_recvmsg_locked;tcp_cleanup_rbuf 280
-            tcp_recvmsg;tcp_recvmsg_locked;tcp_rcv_space_adjust 250
-            tcp_sendmsg 400
-            tcp_sendmsg;lock_sock_nested 290
-            tcp_sendmsg;lock_sock_nested;__cond_resched 110
-            tcp_sendmsg;lock_sock_nested;_raw_spin_lock_bh 120
-            tcp_sendmsg;lock_sock_nested;_raw_spin_unlock_bh 130
-            tcp_sendmsg;release_sock 280
-            tcp_sendmsg;release_sock;_raw_spin_lock_bh 120
-            tcp_sendmsg;release_sock;_raw_spin_unlock_bh 140
-            tcp_sendmsg;release_sock;tcp_release_cb 130
-            tcp_sendmsg;tcp_sendmsg_locked 1500
-            tcp_sendmsg;tcp_sendmsg_locked;__sysvec_apic_timer_interrupt 400
-            tcp_sendmsg;tcp_sendmsg_locked;__sysvec_apic_timer_interrupt;hrtimer_interrupt 900
-            tcp_sendmsg;tcp_sendmsg_locked;__sysvec_apic_timer_interrupt;hrtimer_interrupt;__hrtimer_run_queues 400
-            tcp_sendmsg;tcp_sendmsg_locked;__sysvec_apic_timer_interrupt;hrtimer_interrupt;__hrtimer_run_queues;tick_nohz_handler 3500
-            tcp_sendmsg;tcp_sendmsg_locked;__sysvec_apic_timer_interrupt;hrtimer_interrupt;_raw_spin_lock_irqsave 120
-            tcp_sendmsg;tcp_sendmsg_locked;__sysvec_apic_timer_interrupt;hrtimer_interrupt;_raw_spin_unlock_irqrestore 115
-            tcp_sendmsg;tcp_sendmsg_locked;__sysvec_apic_timer_interrupt;hrtimer_interrupt;ktime_get_update_offsets_now 200
-            tcp_sendmsg;tcp_sendmsg_locked;irq_enter_rcu 310
-            tcp_sendmsg;tcp_sendmsg_locked;irq_exit_rcu 200
-            tcp_sendmsg;tcp_sendmsg_locked;irq_exit_rcu;idle_cpu 100
-            tcp_sendmsg;tcp_sendmsg_locked;tcp_push 150
-            tcp_sendmsg;tcp_sendmsg_locked;tcp_push;__tcp_push_pending_frames 200
-            tcp_sendmsg;tcp_sendmsg_locked;tcp_push;__tcp_push_pending_frames;tcp_write_xmit 900
-            tcp_sendmsg;tcp_sendmsg_locked;tcp_push;__tcp_push_pending_frames;tcp_write_xmit;__tcp_transmit_skb 1200
-            tcp_sendmsg;tcp_sendmsg_locked;tcp_push;__tcp_push_pending_frames;tcp_write_xmit;__tcp_transmit_skb;ip_queue_xmit 5400
-            tcp_sendmsg;tcp_sendmsg_locked;tcp_rate_check_app_limited 255
-            tcp_sendmsg;tcp_sendmsg_locked;tcp_send_mss 200
-            tcp_sendmsg;tcp_sendmsg_locked;tcp_send_mss;tcp_current_mss 240
-            tcp_sendmsg;tcp_sendmsg_locked;tcp_send_mss;tcp_current_mss;ipv4_mtu 110
-            tcp_sendmsg;tcp_sendmsg_locked;tcp_send_mss;tcp_current_mss;tcp_established_options 120
-        "#]]
-        .assert_eq(&trace.folded());
-}
-
-#[test]
-fn ftrace_folded_sums_to_root_durations() {
-    let trace = Trace::parse(&sample("tcp_sendmsg.txt"));
-    let total: u64 = trace
-        .folded()
-        .lines()
-        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
-        .sum();
-    assert_eq!(total, 123_990);
-}
-
-#[test]
-fn ftrace_folded_counts_without_durations() {
-    let text = " 0)  f() {\n 0)    g();\n 0)    g();\n 0)  }\n 0)  g();\n";
-    let trace = Trace::parse(text);
-    assert_eq!(trace.skipped, vec![]);
-    assert_eq!(trace.folded(), "f 1\nf;g 2\ng 1\n");
-}
-
-fn graph(line: &str) -> GraphLine<'_> {
-    match parse_line(line) {
-        Some(Line::Graph(g)) => g,
-        other => panic!("{line:?}: {other:?}"),
-    }
-}
-
-#[test]
-fn ftrace_duration_marks() {
-    let cases = [
-        (
-            " 3) # 1837.709 us |          } /* __switch_to */",
-            '#',
-            1837.709,
-        ),
-        (
-            " 3) * 33998.59 us |  } /* schedule_preempt_disabled */",
-            '*',
-            33998.59,
-        ),
-        (" 1) @ 119760.2 us |  }", '@', 119760.2),
-        (" 2) $ 3594274 us  |  }", '$', 3594274.0),
-        (" 1) ! 217.240 us  |        }", '!', 217.240),
-        (" 1) + 61.770 us   |            }", '+', 61.770),
-    ];
-    for (line, mark, us) in cases {
-        let g = graph(line);
-        assert_eq!(
-            (g.cols.mark, g.cols.duration_us),
-            (Some(mark), Some(us)),
-            "{line}"
-        );
-    }
-    assert_eq!(graph(" 3)   3.177 us    |          }").depth, 4);
-}
-
-#[test]
-fn ftrace_line_forms() {
-    let g = graph(" 1)   0.651 us    |      cgroup_migrate_add_task(); /* = 0xffff93fcfd346c00 */");
-    let want = Func {
-        name: "cgroup_migrate_add_task",
-        module: None,
-        retval: Some("0xffff93fcfd346c00"),
-    };
-    assert_eq!((g.body, g.depth), (Body::Leaf(want), 2));
-    let g = graph(" 1)   2.335 us    |        } /* cpu_cgroup_can_attach = -22 */");
-    let want = Body::Exit {
-        name: Some("cpu_cgroup_can_attach"),
-        retval: Some("-22"),
-    };
-    assert_eq!(g.body, want);
-    let g = graph(" 0)   1.757 us    |        } /* kmem_cache_free() */");
-    assert!(matches!(
-        g.body,
-        Body::Exit {
-            name: Some("kmem_cache_free"),
-            ..
-        }
-    ));
-    let g = graph(" 0)               |  e1000_xmit_frame [e1000]() {");
-    let want = Func {
-        name: "e1000_xmit_frame",
-        module: Some("e1000"),
-        retval: None,
-    };
-    assert_eq!(g.body, Body::Entry(want));
-    let g = graph(" 0)               |    tcp_sendmsg(sk=0xffff8880, msg=0xffffc900, size=5) {");
-    assert!(matches!(
-        g.body,
-        Body::Entry(Func {
-            name: "tcp_sendmsg",
-            ..
-        })
-    ));
-    let g = graph(" 1)               |                /* I'm a comment! */");
-    assert_eq!(g.body, Body::Comment("I'm a comment!"));
-    // Task names with spaces and dashes; pid after the last dash.
-    let g = graph(" 0)  my-pr o-1234  |   0.125 us    |    foo();");
-    let task = g.cols.task.map(|t| (t.comm, t.pid));
-    assert_eq!(task, Some(("my-pr o".into(), 1234)));
-    assert_eq!(g.depth, 1);
-    // Latency column.
-    let g = graph(" 0)  ls-1  |  d..1. |   0.616 us    |  rcu_process_gp_end();");
-    assert_eq!(
-        (g.cols.cpu, g.depth, g.cols.duration_us),
-        (Some(0), 0, Some(0.616))
-    );
-    // No CPU and no duration column.
-    let g = graph("    kfree();");
-    assert_eq!((g.cols.cpu, g.depth, g.cols.duration_us), (None, 2, None));
-    // The old abstime spacing of the documentation.
-    let g = graph(
-        "360.774530 |   1)   0.594 us    |                                          __phys_addr();",
-    );
-    assert_eq!(
-        (g.cols.abs_time, g.cols.cpu, g.depth),
-        (Some(360.77453), Some(1), 20)
-    );
-    assert_eq!(graph(" 0)   <========== |").body, Body::IrqExit);
-    assert_eq!(graph(" 1)   ==========> |").body, Body::IrqEnter);
-}
-
-#[test]
-fn ftrace_special_lines() {
-    let switch = parse_line(" 0)    <idle>-0    =>  tcp-ech-73  ");
-    let want = Line::Switch {
-        cpu: 0,
-        from: Task {
-            comm: "<idle>".into(),
-            pid: 0,
-        },
-        to: Task {
-            comm: "tcp-ech".into(),
-            pid: 73,
-        },
-    };
-    assert_eq!(switch, Some(want));
-    let lost = parse_line("CPU:3 [LOST EVENTS]");
-    assert_eq!(
-        lost,
-        Some(Line::Lost {
-            cpu: 3,
-            count: None
-        })
-    );
-    for ignored in [
-        "# tracer: function_graph",
-        "",
-        " ------------------------------------------",
-        " (Overruns: 0)",
-    ] {
-        assert_eq!(parse_line(ignored), Some(Line::Ignored), "{ignored:?}");
-    }
-    assert_eq!(parse_line(" 0)   0.3 us    |  }}}"), None);
-    assert_eq!(parse_line(" 0)   0.3 us    |  } trailing"), None);
-}
-
 #[test]
 fn ftrace_lost_exit_and_entry() {
     // g's exit and h's entry were lost (e.g. a full buffer).
@@ -744,30 +476,5 @@ fn ftrace_tasks_interleave_on_one_cpu() {
     assert_eq!(pids, vec![Some(5), Some(5), Some(5), Some(7), Some(7)]);
 }
 
-/// The chain as data, one line per layer, for the snapshots below: each
-/// function with its call count and total time.
-fn render_chain(lines: &[ChainLine]) -> String {
-    let width = lines.iter().map(|l| l.layer.chars().count()).max();
-    let width = width.unwrap_or(0);
-    let label = |f: &ChainFn| {
-        let mut label = f.name.clone();
-        if f.calls > 1 {
-            label += &format!(" ×{}", f.calls);
-        }
-        if let Some(us) = f.total_us {
-            label += &match us {
-                us if us >= 100.0 => format!(" {us:.0}us"),
-                us if us >= 10.0 => format!(" {us:.1}us"),
-                us => format!(" {us:.2}us"),
-            };
-        }
-        label
-    };
-    lines
-        .iter()
-        .map(|l| {
-            let funcs: Vec<String> = l.functions.iter().map(label).collect();
-            format!("{:<width$}  {}\n", l.layer, funcs.join(" → "))
-        })
-        .collect()
-}
+mod lines;
+mod summaries;

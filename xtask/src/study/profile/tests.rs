@@ -1,0 +1,164 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Profiles> {
+    Profiles::parse(Path::new("study/study.toml"), text)
+}
+
+fn error(text: &str) -> String {
+    match parse(text) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+const MINIMAL: &str = r#"
+[optimization]
+default = "Og"
+[optimization.paths]
+"net/core" = "O0"
+
+[profile.small]
+base = "tinyconfig"
+fragment = "study-small.config"
+[profile.small.options]
+NET = true
+CC_OPTIMIZE_FOR_SIZE = false
+LOG_BUF_SHIFT = 14
+PHYSICAL_START = "0x1000000"
+CMDLINE = "console=ttyS0"
+VIRTIO_NET = "m"
+"#;
+
+#[test]
+fn parses_the_shipped_profiles() {
+    let profiles = Profiles::load(&crate::study::shipped().join("study.toml")).unwrap();
+    assert_eq!(profiles.default, "study");
+    let study = profiles.get(None).unwrap();
+    assert_eq!(study.base, "defconfig");
+    assert_eq!(study.fragments, vec!["kvm_guest.config"]);
+    assert_eq!(study.fragment, "study.config");
+    assert_eq!(study.rules.level_for("net/ipv4/tcp.c"), Level::O0);
+    let tiny = profiles.get(Some("tiny")).unwrap();
+    assert_eq!(tiny.fragment, "study-tiny.config");
+    assert_eq!(tiny.rules, study.rules);
+}
+
+#[test]
+fn values_and_defaults() {
+    let profiles = parse(MINIMAL).unwrap();
+    assert_eq!(profiles.default, "small");
+    let p = profiles.get(Some("small")).unwrap();
+    let values: Vec<(String, KValue)> = p
+        .options
+        .iter()
+        .map(|o| (o.name.clone(), o.value.clone()))
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            ("NET".into(), KValue::Yes),
+            ("CC_OPTIMIZE_FOR_SIZE".into(), KValue::No),
+            ("LOG_BUF_SHIFT".into(), KValue::Number(14)),
+            ("PHYSICAL_START".into(), KValue::Hex("0x1000000".into())),
+            ("CMDLINE".into(), KValue::Str("console=ttyS0".into())),
+            ("VIRTIO_NET".into(), KValue::Module),
+        ]
+    );
+    assert_eq!(p.options[0].origin.to_string(), "study/study.toml:11:1");
+}
+
+#[test]
+fn unknown_profile_lists_the_valid_ones() {
+    let profiles = parse(MINIMAL).unwrap();
+    let err = profiles.get(Some("huge")).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "unknown profile 'huge' (in study/study.toml); valid profiles: small"
+    );
+}
+
+#[test]
+fn misspelled_key_names_file_line_column_and_key() {
+    let text = MINIMAL.replace("fragment =", "fragmnet =");
+    assert_eq!(
+        error(&text),
+        "study/study.toml:9:1: unknown field `fragmnet`, expected one of `description`, \
+         `base`, `fragments`, `fragment`, `options`, `optional`, `optimization`, `cc`, `cc-options`, `arch-options`, `cc-arch-options`"
+    );
+}
+
+#[test]
+fn malformed_toml_is_one_line() {
+    let text = MINIMAL.replace("NET = true", "NET = ");
+    let err = error(&text);
+    assert!(!err.contains('\n'), "{err}");
+    assert!(err.starts_with("study/study.toml:11:"), "{err}");
+}
+
+#[test]
+fn bad_level_lists_valid_levels() {
+    let text = MINIMAL.replace("\"net/core\" = \"O0\"", "\"net/core\" = \"O4\"");
+    assert_eq!(
+        error(&text),
+        "study/study.toml:5:14: unknown optimization level \"O4\"; valid: O0, O1, Og, O2, O3, Os"
+    );
+}
+
+#[test]
+fn bad_value_type_names_the_option() {
+    let text = MINIMAL.replace("NET = true", "NET = [1]");
+    assert_eq!(
+        error(&text),
+        "study/study.toml:11:7: option `NET`: a array is not a Kconfig value; use true, false, \"m\", a number, \"0x..\" or a string"
+    );
+}
+
+#[test]
+fn optional_must_name_an_option() {
+    let text = MINIMAL.replace("fragment = ", "optional = [\"NETT\"]\nfragment = ");
+    assert_eq!(
+        error(&text),
+        "study/study.toml:9:13: optional names `NETT`, which is not in [profile.small]'s options; add it there or remove it"
+    );
+}
+
+#[test]
+fn bad_rule_path() {
+    let text = MINIMAL.replace("\"net/core\"", "\"../net\"");
+    assert_eq!(
+        error(&text),
+        "study/study.toml:5:1: path \"../net\": give a path relative to the kernel tree, e.g. \"net/core\" or \"net/socket.c\""
+    );
+}
+
+#[test]
+fn missing_base() {
+    let text = MINIMAL.replace("base = \"tinyconfig\"\n", "");
+    assert_eq!(
+        error(&text),
+        "study/study.toml: [profile.small] has no `base`; add e.g. base = \"defconfig\""
+    );
+}
+
+#[test]
+fn renamed_symbols_are_kept_for_the_profiles_that_use_them() {
+    let text = "[renamed]\nMITIGATION_RETPOLINE = [\"RETPOLINE\"]\nUNUSED_NEW = [\"UNUSED_OLD\"]\n\
+                [optimization]\ndefault = \"Og\"\n\
+                [profile.a]\nbase = \"defconfig\"\n[profile.a.options]\nMITIGATION_RETPOLINE = false\n";
+    let profiles = parse(text).unwrap();
+    let a = profiles.get(Some("a")).unwrap().clone();
+    assert_eq!(
+        a.renamed.into_iter().collect::<Vec<_>>(),
+        [(
+            "MITIGATION_RETPOLINE".to_string(),
+            vec!["RETPOLINE".to_string()]
+        )]
+    );
+    let old = profiles
+        .get(Some("a"))
+        .unwrap()
+        .clone()
+        .with_name("MITIGATION_RETPOLINE", "RETPOLINE");
+    assert_eq!(old.options[0].name, "RETPOLINE");
+    assert_eq!(old.options[0].value, KValue::No);
+}
