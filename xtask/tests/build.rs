@@ -114,7 +114,7 @@ fn tiny_builds_at_the_levels_its_rules_promise() {
 fn changing_one_rule_rebuilds_exactly_that_object() {
     let _serial = serial();
     let dir = tiny_build();
-    let shipped = std::fs::read_to_string(repo().join("study/study.toml")).unwrap();
+    let shipped = common::shipped_profiles();
     let changed = shipped.replace(
         "\"net/ipv4\" = \"O0\"\n",
         "\"net/ipv4\" = \"O0\"\n\"net/ipv4/tcp.c\" = \"Og\"\n",
@@ -260,7 +260,7 @@ fn distcc_farm_on_loopback_compiles_remotely() {
 fn opt_report_check_fails_when_the_default_level_did_not_land() {
     let _serial = serial();
     tiny_build();
-    let shipped = std::fs::read_to_string(repo().join("study/study.toml")).unwrap();
+    let shipped = common::shipped_profiles();
     let broken = shipped.replacen("default = \"Og\"", "default = \"O2\"", 1);
     assert_ne!(broken, shipped);
     let profiles = cache().join("broken-default/study.toml");
@@ -465,7 +465,7 @@ fn copy_prepared(from: &Path, to: &Path) {
 fn a_section_mismatch_names_its_object_and_the_fix() {
     let _serial = serial();
     let dir = tiny_build();
-    let shipped = std::fs::read_to_string(repo().join("study/study.toml")).unwrap();
+    let shipped = common::shipped_profiles();
     let rule = shipped.replace(
         "\"net/ipv4\" = \"O0\"\n",
         "\"net/ipv4\" = \"O0\"\n\"mm/percpu.c\" = \"O0\"\n",

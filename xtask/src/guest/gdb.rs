@@ -244,10 +244,7 @@ mod tests {
     /// of the kernel process locally and lets its own signals through.
     #[test]
     fn uml_signals_are_handled_before_connecting() {
-        let study = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .join("study");
+        let study = crate::study::shipped();
         let uml = crate::study::arch::Arch::load(&study, "um")
             .unwrap()
             .uml

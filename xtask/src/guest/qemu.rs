@@ -349,10 +349,7 @@ mod tests {
     use crate::util::exec::cmd_text;
 
     fn arch() -> Qemu {
-        let study = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .join("study");
+        let study = crate::study::shipped();
         crate::study::arch::Arch::load(&study, "x86_64")
             .unwrap()
             .qemu

@@ -65,10 +65,7 @@ mod tests {
     use crate::util::exec::cmd_text;
 
     fn uml() -> Uml {
-        let study = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .join("study");
+        let study = crate::study::shipped();
         crate::study::arch::Arch::load(&study, "um")
             .unwrap()
             .uml

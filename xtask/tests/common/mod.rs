@@ -17,6 +17,11 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// study/study.toml as shipped.
+pub fn shipped_profiles() -> String {
+    std::fs::read_to_string(repo().join("study/study.toml")).unwrap()
+}
+
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -165,7 +170,7 @@ pub fn config_with(profile: &str, build_dir: &Path, extra: &[&str]) -> Output {
 /// The requested options of a shipped profile, read from study.toml as
 /// `.config` would spell them.
 pub fn requested(profile: &str) -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(repo().join("study/study.toml")).unwrap();
+    let text = shipped_profiles();
     let file: toml::Table = text.parse().unwrap();
     let options = file["profile"][profile]["options"].as_table().unwrap();
     options
