@@ -74,6 +74,8 @@ pub enum Command {
     Debug(Debug),
     /// Run packetdrill scripts in the guest (the kernel tree's suite by default)
     Packetdrill(Packetdrill),
+    /// The static call graph around FUNC, from vmlinux; with --run, what one run reached of it
+    Callgraph(Callgraph),
 }
 
 /// Which profile, and where it builds.
@@ -288,6 +290,52 @@ pub struct Bench {
     /// For `arches` and `loop`: an architecture's build directory, if not the default
     #[arg(long = "dir", value_name = "ARCH=DIR")]
     pub dirs: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Callgraph {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The function at the centre
+    #[arg(value_name = "FUNC")]
+    pub function: String,
+    /// Levels of calls to follow
+    #[arg(long, default_value_t = 2)]
+    pub depth: usize,
+    /// Who calls FUNC, instead of what FUNC calls
+    #[arg(long)]
+    pub callers: bool,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+    pub format: GraphFormat,
+    /// Write the graph to FILE instead of printing it
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Trace CMD (function_graph below FUNC) and mark what the run reached
+    #[arg(long)]
+    pub run: bool,
+    /// With --run: write the raw trace to FILE too
+    #[arg(long, value_name = "FILE")]
+    pub trace_output: Option<PathBuf>,
+    /// Accelerator for --run, as for `run`
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    pub accel: AccelArg,
+    /// Seconds before a --run guest is killed
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// The command to run under the trace, after `--` (with --run)
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphFormat {
+    /// A tree, one function a line, its call sites beside it
+    Text,
+    /// Graphviz's DOT
+    Dot,
+    /// DOT drawn by graphviz's `dot -Tsvg`
+    Svg,
+    Json,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

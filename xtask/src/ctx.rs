@@ -400,6 +400,11 @@ impl StateDir {
         Ok(())
     }
 
+    /// The static call graph of the directory's vmlinux (`callgraph`).
+    pub fn callgraph_index(&self) -> PathBuf {
+        self.0.join("callgraph.index")
+    }
+
     /// Kconfig's scratch directory.
     pub fn kconfig(&self) -> PathBuf {
         self.0.join("kconfig")

@@ -62,5 +62,6 @@ fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::Ci(flags) => flags.run(&ctx)?,
         Command::Packetdrill(flags) => flags.run(&ctx)?,
         Command::Debug(flags) => flags.run(&ctx)?,
+        Command::Callgraph(flags) => flags.run(&ctx).map(done)?,
     })
 }

@@ -5,6 +5,7 @@
 //! uses `builder::fallback` (what each object's step is), `ctx`, `study` and
 //! `util`.
 
+pub mod callgraph;
 pub mod dwarf;
 pub mod ftrace;
 pub mod opt_report;

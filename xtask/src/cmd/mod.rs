@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod build;
+pub mod callgraph;
 pub mod ci;
 pub mod config;
 pub mod debug;

@@ -60,6 +60,7 @@ impl cli::Run {
             initramfs: self.initramfs,
             out_dir: None,
             files: Vec::new(),
+            console_to_stderr: false,
         };
         if self.command.is_empty() {
             return run::interactive(ctx, &p, &request);

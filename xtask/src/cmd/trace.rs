@@ -15,12 +15,12 @@ use crate::{
     builder, cli,
     ctx::{Ctx, Prepared},
     guest::{
-        kvm,
-        run::{self, RunRequest},
-        trace_script::{check_function, guest_script, TraceSetup},
+        run,
+        trace_script::{check_function, TraceSetup},
+        tracing::{self, TraceRequest},
     },
-    study::{arch::Arch, layers::Layers},
-    util::{fsutil, lock::Access, supervise::TempPath},
+    study::layers::Layers,
+    util::{fsutil, lock::Access},
 };
 
 impl cli::Trace {
@@ -29,62 +29,27 @@ impl cli::Trace {
             check_function(function, self.tracer.into()).map_err(anyhow::Error::msg)?;
         }
         let p = Prepared::new(ctx, &self.target.to_target())?;
-        if !p.arch.ftrace {
-            let with: Vec<String> = Arch::names(&ctx.study_dir())
-                .into_iter()
-                .filter(|n| Arch::load(&ctx.study_dir(), n).is_ok_and(|a| a.ftrace))
-                .collect();
-            bail!(
-                "{} has no ftrace function_graph (study/arch/{}.toml: ftrace = false); trace on a build for {} (--arch)",
-                p.arch.name,
-                p.arch.name,
-                with.join(" or ")
-            );
-        }
+        tracing::require_ftrace(ctx, &p)?;
         let mut lock = p.lock(ctx, Access::Shared)?;
         builder::ensure_built(ctx, &p, &mut lock)?;
-        let config = p.config()?;
-        for option in ["FUNCTION_GRAPH_TRACER", "DYNAMIC_FTRACE"] {
-            if config.get(option) != "y" {
-                bail!(
-                    "profile {} has CONFIG_{option} off; add {option} = true to it",
-                    p.profile.name
-                );
-            }
-        }
-        let out_dir = p
-            .state()
-            .trace()
-            .join(format!("run-{}", std::process::id()));
-        let _cleanup = TempPath::new(out_dir.clone());
-        let setup = TraceSetup {
-            functions: self.functions.clone(),
-            tracer: self.tracer.into(),
-            depth: self.depth,
-            cpu_times: self.cpu_times,
-            buffer_kb: 16384,
-        };
-        let script = out_dir.join("trace.sh");
-        ctx.exec.write(&script, &guest_script(&setup))?;
-        let accel = kvm::choose_accel(ctx, &p, self.accel.into())?;
-        let request = RunRequest {
-            out_dir: Some(out_dir.clone()),
-            files: vec![script.clone()],
-            initramfs: self.initramfs,
+        let request = TraceRequest {
+            setup: TraceSetup {
+                functions: self.functions.clone(),
+                tracer: self.tracer.into(),
+                depth: self.depth,
+                cpu_times: self.cpu_times,
+                buffer_kb: 16384,
+            },
+            command: &self.command,
+            accel: self.accel.into(),
             timeout: std::time::Duration::from_secs(self.timeout),
-            ..RunRequest::new(accel)
+            initramfs: self.initramfs,
         };
-        let mut argv = vec!["/bin/sh".to_string(), script.display().to_string()];
-        argv.extend(self.command.iter().cloned());
-        let Some(outcome) = run::run_command(ctx, &p, &request, &argv)? else {
+        let Some(run) = tracing::trace_command(ctx, &p, &request)? else {
             return Ok(ExitCode::SUCCESS);
         };
-        // A guest that never reported a status says why, not "no trace".
-        let Some(code) = outcome.exit else {
-            bail!("{}", outcome.failure())
-        };
-        self.report(ctx, &p, &out_dir)?;
-        Ok(run::exit_code(code))
+        self.report(ctx, &p, &run.out_dir)?;
+        Ok(run::exit_code(run.exit))
     }
 
     fn report(&self, ctx: &Ctx, p: &Prepared, out_dir: &Path) -> Result<()> {

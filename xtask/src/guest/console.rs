@@ -17,6 +17,7 @@ use crate::{
 
 /// How long a guest may run.
 pub(super) struct Bound {
+    pub console_to_stderr: bool,
     /// Without a debugger attached.
     pub timeout: Duration,
     pub gdb: Option<Debugger>,
@@ -70,12 +71,16 @@ pub(super) fn supervise(
                 }
                 // After the marker only the kernel's shutdown remains.
                 let show = !quiet && (exit.is_none() || exec.verbose);
+                let say = |line: &str| match bound.console_to_stderr {
+                    true => eprintln!("{line}"),
+                    false => println!("{line}"),
+                };
                 if show && held_empty {
-                    println!();
+                    say("");
                 }
                 held_empty = show && line.is_empty();
                 if show && !line.is_empty() {
-                    println!("{line}");
+                    say(&line);
                 }
                 tail.push(line);
                 if tail.len() > 60 {

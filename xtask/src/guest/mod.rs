@@ -14,4 +14,5 @@ pub mod programs;
 pub mod qemu;
 pub mod run;
 pub mod trace_script;
+pub mod tracing;
 pub mod uml;

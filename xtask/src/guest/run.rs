@@ -55,6 +55,10 @@ pub struct RunRequest {
     pub out_dir: Option<PathBuf>,
     /// Host files the command reads: in an initramfs, at the same path.
     pub files: Vec<PathBuf>,
+    /// The console goes to stderr, not stdout: for a command whose stdout
+    /// is a result of its own (a trace, a graph) and the guest's output
+    /// is incidental.
+    pub console_to_stderr: bool,
 }
 
 impl RunRequest {
@@ -74,6 +78,7 @@ impl RunRequest {
             initramfs: false,
             out_dir: None,
             files: Vec::new(),
+            console_to_stderr: false,
         }
     }
 }
@@ -359,6 +364,7 @@ pub(super) fn run_guest(
 ) -> Result<Option<RunOutcome>> {
     let launch = prepare(exec, p, req, Some(argv), exec.verbose)?;
     let bound = Bound {
+        console_to_stderr: req.console_to_stderr,
         timeout: req.timeout,
         gdb: req.gdb_port.map(|port| Debugger {
             port,

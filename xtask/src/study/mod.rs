@@ -5,6 +5,7 @@
 //! nothing of the command line.
 
 pub mod arch;
+pub mod callgraph_rules;
 pub mod host_tools;
 pub mod layers;
 pub mod opt_rules;

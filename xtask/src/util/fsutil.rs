@@ -11,7 +11,30 @@ use anyhow::{Context, Result};
 /// Writes `contents` to `path` through a temporary file and a rename, unless
 /// `path` already holds exactly `contents`. Returns whether it wrote.
 pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
-    if std::fs::read(path).is_ok_and(|old| old == contents) {
+    write_with_mode(path, contents, None)
+}
+
+/// Copies `from` to `to` with [`write_if_changed`], and `from`'s mode with
+/// it: an executable (a guest program, busybox, init) stays one.
+pub fn copy_if_changed(from: &Path, to: &Path) -> Result<bool> {
+    let contents =
+        std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let mode = std::fs::metadata(from)
+        .with_context(|| format!("cannot read {}", from.display()))?
+        .permissions();
+    write_with_mode(to, &contents, Some(mode))
+}
+
+fn write_with_mode(
+    path: &Path,
+    contents: &[u8],
+    mode: Option<std::fs::Permissions>,
+) -> Result<bool> {
+    let same_mode = |p: &Path| {
+        mode.as_ref()
+            .is_none_or(|m| std::fs::metadata(p).is_ok_and(|meta| meta.permissions() == *m))
+    };
+    if std::fs::read(path).is_ok_and(|old| old == contents) && same_mode(path) {
         return Ok(false);
     }
     let dir = path
@@ -23,6 +46,9 @@ pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
     let result = (|| -> Result<()> {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(contents)?;
+        if let Some(mode) = &mode {
+            file.set_permissions(mode.clone())?;
+        }
         file.sync_data()?;
         std::fs::rename(&tmp, path)?;
         Ok(())
@@ -32,13 +58,6 @@ pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
     }
     result.with_context(|| format!("cannot write {}", path.display()))?;
     Ok(true)
-}
-
-/// Copies `from` to `to` with [`write_if_changed`].
-pub fn copy_if_changed(from: &Path, to: &Path) -> Result<bool> {
-    let contents =
-        std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
-    write_if_changed(to, &contents)
 }
 
 fn temp_sibling(path: &Path) -> PathBuf {

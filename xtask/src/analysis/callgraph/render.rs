@@ -1,0 +1,334 @@
+//! The view as a text tree, as DOT for graphviz, and as JSON; with a run's
+//! overlay, each function marked reached (calls and time) or not, and
+//! what the run took through each indirect call site.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+
+use crate::{
+    analysis::callgraph::{overlay::Overlay, Direction, Edge, Index, View},
+    study::layers::Layers,
+};
+
+pub struct Map<'a> {
+    pub index: &'a Index,
+    pub view: &'a View,
+    pub layers: &'a Layers,
+    pub overlay: Option<&'a Overlay>,
+}
+
+impl Map<'_> {
+    fn name(&self, f: u32) -> &str {
+        &self.index.functions[f as usize].name
+    }
+
+    fn file_of(&self, f: u32) -> &str {
+        self.index.file(self.index.functions[f as usize].file)
+    }
+
+    fn layer(&self, f: u32) -> Option<&str> {
+        self.layers.layer_of(self.file_of(f))
+    }
+
+    fn sites(&self, edge: &Edge) -> String {
+        let mut sites: Vec<String> = Vec::new();
+        for (file, line) in &edge.sites {
+            let file = self.index.file(*file);
+            let short = file.rsplit('/').next().unwrap_or(file);
+            sites.push(format!("{short}:{line}"));
+        }
+        sites.join(", ")
+    }
+
+    /// ` ✓ 3× 12.0us`, ` ✗ not reached`, or ` · not traceable`.
+    fn mark(&self, f: u32) -> String {
+        let Some(overlay) = self.overlay else {
+            return String::new();
+        };
+        let function = &self.index.functions[f as usize];
+        match overlay.reached(&function.name) {
+            Some(r) => format!("  ✓ {}× {:.1}us", r.calls, r.us),
+            None if !function.traceable => "  · not traceable".into(),
+            None => "  ✗ not reached".into(),
+        }
+    }
+
+    fn label(&self, f: u32) -> String {
+        let layer = self.layer(f).map_or(String::new(), |l| format!("  [{l}]"));
+        format!(
+            "{}  {}{layer}{}",
+            self.name(f),
+            self.file_of(f),
+            self.mark(f)
+        )
+    }
+
+    /// A tree from each root, each function expanded once.
+    pub fn text(&self) -> String {
+        let what = match self.view.direction {
+            Direction::Callees => "callees",
+            Direction::Callers => "callers",
+        };
+        let mut out = format!(
+            "{what} to depth {}; ← the call sites (file:line)",
+            self.view.depth
+        );
+        if self.overlay.is_some() {
+            out += "; ✓ reached by the run (calls, total time), ✗ not reached, · not traceable (notrace, or inline: a real call at -O0 that function_graph never shows)";
+        }
+        out.push('\n');
+        let mut expanded = HashSet::new();
+        for &root in &self.view.roots {
+            out += &format!("{}\n", self.label(root));
+            expanded.insert(root);
+            self.tree(root, "", 1, &mut expanded, &mut out);
+        }
+        out + &self.left_out()
+    }
+
+    fn tree(
+        &self,
+        f: u32,
+        prefix: &str,
+        depth: usize,
+        expanded: &mut HashSet<u32>,
+        out: &mut String,
+    ) {
+        if depth > self.view.depth {
+            return;
+        }
+        let edges: Vec<&Edge> = self.view.edges_of(f).collect();
+        for (i, edge) in edges.iter().enumerate() {
+            let last = i + 1 == edges.len();
+            let (branch, more) = if last {
+                ("└─ ", "   ")
+            } else {
+                ("├─ ", "│  ")
+            };
+            let other = match self.view.direction {
+                Direction::Callees => edge.to,
+                Direction::Callers => Some(edge.from),
+            };
+            let Some(other) = other else {
+                let took =
+                    self.overlay
+                        .and_then(|o| o.indirect.get(&f))
+                        .map_or(String::new(), |t| {
+                            let t: Vec<String> =
+                                t.iter().map(|(n, c)| format!("{n} ×{c}")).collect();
+                            format!("  ✓ the run took: {}", t.join(", "))
+                        });
+                out.push_str(&format!(
+                    "{prefix}{branch}(indirect call)  ← {}{took}\n",
+                    self.sites(edge)
+                ));
+                continue;
+            };
+            let tail = if edge.tail { " (tail call)" } else { "" };
+            let seen = !expanded.insert(other);
+            out.push_str(&format!(
+                "{prefix}{branch}{}{tail}  ← {}{}\n",
+                self.label(other),
+                self.sites(edge),
+                if seen { "  (expanded above)" } else { "" }
+            ));
+            if !seen {
+                self.tree(other, &format!("{prefix}{more}"), depth + 1, expanded, out);
+            }
+        }
+    }
+
+    fn left_out(&self) -> String {
+        if self.index.ignored.is_empty() {
+            return String::new();
+        }
+        let mut by_count: Vec<(&String, &usize)> = self.index.ignored.iter().collect();
+        by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let names: Vec<String> = by_count
+            .iter()
+            .take(6)
+            .map(|(n, c)| format!("{n} ({c})"))
+            .collect();
+        format!(
+            "left out by study/callgraph.toml, in the whole kernel: {}{}\n",
+            names.join(", "),
+            if by_count.len() > 6 { ", ..." } else { "" }
+        )
+    }
+
+    /// Graphviz: a node per function, filled by layer; an indirect site is a
+    /// point of its own; with a run, what it did not reach is grey.
+    pub fn dot(&self) -> String {
+        let mut layer_colours: BTreeMap<&str, &str> = BTreeMap::new();
+        const COLOURS: [&str; 6] = [
+            "#fde2e4", "#e2ece9", "#dfe7fd", "#fff1e6", "#e8dff5", "#f0efeb",
+        ];
+        let mut out = String::from(
+            "digraph callgraph {\n  rankdir=LR;\n  node [shape=box, style=filled, fontname=\"monospace\", fontsize=10];\n",
+        );
+        for &f in self.view.functions.keys() {
+            let fill = match self.layer(f) {
+                Some(layer) => {
+                    let n = layer_colours.len();
+                    *layer_colours
+                        .entry(layer)
+                        .or_insert(COLOURS[n % COLOURS.len()])
+                }
+                None => "#ffffff",
+            };
+            let (style, mark) = match self.overlay {
+                None => ("filled", String::new()),
+                Some(_) => {
+                    let m = self.mark(f);
+                    let style = if m.contains('✓') {
+                        "filled,bold"
+                    } else {
+                        "filled,dashed"
+                    };
+                    (style, m.trim().to_string())
+                }
+            };
+            out += &format!(
+                "  f{f} [label=\"{}\\n{}\\n{}\", fillcolor=\"{fill}\", style=\"{style}\"];\n",
+                escape(self.name(f)),
+                escape(self.file_of(f)),
+                escape(&mark)
+            );
+        }
+        for (i, edge) in self.view.edges.iter().enumerate() {
+            let sites = escape(&self.sites(edge));
+            match edge.to {
+                Some(to) => {
+                    let taken = self.overlay.is_some_and(|o| {
+                        o.taken.contains(&(
+                            self.name(edge.from).to_string(),
+                            self.name(to).to_string(),
+                        ))
+                    });
+                    let style = if self.overlay.is_some() && !taken {
+                        "dashed"
+                    } else {
+                        "solid"
+                    };
+                    out += &format!(
+                        "  f{} -> f{to} [label=\"{sites}\", fontsize=8, style={style}];\n",
+                        edge.from
+                    );
+                }
+                None => {
+                    out += &format!(
+                        "  i{i} [shape=point, label=\"\"];\n  f{} -> i{i} [label=\"indirect {sites}\", fontsize=8, style=dotted];\n",
+                        edge.from
+                    );
+                    if let Some(taken) = self.overlay.and_then(|o| o.indirect.get(&edge.from)) {
+                        for name in taken.keys() {
+                            out += &format!(
+                                "  t{i}_{} [label=\"{}\", shape=ellipse];\n  i{i} -> t{i}_{} [style=bold];\n",
+                                ident(name),
+                                escape(name),
+                                ident(name)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        out + "}\n"
+    }
+
+    pub fn json(&self) -> String {
+        #[derive(Serialize)]
+        struct Node<'a> {
+            name: &'a str,
+            file: &'a str,
+            layer: Option<&'a str>,
+            depth: usize,
+            traceable: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reached: Option<(usize, f64)>,
+        }
+        #[derive(Serialize)]
+        struct JsonEdge<'a> {
+            from: &'a str,
+            /// null: an indirect call.
+            to: Option<&'a str>,
+            tail: bool,
+            sites: Vec<(&'a str, u32)>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            taken: Option<Vec<&'a str>>,
+        }
+        #[derive(Serialize)]
+        struct Json<'a> {
+            direction: &'a str,
+            depth: usize,
+            roots: Vec<&'a str>,
+            functions: Vec<Node<'a>>,
+            edges: Vec<JsonEdge<'a>>,
+            left_out: &'a BTreeMap<String, usize>,
+        }
+        let functions = self
+            .view
+            .functions
+            .iter()
+            .map(|(&f, &depth)| {
+                let function = &self.index.functions[f as usize];
+                Node {
+                    name: &function.name,
+                    file: self.file_of(f),
+                    layer: self.layer(f),
+                    depth,
+                    traceable: function.traceable,
+                    reached: self
+                        .overlay
+                        .and_then(|o| o.reached(&function.name))
+                        .map(|r| (r.calls, r.us)),
+                }
+            })
+            .collect();
+        let edges = self
+            .view
+            .edges
+            .iter()
+            .map(|e| JsonEdge {
+                from: self.name(e.from),
+                to: e.to.map(|t| self.name(t)),
+                tail: e.tail,
+                sites: e
+                    .sites
+                    .iter()
+                    .map(|(file, line)| (self.index.file(*file), *line))
+                    .collect(),
+                taken: match (self.overlay, e.to) {
+                    (Some(o), None) => o
+                        .indirect
+                        .get(&e.from)
+                        .map(|t| t.keys().map(String::as_str).collect()),
+                    _ => None,
+                },
+            })
+            .collect();
+        let json = Json {
+            direction: match self.view.direction {
+                Direction::Callees => "callees",
+                Direction::Callers => "callers",
+            },
+            depth: self.view.depth,
+            roots: self.view.roots.iter().map(|&r| self.name(r)).collect(),
+            functions,
+            edges,
+            left_out: &self.index.ignored,
+        };
+        serde_json::to_string_pretty(&json).expect("plain data serializes") + "\n"
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn ident(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}

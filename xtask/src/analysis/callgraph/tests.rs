@@ -1,0 +1,82 @@
+use super::{
+    index::{Call, Function},
+    *,
+};
+
+fn function(name: &str, addr: u64, calls: Vec<Target>) -> Function {
+    Function {
+        name: name.into(),
+        addr,
+        size: 16,
+        file: Some(0),
+        traceable: name != "helper",
+        calls: calls
+            .into_iter()
+            .enumerate()
+            .map(|(i, target)| Call {
+                site: addr + i as u64,
+                file: Some(0),
+                line: 10 + i as u32,
+                target,
+            })
+            .collect(),
+    }
+}
+
+/// a → b (twice), a → indirect, b → c, c → a (a cycle), d → c.
+fn index() -> Index {
+    Index::of(
+        vec!["net/ipv4/x.c".into()],
+        vec![
+            function(
+                "a",
+                0x10,
+                vec![Target::Direct(1), Target::Indirect, Target::Direct(1)],
+            ),
+            function("b", 0x20, vec![Target::Direct(2)]),
+            function("c", 0x30, vec![Target::Tail(0)]),
+            function("d", 0x40, vec![Target::Direct(2)]),
+        ],
+    )
+}
+
+#[test]
+fn callees_group_the_sites_of_one_callee_and_keep_each_indirect_site() {
+    let index = index();
+    let view = View::new(&index, vec![0], Direction::Callees, 1);
+    let edges: Vec<(Option<u32>, usize)> =
+        view.edges_of(0).map(|e| (e.to, e.sites.len())).collect();
+    assert_eq!(edges, [(Some(1), 2), (None, 1)]);
+    assert_eq!(view.functions.keys().copied().collect::<Vec<_>>(), [0, 1]);
+}
+
+#[test]
+fn depth_bounds_the_walk_and_a_cycle_ends_it() {
+    let index = index();
+    let two = View::new(&index, vec![0], Direction::Callees, 2);
+    assert_eq!(two.functions.keys().copied().collect::<Vec<_>>(), [0, 1, 2]);
+    let deep = View::new(&index, vec![0], Direction::Callees, 10);
+    // c's tail call back to a is an edge, not a new function.
+    assert_eq!(deep.functions.len(), 3);
+    assert!(deep
+        .edges
+        .iter()
+        .any(|e| e.from == 2 && e.to == Some(0) && e.tail));
+}
+
+#[test]
+fn callers_walk_the_other_way() {
+    let index = index();
+    let view = View::new(&index, vec![2], Direction::Callers, 1);
+    let mut callers: Vec<u32> = view.edges_of(2).map(|e| e.from).collect();
+    callers.sort();
+    assert_eq!(callers, [1, 3]);
+}
+
+#[test]
+fn an_unknown_name_says_the_nearest() {
+    let index = index();
+    let err = lookup(&index, "zz").unwrap_err().to_string();
+    assert!(err.starts_with("zz: no such function in vmlinux"), "{err}");
+    assert_eq!(lookup(&index, "b").unwrap(), [1]);
+}

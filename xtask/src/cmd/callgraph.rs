@@ -1,0 +1,116 @@
+//! `cargo xtask callgraph FUNC`: the static call graph around FUNC, read
+//! from the build directory's vmlinux, to a depth, callees or callers, as
+//! text, DOT, SVG or JSON; with `--run -- CMD`, CMD traced and what it
+//! reached marked on the graph.
+
+use anyhow::{bail, Context, Result};
+use xshell::cmd;
+
+use crate::{
+    analysis::{
+        callgraph::{self, overlay::Overlay, render::Map, Direction, View},
+        ftrace::Trace,
+        trace_report,
+    },
+    builder,
+    cli::{self, GraphFormat},
+    ctx::{Ctx, Prepared},
+    guest::{
+        trace_script::{TraceSetup, Tracer},
+        tracing::{self, TraceRequest},
+    },
+    study::{callgraph_rules::CallgraphRules, host_tools, layers::Layers},
+    util::{fsutil, lock::Access},
+};
+
+impl cli::Callgraph {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        if self.run != !self.command.is_empty() {
+            bail!("--run traces the command after `--`: give both, or neither");
+        }
+        let p = Prepared::new(ctx, &self.target.to_target())?;
+        let mut lock = p.lock(ctx, Access::Shared)?;
+        if self.run {
+            tracing::require_ftrace(ctx, &p)?;
+            builder::ensure_built(ctx, &p, &mut lock)?;
+        }
+        let rules = CallgraphRules::load(&ctx.study_dir())?;
+        let index = callgraph::index_of(&ctx.exec, &p, &rules)?;
+        let roots = callgraph::lookup(&index, &self.function)?;
+        let direction = if self.callers {
+            Direction::Callers
+        } else {
+            Direction::Callees
+        };
+        let view = View::new(&index, roots, direction, self.depth);
+        let overlay = match self.run {
+            false => None,
+            true => {
+                let Some(trace) = self.traced(ctx, &p)? else {
+                    return Ok(());
+                };
+                Some(Overlay::new(&index, &trace))
+            }
+        };
+        let layers = Layers::load(&ctx.study_dir())?;
+        let map = Map {
+            index: &index,
+            view: &view,
+            layers: &layers,
+            overlay: overlay.as_ref(),
+        };
+        let text = match self.format {
+            GraphFormat::Text => map.text().into_bytes(),
+            GraphFormat::Dot => map.dot().into_bytes(),
+            GraphFormat::Json => map.json().into_bytes(),
+            GraphFormat::Svg => {
+                host_tools::require(&ctx.study_dir(), "callgraph", &p.arch.name)?;
+                let sh = ctx.exec.sh();
+                let out = ctx
+                    .exec
+                    .capture_with_input(cmd!(sh, "dot -Tsvg"), Some(map.dot().into_bytes()))?;
+                out.stdout
+            }
+        };
+        match &self.output {
+            Some(path) => {
+                ctx.exec.write(path, &text)?;
+                eprintln!("callgraph: {}", path.display());
+            }
+            None => print!("{}", String::from_utf8_lossy(&text)),
+        }
+        Ok(())
+    }
+
+    /// FUNC's subtree in one run of the command, from function_graph.
+    fn traced(&self, ctx: &Ctx, p: &Prepared) -> Result<Option<Trace>> {
+        let request = TraceRequest {
+            setup: TraceSetup {
+                functions: vec![self.function.clone()],
+                tracer: Tracer::FunctionGraph,
+                depth: 0,
+                cpu_times: false,
+                buffer_kb: 16384,
+            },
+            command: &self.command,
+            accel: self.accel.into(),
+            timeout: std::time::Duration::from_secs(self.timeout),
+            initramfs: false,
+        };
+        let Some(run) = tracing::trace_command(ctx, p, &request)? else {
+            return Ok(None);
+        };
+        if let Some(why) = trace_report::untraceable(&run.out_dir) {
+            bail!("{why}");
+        }
+        let text = fsutil::read_to_string(&run.out_dir.join("trace.txt"))
+            .context("the guest wrote no trace")?;
+        if let Some(path) = &self.trace_output {
+            ctx.exec.write(path, &text)?;
+        }
+        if run.exit != 0 {
+            eprintln!("callgraph: the command exited with status {}", run.exit);
+        }
+        Ok(Some(Trace::parse(&text)))
+    }
+}
