@@ -244,6 +244,34 @@ fn uml_unfit_here() -> Option<String> {
         .map(|l| l.trim_start_matches("error: ").to_string())
 }
 
+/// `callgraph` reads the architecture's own calls: the callees of
+/// tcp_write_xmit are what the architecture's objdump reads in the same
+/// vmlinux (UML's large-model calls through a loaded register included).
+fn callgraph_reads_the_calls(arch: &'static str) {
+    built(arch);
+    let mut args = on(arch, "callgraph");
+    args.extend(["tcp_write_xmit", "--depth", "1", "--format", "json"]);
+    let out = xtask(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let edges = json["edges"].as_array().unwrap();
+    let ours: std::collections::BTreeSet<String> = edges
+        .iter()
+        .filter(|e| e["from"] == "tcp_write_xmit" && !e["tail"].as_bool().unwrap())
+        .filter_map(|e| e["to"].as_str().map(String::from))
+        .collect();
+    let objdump = match arch {
+        "arm64" => "aarch64-linux-gnu-objdump",
+        _ => "objdump",
+    };
+    let (theirs, indirect) =
+        objdump_calls(objdump, &build_dir(arch).join("vmlinux"), "tcp_write_xmit");
+    assert!(!theirs.is_empty(), "{objdump} found no call");
+    assert_eq!(ours, theirs, "{arch}: the callees of tcp_write_xmit");
+    let ours_indirect = edges.iter().filter(|e| e["to"].is_null()).count();
+    assert_eq!(ours_indirect, indirect, "{arch}: indirect call sites");
+}
+
 fn trial(name: &'static str, f: fn()) -> Trial {
     Trial::test(name, move || {
         std::panic::catch_unwind(f).map_err(|e| {
@@ -284,6 +312,10 @@ fn main() {
             let _serial = serial();
             gdb_reads_every_variable("um")
         }),
+        on_uml("um_callgraph_reads_the_large_model_calls", || {
+            let _serial = serial();
+            callgraph_reads_the_calls("um")
+        }),
         trial(
             "um_trace_is_refused_in_one_line",
             um_trace_is_refused_in_one_line,
@@ -303,6 +335,10 @@ fn main() {
         arm64("arm64_gdb_stops_with_every_variable_readable", || {
             let _serial = serial();
             gdb_reads_every_variable("arm64")
+        }),
+        arm64("arm64_callgraph_reads_bl_and_blr", || {
+            let _serial = serial();
+            callgraph_reads_the_calls("arm64")
         }),
         arm64(
             "arm64_trace_shows_the_chain_down_to_the_driver",

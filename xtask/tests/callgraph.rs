@@ -19,48 +19,13 @@ fn graph(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
 }
 
-/// What study/callgraph.toml leaves out, as globs.
-fn left_out(name: &str) -> bool {
-    let rules: toml::Value =
-        toml::from_str(&std::fs::read_to_string(repo().join("study/callgraph.toml")).unwrap())
-            .unwrap();
-    rules["ignore"].as_array().unwrap().iter().any(|g| {
-        let g = g.as_str().unwrap();
-        match g.strip_suffix('*') {
-            Some(prefix) => name.starts_with(prefix),
-            None => name == g,
-        }
-    })
-}
-
-/// objdump's reading of FUNC in vmlinux: the direct callees (each named in
-/// `<...>`, at offset +0 of a function), and the number of indirect calls.
-fn objdump_calls(vmlinux: &std::path::Path, function: &str) -> (BTreeSet<String>, usize) {
-    let out = std::process::Command::new("objdump")
-        .args(["-d", "--no-show-raw-insn"])
-        .arg(format!("--disassemble={function}"))
-        .arg(vmlinux)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    let direct = Regex::new(r"\tcall\s+[0-9a-f]+ <([^>+]+)>").unwrap();
-    let indirect = Regex::new(r"\tcall\s+\*").unwrap();
-    let callees = direct
-        .captures_iter(&text)
-        .map(|c| c[1].to_string())
-        .filter(|name| !left_out(name))
-        .collect();
-    (callees, indirect.find_iter(&text).count())
-}
-
 #[test]
 fn callees_are_the_call_instructions_of_the_function() {
     let _serial = serial();
     let dir = tiny_build();
     let function = "tcp_write_xmit";
     let json = graph(&[function, "--depth", "1"]);
-    let (expected, indirect) = objdump_calls(&dir.join("vmlinux"), function);
+    let (expected, indirect) = objdump_calls("objdump", &dir.join("vmlinux"), function);
     assert!(!expected.is_empty(), "objdump found no call in {function}");
     let edges = json["edges"].as_array().unwrap();
     let ours: BTreeSet<String> = edges
@@ -97,7 +62,7 @@ fn callers_are_the_functions_that_call_it() {
     let _serial = serial();
     let dir = tiny_build();
     // tcp_write_xmit's first direct callee, and who calls that.
-    let (callees, _) = objdump_calls(&dir.join("vmlinux"), "tcp_write_xmit");
+    let (callees, _) = objdump_calls("objdump", &dir.join("vmlinux"), "tcp_write_xmit");
     let callee = callees.iter().next().unwrap();
     let json = graph(&[callee, "--callers", "--depth", "1"]);
     let callers: BTreeSet<&str> = json["edges"]
@@ -112,7 +77,7 @@ fn callers_are_the_functions_that_call_it() {
         "{callee}'s callers: {callers:?}"
     );
     for caller in &callers {
-        let (theirs, _) = objdump_calls(&dir.join("vmlinux"), caller);
+        let (theirs, _) = objdump_calls("objdump", &dir.join("vmlinux"), caller);
         assert!(theirs.contains(callee), "{caller} does not call {callee}");
     }
 }
@@ -198,4 +163,28 @@ fn the_overlay_is_what_the_trace_holds() {
             assert!(traced.contains(taken.as_str().unwrap()), "{e}");
         }
     }
+}
+
+#[test]
+fn svg_is_the_dot_drawn_by_graphviz() {
+    let _serial = serial();
+    tiny_build();
+    let svg = std::env::temp_dir().join(format!("callgraph-{}.svg", std::process::id()));
+    let svg_arg = svg.display().to_string();
+    let mut args = on_tiny("callgraph");
+    args.extend([
+        "tcp_write_xmit",
+        "--depth",
+        "1",
+        "--format",
+        "svg",
+        "-o",
+        &svg_arg,
+    ]);
+    let out = xtask(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    std::fs::remove_file(&svg).unwrap();
+    assert!(drawn.contains("<svg"), "{drawn}");
+    assert!(drawn.contains("tcp_write_xmit"), "the root is drawn");
 }

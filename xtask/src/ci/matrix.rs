@@ -75,8 +75,6 @@ pub struct Entry {
 pub const MATRIX: &str = "ci/matrix.toml";
 /// The name `cargo xtask ci` gives the test run.
 pub const TEST: &str = "test";
-/// GitHub's runner, and its architecture.
-
 /// How `cargo xtask ci` gets an entry's tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TreeSource {

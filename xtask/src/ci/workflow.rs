@@ -14,6 +14,7 @@ use crate::{
 
 pub const WORKFLOW: &str = ".github/workflows/ci.yml";
 
+/// GitHub's runner, and its architecture.
 const RUNNER: &str = "ubuntu-24.04";
 const RUNNER_ARCH: &str = "x86_64";
 

@@ -25,7 +25,7 @@ use crate::{
 
 impl cli::Callgraph {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        if self.run != !self.command.is_empty() {
+        if self.run == self.command.is_empty() {
             bail!("--run traces the command after `--`: give both, or neither");
         }
         let p = Prepared::new(ctx, &self.target.to_target())?;
@@ -42,7 +42,9 @@ impl cli::Callgraph {
         } else {
             Direction::Callees
         };
-        let view = View::new(&index, roots, direction, self.depth);
+        if self.run && self.callers {
+            bail!("--run follows what FUNC called; it does not go with --callers");
+        }
         let overlay = match self.run {
             false => None,
             true => {
@@ -51,6 +53,10 @@ impl cli::Callgraph {
                 };
                 Some(Overlay::new(&index, &trace))
             }
+        };
+        let view = match &overlay {
+            Some(run) => View::reached(&index, roots, self.depth, run),
+            None => View::new(&index, roots, direction, self.depth),
         };
         let layers = Layers::load(&ctx.study_dir())?;
         let map = Map {

@@ -69,7 +69,7 @@ impl cli::Packetdrill {
             .join(format!("run-{}", std::process::id()));
         let _cleanup = TempPath::new(out_dir.clone());
         let script = out_dir.join("packetdrill.sh");
-        ctx.exec.write(&script, &guest_script(&run))?;
+        ctx.exec.write(&script, guest_script(&run))?;
         let accel = kvm::choose_accel(ctx, &p, self.accel.into())?;
         let request = RunRequest {
             out_dir: Some(out_dir.clone()),

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     process::{Command, Output},
     sync::{LazyLock, Mutex, MutexGuard},
@@ -454,4 +454,78 @@ pub fn every_variable_readable(functions: &[&str], stops: &[(String, String)]) {
             assert!(!line.ends_with("<optimized out>"), "{name}: {line}");
         }
     }
+}
+
+/// What study/callgraph.toml leaves out of the call graph, as globs.
+pub fn left_out_of_the_callgraph(name: &str) -> bool {
+    let rules: toml::Value =
+        toml::from_str(&std::fs::read_to_string(repo().join("study/callgraph.toml")).unwrap())
+            .unwrap();
+    rules["ignore"].as_array().unwrap().iter().any(|g| {
+        let g = g.as_str().unwrap();
+        match g.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == g,
+        }
+    })
+}
+
+/// `objdump`'s reading of FUNC in `vmlinux`, independent of the tool: the
+/// functions it calls directly (x86's `call ADDR <f>`, arm64's `bl ADDR
+/// <f>`, and UML's large-model `movabs $ADDR,%reg` then `call *%reg`, its
+/// address named by `nm`), less what the rules leave out; and the number
+/// of calls through a register or memory that nothing loaded just before.
+pub fn objdump_calls(objdump: &str, vmlinux: &Path, function: &str) -> (BTreeSet<String>, usize) {
+    let out = std::process::Command::new(objdump)
+        .args(["-d", "--no-show-raw-insn"])
+        .arg(format!("--disassemble={function}"))
+        .arg(vmlinux)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{objdump}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let direct = regex::Regex::new(r"\t(?:call|bl)\s+[0-9a-f]+ <([^>+]+)>").unwrap();
+    let movabs = regex::Regex::new(r"\tmovabs\s+\$0x([0-9a-f]+),%(\w+)").unwrap();
+    let through = regex::Regex::new(r"\t(?:call\s+\*%?(\w*)|blr\s)").unwrap();
+    let mut names: Option<BTreeMap<u64, String>> = None;
+    let mut loaded: BTreeMap<String, u64> = BTreeMap::new();
+    let mut callees = BTreeSet::new();
+    let mut indirect = 0;
+    for line in text.lines() {
+        if let Some(c) = direct.captures(line) {
+            callees.insert(c[1].to_string());
+        } else if let Some(c) = movabs.captures(line) {
+            loaded.insert(c[2].to_string(), u64::from_str_radix(&c[1], 16).unwrap());
+            continue;
+        } else if let Some(c) = through.captures(line) {
+            let reg = c.get(1).map_or("", |m| m.as_str());
+            match loaded.get(reg) {
+                Some(addr) => {
+                    let names = names.get_or_insert_with(|| symbol_names(vmlinux));
+                    callees.insert(names[addr].clone());
+                }
+                None => indirect += 1,
+            }
+        }
+        loaded.clear();
+    }
+    callees.retain(|name| !left_out_of_the_callgraph(name));
+    (callees, indirect)
+}
+
+/// `nm`'s text symbols of `vmlinux`, by address.
+fn symbol_names(vmlinux: &Path) -> BTreeMap<u64, String> {
+    let out = std::process::Command::new("nm")
+        .arg(vmlinux)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (addr, kind, name) = (w.next()?, w.next()?, w.next()?);
+            matches!(kind, "t" | "T" | "W" | "w")
+                .then(|| Some((u64::from_str_radix(addr, 16).ok()?, name.to_string())))?
+        })
+        .collect()
 }

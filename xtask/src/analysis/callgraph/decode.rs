@@ -1,7 +1,11 @@
 //! The calls in one function's machine code: direct calls with their
 //! target, indirect calls, and jumps that may be tail calls.
 
-use iced_x86::{Decoder, DecoderOptions, FlowControl};
+use std::collections::HashMap;
+
+use iced_x86::{
+    Code, Decoder, DecoderOptions, FlowControl, InstructionInfoFactory, OpAccess, OpKind, Register,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {
@@ -45,17 +49,35 @@ pub fn decode_calls(isa: Isa, addr: u64, code: &[u8]) -> Vec<RawCall> {
     }
 }
 
+/// How far back a `movabs $target, %reg` may be for `call *%reg` to count
+/// as a direct call of `target`.
+const LOADED_WITHIN: usize = 4;
+
+/// UML is built with `-mcmodel=large`: a direct call in the source is
+/// `movabs $target, %reg; call *%reg`, which counts as direct here when no
+/// instruction wrote the register in between.
 fn x86_64(addr: u64, code: &[u8]) -> Vec<RawCall> {
     let mut decoder = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
+    let mut info = InstructionInfoFactory::new();
+    let mut loaded: HashMap<Register, (u64, usize)> = HashMap::new();
     let mut out = Vec::new();
-    for instruction in &mut decoder {
+    for (n, instruction) in (&mut decoder).into_iter().enumerate() {
         let site = instruction.ip();
         match instruction.flow_control() {
             FlowControl::Call => out.push(RawCall::Direct {
                 site,
                 target: instruction.near_branch_target(),
             }),
-            FlowControl::IndirectCall => out.push(RawCall::Indirect { site }),
+            FlowControl::IndirectCall => {
+                let through = (instruction.op0_kind() == OpKind::Register)
+                    .then(|| loaded.get(&instruction.op0_register().full_register()))
+                    .flatten()
+                    .filter(|(_, at)| n - at <= LOADED_WITHIN);
+                out.push(match through {
+                    Some(&(target, _)) => RawCall::Direct { site, target },
+                    None => RawCall::Indirect { site },
+                });
+            }
             FlowControl::UnconditionalBranch if instruction.near_branch_target() != 0 => {
                 out.push(RawCall::Jump {
                     site,
@@ -63,6 +85,21 @@ fn x86_64(addr: u64, code: &[u8]) -> Vec<RawCall> {
                 })
             }
             _ => {}
+        }
+        if instruction.code() == Code::Mov_r64_imm64 {
+            loaded.insert(instruction.op0_register(), (instruction.immediate64(), n));
+            continue;
+        }
+        for used in info.info(&instruction).used_registers() {
+            if matches!(
+                used.access(),
+                OpAccess::Write
+                    | OpAccess::CondWrite
+                    | OpAccess::ReadWrite
+                    | OpAccess::ReadCondWrite
+            ) {
+                loaded.remove(&used.register().full_register());
+            }
         }
     }
     out
@@ -122,6 +159,26 @@ mod tests {
                     site: 0x1007,
                     target: 0x110c
                 },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_large_model_call_through_a_loaded_register_is_direct() {
+        let code = [
+            0x48, 0xb8, 0x00, 0x20, 0, 0, 0, 0, 0, 0, // movabs $0x2000, %rax
+            0xff, 0xd0, // call *%rax: direct, to 0x2000
+            0x48, 0x8b, 0x07, // mov (%rdi), %rax
+            0xff, 0xd0, // call *%rax: indirect
+        ];
+        assert_eq!(
+            x86_64(0x1000, &code),
+            [
+                RawCall::Direct {
+                    site: 0x100a,
+                    target: 0x2000
+                },
+                RawCall::Indirect { site: 0x100f },
             ]
         );
     }

@@ -16,8 +16,9 @@ use crate::{
     study::callgraph_rules::CallgraphRules,
 };
 
-/// Bumped when the index's layout changes: an older file is made again.
-const FORMAT: u32 = 1;
+/// Bumped when the index's layout or what goes into it changes (a decoder
+/// that reads more calls): an older file is made again.
+const FORMAT: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Index {

@@ -67,6 +67,9 @@ pub struct Edge {
     /// `None`: an indirect call, whose target the code does not say.
     pub to: Option<u32>,
     pub tail: bool,
+    /// A target a traced run called through one of `from`'s indirect
+    /// sites (`sites`): known from the run, not from the code.
+    pub taken_indirect: bool,
     /// (file, line) of each call site.
     pub sites: Vec<(Option<u32>, u32)>,
 }
@@ -115,27 +118,62 @@ pub fn lookup(index: &Index, name: &str) -> Result<Vec<u32>> {
     Ok(found)
 }
 
+/// How far a run's overlay carries the view below `--depth`: a reached
+/// function is followed to here, so a run's path shows to its end.
+pub const REACHED_DEPTH: usize = 64;
+
 impl View {
     pub fn new(index: &Index, roots: Vec<u32>, direction: Direction, depth: usize) -> View {
+        View::build(index, roots, direction, depth, None)
+    }
+
+    /// The callees view with a run on it: what the run reached is followed
+    /// down to [`REACHED_DEPTH`], through the targets it took at indirect
+    /// sites too; what it did not reach, to `depth` only.
+    pub fn reached(index: &Index, roots: Vec<u32>, depth: usize, run: &overlay::Overlay) -> View {
+        View::build(index, roots, Direction::Callees, depth, Some(run))
+    }
+
+    fn build(
+        index: &Index,
+        roots: Vec<u32>,
+        direction: Direction,
+        depth: usize,
+        run: Option<&overlay::Overlay>,
+    ) -> View {
         let callers = (direction == Direction::Callers).then(|| callers_of(index));
         let mut functions: BTreeMap<u32, usize> = roots.iter().map(|&r| (r, 0)).collect();
         let mut edges = Vec::new();
         let mut frontier = roots.clone();
-        for level in 0..depth {
+        let levels = if run.is_some() { REACHED_DEPTH } else { depth };
+        let reached = |f: u32| {
+            run.is_some_and(|o| {
+                o.reached(&index.functions[f as usize].name).is_some() || o.bridges.contains(&f)
+            })
+        };
+        for level in 0..levels {
             let mut next = Vec::new();
             for &f in &frontier {
-                let found = match &callers {
+                if level >= depth && !reached(f) {
+                    continue;
+                }
+                let mut found = match &callers {
                     None => callee_edges(index, f),
                     Some(callers) => caller_edges(index, callers, f),
                 };
+                if let Some(run) = run {
+                    found.extend(taken_edges(index, f, run));
+                }
                 for edge in found {
                     let other = match direction {
                         Direction::Callees => edge.to,
                         Direction::Callers => Some(edge.from),
                     };
                     if let Some(other) = other {
-                        if !functions.contains_key(&other) {
-                            functions.insert(other, level + 1);
+                        if let std::collections::btree_map::Entry::Vacant(new) =
+                            functions.entry(other)
+                        {
+                            new.insert(level + 1);
                             next.push(other);
                         }
                     }
@@ -176,6 +214,7 @@ fn callee_edges(index: &Index, f: u32) -> Vec<Edge> {
                     from: f,
                     to: None,
                     tail: false,
+                    taken_indirect: false,
                     sites: vec![site],
                 });
                 continue;
@@ -193,12 +232,39 @@ fn callee_edges(index: &Index, f: u32) -> Vec<Edge> {
                     from: f,
                     to: Some(to),
                     tail,
+                    taken_indirect: false,
                     sites: vec![site],
                 });
             }
         }
     }
     edges
+}
+
+/// The targets a run called through `f`'s indirect sites, as edges.
+fn taken_edges(index: &Index, f: u32, run: &overlay::Overlay) -> Vec<Edge> {
+    let Some(taken) = run.indirect.get(&f) else {
+        return Vec::new();
+    };
+    let sites: Vec<(Option<u32>, u32)> = index.functions[f as usize]
+        .calls
+        .iter()
+        .filter(|c| c.target == Target::Indirect)
+        .map(|c| (c.file, c.line))
+        .collect();
+    taken
+        .keys()
+        .filter_map(|name| {
+            let to = index.functions.iter().position(|g| &g.name == name)? as u32;
+            Some(Edge {
+                from: f,
+                to: Some(to),
+                tail: false,
+                taken_indirect: true,
+                sites: sites.clone(),
+            })
+        })
+        .collect()
 }
 
 /// For each function, the functions that call it directly.

@@ -95,7 +95,15 @@ impl Map<'_> {
         expanded: &mut HashSet<u32>,
         out: &mut String,
     ) {
-        if depth > self.view.depth {
+        let reached = self
+            .overlay
+            .is_some_and(|o| o.reached(self.name(f)).is_some() || o.bridges.contains(&f));
+        let limit = if self.overlay.is_some() {
+            super::REACHED_DEPTH
+        } else {
+            self.view.depth
+        };
+        if depth > limit || (depth > self.view.depth && !reached) {
             return;
         }
         let edges: Vec<&Edge> = self.view.edges_of(f).collect();
@@ -125,7 +133,11 @@ impl Map<'_> {
                 ));
                 continue;
             };
-            let tail = if edge.tail { " (tail call)" } else { "" };
+            let tail = match (edge.tail, edge.taken_indirect) {
+                (true, _) => " (tail call)",
+                (_, true) => " (through an indirect call)",
+                _ => "",
+            };
             let seen = !expanded.insert(other);
             out.push_str(&format!(
                 "{prefix}{branch}{}{tail}  ← {}{}\n",
@@ -254,6 +266,8 @@ impl Map<'_> {
             /// null: an indirect call.
             to: Option<&'a str>,
             tail: bool,
+            /// A target the run took through an indirect site.
+            taken_indirect: bool,
             sites: Vec<(&'a str, u32)>,
             #[serde(skip_serializing_if = "Option::is_none")]
             taken: Option<Vec<&'a str>>,
@@ -294,6 +308,7 @@ impl Map<'_> {
                 from: self.name(e.from),
                 to: e.to.map(|t| self.name(t)),
                 tail: e.tail,
+                taken_indirect: e.taken_indirect,
                 sites: e
                     .sites
                     .iter()
