@@ -383,7 +383,89 @@ local is <optimized out> (macro temporaries apart), so that a batch session
                   % frame.name())
 
 
+# Where a kernel stack begins: the entry from user space (a system call),
+# or a kernel thread's first frame. Below it gdb reads the user's registers
+# as if they were kernel frames (`0x4df400 in ?? ()`, `fixed_percpu_data`).
+USER_ENTRIES = (
+    "entry_SYSCALL_64", "entry_SYSCALL_64_after_hwframe", "entry_SYSCALL_compat",
+    "entry_INT80_compat", "entry_SYSENTER_compat",  # x86_64
+    "el0t_64_sync", "el0t_32_sync",  # arm64
+    "ret_from_fork", "ret_from_fork_asm", "ret_from_fork_entry",
+)
+USER_ENTRY_NOTE = "[the entry from user space: the kernel's stack ends here]"
+
+
+def _frame_name(frame):
+    try:
+        return frame.name() or ""
+    except gdb.error:
+        return ""
+
+
+class EndAtUserEntry:
+    """A frame filter: a kernel backtrace ends at the entry from user space,
+and says so on that frame's line."""
+
+    def __init__(self):
+        self.name = "study-user-entry"
+        self.priority = 100
+        self.enabled = True
+        gdb.frame_filters[self.name] = self
+
+    def filter(self, frames):
+        from gdb.FrameDecorator import FrameDecorator
+
+        class Last(FrameDecorator):
+            def function(self):
+                return "%s %s" % (_frame_name(self.inferior_frame()), USER_ENTRY_NOTE)
+
+        for decorated in frames:
+            if _frame_name(decorated.inferior_frame()) in USER_ENTRIES:
+                yield Last(decorated)
+                return
+            yield decorated
+
+
+class StudyBacktrace(gdb.Command):
+    """study-bt: one line per frame from the selected one up to the entry from
+user space: the function, its file:line, and how many of its real arguments
+and locals are <optimized out> (macro temporaries apart), named."""
+
+    def __init__(self):
+        super().__init__("study-bt", gdb.COMMAND_STACK)
+
+    def invoke(self, arg, from_tty):
+        frame = gdb.selected_frame()
+        level = 0
+        while frame is not None:
+            name = _frame_name(frame)
+            sal = frame.find_sal()
+            where = "%s:%d" % (sal.symtab.filename, sal.line) if sal.symtab else "?"
+            if name in USER_ENTRIES:
+                gdb.write("study-bt #%d %s %s %s\n" % (level, name, where, USER_ENTRY_NOTE))
+                return
+            try:
+                rows = frame_symbols(frame, True, True)
+            except gdb.GdbError:
+                rows = []
+            real, out = 0, []
+            for sym, is_arg in rows:
+                if not is_arg and is_macro_temporary(sym):
+                    continue
+                real += 1
+                if show_value(sym, frame)[1]:
+                    out.append(sym.name)
+            gdb.write("study-bt #%d %s %s: %d variables, %d <optimized out>%s\n" % (
+                level, name or "??", where, real, len(out),
+                (" (" + ", ".join(out) + ")") if out else ""))
+            frame = frame.older()
+            level += 1
+        gdb.write("study-bt: no entry from user space on this stack\n")
+
+
 StudyLocals()
 StudyArgs()
 StudyFrame()
 StudyReadable()
+StudyBacktrace()
+EndAtUserEntry()

@@ -76,6 +76,8 @@ pub enum Command {
     Packetdrill(Packetdrill),
     /// The static call graph around FUNC, from vmlinux; with --run, what one run reached of it
     Callgraph(Callgraph),
+    /// Put the whole path of one run (entry from user space to the driver) at -O0, and rebuild
+    Follow(Follow),
 }
 
 /// Which profile, and where it builds.
@@ -323,6 +325,21 @@ pub struct Callgraph {
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
     /// The command to run under the trace, after `--` (with --run)
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Follow {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The function the run stops in (the path above it from gdb's stack, below it from the trace)
+    #[arg(value_name = "FUNC", required_unless_present = "clear")]
+    pub function: Option<String>,
+    /// Remove the rules an earlier `follow` wrote, and rebuild
+    #[arg(long)]
+    pub clear: bool,
+    /// The command whose path to follow, after `--`
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }

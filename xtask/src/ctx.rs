@@ -229,7 +229,13 @@ impl Prepared {
         for (what, path) in [("kernel tree", &tree.path), ("build directory", &build_dir)] {
             refuse_kbuild_unsafe(what, path)?;
         }
-        let profile = names_for_tree(&ctx.exec, profile, &tree, &ctx.root);
+        let mut profile = names_for_tree(&ctx.exec, profile, &tree, &ctx.root);
+        let layer = StateDir::of(&build_dir).follow();
+        if let Ok(text) = std::fs::read_to_string(&layer) {
+            let mut rules = profile.rules.rules.clone();
+            rules.extend(crate::study::profile::layer_rules(&layer, &text)?);
+            profile.rules = crate::study::opt_rules::OptRules::new(profile.rules.default, rules);
+        }
         let make_vars = arch.make_vars(compiler)?;
         let compiler_version = arch
             .cc(compiler)
@@ -374,11 +380,12 @@ impl StateDir {
     }
 
     /// What a copy of the build directory needs to build the same kernel.
-    pub fn build_inputs(&self) -> [PathBuf; 3] {
+    pub fn build_inputs(&self) -> [PathBuf; 4] {
         [
             self.profile_snapshot(),
             self.config_last(),
             self.fallbacks(),
+            self.follow(),
         ]
     }
 
@@ -398,6 +405,11 @@ impl StateDir {
             }
         }
         Ok(())
+    }
+
+    /// The rules `follow` adds to the profile's, for this directory only.
+    pub fn follow(&self) -> PathBuf {
+        self.0.join("follow.toml")
     }
 
     /// The static call graph of the directory's vmlinux (`callgraph`).

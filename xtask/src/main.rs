@@ -17,6 +17,7 @@ mod ci;
 mod cli;
 mod cmd;
 mod ctx;
+mod follow;
 mod guest;
 mod install;
 mod kernel;
@@ -63,5 +64,6 @@ fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::Packetdrill(flags) => flags.run(&ctx)?,
         Command::Debug(flags) => flags.run(&ctx)?,
         Command::Callgraph(flags) => flags.run(&ctx).map(done)?,
+        Command::Follow(flags) => flags.run(&ctx).map(done)?,
     })
 }

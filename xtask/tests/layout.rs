@@ -11,7 +11,7 @@ use regex::Regex;
 const LAYERS: &[&[&str]] = &[
     &["cmd"],
     &["cli"],
-    &["bench", "ci", "install"],
+    &["bench", "ci", "follow", "install"],
     &["guest", "analysis"],
     &["builder"],
     &["ctx"],

@@ -8,6 +8,7 @@ pub mod callgraph;
 pub mod ci;
 pub mod config;
 pub mod debug;
+pub mod follow;
 pub mod gdb;
 pub mod kernel;
 pub mod opt_report;

@@ -184,8 +184,16 @@ pub fn render_makefile(
         } else {
             targets(&format!("{}/%", rule.path))
         };
+        // The rule's own line, by file name: the same text from every
+        // clone, and a layer's rules (follow.toml) told from the profile's.
+        let from = rule
+            .origin
+            .file
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
         out.push_str(&format!(
-            "{stem}: private study-cflags := {}\n",
+            "# {from}:{}\n{stem}: private study-cflags := {}\n",
+            rule.origin.line,
             rule.level.flag()
         ));
     }
@@ -269,9 +277,13 @@ mod tests {
             KCFLAGS := -Og
 
             # Rules from the profile, least specific first.
+            # study.toml:1
             net/%.o net/%.s net/%.i: private study-cflags := -O2
+            # study.toml:1
             net/core/%.o net/core/%.s net/core/%.i: private study-cflags := -O0
+            # study.toml:1
             net/socket.o net/socket.s net/socket.i: private study-cflags := -O0
+            # study.toml:1
             net/core/sock.o net/core/sock.s net/core/sock.i: private study-cflags := -Og
 
             # Per-object flags: known exceptions and recorded fallbacks.

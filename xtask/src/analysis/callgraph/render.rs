@@ -119,14 +119,20 @@ impl Map<'_> {
                 Direction::Callers => Some(edge.from),
             };
             let Some(other) = other else {
-                let took =
-                    self.overlay
-                        .and_then(|o| o.indirect.get(&f))
-                        .map_or(String::new(), |t| {
-                            let t: Vec<String> =
-                                t.iter().map(|(n, c)| format!("{n} ×{c}")).collect();
-                            format!("  ✓ the run took: {}", t.join(", "))
-                        });
+                // A run says what a function reached through its indirect
+                // sites, not through which: said at the first of them.
+                let first = edges.iter().position(|e| e.to.is_none()) == Some(i);
+                let took = match self.overlay.and_then(|o| o.indirect.get(&f)) {
+                    None => String::new(),
+                    Some(_) if !first => "  (the run's targets: at the first indirect call)".into(),
+                    Some(t) => {
+                        let t: Vec<String> = t.iter().map(|(n, c)| format!("{n} ×{c}")).collect();
+                        format!(
+                            "  ✓ through its indirect calls the run took: {}",
+                            t.join(", ")
+                        )
+                    }
+                };
                 out.push_str(&format!(
                     "{prefix}{branch}(indirect call)  ← {}{took}\n",
                     self.sites(edge)

@@ -394,6 +394,28 @@ fn resolve_options(
     Ok(options)
 }
 
+/// A layer of rules a build directory adds to its profile's
+/// (`.study/follow.toml`, which `follow` writes): an
+/// `[optimization.paths]` table, each rule at its line in that file. A
+/// file rule is the most specific, so the layer's win.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLayer {
+    optimization: RawOptimization,
+}
+
+pub fn layer_rules(path: &Path, text: &str) -> Result<Vec<Rule>> {
+    let raw: RawLayer = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+    let at = |span: std::ops::Range<usize>| origin(path, text, span.start);
+    if raw.optimization.default.is_some() {
+        bail!(
+            "{}: a layer adds paths; the default is the profile's",
+            path.display()
+        );
+    }
+    Ok(resolve_rules(raw.optimization, &at)?.rules)
+}
+
 fn resolve_rules(
     raw: RawOptimization,
     at: &dyn Fn(std::ops::Range<usize>) -> Origin,

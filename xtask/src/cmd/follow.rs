@@ -1,0 +1,111 @@
+//! `cargo xtask follow FUNC -- CMD`: the source files of the path one run
+//! of CMD took, from the entry from user space through FUNC down to the
+//! driver, at -O0 in a layer of the build directory's profile; rebuilt
+//! with the usual fallback, and each frame's `<optimized out>` counted
+//! before and after. `follow --clear` removes the layer.
+
+use std::collections::BTreeSet;
+
+use anyhow::{bail, Result};
+
+use crate::{
+    builder::{self, fallback, BuildRequest},
+    cli,
+    ctx::{Ctx, Prepared},
+    follow::{self, Frame},
+    util::lock::Access,
+};
+
+impl cli::Follow {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let p = Prepared::new(ctx, &self.target.to_target())?;
+        let _lock = p.lock(ctx, Access::Exclusive)?;
+        let layer = p.state().follow();
+        if self.clear {
+            ctx.exec.remove_all(&layer)?;
+            let p = Prepared::new(ctx, &self.target.to_target())?;
+            builder::build(ctx, &p, &BuildRequest::default_for_run())?;
+            return Ok(());
+        }
+        let (Some(function), false) = (&self.function, self.command.is_empty()) else {
+            bail!("give the function and the command: `follow FUNC -- CMD`");
+        };
+        builder::build(ctx, &p, &BuildRequest::default_for_run())?;
+        let Some(before) = follow::frames_at(ctx, &p, function, &self.command)? else {
+            return Ok(());
+        };
+        let Some(below) = follow::traced_below(ctx, &p, function, &self.command)? else {
+            return Ok(());
+        };
+        let mut functions: BTreeSet<String> = below;
+        functions.extend(before.iter().map(|f| f.function.clone()));
+        let mut files = follow::files_to_follow(ctx, &p, &functions)?;
+        let prefix = format!("{}/", p.tree.path.display());
+        for frame in before.iter().filter(|f| !f.entry) {
+            let file = frame.location.rsplit_once(':').map_or("", |(f, _)| f);
+            let file = file.strip_prefix(&prefix).unwrap_or(file);
+            if file.ends_with(".c") && !file.starts_with('/') {
+                files.insert(file.to_string());
+            }
+        }
+        files.retain(|f| p.profile.rules.level_for(f) != crate::study::opt_rules::Level::O0);
+        eprintln!(
+            "follow: {} function(s) on the path; {} file(s) to build at -O0",
+            functions.len(),
+            files.len()
+        );
+        ctx.exec
+            .write(&layer, follow::layer_text(function, &self.command, &files))?;
+        let p = Prepared::new(ctx, &self.target.to_target())?;
+        builder::build(ctx, &p, &BuildRequest::default_for_run())?;
+        let Some(after) = follow::frames_at(ctx, &p, function, &self.command)? else {
+            return Ok(());
+        };
+        print!("{}", table(&p, &before, &after)?);
+        Ok(())
+    }
+}
+
+/// Frame by frame, `<optimized out>` before and after, and for a frame
+/// that still has some, where its object stands and why.
+fn table(p: &Prepared, before: &[Frame], after: &[Frame]) -> Result<String> {
+    let recorded = fallback::RecordedFallbacks::load(&p.build_dir)?;
+    let placement = fallback::placement(p, &recorded);
+    let prefix = format!("{}/", p.tree.path.display());
+    let mut out = format!(
+        "{:<4} {:<28} {:>6} {:>6}  where it stands\n",
+        "#", "function", "before", "after"
+    );
+    for (i, frame) in after.iter().enumerate() {
+        let was = before
+            .iter()
+            .find(|b| b.function == frame.function)
+            .map_or("-".to_string(), |b| b.optimized_out.len().to_string());
+        if frame.entry {
+            out += &format!(
+                "#{i:<3} {:<28} {:>6} {:>6}  the entry from user space\n",
+                frame.function, "", ""
+            );
+            continue;
+        }
+        let file = frame.location.rsplit_once(':').map_or("", |(f, _)| f);
+        let file = file.strip_prefix(&prefix).unwrap_or(file);
+        let why = match file.strip_suffix(".c") {
+            _ if frame.optimized_out.is_empty() => String::new(),
+            Some(stem) => {
+                let (step, why) = placement.step_for(&format!("{stem}.o"));
+                format!(
+                    "-{step}: {}",
+                    why.unwrap_or_else(|| "its rule's level".into())
+                )
+            }
+            None => format!("{file}: not a C file of its own"),
+        };
+        out += &format!(
+            "#{i:<3} {:<28} {was:>6} {:>6}  {why}\n",
+            frame.function,
+            frame.optimized_out.len()
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,210 @@
+//! The whole path at -O0: what one run of a command went through, from the
+//! entry from user space down to the driver, and the source files of it as
+//! -O0 rules in a layer of the build directory's profile
+//! (`.study/follow.toml`). The path above FUNC is gdb's stack at a stop in
+//! FUNC (`study-bt`); the path below it, function_graph's trace of FUNC;
+//! each function's file, the call graph's index. It uses `analysis`,
+//! `guest`, `ctx`, `study` and `util`; the caller builds.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{
+    analysis::{callgraph, ftrace::Trace, trace_report},
+    ctx::{Ctx, Prepared},
+    guest::{
+        gdb::{free_port, gdb_command, GdbRequest},
+        qemu::Accel,
+        run::{start_background, RunRequest},
+        trace_script::{TraceSetup, Tracer},
+        tracing::{self, TraceRequest},
+    },
+    study::{callgraph_rules::CallgraphRules, opt_rules::Level},
+};
+
+/// One frame of `study-bt`: the function, where, and its real variables
+/// that read `<optimized out>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub function: String,
+    pub location: String,
+    pub variables: usize,
+    pub optimized_out: Vec<String>,
+    /// The entry from user space, where the kernel's stack ends.
+    pub entry: bool,
+}
+
+/// `study-bt`'s lines, frame #0 first.
+pub fn parse_frames(gdb_output: &str) -> Vec<Frame> {
+    let line = regex::Regex::new(
+        r"^study-bt #\d+ (\S+) (\S+?)(?:: (\d+) variables, \d+ <optimized out>(?: \((.*)\))?| (\[the entry.*))$",
+    )
+    .expect("a valid regex");
+    gdb_output
+        .lines()
+        .filter_map(|l| {
+            let c = line.captures(l)?;
+            Some(Frame {
+                function: c[1].to_string(),
+                location: c[2].to_string(),
+                variables: c.get(3).map_or(0, |m| m.as_str().parse().unwrap_or(0)),
+                optimized_out: c.get(4).map_or(Vec::new(), |m| {
+                    m.as_str().split(", ").map(String::from).collect()
+                }),
+                entry: c.get(5).is_some(),
+            })
+        })
+        .collect()
+}
+
+/// Boots `argv` with the stub waiting, stops in `function`, and reads
+/// `study-bt` there; `None` under a dry run.
+pub fn frames_at(
+    ctx: &Ctx,
+    p: &Prepared,
+    function: &str,
+    argv: &[String],
+) -> Result<Option<Vec<Frame>>> {
+    let port = free_port()?;
+    let run = RunRequest {
+        gdb_port: Some(port),
+        wait_gdb: true,
+        ..RunRequest::new(Accel::Tcg)
+    };
+    let console = p.state().debug().join(format!("console-{port}.log"));
+    let guest = start_background(&ctx.exec, p, &run, argv, &console)?;
+    let breaks = [function.to_string()];
+    let batch = ["study-bt".to_string()];
+    let gdb = GdbRequest {
+        port,
+        hardware: false,
+        breaks: &breaks,
+        scripts: &[],
+        batch: &batch,
+    };
+    let output = ctx
+        .exec
+        .capture(gdb_command(&ctx.exec, p, &ctx.study_dir(), &gdb)?)?;
+    let Some(_guest) = guest else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let frames = parse_frames(&text);
+    if frames.is_empty() {
+        bail!("gdb never stopped in {function} with the stack read (study-bt):\n{text}");
+    }
+    Ok(Some(frames))
+}
+
+/// The functions one run of `argv` called below `function`.
+pub fn traced_below(
+    ctx: &Ctx,
+    p: &Prepared,
+    function: &str,
+    argv: &[String],
+) -> Result<Option<BTreeSet<String>>> {
+    tracing::require_ftrace(ctx, p)?;
+    let request = TraceRequest {
+        setup: TraceSetup {
+            functions: vec![function.to_string()],
+            tracer: Tracer::FunctionGraph,
+            depth: 0,
+            cpu_times: false,
+            buffer_kb: 16384,
+        },
+        command: argv,
+        accel: crate::guest::kvm::AccelChoice::Auto,
+        timeout: Duration::from_secs(600),
+        initramfs: false,
+    };
+    let Some(run) = tracing::trace_command(ctx, p, &request)? else {
+        return Ok(None);
+    };
+    if let Some(why) = trace_report::untraceable(&run.out_dir) {
+        bail!("{why}");
+    }
+    let text = std::fs::read_to_string(run.out_dir.join("trace.txt"))
+        .context("the guest wrote no trace")?;
+    let trace = Trace::parse(&text);
+    // An interrupt's calls are not the path.
+    let mut names = BTreeSet::new();
+    let mut stack: Vec<&crate::analysis::ftrace::Call> = trace.roots.iter().collect();
+    while let Some(call) = stack.pop() {
+        if call.in_irq {
+            continue;
+        }
+        names.insert(crate::analysis::ftrace::base_name(&call.name).to_string());
+        stack.extend(call.children.iter());
+    }
+    Ok(Some(names))
+}
+
+/// The C files of `functions` (by the call graph's index) that the
+/// profile's rules build above -O0: the rules `follow` writes.
+pub fn files_to_follow(
+    ctx: &Ctx,
+    p: &Prepared,
+    functions: &BTreeSet<String>,
+) -> Result<BTreeSet<String>> {
+    let rules = CallgraphRules::load(&ctx.study_dir())?;
+    let index = callgraph::index_of(&ctx.exec, p, &rules)?;
+    let mut files = BTreeSet::new();
+    for f in &index.functions {
+        if !functions.contains(&f.name) {
+            continue;
+        }
+        let file = index.file(f.file);
+        if file.ends_with(".c") && p.profile.rules.level_for(file) != Level::O0 {
+            files.insert(file.to_string());
+        }
+    }
+    Ok(files)
+}
+
+/// `.study/follow.toml`'s text: each file at -O0, with the run it came
+/// from.
+pub fn layer_text(function: &str, argv: &[String], files: &BTreeSet<String>) -> String {
+    let mut text = format!(
+        "# Written by `cargo xtask follow {function} -- {}`: the source files of\n\
+         # the path that run took, at -O0 in this build directory only.\n\
+         # `cargo xtask follow --clear` removes it.\n\n[optimization.paths]\n",
+        argv.join(" ")
+    );
+    for file in files {
+        text += &format!("\"{file}\" = \"O0\"\n");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn study_bt_lines_become_frames() {
+        let out = "noise\n\
+            study-bt #0 tcp_sendmsg_locked /k/net/ipv4/tcp.c:1054: 16 variables, 0 <optimized out>\n\
+            study-bt #1 do_syscall_x64 /k/arch/x86/entry/common.c:47: 4 variables, 3 <optimized out> (unr, nr, unr)\n\
+            study-bt #2 entry_SYSCALL_64 /k/arch/x86/entry/entry_64.S:121 [the entry from user space: the kernel's stack ends here]\n";
+        let frames = parse_frames(out);
+        assert_eq!(frames.len(), 3);
+        assert_eq!(frames[0].optimized_out, Vec::<String>::new());
+        assert_eq!(frames[1].function, "do_syscall_x64");
+        assert_eq!(frames[1].variables, 4);
+        assert_eq!(frames[1].optimized_out, ["unr", "nr", "unr"]);
+        assert!(frames[2].entry);
+        assert_eq!(frames[2].location, "/k/arch/x86/entry/entry_64.S:121");
+    }
+
+    #[test]
+    fn the_layer_is_rules_the_profile_reader_takes() {
+        let files = BTreeSet::from(["arch/x86/entry/common.c".to_string()]);
+        let text = layer_text("tcp_sendmsg", &["tcp-echo".into()], &files);
+        let rules =
+            crate::study::profile::layer_rules(std::path::Path::new("follow.toml"), &text).unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].path, "arch/x86/entry/common.c");
+        assert_eq!(rules[0].level, Level::O0);
+    }
+}
