@@ -164,10 +164,20 @@ pub fn files_to_follow(
 
 /// `.study/follow.toml`'s text: each file at -O0, with the run it came
 /// from.
-pub fn layer_text(function: &str, argv: &[String], files: &BTreeSet<String>) -> String {
+pub fn layer_text(
+    function: &str,
+    argv: &[String],
+    files: &BTreeSet<String>,
+    with_earlier: bool,
+) -> String {
+    let earlier = if with_earlier {
+        " (with the files of\n# earlier `follow` runs)"
+    } else {
+        ""
+    };
     let mut text = format!(
         "# Written by `cargo xtask follow {function} -- {}`: the source files of\n\
-         # the path that run took, at -O0 in this build directory only.\n\
+         # the path that run took{earlier}, at -O0 in this build directory only.\n\
          # `cargo xtask follow --clear` removes it.\n\n[optimization.paths]\n",
         argv.join(" ")
     );
@@ -200,7 +210,7 @@ mod tests {
     #[test]
     fn the_layer_is_rules_the_profile_reader_takes() {
         let files = BTreeSet::from(["arch/x86/entry/common.c".to_string()]);
-        let text = layer_text("tcp_sendmsg", &["tcp-echo".into()], &files);
+        let text = layer_text("tcp_sendmsg", &["tcp-echo".into()], &files, true);
         let rules =
             crate::study::profile::layer_rules(std::path::Path::new("follow.toml"), &text).unwrap();
         assert_eq!(rules.len(), 1);

@@ -116,8 +116,8 @@ fn changing_one_rule_rebuilds_exactly_that_object() {
     let dir = tiny_build();
     let shipped = common::shipped_profiles();
     let changed = shipped.replace(
-        "\"net/ipv4\" = \"O0\"\n",
-        "\"net/ipv4\" = \"O0\"\n\"net/ipv4/tcp.c\" = \"Og\"\n",
+        "\"net/ipv4\" = { level = \"O0\", strict = true }\n",
+        "\"net/ipv4\" = { level = \"O0\", strict = true }\n\"net/ipv4/tcp.c\" = \"Og\"\n",
     );
     assert_ne!(changed, shipped);
     let profiles = cache().join("rule-change/study.toml");
@@ -467,8 +467,8 @@ fn a_section_mismatch_names_its_object_and_the_fix() {
     let dir = tiny_build();
     let shipped = common::shipped_profiles();
     let rule = shipped.replace(
-        "\"net/ipv4\" = \"O0\"\n",
-        "\"net/ipv4\" = \"O0\"\n\"mm/percpu.c\" = \"O0\"\n",
+        "\"net/ipv4\" = { level = \"O0\", strict = true }\n",
+        "\"net/ipv4\" = { level = \"O0\", strict = true }\n\"mm/percpu.c\" = { level = \"O0\", strict = true }\n",
     );
     assert_ne!(rule, shipped);
     let profiles = cache().join("percpu-o0/study.toml");
@@ -496,6 +496,24 @@ fn a_section_mismatch_names_its_object_and_the_fix() {
         !fallbacks.contains("[object.\"mm/percpu.o\".O0]"),
         "the object moved: {fallbacks}"
     );
+
+    // A plain rule (a student's own, or follow's): the object moves one
+    // step up, as a compile failure would, with modpost's reason recorded,
+    // and the build goes through.
+    let plain = shipped.replace(
+        "\"net/ipv4\" = { level = \"O0\", strict = true }\n",
+        "\"net/ipv4\" = { level = \"O0\", strict = true }\n\"mm/percpu.c\" = \"O0\"\n",
+    );
+    std::fs::write(&profiles, plain).unwrap();
+    let out = build_with(Some(&profiles));
+    assert!(out.status.success(), "{}", text(&out));
+    let fallbacks = std::fs::read_to_string(dir.join(".study/fallbacks.toml")).unwrap();
+    let entry = fallbacks
+        .split("[object.\"mm/percpu.o\".O0]")
+        .nth(1)
+        .unwrap_or_else(|| panic!("mm/percpu.o did not move: {fallbacks}"));
+    let reason = entry.lines().find(|l| l.starts_with("reason = ")).unwrap();
+    assert!(reason.contains("modpost: section mismatch"), "{reason}");
 
     // Back to the shipped rules: percpu.o again, and it links.
     let out = build_with(None);

@@ -48,14 +48,25 @@ impl cli::Follow {
                 files.insert(file.to_string());
             }
         }
+        // An earlier follow's files stay: the layer grows, run by run.
+        let earlier: BTreeSet<String> = match std::fs::read_to_string(&layer) {
+            Ok(text) => crate::study::profile::layer_rules(&layer, &text)?
+                .into_iter()
+                .map(|r| r.path)
+                .collect(),
+            Err(_) => BTreeSet::new(),
+        };
         files.retain(|f| p.profile.rules.level_for(f) != crate::study::opt_rules::Level::O0);
+        files.extend(earlier.iter().cloned());
         eprintln!(
             "follow: {} function(s) on the path; {} file(s) to build at -O0",
             functions.len(),
             files.len()
         );
-        ctx.exec
-            .write(&layer, follow::layer_text(function, &self.command, &files))?;
+        ctx.exec.write(
+            &layer,
+            follow::layer_text(function, &self.command, &files, !earlier.is_empty()),
+        )?;
         let p = Prepared::new(ctx, &self.target.to_target())?;
         builder::build(ctx, &p, &BuildRequest::default_for_run())?;
         let Some(after) = follow::frames_at(ctx, &p, function, &self.command)? else {

@@ -88,6 +88,10 @@ pub struct Rule {
     /// A directory (`net/core`) or a C file (`net/socket.c`), tree-relative.
     pub path: String,
     pub level: Level,
+    /// The level is a promise: a link or post-link failure of an object
+    /// under it stops the build with the fix, instead of moving the object
+    /// up the ladder.
+    pub strict: bool,
     pub origin: Origin,
 }
 
@@ -230,6 +234,7 @@ mod tests {
         Rule {
             path: path.into(),
             level,
+            strict: false,
             origin,
         }
     }

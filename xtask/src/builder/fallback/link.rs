@@ -15,7 +15,7 @@ use crate::{
 
 impl Ladder<'_> {
     /// For each undefined symbol: the objects that reference it, and the option
-    /// that would define it. Objects under an -O0 rule (or all, with
+    /// that would define it. Objects under a strict rule (or all, with
     /// `--suggest-config`) stop the build with the one-line fix; others move to
     /// the next step with a higher level.
     pub(super) fn link_failures(&mut self, log: &BuildLog) -> Result<bool> {
@@ -39,14 +39,14 @@ impl Ladder<'_> {
             for object in objects {
                 let source = source_of(object);
                 let (current, _) = self.placement().step_for(object);
-                let at_o0 = self.at_o0(&source);
+                let strict = self.strict(&source);
                 if let Some(Provider {
                     option: Some(option),
                     gated_at: Some(at),
                     ..
                 }) = &provider
                 {
-                    if at_o0 || self.suggest_config {
+                    if strict || self.suggest_config {
                         let line = format!(
                             "{source} at -{current} calls {}, built only with CONFIG_{option}=y ({at}): \
                              add {option} = true to the profile, or accept {} at -Og",
@@ -97,7 +97,7 @@ impl Ladder<'_> {
             options.sort();
             options.dedup();
             bail!(
-                "the link needs {} for objects at -O0 (see above): add {} to the profile, or rerun without --suggest-config to move non-O0 objects up",
+                "the link needs {} for objects under strict rules (see above): add {} to the profile, or rerun without --suggest-config to move the others up",
                 options.iter().map(|o| format!("CONFIG_{o}")).collect::<Vec<_>>().join(", "),
                 options.iter().map(|o| format!("{o} = true")).collect::<Vec<_>>().join(", ")
             );

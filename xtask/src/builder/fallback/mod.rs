@@ -18,12 +18,7 @@ use anyhow::Result;
 pub use placement::{overrides_text, overrides_text_with, placement, source_of, unmeasured_note};
 pub use record::{Learned, Recorded, RecordedFallbacks};
 
-use crate::{
-    ctx::Prepared,
-    kernel::buildlog::BuildLog,
-    study::{opt_rules::Level, policy::Policy},
-    util::exec::Exec,
-};
+use crate::{ctx::Prepared, kernel::buildlog::BuildLog, study::policy::Policy, util::exec::Exec};
 
 /// One build's walk up the ladder: what its directory recorded, and what
 /// this build moved.
@@ -31,7 +26,7 @@ pub struct Ladder<'a> {
     exec: &'a Exec,
     p: &'a Prepared,
     /// `--suggest-config`: a link or post-link failure of any object stops
-    /// with the fix, as it does for objects under an -O0 rule.
+    /// with the fix, as it does for objects under a strict rule.
     suggest_config: bool,
     pub recorded: RecordedFallbacks,
     /// What moved in this build, in order.
@@ -88,8 +83,14 @@ impl<'a> Ladder<'a> {
         next_higher_level(&self.p.policy, current)
     }
 
-    fn at_o0(&self, source: &str) -> bool {
-        self.p.profile.rules.level_for(source) == Level::O0
+    /// Whether `source`'s rule is strict: its level a promise the build
+    /// keeps, so a failure after the compile stops it with the fix.
+    fn strict(&self, source: &str) -> bool {
+        self.p
+            .profile
+            .rules
+            .rule_for(source)
+            .is_some_and(|r| r.strict)
     }
 }
 

@@ -163,6 +163,7 @@ mod tests {
             vec![crate::study::opt_rules::Rule {
                 path: "net/ipv4".into(),
                 level: Level::O0,
+                strict: true,
                 origin,
             }],
         );

@@ -13,7 +13,7 @@ use crate::{
 impl Ladder<'_> {
     /// The checks Kbuild runs on vmlinux.o, when they fail the build: modpost's
     /// section mismatches and objtool's errors, each mapped back to the objects
-    /// that define the function it names. An object under an -O0 rule (or any,
+    /// that define the function it names. An object under a strict rule (or any,
     /// with `--suggest-config`) stops the build with a one-line fix, as it would
     /// lose the level its rule promises; others move to the next step with a
     /// higher level (at -O0 and -Og a `static inline` helper stays out of line,
@@ -81,10 +81,10 @@ impl Ladder<'_> {
             for object in objects {
                 let source = source_of(object);
                 let (current, _) = self.placement().step_for(object);
-                let at_o0 = self.at_o0(&source);
+                let strict = self.strict(&source);
                 let next = self.next_higher_level(&current);
                 match next {
-                    Some(next) if !(at_o0 || self.suggest_config) => {
+                    Some(next) if !(strict || self.suggest_config) => {
                         let rule = self.placement().rule_level(object);
                         let entry = Recorded {
                             from: current,

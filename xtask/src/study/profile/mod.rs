@@ -53,7 +53,11 @@ struct RawProfile {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawOptimization {
     default: Option<Spanned<String>>,
-    paths: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    /// A path's level: `"O0"`, or `{ level = "O0", strict = true }` for a
+    /// level the build must keep (a link or post-link failure then stops it
+    /// with the fix, instead of moving the object up). Read as a value:
+    /// toml's spans do not pass through an untagged enum.
+    paths: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
 }
 
 /// A Kconfig value as the fragment writes it.
@@ -444,9 +448,41 @@ fn resolve_rules(
         if !valid {
             bail!("{origin}: path \"{}\": give a path relative to the kernel tree, e.g. \"net/core\" or \"net/socket.c\"", path.get_ref());
         }
+        let here = || at(lvl.span());
+        let (name, strict) = match lvl.get_ref() {
+            toml::Value::String(name) => (name.clone(), false),
+            toml::Value::Table(table) => {
+                if let Some(key) = table.keys().find(|k| *k != "level" && *k != "strict") {
+                    bail!(
+                        "{}: unknown key `{key}`: a rule has `level` and `strict`",
+                        here()
+                    );
+                }
+                let Some(toml::Value::String(name)) = table.get("level") else {
+                    bail!(
+                        "{}: give the rule's `level`, e.g. {{ level = \"O0\", strict = true }}",
+                        here()
+                    );
+                };
+                let strict = match table.get("strict") {
+                    None => false,
+                    Some(toml::Value::Boolean(b)) => *b,
+                    Some(_) => bail!("{}: `strict` is true or false", here()),
+                };
+                (name.clone(), strict)
+            }
+            _ => bail!(
+                "{}: a level (\"O0\") or {{ level = \"O0\", strict = true }}",
+                here()
+            ),
+        };
+        let level = name
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", here()))?;
         rules.push(Rule {
             path: clean.to_string(),
-            level: level(&lvl)?,
+            level,
+            strict,
             origin,
         });
     }

@@ -162,3 +162,19 @@ fn renamed_symbols_are_kept_for_the_profiles_that_use_them() {
     assert_eq!(old.options[0].name, "RETPOLINE");
     assert_eq!(old.options[0].value, KValue::No);
 }
+
+#[test]
+fn a_rule_is_plain_or_strict_and_a_wrong_one_names_its_line() {
+    let text = MINIMAL.replace(
+        "\"net/core\" = \"O0\"",
+        "\"net/core\" = { level = \"O0\", strict = true }\n\"mm\" = \"O0\"",
+    );
+    let profiles = parse(&text).unwrap();
+    let rules = &profiles.get(Some("small")).unwrap().rules;
+    assert!(rules.rule_for("net/core/dev.c").unwrap().strict);
+    assert!(!rules.rule_for("mm/slub.c").unwrap().strict);
+    let wrong = MINIMAL.replace("\"net/core\" = \"O0\"", "\"net/core\" = { lvl = \"O0\" }");
+    let e = error(&wrong);
+    assert!(e.starts_with("study/study.toml:5:"), "{e}");
+    assert!(e.contains("unknown key `lvl`"), "{e}");
+}
