@@ -41,9 +41,38 @@ def body_address(name):
     return start
 
 
+def current_comm():
+    """The running task's name, through the kernel's own gdb scripts; None
+without them."""
+    try:
+        return gdb.parse_and_eval("$lx_current().comm").string()
+    except gdb.error:
+        return None
+
+
+class TaskBreakpoint(gdb.Breakpoint):
+    """Stops only in tasks named COMM: the command's own path, not a kernel
+thread's through the same function."""
+
+    def __init__(self, spec, kind, comm):
+        super().__init__(spec, type=kind)
+        self.comm = comm
+        self.warned = False
+
+    def stop(self):
+        comm = current_comm()
+        if comm is None:
+            if not self.warned:
+                gdb.write("study-break: no $lx_current() (CONFIG_GDB_SCRIPTS): stopping in any task\n")
+                self.warned = True
+            return True
+        return comm == self.comm
+
+
 class StudyBreak(gdb.Command):
-    """study-break [-h] FUNC: break at FUNC's first line after the prologue.
--h uses a hardware breakpoint (needed under KVM before the kernel maps itself)."""
+    """study-break [-h] [-c COMM] FUNC: break at FUNC's first line after the
+prologue. -h uses a hardware breakpoint (needed under KVM before the kernel
+maps itself); -c stops only in tasks named COMM."""
 
     def __init__(self):
         super().__init__("study-break", gdb.COMMAND_BREAKPOINTS, gdb.COMPLETE_SYMBOL)
@@ -51,12 +80,22 @@ class StudyBreak(gdb.Command):
     def invoke(self, arg, from_tty):
         args = gdb.string_to_argv(arg)
         hardware = "-h" in args
-        names = [a for a in args if a != "-h"]
-        if len(names) != 1:
-            raise gdb.GdbError("usage: study-break [-h] FUNC")
-        addr = body_address(names[0])
+        args = [a for a in args if a != "-h"]
+        comm = None
+        if "-c" in args:
+            at = args.index("-c")
+            if at + 1 >= len(args):
+                raise gdb.GdbError("usage: study-break [-h] [-c COMM] FUNC")
+            comm = args[at + 1]
+            del args[at:at + 2]
+        if len(args) != 1:
+            raise gdb.GdbError("usage: study-break [-h] [-c COMM] FUNC")
+        addr = body_address(args[0])
         kind = gdb.BP_HARDWARE_BREAKPOINT if hardware else gdb.BP_BREAKPOINT
-        gdb.Breakpoint("*0x%x" % addr, type=kind)
+        if comm is None:
+            gdb.Breakpoint("*0x%x" % addr, type=kind)
+        else:
+            TaskBreakpoint("*0x%x" % addr, kind, comm)
 
 
 StudyBreak()
@@ -393,6 +432,12 @@ USER_ENTRIES = (
     "ret_from_fork", "ret_from_fork_asm", "ret_from_fork_entry",
 )
 USER_ENTRY_NOTE = "[the entry from user space: the kernel's stack ends here]"
+KTHREAD_NOTE = "[a kernel thread's first frame: its stack ends here]"
+KTHREAD_ENTRIES = ("ret_from_fork", "ret_from_fork_asm", "ret_from_fork_entry")
+
+
+def _entry_note(name):
+    return KTHREAD_NOTE if name in KTHREAD_ENTRIES else USER_ENTRY_NOTE
 
 
 def _frame_name(frame):
@@ -417,7 +462,8 @@ and says so on that frame's line."""
 
         class Last(FrameDecorator):
             def function(self):
-                return "%s %s" % (_frame_name(self.inferior_frame()), USER_ENTRY_NOTE)
+                name = _frame_name(self.inferior_frame())
+                return "%s %s" % (name, _entry_note(name))
 
         for decorated in frames:
             if _frame_name(decorated.inferior_frame()) in USER_ENTRIES:
@@ -442,7 +488,7 @@ and locals are <optimized out> (macro temporaries apart), named."""
             sal = frame.find_sal()
             where = "%s:%d" % (sal.symtab.filename, sal.line) if sal.symtab else "?"
             if name in USER_ENTRIES:
-                gdb.write("study-bt #%d %s %s %s\n" % (level, name, where, USER_ENTRY_NOTE))
+                gdb.write("study-bt #%d %s %s %s\n" % (level, name, where, _entry_note(name)))
                 return
             try:
                 rows = frame_symbols(frame, True, True)

@@ -336,7 +336,7 @@ pub struct Follow {
     /// The function the run stops in (the path above it from gdb's stack, below it from the trace)
     #[arg(value_name = "FUNC", required_unless_present = "clear")]
     pub function: Option<String>,
-    /// Remove the rules an earlier `follow` wrote, and rebuild
+    /// Remove the rules earlier `follow` runs wrote (the next build puts their files back)
     #[arg(long)]
     pub clear: bool,
     /// The command whose path to follow, after `--`

@@ -14,7 +14,7 @@ use crate::{
     analysis::{callgraph, ftrace::Trace, trace_report},
     ctx::{Ctx, Prepared},
     guest::{
-        gdb::{free_port, gdb_command, GdbRequest},
+        gdb::{comm_word, free_port, gdb_command, GdbRequest},
         qemu::Accel,
         run::{start_background, RunRequest},
         trace_script::{TraceSetup, Tracer},
@@ -31,14 +31,15 @@ pub struct Frame {
     pub location: String,
     pub variables: usize,
     pub optimized_out: Vec<String>,
-    /// The entry from user space, where the kernel's stack ends.
-    pub entry: bool,
+    /// Where the kernel's stack ends (the entry from user space, or a
+    /// kernel thread's first frame): gdb's note on it.
+    pub entry: Option<String>,
 }
 
 /// `study-bt`'s lines, frame #0 first.
 pub fn parse_frames(gdb_output: &str) -> Vec<Frame> {
     let line = regex::Regex::new(
-        r"^study-bt #\d+ (\S+) (\S+?)(?:: (\d+) variables, \d+ <optimized out>(?: \((.*)\))?| (\[the entry.*))$",
+        r"^study-bt #\d+ (\S+) (\S+?)(?:: (\d+) variables, \d+ <optimized out>(?: \((.*)\))?| \[(.*: [a-z' ]*stack ends here)\])$",
     )
     .expect("a valid regex");
     gdb_output
@@ -52,7 +53,7 @@ pub fn parse_frames(gdb_output: &str) -> Vec<Frame> {
                 optimized_out: c.get(4).map_or(Vec::new(), |m| {
                     m.as_str().split(", ").map(String::from).collect()
                 }),
-                entry: c.get(5).is_some(),
+                entry: c.get(5).map(|m| m.as_str().to_string()),
             })
         })
         .collect()
@@ -76,10 +77,15 @@ pub fn frames_at(
     let guest = start_background(&ctx.exec, p, &run, argv, &console)?;
     let breaks = [function.to_string()];
     let batch = ["study-bt".to_string()];
+    // The command's own stop, not a kernel thread's (a kworker's IPv6
+    // router solicitation reaches tun_net_xmit first under tun-peer).
+    let program = argv[0].rsplit('/').next().unwrap_or(&argv[0]);
+    let comm: String = program.chars().take(15).collect();
     let gdb = GdbRequest {
         port,
         hardware: false,
         breaks: &breaks,
+        only_comm: comm_word(&comm),
         scripts: &[],
         batch: &batch,
     };
@@ -203,7 +209,10 @@ mod tests {
         assert_eq!(frames[1].function, "do_syscall_x64");
         assert_eq!(frames[1].variables, 4);
         assert_eq!(frames[1].optimized_out, ["unr", "nr", "unr"]);
-        assert!(frames[2].entry);
+        assert_eq!(
+            frames[2].entry.as_deref(),
+            Some("the entry from user space: the kernel's stack ends here")
+        );
         assert_eq!(frames[2].location, "/k/arch/x86/entry/entry_64.S:121");
     }
 

@@ -126,5 +126,15 @@ fn follow_puts_the_whole_path_at_o0_and_each_frame_says_why_if_not() {
     let cleared = xtask(&clear);
     assert!(cleared.status.success(), "{}", text(&cleared));
     assert!(!layer.exists(), "follow --clear left {}", layer.display());
-    let _ = file;
+    // The next build puts the layer's files back at the profile's level.
+    let mut build = on_follow_dir("build");
+    build.push("-v");
+    let rebuilt = xtask(&build);
+    assert!(rebuilt.status.success(), "{}", text(&rebuilt));
+    let object = file.replace(".c", ".o");
+    assert!(
+        compiled_objects(&rebuilt).contains(&object),
+        "{object} was not rebuilt after --clear:\n{}",
+        text(&rebuilt)
+    );
 }

@@ -126,6 +126,7 @@ fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<LoopTimes
         port,
         hardware: false,
         breaks: &breaks,
+        only_comm: None,
         scripts: &scripts,
         batch: &batch,
     };

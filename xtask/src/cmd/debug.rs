@@ -63,6 +63,7 @@ impl cli::Debug {
             port,
             hardware: false,
             breaks: &self.session.breaks,
+            only_comm: None,
             scripts: &self.session.scripts,
             batch: &self.session.batch,
         };

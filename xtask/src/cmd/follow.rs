@@ -2,7 +2,8 @@
 //! of CMD took, from the entry from user space through FUNC down to the
 //! driver, at -O0 in a layer of the build directory's profile; rebuilt
 //! with the usual fallback, and each frame's `<optimized out>` counted
-//! before and after. `follow --clear` removes the layer.
+//! before and after. `follow --clear` removes the layer (the next build
+//! puts the files back at the profile's levels).
 
 use std::collections::BTreeSet;
 
@@ -13,6 +14,7 @@ use crate::{
     cli,
     ctx::{Ctx, Prepared},
     follow::{self, Frame},
+    kernel::kbuild,
     util::lock::Access,
 };
 
@@ -23,8 +25,17 @@ impl cli::Follow {
         let layer = p.state().follow();
         if self.clear {
             ctx.exec.remove_all(&layer)?;
+            // The overrides written anew: the image is then older than
+            // them, so the next build, run, debug or trace builds first.
             let p = Prepared::new(ctx, &self.target.to_target())?;
-            builder::build(ctx, &p, &BuildRequest::default_for_run())?;
+            ctx.exec.write(
+                &kbuild::overrides_path(&p.build_dir),
+                fallback::overrides_text(&p)?,
+            )?;
+            eprintln!(
+                "follow: {} removed; the next build puts its files back at the profile's levels",
+                layer.display()
+            );
             return Ok(());
         }
         let (Some(function), false) = (&self.function, self.command.is_empty()) else {
@@ -41,7 +52,7 @@ impl cli::Follow {
         functions.extend(before.iter().map(|f| f.function.clone()));
         let mut files = follow::files_to_follow(ctx, &p, &functions)?;
         let prefix = format!("{}/", p.tree.path.display());
-        for frame in before.iter().filter(|f| !f.entry) {
+        for frame in before.iter().filter(|f| f.entry.is_none()) {
             let file = frame.location.rsplit_once(':').map_or("", |(f, _)| f);
             let file = file.strip_prefix(&prefix).unwrap_or(file);
             if file.ends_with(".c") && !file.starts_with('/') {
@@ -92,9 +103,10 @@ fn table(p: &Prepared, before: &[Frame], after: &[Frame]) -> Result<String> {
             .iter()
             .find(|b| b.function == frame.function)
             .map_or("-".to_string(), |b| b.optimized_out.len().to_string());
-        if frame.entry {
+        if let Some(note) = &frame.entry {
+            let what = note.split(':').next().unwrap_or(note);
             out += &format!(
-                "#{i:<3} {:<28} {:>6} {:>6}  the entry from user space\n",
+                "#{i:<3} {:<28} {:>6} {:>6}  {what}\n",
                 frame.function, "", ""
             );
             continue;

@@ -27,6 +27,7 @@ impl cli::Gdb {
             port: self.port,
             hardware: self.hbreak,
             breaks: &self.session.breaks,
+            only_comm: None,
             scripts: &self.session.scripts,
             batch: &self.session.batch,
         };

@@ -30,6 +30,7 @@ pub struct Session<'a> {
     pub gdb_scripts: bool,
     pub hardware: bool,
     pub breaks: &'a [String],
+    pub only_comm: Option<&'a str>,
     pub scripts: &'a [std::path::PathBuf],
     pub batch: &'a [String],
 }
@@ -65,9 +66,13 @@ pub fn script(s: &Session) -> String {
         // module symbols load at the first stop where the kernel is up.
         line(format!("study-modules {}", s.build_dir.display()));
     }
+    let only = s
+        .only_comm
+        .and_then(comm_word)
+        .map_or(String::new(), |comm| format!("-c {comm} "));
     for name in s.breaks {
         line(format!(
-            "study-break {}{name}",
+            "study-break {}{only}{name}",
             if s.hardware { "-h " } else { "" }
         ));
     }
@@ -93,8 +98,23 @@ pub struct GdbRequest<'a> {
     pub port: u16,
     pub hardware: bool,
     pub breaks: &'a [String],
+    /// Stop at the breaks only in tasks of this name (`comm`): a word
+    /// checked by [`comm_word`].
+    pub only_comm: Option<&'a str>,
     pub scripts: &'a [PathBuf],
     pub batch: &'a [String],
+}
+
+/// A task name fit for the session file: letters, digits, `_`, `-`, `.`,
+/// at most the kernel's 15 characters; anything else is refused, since the
+/// file is gdb script.
+pub fn comm_word(name: &str) -> Option<&str> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    ok.then_some(name)
 }
 
 /// Writes the session file for `p` and runs gdb on it, interactive or with
@@ -136,6 +156,7 @@ pub fn gdb_command<'a>(
         gdb_scripts: p.build_dir.join("vmlinux-gdb.py").exists(),
         hardware: req.hardware,
         breaks: req.breaks,
+        only_comm: req.only_comm,
         scripts: req.scripts,
         batch: req.batch,
     };
@@ -170,6 +191,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_task_name_is_a_plain_word_or_nothing() {
+        assert_eq!(comm_word("tun-peer"), Some("tun-peer"));
+        assert_eq!(comm_word("a b"), None);
+        assert_eq!(comm_word("x\ncontinue"), None);
+        assert_eq!(comm_word("sixteen-chars-xx"), None);
+    }
+
+    #[test]
     fn batch_script() {
         let breaks = vec!["tcp_sendmsg".to_string()];
         let batch = vec!["bt".to_string(), "info args".to_string()];
@@ -183,6 +212,7 @@ mod tests {
             gdb_scripts: true,
             hardware: false,
             breaks: &breaks,
+            only_comm: None,
             scripts: &[],
             batch: &batch,
         };
@@ -220,6 +250,7 @@ mod tests {
             gdb_scripts: true,
             hardware: false,
             breaks: &breaks,
+            only_comm: None,
             scripts: &scripts,
             batch: &[],
         };
@@ -259,6 +290,7 @@ mod tests {
             gdb_scripts: false,
             hardware: false,
             breaks: &[],
+            only_comm: None,
             scripts: &[],
             batch: &[],
         };
