@@ -474,6 +474,9 @@ fn a_section_mismatch_names_its_object_and_the_fix() {
     let profiles = cache().join("percpu-o0/study.toml");
     std::fs::create_dir_all(profiles.parent().unwrap()).unwrap();
     std::fs::write(&profiles, rule).unwrap();
+    // What an earlier run of this test recorded under its throw-away rule
+    // would apply again at no cost: start without it.
+    forget_percpu_at_o0(&dir);
 
     let out = build_with(Some(&profiles));
     assert!(!out.status.success(), "{}", text(&out));
@@ -514,11 +517,34 @@ fn a_section_mismatch_names_its_object_and_the_fix() {
         .unwrap_or_else(|| panic!("mm/percpu.o did not move: {fallbacks}"));
     let reason = entry.lines().find(|l| l.starts_with("reason = ")).unwrap();
     assert!(reason.contains("modpost: section mismatch"), "{reason}");
+    forget_percpu_at_o0(&dir);
 
-    // Back to the shipped rules: percpu.o again, and it links.
+    // Back to the shipped rules: it links, and nothing but percpu.o is
+    // compiled again (not even that, when the plain rule's last step is the
+    // shipped rule's own: Og-nocheck on 6.12 with gcc 12).
     let out = build_with(None);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(compiled_objects(&out), ["mm/percpu.o"]);
+    let compiled = compiled_objects(&out);
+    assert!(compiled.iter().all(|o| o == "mm/percpu.o"), "{compiled:?}");
+}
+
+/// Removes what the throw-away rule `"mm/percpu.c" = "O0"` recorded in the
+/// cached build directory, so that the shipped rules find it as it was.
+fn forget_percpu_at_o0(dir: &std::path::Path) {
+    let path = dir.join(".study/fallbacks.toml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let mut records: toml::Table = toml::from_str(&text).unwrap();
+    let percpu = records
+        .get_mut("object")
+        .and_then(|o| o.as_table_mut())
+        .and_then(|o| o.get_mut("mm/percpu.o"))
+        .and_then(|o| o.as_table_mut());
+    if let Some(percpu) = percpu {
+        percpu.remove("O0");
+    }
+    std::fs::write(&path, toml::to_string(&records).unwrap()).unwrap();
 }
 
 /// A failure that is not about the code never moves an object. Made on

@@ -181,7 +181,7 @@ fn dry_run_lives_in_the_executor() {
     let word = Regex::new(r"\bdry_run\b").unwrap();
     let outside: Vec<String> = sources()
         .into_iter()
-        .filter(|(rel, _)| !rel.starts_with("util/exec") && rel != Path::new("cli.rs"))
+        .filter(|(rel, _)| !rel.starts_with("util/exec") && !rel.starts_with("cli"))
         .filter(|(_, text)| word.is_match(code(text)))
         .map(|(rel, _)| rel.display().to_string())
         .collect();

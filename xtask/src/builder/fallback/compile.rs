@@ -56,8 +56,7 @@ impl Ladder<'_> {
                         to: next,
                         reason: failure.error.clone(),
                     };
-                    self.recorded.insert(&failure.object, &rule, entry.clone());
-                    self.moved.push((failure.object.clone(), entry));
+                    self.record(&failure.object, &rule, entry);
                     any = true;
                     continue;
                 }
@@ -106,8 +105,7 @@ impl Ladder<'_> {
                 to: next.name.clone(),
                 reason,
             };
-            self.recorded.insert(&failure.object, &rule, entry.clone());
-            self.moved.push((failure.object.clone(), entry));
+            self.record(&failure.object, &rule, entry);
             any = true;
         }
         if let Some(first) = not_the_level.first() {

@@ -75,8 +75,7 @@ impl Ladder<'_> {
                     to: next,
                     reason: format!("link: undefined {}", undefined.symbol),
                 };
-                self.recorded.insert(object, &rule, entry.clone());
-                self.moved.push((object.clone(), entry));
+                self.record(object, &rule, entry);
                 any = true;
             }
             if objects.is_empty() {

@@ -65,6 +65,22 @@ impl<'a> Ladder<'a> {
         Ok(moved)
     }
 
+    /// Records a move of `object` under its rule's level `rule`. A second
+    /// move under the same rule (O0 → Og at the link, then Og → Og-nocheck
+    /// at the compile) keeps where it started and every reason, in order.
+    fn record(&mut self, object: &str, rule: &str, entry: Recorded) {
+        let entry = match self.recorded.get(object, rule) {
+            Some(earlier) if earlier.to == entry.from => Recorded {
+                from: earlier.from.clone(),
+                to: entry.to,
+                reason: format!("{}; then {}", earlier.reason, entry.reason),
+            },
+            _ => entry,
+        };
+        self.recorded.insert(object, rule, entry.clone());
+        self.moved.push((object.to_string(), entry));
+    }
+
     pub fn save(&self) -> Result<()> {
         self.recorded.save(self.exec, &self.p.build_dir)
     }

@@ -91,8 +91,7 @@ impl Ladder<'_> {
                             to: next,
                             reason: format!("{check}: {what}"),
                         };
-                        self.recorded.insert(object, &rule, entry.clone());
-                        self.moved.push((object.clone(), entry));
+                        self.record(object, &rule, entry);
                         any = true;
                     }
                     Some(_) => fixes.push(format!(
