@@ -8,16 +8,16 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::{
-    analysis::{callgraph, ftrace::Trace, trace_report},
+    analysis::{callgraph, ftrace::Trace},
     ctx::{Ctx, Prepared},
     guest::{
         gdb::{comm_word, free_port, gdb_command, GdbRequest},
         qemu::Accel,
         run::{start_background, RunRequest},
-        trace_script::{TraceSetup, Tracer},
+        trace_script::TraceSetup,
         tracing::{self, TraceRequest},
     },
     study::{callgraph_rules::CallgraphRules, opt_rules::Level},
@@ -34,6 +34,15 @@ pub struct Frame {
     /// Where the kernel's stack ends (the entry from user space, or a
     /// kernel thread's first frame): gdb's note on it.
     pub entry: Option<String>,
+}
+
+impl Frame {
+    /// The frame's source file, tree-relative when it is in `tree`.
+    pub fn source<'a>(&'a self, tree: &std::path::Path) -> &'a str {
+        let file = self.location.rsplit_once(':').map_or("", |(f, _)| f);
+        let prefix = format!("{}/", tree.display());
+        file.strip_prefix(prefix.as_str()).unwrap_or(file)
+    }
 }
 
 /// `study-bt`'s lines, frame #0 first.
@@ -112,13 +121,7 @@ pub fn traced_below(
 ) -> Result<Option<BTreeSet<String>>> {
     tracing::require_ftrace(ctx, p)?;
     let request = TraceRequest {
-        setup: TraceSetup {
-            functions: vec![function.to_string()],
-            tracer: Tracer::FunctionGraph,
-            depth: 0,
-            cpu_times: false,
-            buffer_kb: 16384,
-        },
+        setup: TraceSetup::graph_below(function),
         command: argv,
         accel: crate::guest::kvm::AccelChoice::Auto,
         timeout: Duration::from_secs(600),
@@ -127,45 +130,43 @@ pub fn traced_below(
     let Some(run) = tracing::trace_command(ctx, p, &request)? else {
         return Ok(None);
     };
-    if let Some(why) = trace_report::untraceable(&run.out_dir) {
-        bail!("{why}");
-    }
-    let text = std::fs::read_to_string(run.out_dir.join("trace.txt"))
-        .context("the guest wrote no trace")?;
-    let trace = Trace::parse(&text);
+    let trace = Trace::parse(&run.trace_text()?);
     // An interrupt's calls are not the path.
-    let mut names = BTreeSet::new();
-    let mut stack: Vec<&crate::analysis::ftrace::Call> = trace.roots.iter().collect();
-    while let Some(call) = stack.pop() {
-        if call.in_irq {
-            continue;
-        }
-        names.insert(crate::analysis::ftrace::base_name(&call.name).to_string());
-        stack.extend(call.children.iter());
-    }
-    Ok(Some(names))
+    Ok(Some(
+        trace
+            .calls()
+            .filter(|c| !c.in_irq)
+            .map(|c| crate::analysis::ftrace::base_name(&c.name).to_string())
+            .collect(),
+    ))
 }
 
-/// The C files of `functions` (by the call graph's index) that the
-/// profile's rules build above -O0: the rules `follow` writes.
+/// The C files of the path that the profile's rules build above -O0: the
+/// rules `follow` writes. Each function's file comes from the call
+/// graph's index, and each frame's own file from gdb (a function inlined
+/// into its caller has no symbol of its own).
 pub fn files_to_follow(
     ctx: &Ctx,
     p: &Prepared,
     functions: &BTreeSet<String>,
+    frames: &[Frame],
 ) -> Result<BTreeSet<String>> {
     let rules = CallgraphRules::load(&ctx.study_dir())?;
     let index = callgraph::index_of(&ctx.exec, p, &rules)?;
-    let mut files = BTreeSet::new();
-    for f in &index.functions {
-        if !functions.contains(&f.name) {
-            continue;
-        }
-        let file = index.file(f.file);
-        if file.ends_with(".c") && p.profile.rules.level_for(file) != Level::O0 {
-            files.insert(file.to_string());
-        }
-    }
-    Ok(files)
+    let of_functions = index
+        .functions
+        .iter()
+        .filter(|f| functions.contains(&f.name))
+        .map(|f| index.file(f.file).to_string());
+    let of_frames = frames
+        .iter()
+        .filter(|f| f.entry.is_none())
+        .map(|f| f.source(&p.tree.path).to_string());
+    Ok(of_functions
+        .chain(of_frames)
+        .filter(|file| file.ends_with(".c") && !file.starts_with('/'))
+        .filter(|file| p.profile.rules.level_for(file) != Level::O0)
+        .collect())
 }
 
 /// `.study/follow.toml`'s text: each file at -O0, with the run it came
@@ -214,6 +215,10 @@ mod tests {
             Some("the entry from user space: the kernel's stack ends here")
         );
         assert_eq!(frames[2].location, "/k/arch/x86/entry/entry_64.S:121");
+        assert_eq!(
+            frames[1].source(std::path::Path::new("/k")),
+            "arch/x86/entry/common.c"
+        );
     }
 
     #[test]

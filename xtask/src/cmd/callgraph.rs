@@ -3,24 +3,23 @@
 //! text, DOT, SVG or JSON; with `--run -- CMD`, CMD traced and what it
 //! reached marked on the graph.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use xshell::cmd;
 
 use crate::{
     analysis::{
         callgraph::{self, overlay::Overlay, render::Map, Direction, View},
         ftrace::Trace,
-        trace_report,
     },
     builder,
     cli::{self, GraphFormat},
     ctx::{Ctx, Prepared},
     guest::{
-        trace_script::{TraceSetup, Tracer},
+        trace_script::TraceSetup,
         tracing::{self, TraceRequest},
     },
     study::{callgraph_rules::CallgraphRules, host_tools, layers::Layers},
-    util::{fsutil, lock::Access},
+    util::lock::Access,
 };
 
 impl cli::Callgraph {
@@ -91,13 +90,7 @@ impl cli::Callgraph {
     /// FUNC's subtree in one run of the command, from function_graph.
     fn traced(&self, ctx: &Ctx, p: &Prepared) -> Result<Option<Trace>> {
         let request = TraceRequest {
-            setup: TraceSetup {
-                functions: vec![self.function.clone()],
-                tracer: Tracer::FunctionGraph,
-                depth: 0,
-                cpu_times: false,
-                buffer_kb: 16384,
-            },
+            setup: TraceSetup::graph_below(&self.function),
             command: &self.command,
             accel: self.accel.into(),
             timeout: std::time::Duration::from_secs(self.timeout),
@@ -106,11 +99,7 @@ impl cli::Callgraph {
         let Some(run) = tracing::trace_command(ctx, p, &request)? else {
             return Ok(None);
         };
-        if let Some(why) = trace_report::untraceable(&run.out_dir) {
-            bail!("{why}");
-        }
-        let text = fsutil::read_to_string(&run.out_dir.join("trace.txt"))
-            .context("the guest wrote no trace")?;
+        let text = run.trace_text()?;
         if let Some(path) = &self.trace_output {
             ctx.exec.write(path, &text)?;
         }

@@ -50,24 +50,17 @@ impl cli::Follow {
         };
         let mut functions: BTreeSet<String> = below;
         functions.extend(before.iter().map(|f| f.function.clone()));
-        let mut files = follow::files_to_follow(ctx, &p, &functions)?;
-        let prefix = format!("{}/", p.tree.path.display());
-        for frame in before.iter().filter(|f| f.entry.is_none()) {
-            let file = frame.location.rsplit_once(':').map_or("", |(f, _)| f);
-            let file = file.strip_prefix(&prefix).unwrap_or(file);
-            if file.ends_with(".c") && !file.starts_with('/') {
-                files.insert(file.to_string());
-            }
-        }
+        let mut files = follow::files_to_follow(ctx, &p, &functions, &before)?;
         // An earlier follow's files stay: the layer grows, run by run.
-        let earlier: BTreeSet<String> = match std::fs::read_to_string(&layer) {
-            Ok(text) => crate::study::profile::layer_rules(&layer, &text)?
-                .into_iter()
-                .map(|r| r.path)
-                .collect(),
-            Err(_) => BTreeSet::new(),
-        };
-        files.retain(|f| p.profile.rules.level_for(f) != crate::study::opt_rules::Level::O0);
+        // Prepared read them into the profile's rules, each from the layer.
+        let earlier: BTreeSet<String> = p
+            .profile
+            .rules
+            .rules
+            .iter()
+            .filter(|r| r.origin.file == layer)
+            .map(|r| r.path.clone())
+            .collect();
         files.extend(earlier.iter().cloned());
         eprintln!(
             "follow: {} function(s) on the path; {} file(s) to build at -O0",
@@ -93,7 +86,6 @@ impl cli::Follow {
 fn table(p: &Prepared, before: &[Frame], after: &[Frame]) -> Result<String> {
     let recorded = fallback::RecordedFallbacks::load(&p.build_dir)?;
     let placement = fallback::placement(p, &recorded);
-    let prefix = format!("{}/", p.tree.path.display());
     let mut out = format!(
         "{:<4} {:<28} {:>6} {:>6}  where it stands\n",
         "#", "function", "before", "after"
@@ -111,8 +103,7 @@ fn table(p: &Prepared, before: &[Frame], after: &[Frame]) -> Result<String> {
             );
             continue;
         }
-        let file = frame.location.rsplit_once(':').map_or("", |(f, _)| f);
-        let file = file.strip_prefix(&prefix).unwrap_or(file);
+        let file = frame.source(&p.tree.path);
         let why = match file.strip_suffix(".c") {
             _ if frame.optimized_out.is_empty() => String::new(),
             Some(stem) => {

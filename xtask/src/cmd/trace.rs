@@ -3,9 +3,9 @@
 //! kernel's own format, condensed into a call chain by layer, and drawn as a
 //! flame graph.
 
-use std::{path::Path, process::ExitCode};
+use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
 use crate::{
     analysis::{
@@ -17,10 +17,10 @@ use crate::{
     guest::{
         run,
         trace_script::{check_function, TraceSetup},
-        tracing::{self, TraceRequest},
+        tracing::{self, TraceRequest, TracedRun},
     },
     study::layers::Layers,
-    util::{fsutil, lock::Access},
+    util::lock::Access,
 };
 
 impl cli::Trace {
@@ -38,7 +38,7 @@ impl cli::Trace {
                 tracer: self.tracer.into(),
                 depth: self.depth,
                 cpu_times: self.cpu_times,
-                buffer_kb: 16384,
+                buffer_kb: TraceSetup::BUFFER_KB,
             },
             command: &self.command,
             accel: self.accel.into(),
@@ -48,16 +48,12 @@ impl cli::Trace {
         let Some(run) = tracing::trace_command(ctx, &p, &request)? else {
             return Ok(ExitCode::SUCCESS);
         };
-        self.report(ctx, &p, &run.out_dir)?;
+        self.report(ctx, &p, &run)?;
         Ok(run::exit_code(run.exit))
     }
 
-    fn report(&self, ctx: &Ctx, p: &Prepared, out_dir: &Path) -> Result<()> {
-        if let Some(why) = trace_report::untraceable(out_dir) {
-            bail!("{why}");
-        }
-        let text = fsutil::read_to_string(&out_dir.join("trace.txt"))
-            .context("the guest wrote no trace")?;
+    fn report(&self, ctx: &Ctx, p: &Prepared, run: &TracedRun) -> Result<()> {
+        let text = run.trace_text()?;
         match &self.output {
             Some(path) => {
                 ctx.exec.write(path, &text)?;

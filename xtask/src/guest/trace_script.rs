@@ -21,6 +21,22 @@ pub struct TraceSetup {
     pub buffer_kb: u32,
 }
 
+impl TraceSetup {
+    /// The kernel's buffer for one run, per CPU.
+    pub const BUFFER_KB: u32 = 16384;
+
+    /// function_graph below `function`, every level, times with sleeps.
+    pub fn graph_below(function: &str) -> TraceSetup {
+        TraceSetup {
+            functions: vec![function.to_string()],
+            tracer: Tracer::FunctionGraph,
+            depth: 0,
+            cpu_times: false,
+            buffer_kb: TraceSetup::BUFFER_KB,
+        }
+    }
+}
+
 /// A function name as ftrace's filter files take it: a name or a glob of
 /// `[A-Za-z0-9_.]` with `*` and `?` (`tcp_send*`), and with `--tracer
 /// function`, whose `set_ftrace_filter` has the `mod` command, an optional

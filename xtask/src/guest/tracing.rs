@@ -5,7 +5,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::{
     ctx::{Ctx, Prepared},
@@ -14,8 +14,9 @@ use crate::{
         run::{self, RunRequest},
         trace_script::{guest_script, TraceSetup},
     },
+    kernel::kconfig::edit_distance,
     study::arch::Arch,
-    util::supervise::TempPath,
+    util::{fsutil, supervise::TempPath},
 };
 
 pub struct TraceRequest<'a> {
@@ -32,6 +33,38 @@ pub struct TracedRun {
     pub exit: i32,
     pub out_dir: PathBuf,
     _cleanup: TempPath,
+}
+
+impl TracedRun {
+    /// The trace the guest wrote; an error in one line per function the
+    /// guest could not trace (its `missing` file), with the nearest names
+    /// it could.
+    pub fn trace_text(&self) -> Result<String> {
+        if let Ok(missing) = std::fs::read_to_string(self.out_dir.join("missing")) {
+            let available =
+                std::fs::read_to_string(self.out_dir.join("available")).unwrap_or_default();
+            let names: Vec<&str> = available.lines().collect();
+            let lines: Vec<String> = missing
+                .split_whitespace()
+                .map(|name| {
+                    format!(
+                        "{name} cannot be traced: it is not in available_filter_functions (inlined, notrace, or not built); nearest: {}",
+                        nearest(name, &names, 5).join(", ")
+                    )
+                })
+                .collect();
+            bail!("{}", lines.join("\n"));
+        }
+        fsutil::read_to_string(&self.out_dir.join("trace.txt")).context("the guest wrote no trace")
+    }
+}
+
+fn nearest<'a>(name: &str, names: &[&'a str], count: usize) -> Vec<&'a str> {
+    let mut scored: Vec<(usize, &str)> =
+        names.iter().map(|n| (edit_distance(name, n), *n)).collect();
+    scored.sort();
+    scored.dedup();
+    scored.into_iter().take(count).map(|(_, n)| n).collect()
 }
 
 /// Fails in one line when `p` cannot run function_graph: an architecture
@@ -94,4 +127,23 @@ pub fn trace_command(ctx: &Ctx, p: &Prepared, req: &TraceRequest) -> Result<Opti
         out_dir,
         _cleanup: cleanup,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_names() {
+        let names = [
+            "tcp_sendmsg",
+            "tcp_sendmsg_locked",
+            "udp_sendmsg",
+            "tcp_recvmsg",
+        ];
+        assert_eq!(
+            nearest("tcp_sendmsgg", &names, 2),
+            ["tcp_sendmsg", "udp_sendmsg"]
+        );
+    }
 }

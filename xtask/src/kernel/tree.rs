@@ -318,7 +318,7 @@ fn unpack_locked(exec: &Exec, tarball: &Path, dest: &Path) -> Result<Option<Kern
             .trim();
         return Err(not_a_kernel(&format!("cannot be unpacked ({why})")));
     }
-    exec.effect(String::new, || {
+    exec.check(|| {
         KernelTree::open(&tmp)
             .map(drop)
             .map_err(|_| not_a_kernel("holds no Linux tree (no Kconfig and Makefile at its top)"))
@@ -330,7 +330,7 @@ fn unpack_locked(exec: &Exec, tarball: &Path, dest: &Path) -> Result<Option<Kern
     // Empty, as checked above.
     exec.remove_all(dest)?;
     exec.rename(&tmp, dest)?;
-    exec.effect(String::new, || KernelTree::open(dest).map(Some))
+    exec.check(|| KernelTree::open(dest).map(Some))
 }
 
 #[cfg(test)]

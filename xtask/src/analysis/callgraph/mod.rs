@@ -146,11 +146,7 @@ impl View {
         let mut edges = Vec::new();
         let mut frontier = roots.clone();
         let levels = if run.is_some() { REACHED_DEPTH } else { depth };
-        let reached = |f: u32| {
-            run.is_some_and(|o| {
-                o.reached(&index.functions[f as usize].name).is_some() || o.bridges.contains(&f)
-            })
-        };
+        let reached = |f: u32| run.is_some_and(|o| o.follows(f, &index.functions[f as usize].name));
         for level in 0..levels {
             let mut next = Vec::new();
             for &f in &frontier {

@@ -85,6 +85,12 @@ impl Overlay {
     pub fn reached(&self, name: &str) -> Option<&Reached> {
         self.reached.get(name)
     }
+
+    /// Whether the view follows function `f` (named `name`) below its
+    /// depth: the run reached it, or went through it unseen.
+    pub fn follows(&self, f: u32, name: &str) -> bool {
+        self.reached(name).is_some() || self.bridges.contains(&f)
+    }
 }
 
 fn direct_callees(index: &Index, f: u32) -> impl Iterator<Item = u32> + '_ {

@@ -95,9 +95,7 @@ impl Map<'_> {
         expanded: &mut HashSet<u32>,
         out: &mut String,
     ) {
-        let reached = self
-            .overlay
-            .is_some_and(|o| o.reached(self.name(f)).is_some() || o.bridges.contains(&f));
+        let reached = self.overlay.is_some_and(|o| o.follows(f, self.name(f)));
         let limit = if self.overlay.is_some() {
             super::REACHED_DEPTH
         } else {

@@ -311,10 +311,7 @@ impl Exec {
     /// A check of what the host has, or of what the commands before it
     /// made; a dry run, which made nothing, skips it (the default).
     pub fn check<T: Default>(&self, check: impl FnOnce() -> Result<T>) -> Result<T> {
-        if self.dry_run {
-            return Ok(T::default());
-        }
-        check()
+        self.effect(String::new, check)
     }
 
     /// Fails with `fix` unless the tool runs as root; a dry run only says
