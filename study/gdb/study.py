@@ -9,7 +9,10 @@
 # prints garbage with no warning. The line table knows better: the first
 # address of a line after the function's opening line is past the prologue.
 
+import json
+import os
 import re
+import socket
 
 import gdb
 
@@ -515,3 +518,112 @@ StudyFrame()
 StudyReadable()
 StudyBacktrace()
 EndAtUserEntry()
+
+
+# ---- study-dump: a vmcore of the guest at this stop, through QEMU's QMP ----
+
+def _qmp_request(sock_file, command, arguments=None):
+    request = {"execute": command}
+    if arguments is not None:
+        request["arguments"] = arguments
+    sock_file.write((json.dumps(request) + "\n").encode())
+    sock_file.flush()
+    while True:
+        line = sock_file.readline()
+        if not line:
+            raise gdb.GdbError("study-dump: QMP closed the connection")
+        reply = json.loads(line)
+        if "return" in reply:
+            return reply["return"]
+        if "error" in reply:
+            raise gdb.GdbError("study-dump: QMP %s: %s" % (command, reply["error"].get("desc")))
+
+
+def _qmp_session(path, timeout):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    f = s.makefile("rwb")
+    try:
+        greeting = json.loads(f.readline())
+    except socket.timeout:
+        s.close()
+        raise gdb.GdbError("study-dump: %s does not answer (is drgn attached to it?)" % path)
+    if "QMP" not in greeting:
+        raise gdb.GdbError("study-dump: %s: not a QMP greeting" % path)
+    _qmp_request(f, "qmp_capabilities")
+    return s, f
+
+
+def _guest_sockets():
+    """The QMP sockets of the build directory of the vmlinux gdb has loaded."""
+    vmlinux = gdb.current_progspace().filename
+    if not vmlinux:
+        raise gdb.GdbError("study-dump: no vmlinux loaded")
+    run_dir = os.path.join(os.path.dirname(vmlinux), ".study", "run")
+    try:
+        names = sorted(n for n in os.listdir(run_dir) if n.startswith("qmp-"))
+    except FileNotFoundError:
+        names = []
+    return run_dir, [os.path.join(run_dir, n) for n in names]
+
+
+def _our_guest():
+    """The QMP socket of the QEMU whose gdb stub this gdb is connected to:
+    the one whose "gdb" chardev has our connection's port."""
+    run_dir, sockets = _guest_sockets()
+    conn = gdb.selected_inferior().connection
+    details = getattr(conn, "details", None) or ""
+    found = []
+    for path in sockets:
+        try:
+            s, f = _qmp_session(path, 5)
+        except OSError:
+            continue
+        try:
+            chardevs = _qmp_request(f, "query-chardev")
+        finally:
+            s.close()
+        stubs = [c.get("filename", "") for c in chardevs if c.get("label") == "gdb"]
+        found.append(path)
+        if details and any(details in name for name in stubs):
+            return path
+    if len(found) == 1:
+        return found[0]
+    raise gdb.GdbError(
+        "study-dump: no QMP socket in %s answers for this gdb's stub (%s); boot the guest with "
+        "`cargo xtask debug` or `run --gdb`, which open one" % (run_dir, details or "not connected"))
+
+
+class StudyDump(gdb.Command):
+    """study-dump FILE: write a vmcore of the guest as it stands at this stop
+(QMP dump-guest-memory: ELF, with the guest's VMCOREINFO), for
+`cargo xtask drgn --core FILE`. FILE appears only once it is whole."""
+
+    def __init__(self):
+        super().__init__("study-dump", gdb.COMMAND_DATA, gdb.COMPLETE_FILENAME)
+
+    def invoke(self, arg, from_tty):
+        path = arg.strip()
+        if not path:
+            raise gdb.GdbError("usage: study-dump FILE")
+        path = os.path.abspath(os.path.expanduser(path))
+        if not os.path.isdir(os.path.dirname(path)):
+            raise gdb.GdbError("study-dump: %s: no such folder" % os.path.dirname(path))
+        qmp = _our_guest()
+        partial = os.path.join(os.path.dirname(path),
+                               ".%s.partial-%d" % (os.path.basename(path), os.getpid()))
+        s, f = _qmp_session(qmp, 600)
+        try:
+            _qmp_request(f, "dump-guest-memory",
+                         {"paging": False, "protocol": "file:" + partial})
+            os.replace(partial, path)
+        finally:
+            s.close()
+            if os.path.exists(partial):
+                os.unlink(partial)
+        gdb.write("study-dump: %s (%d MiB), through %s\n" % (
+            path, os.path.getsize(path) >> 20, qmp))
+
+
+StudyDump()

@@ -30,6 +30,7 @@ for fam in "" -4; do
 		check 0 $fam -n "$n"
 	done
 	check 0 $fam -n 1000 -c 50
+	check 0 $fam -t 2 -f noack
 	for f in nosynack rst nofin; do
 		check fail $fam -t 2 -f "$f"
 	done

@@ -62,8 +62,8 @@
 #define TUN_MTU 1500	     /* a new tun device's default */
 #define MAX_BYTES (64L << 20)
 
-enum fault { NONE, NO_SYNACK, RST, NO_FIN };
-static const char *const fault_names[] = { "none", "nosynack", "rst", "nofin" };
+enum fault { NONE, NO_SYNACK, RST, NO_FIN, NO_ACK };
+static const char *const fault_names[] = { "none", "nosynack", "rst", "nofin", "noack" };
 
 enum state { LISTEN, SYN_RCVD, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED, RESET };
 static const char *const state_names[] = {
@@ -89,6 +89,7 @@ static struct {
 	long bytes, data_segs;	 /* payload received in order */
 	long segs_in, segs_out;	 /* TCP segments read from / written to the tun */
 	long dups, ignored;	 /* retransmitted segments; non-matching packets */
+	uint32_t seen_end;	 /* the end of the sequence space the client sent */
 } peer;
 
 /* What the client thread is doing, for the timeout message. */
@@ -118,7 +119,9 @@ static void usage(FILE *out, int status)
 		"  -c COUNT    number of send() calls (default 1)\n"
 		"  -t SECONDS  give up after this long (default 10)\n"
 		"  -f FAULT    misbehave on purpose: nosynack (never answer the SYN),\n"
-		"              rst (reset on the first data), nofin (never send the FIN)\n"
+		"              rst (reset on the first data), nofin (never send the FIN),\n"
+		"              noack (never ACK data: it stays in flight, the socket\n"
+		"              ESTABLISHED, until -t, then exit 0)\n"
 		"  -v          print every TCP segment crossing the device\n",
 		MAX_BYTES);
 	exit(status);
@@ -348,6 +351,13 @@ static void *client(void *arg)
 	}
 	free(buf);
 
+	/* Under noack nothing is acked: the socket stays ESTABLISHED, its data
+	 * in flight, until the main thread ends the run at -t. */
+	while (fault == NO_ACK) {
+		local_step = "holding its data in flight (noack)";
+		pause();
+	}
+
 	/* Our FIN goes after the data; the peer's FIN shows up as EOF. */
 	local_step = "shutdown()";
 	if (shutdown(fd, SHUT_WR) < 0) {
@@ -521,6 +531,7 @@ static void handle_tcp(int tun, const struct tcphdr *th, size_t seglen)
 		peer.port = ntohs(th->th_sport);
 		peer.irs = seq;
 		peer.rcv_nxt = seq + 1;
+		peer.seen_end = seq + 1;
 		peer.snd_nxt = PEER_ISS;
 		send_seg(tun, TH_SYN | TH_ACK);
 		peer.state = SYN_RCVD;
@@ -545,6 +556,14 @@ static void handle_tcp(int tun, const struct tcphdr *th, size_t seglen)
 		break;
 	}
 
+	uint32_t end = seq + len + !!(flags & TH_FIN);
+	if (seq_before(peer.seen_end, end))
+		peer.seen_end = end;
+	if (fault == NO_ACK) {
+		if (len > 0)
+			take_data(data, len, seq);
+		return;
+	}
 	if (len > 0) {
 		if (!take_data(data, len, seq))
 			peer.dups++;
@@ -655,11 +674,11 @@ int main(int argc, char **argv)
 		case 'c': count = parse_num("send count", optarg, 1, 1000000); break;
 		case 't': timeout_s = parse_num("timeout", optarg, 1, 3600); break;
 		case 'f':
-			for (fault = NONE + 1; fault <= NO_FIN; fault++)
+			for (fault = NONE + 1; fault <= NO_ACK; fault++)
 				if (strcmp(optarg, fault_names[fault]) == 0)
 					break;
-			if (fault > NO_FIN)
-				bad_usage("unknown fault '%s' (nosynack, rst or nofin)", optarg);
+			if (fault > NO_ACK)
+				bad_usage("unknown fault '%s' (nosynack, rst, nofin or noack)", optarg);
 			break;
 		case 'v': verbose = 1; break;
 		case 'h': usage(stdout, 0); break;
@@ -690,6 +709,15 @@ int main(int argc, char **argv)
 	int local_done = 0;
 	while (!(local_done && peer.state == CLOSED)) {
 		long left = deadline - now_ms();
+		if (left <= 0 && fault == NO_ACK) {
+			/* What the local side must hold unacked: its snd_nxt - snd_una. */
+			printf("tun-peer: noack: no FIN from the local side, peer %s, %u bytes of sequence space in flight "
+			       "(%ld data bytes arrived, none acked) after %ld s\n",
+			       state_names[peer.state], peer.seen_end - (peer.irs + 1), peer.bytes,
+			       timeout_s);
+			fflush(stdout);
+			_exit(0);
+		}
 		if (left <= 0)
 			die("timeout after %ld s: peer in %s, local in %s, %ld of %ld bytes arrived",
 			    timeout_s, state_names[peer.state], (const char *)local_step,

@@ -14,9 +14,7 @@ use crate::{
     analysis::{callgraph, ftrace::Trace},
     ctx::{Ctx, Prepared},
     guest::{
-        gdb::{comm_word, free_port, gdb_command, GdbRequest},
-        qemu::Accel,
-        run::{start_background, RunRequest},
+        gdb::batch_at_stop,
         trace_script::TraceSetup,
         tracing::{self, TraceRequest},
     },
@@ -76,35 +74,9 @@ pub fn frames_at(
     function: &str,
     argv: &[String],
 ) -> Result<Option<Vec<Frame>>> {
-    let port = free_port()?;
-    let run = RunRequest {
-        gdb_port: Some(port),
-        wait_gdb: true,
-        ..RunRequest::new(Accel::Tcg)
-    };
-    let console = p.state().debug().join(format!("console-{port}.log"));
-    let guest = start_background(&ctx.exec, p, &run, argv, &console)?;
-    let breaks = [function.to_string()];
-    let batch = ["study-bt".to_string()];
-    // The command's own stop, not a kernel thread's (a kworker's IPv6
-    // router solicitation reaches tun_net_xmit first under tun-peer).
-    let program = argv[0].rsplit('/').next().unwrap_or(&argv[0]);
-    let comm: String = program.chars().take(15).collect();
-    let gdb = GdbRequest {
-        port,
-        hardware: false,
-        breaks: &breaks,
-        only_comm: comm_word(&comm),
-        scripts: &[],
-        batch: &batch,
-    };
-    let output = ctx
-        .exec
-        .capture(gdb_command(&ctx.exec, p, &ctx.study_dir(), &gdb)?)?;
-    let Some(_guest) = guest else {
+    let Some(text) = batch_at_stop(ctx, p, function, argv, &["study-bt".to_string()])? else {
         return Ok(None);
     };
-    let text = String::from_utf8_lossy(&output.stdout);
     let frames = parse_frames(&text);
     if frames.is_empty() {
         bail!("gdb never stopped in {function} with the stack read (study-bt):\n{text}");

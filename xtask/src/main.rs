@@ -65,5 +65,7 @@ fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::Debug(flags) => flags.run(&ctx)?,
         Command::Callgraph(flags) => flags.run(&ctx).map(done)?,
         Command::Follow(flags) => flags.run(&ctx).map(done)?,
+        Command::Drgn(flags) => flags.run(&ctx)?,
+        Command::Dump(flags) => flags.run(&ctx).map(done)?,
     })
 }

@@ -78,6 +78,10 @@ pub enum Command {
     Callgraph(Callgraph),
     /// Put the whole path of one run (entry from user space to the driver) at -O0, and rebuild
     Follow(Follow),
+    /// drgn on the guest while CMD runs (or --attach, or --core FILE), with the study helpers
+    Drgn(Drgn),
+    /// Write a vmcore of the guest: once CMD has started, or at a stop in FUNC (--at)
+    Dump(Dump),
 }
 
 /// Which profile, and where it builds.
@@ -549,6 +553,9 @@ impl From<TracerArg> for Tracer {
         }
     }
 }
+
+mod live_state;
+pub use live_state::{Drgn, Dump};
 
 #[cfg(test)]
 mod tests;

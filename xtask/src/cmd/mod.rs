@@ -8,6 +8,8 @@ pub mod callgraph;
 pub mod ci;
 pub mod config;
 pub mod debug;
+pub mod drgn;
+pub mod dump;
 pub mod follow;
 pub mod gdb;
 pub mod kernel;

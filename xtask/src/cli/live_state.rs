@@ -1,0 +1,65 @@
+//! The commands that read a guest's memory while it runs, or once dumped:
+//! `drgn` and `dump`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{AccelArg, TargetArgs};
+
+#[derive(Args, Debug)]
+pub struct Drgn {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Read the guest that a `run`, `debug` or `trace` of this build directory has up
+    #[arg(long, conflicts_with = "core")]
+    pub attach: bool,
+    /// With --attach and several guests up: the QMP socket of the one to read
+    #[arg(long, value_name = "SOCKET", requires = "attach")]
+    pub qmp: Option<PathBuf>,
+    /// Read a vmcore (from `dump`, or `study-dump` in gdb) instead of a live guest
+    #[arg(long, value_name = "FILE")]
+    pub core: Option<PathBuf>,
+    /// Evaluate CODE, with the study helpers imported, instead of a prompt
+    #[arg(short = 'e', value_name = "CODE")]
+    pub code: Option<String>,
+    /// A drgn script and its arguments (or, with -e, CODE's arguments)
+    #[arg(value_name = "SCRIPT")]
+    pub script: Vec<String>,
+    /// Accelerator, as for `run`
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    pub accel: AccelArg,
+    /// Seconds before a booted guest is killed
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// The command the booted guest runs while drgn reads it, after `--`
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Dump {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The vmcore to write (ELF, with the guest's VMCOREINFO: `drgn --core FILE` reads it)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Dump at the first stop in FUNC (gdb, after the prologue, in CMD's own task)
+    #[arg(long, value_name = "FUNC", conflicts_with = "attach")]
+    pub at: Option<String>,
+    /// Without --at: seconds to wait after CMD starts
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub after: f64,
+    /// Dump the guest that a `run`, `debug` or `trace` of this build directory has up
+    #[arg(long)]
+    pub attach: bool,
+    /// With --attach and several guests up: the QMP socket of the one to dump
+    #[arg(long, value_name = "SOCKET", requires = "attach")]
+    pub qmp: Option<PathBuf>,
+    /// Accelerator, as for `run` (with --at: TCG)
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    pub accel: AccelArg,
+    /// The command the guest runs, after `--`
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}

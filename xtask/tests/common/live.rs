@@ -1,0 +1,87 @@
+//! What the drgn tests share across architectures: drgn's code for a
+//! live TCP socket under `tun-peer -f noack`, and reading back what it and
+//! the guest printed.
+
+use std::path::PathBuf;
+
+use super::text;
+
+/// drgn's code: waits for tun-peer's ESTABLISHED socket, then until its
+/// sequence space stops moving (the first flight leaves at once; with no
+/// ACK, retransmissions resend and never send more), prints it, and holds
+/// the guest for `sys.argv[1]` seconds so the guest's own report can run.
+pub const LIVE_SOCKET: &str = r#"
+import json, sys, time
+sk = tcp_socket(prog, "tun-peer-local", state="ESTABLISHED", wait=180)
+if sk is None:
+    sys.exit("no ESTABLISHED TCP socket of tun-peer-local")
+last = None
+while True:
+    s = tcp_state_of(sk)
+    now = (s["snd_una"], s["snd_nxt"], s["packets_out"])
+    if now == last and s["in_flight"] > 0:
+        break
+    last = now
+    time.sleep(1)
+keys = ("state", "in_flight", "packets_out", "snd_una", "snd_nxt", "cwnd")
+print("DRGN " + json.dumps({k: s[k] for k in keys}))
+sys.stdout.flush()
+time.sleep(float(sys.argv[1]))
+"#;
+
+/// The JSON that the code printed after "DRGN ".
+pub fn drgn_json(output: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("DRGN "))
+        .unwrap_or_else(|| panic!("drgn printed no DRGN line:\n{}", text(output)));
+    serde_json::from_str(line).unwrap()
+}
+
+/// The console file of the guest a command booted, from its stderr.
+pub fn console_of(output: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let path = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("guest console: "))
+        .and_then(|l| l.split(" (").next())
+        .unwrap_or_else(|| panic!("no guest console named:\n{stderr}"));
+    std::fs::read_to_string(PathBuf::from(path)).unwrap()
+}
+
+/// The bytes of sequence space tun-peer's peer saw and never acked, from
+/// its last line under -f noack.
+pub fn peer_in_flight(console: &str) -> u64 {
+    let line = console
+        .lines()
+        .find(|l| l.starts_with("tun-peer: noack:"))
+        .unwrap_or_else(|| panic!("tun-peer printed no noack line:\n{console}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| *w == "bytes")
+        .expect("N bytes of sequence space");
+    words[at - 1].parse().unwrap()
+}
+
+/// `ss -tin`'s numbers for the one ESTABLISHED socket: (unacked segments,
+/// bytes sent, bytes retransmitted).
+pub fn ss_numbers(console: &str) -> (u64, u64, u64) {
+    let mut lines = console.lines();
+    lines
+        .by_ref()
+        .find(|l| l.starts_with("ESTAB"))
+        .unwrap_or_else(|| panic!("ss showed no ESTAB socket:\n{console}"));
+    let info = lines.next().expect("ss -i's line under the socket");
+    let field = |name: &str| -> u64 {
+        info.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .map_or(0, |v| v.parse().unwrap())
+    };
+    (
+        field("unacked:"),
+        field("bytes_sent:"),
+        field("bytes_retrans:"),
+    )
+}
