@@ -2,7 +2,9 @@
 drgn reads them from the DWARF: a value, or `<absent>` where the compiler
 kept none for that point of the code (an -Og or -O2 frame)."""
 
+import os
 import time
+import tomllib
 
 from drgn import FaultError, ObjectAbsentError
 from drgn.helpers.linux.pid import for_each_task
@@ -11,6 +13,17 @@ from drgn.helpers.linux.sched import task_state_to_char
 from sockets import _matches
 
 COMPOUND = ("struct", "union", "class", "array")
+
+
+def _stack_ends():
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                           "stack-ends.toml"), "rb") as f:
+        ends = tomllib.load(f)
+    return set(ends["user-entry"]) | set(ends["kernel-thread"])
+
+
+# Frames below these are user space (a PC that is not the kernel's).
+STACK_ENDS = _stack_ends()
 
 
 def _value(obj):
@@ -56,6 +69,8 @@ def blocked_tasks(prog, who=None, states="DS"):
         frames = []
         for frame in prog.stack_trace(task):
             frames.append((frame, frame_variables(frame)))
+            if frame.name in STACK_ENDS:
+                break
         out.append((task, frames))
     return out
 

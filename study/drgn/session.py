@@ -1,12 +1,14 @@
 """The drgn session `cargo xtask drgn` starts: drgn's own globals (prog,
-its Linux helpers) plus the study helpers of this folder, at a prompt or
-for `-e CODE`.
+its Linux helpers) plus the study helpers of this folder, at a prompt, for
+`-e CODE`, or for a script.
 
-drgn runs this file as its script, with `prog` set; its folder is on
-PYTHONPATH, so a script of your own imports the helpers the same way:
+drgn runs this file as its script, with `prog` set. Its folder is on
+PYTHONPATH, so a script run by plain `drgn` imports the helpers itself:
 `from tcp import tcp_socket`.
 """
 
+import os
+import runpy
 import sys
 
 import drgn
@@ -52,11 +54,16 @@ def main():
             globals_func=study_globals,
         )
         return
-    if args[0] != "-e" or len(args) < 2:
-        sys.exit("session.py: run by `cargo xtask drgn` with no arguments, or -e CODE [ARGS]")
-    code = args[1]
-    sys.argv = ["-e"] + args[2:]
-    exec(compile(code, "<-e>", "exec"), study_globals(default_globals(prog)))
-
+    if args[0] == "-e":
+        if len(args) < 2:
+            sys.exit("session.py: -e needs CODE")
+        sys.argv = ["-e"] + args[2:]
+        exec(compile(args[1], "<-e>", "exec"), study_globals(default_globals(prog)))
+        return
+    # A script: run as drgn runs one, with the helpers among its globals.
+    sys.argv = args
+    sys.path.insert(0, os.path.dirname(os.path.abspath(args[0])))
+    runpy.run_path(args[0], init_globals=study_globals(default_globals(prog)),
+                   run_name="__main__")
 
 main()

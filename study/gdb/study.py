@@ -13,6 +13,7 @@ import json
 import os
 import re
 import socket
+import tomllib
 
 import gdb
 
@@ -428,15 +429,17 @@ local is <optimized out> (macro temporaries apart), so that a batch session
 # Where a kernel stack begins: the entry from user space (a system call),
 # or a kernel thread's first frame. Below it gdb reads the user's registers
 # as if they were kernel frames (`0x4df400 in ?? ()`, `fixed_percpu_data`).
-USER_ENTRIES = (
-    "entry_SYSCALL_64", "entry_SYSCALL_64_after_hwframe", "entry_SYSCALL_compat",
-    "entry_INT80_compat", "entry_SYSENTER_compat",  # x86_64
-    "el0t_64_sync", "el0t_32_sync",  # arm64
-    "ret_from_fork", "ret_from_fork_asm", "ret_from_fork_entry",
-)
+def _stack_ends():
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                           "stack-ends.toml"), "rb") as f:
+        ends = tomllib.load(f)
+    return tuple(ends["user-entry"]), tuple(ends["kernel-thread"])
+
+
+USER_ONLY_ENTRIES, KTHREAD_ENTRIES = _stack_ends()
+USER_ENTRIES = USER_ONLY_ENTRIES + KTHREAD_ENTRIES
 USER_ENTRY_NOTE = "[the entry from user space: the kernel's stack ends here]"
 KTHREAD_NOTE = "[a kernel thread's first frame: its stack ends here]"
-KTHREAD_ENTRIES = ("ret_from_fork", "ret_from_fork_asm", "ret_from_fork_entry")
 
 
 def _entry_note(name):

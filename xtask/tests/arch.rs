@@ -272,6 +272,54 @@ fn callgraph_reads_the_calls(arch: &'static str) {
     assert_eq!(ours_indirect, indirect, "{arch}: indirect call sites");
 }
 
+/// drgn on arm64: during tun-peer the TCP helper's snd_nxt - snd_una is
+/// what the peer received and never acked; a vmcore written at gdb's stop
+/// in tcp_sendmsg_locked shows gdb's `size` in drgn's stack trace.
+fn arm64_drgn_reads_a_live_socket_and_a_dump() {
+    let _serial = serial();
+    built("arm64");
+    let mut args = on("arm64", "drgn");
+    args.extend(["-e", common::live::LIVE_SOCKET, "20", "--"]);
+    args.extend(["tun-peer", "-f", "noack", "-n", "100000", "-t", "14"]);
+    let out = xtask(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let socket = common::live::drgn_json(&out);
+    let console = common::live::console_of(&out);
+    assert_eq!(socket["state"], "ESTABLISHED", "{socket}");
+    let in_flight = socket["in_flight"].as_u64().unwrap();
+    assert!(in_flight > 0, "{socket}");
+    assert_eq!(in_flight, common::live::peer_in_flight(&console));
+
+    let dumps = cache().join("dumps");
+    std::fs::create_dir_all(&dumps).unwrap();
+    let core = dumps.join("arm64-at-stop.vmcore");
+    let dump_line = format!("study-dump {}", core.display());
+    let mut args: Vec<&str> = on("arm64", "debug");
+    args.extend(["-b", "tcp_sendmsg_locked", "--batch", "print size"]);
+    args.extend([
+        "--batch", &dump_line, "--", "tcp-echo", "-4", "-n", "1", "-s", "777",
+    ]);
+    let out = xtask(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let gdb_size = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("$1 = "))
+        .unwrap_or_else(|| panic!("gdb printed no size:\n{stdout}"));
+    assert_eq!(gdb_size, "777");
+    let mut args: Vec<&str> = on("arm64", "drgn");
+    args.extend([
+        "--core",
+        core.to_str().unwrap(),
+        "-e",
+        common::live::SIZE_AT_STOP,
+    ]);
+    let out = xtask(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(common::live::drgn_json(&out).to_string(), gdb_size);
+    std::fs::remove_file(&core).unwrap();
+}
+
 fn trial(name: &'static str, f: fn()) -> Trial {
     Trial::test(name, move || {
         std::panic::catch_unwind(f).map_err(|e| {
@@ -336,6 +384,10 @@ fn main() {
             let _serial = serial();
             gdb_reads_every_variable("arm64")
         }),
+        arm64(
+            "arm64_drgn_reads_a_live_socket_and_a_dump",
+            arm64_drgn_reads_a_live_socket_and_a_dump,
+        ),
         arm64("arm64_callgraph_reads_bl_and_blr", || {
             let _serial = serial();
             callgraph_reads_the_calls("arm64")

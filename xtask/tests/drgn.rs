@@ -29,8 +29,8 @@ fn dumps() -> PathBuf {
 /// During tun-peer under -f noack, drgn's TCP helper finds the connection
 /// ESTABLISHED with snd_nxt - snd_una equal to the sequence space the peer
 /// received and never acked, and to what `ss -ti` in the guest reports for
-/// the same socket: bytes sent less bytes retransmitted, and the unacked
-/// segments (packets_out).
+/// the same socket: bytes sent less bytes retransmitted, the unacked
+/// segments (packets_out), and the bytes not sent yet (the write queue).
 #[test]
 fn a_live_socket_agrees_with_the_peer_and_with_ss() {
     let _serial = serial();
@@ -50,11 +50,20 @@ fn a_live_socket_agrees_with_the_peer_and_with_ss() {
     let in_flight = socket["in_flight"].as_u64().unwrap();
     assert!(in_flight > 0, "{socket}");
     assert_eq!(in_flight, peer_in_flight(&console), "drgn against the peer");
-    let (unacked, sent, retrans) = ss_numbers(&console);
-    assert_eq!(in_flight, sent - retrans, "drgn against ss: {console}");
+    let ss = ss_numbers(&console);
+    assert_eq!(
+        in_flight,
+        ss.bytes_sent - ss.bytes_retrans,
+        "drgn against ss: {console}"
+    );
     assert_eq!(
         socket["packets_out"].as_u64().unwrap(),
-        unacked,
+        ss.unacked,
+        "{console}"
+    );
+    assert_eq!(
+        socket["write_queue_bytes"].as_u64().unwrap(),
+        ss.notsent,
         "{console}"
     );
 }
@@ -127,15 +136,6 @@ print("DRGN " + json.dumps(out))
         .unwrap_or_else(|| panic!("fd {fd} is not among the task's sockets: {json}"));
     assert_eq!(by_fd["sk"].as_u64().unwrap(), sk, "{json}");
 }
-
-/// drgn's code for a vmcore: the frame of `function` on the stack of the
-/// task on CPU 0, and its `size`.
-const SIZE_AT_STOP: &str = r#"
-from drgn.helpers.linux.sched import cpu_curr
-for f in prog.stack_trace(cpu_curr(prog, 0)):
-    if f.name == "tcp_sendmsg_locked":
-        print("DRGN " + str(f["size"].value_()))
-"#;
 
 fn drgn_size(core: &std::path::Path) -> u64 {
     let out = drgn(&["--core", core.to_str().unwrap(), "-e", SIZE_AT_STOP], &[]);

@@ -25,7 +25,7 @@ pub enum Work {
     Interactive,
     /// `-e CODE`, with the helpers imported; the words are its `sys.argv[1:]`.
     Code(String, Vec<String>),
-    /// A script and its arguments; it imports the helpers it wants.
+    /// A script and its arguments, the helpers among its globals.
     Script(Vec<String>),
 }
 
@@ -102,7 +102,10 @@ fn words(
             words.extend([session, "-e".to_string(), code.clone()]);
             words.extend(args.iter().cloned());
         }
-        Work::Script(argv) => words.extend(argv.iter().cloned()),
+        Work::Script(argv) => {
+            words.push(session);
+            words.extend(argv.iter().cloned());
+        }
     }
     words
 }
@@ -135,7 +138,7 @@ mod tests {
         assert_eq!(
             core.join(" "),
             "--core /t/vmcore --quiet --no-default-kernel-directories \
-             --kernel-directory /b -s /b/vmlinux mine.py --all"
+             --kernel-directory /b -s /b/vmlinux /r/study/drgn/session.py mine.py --all"
         );
     }
 }

@@ -83,12 +83,16 @@ pub struct Qmp {
     writer: UnixStream,
 }
 
+/// How long QEMU has to greet a new client. It serves one QMP client at a
+/// time, and a second one waits unanswered until the first leaves.
+const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Qmp {
+    /// A session whose commands may take up to `timeout` each.
     pub fn connect(socket: &Path, timeout: Duration) -> Result<Qmp> {
         let stream = UnixStream::connect(socket)
             .with_context(|| format!("QMP socket {}: cannot connect", socket.display()))?;
-        // QEMU serves one QMP client at a time: a second one waits unanswered.
-        stream.set_read_timeout(Some(timeout))?;
+        stream.set_read_timeout(Some(GREETING_TIMEOUT))?;
         let writer = stream.try_clone()?;
         let mut qmp = Qmp {
             reader: BufReader::new(stream),
@@ -98,7 +102,7 @@ impl Qmp {
             format!(
                 "QMP socket {}: no greeting within {} s (is another client, such as drgn, attached?)",
                 socket.display(),
-                timeout.as_secs()
+                GREETING_TIMEOUT.as_secs()
             )
         })?;
         if greeting.get("QMP").is_none() {
@@ -108,6 +112,7 @@ impl Qmp {
             );
         }
         qmp.execute("qmp_capabilities", json!({}))?;
+        qmp.writer.set_read_timeout(Some(timeout))?;
         Ok(qmp)
     }
 

@@ -402,6 +402,14 @@ pub struct Background {
     _files: Vec<TempPath>,
 }
 
+/// A console file as text: a guest's serial line may carry bytes that are
+/// not UTF-8 (a boot's early output), which must not hide the lines after.
+fn console_text(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default()
+}
+
 /// What init prints as it starts the command, on a verbose console.
 const STARTED: &str = "study-init: running:";
 
@@ -411,8 +419,7 @@ impl Background {
     pub fn wait_started(&mut self, timeout: Duration) -> Result<()> {
         let start = std::time::Instant::now();
         loop {
-            let text = std::fs::read_to_string(&self.console).unwrap_or_default();
-            if text.contains(STARTED) {
+            if console_text(&self.console).contains(STARTED) {
                 return Ok(());
             }
             if let Some(status) = self.child.try_wait()? {
@@ -434,8 +441,7 @@ impl Background {
 
     /// The command's exit status, once init has reported one.
     pub fn exit(&self) -> Option<i32> {
-        let text = std::fs::read_to_string(&self.console).ok()?;
-        text.lines().find_map(|l| {
+        console_text(&self.console).lines().find_map(|l| {
             l.strip_prefix(MARKER_PREFIX)?
                 .strip_suffix(">>>")?
                 .parse()

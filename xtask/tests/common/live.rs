@@ -24,9 +24,20 @@ while True:
     last = now
     time.sleep(1)
 keys = ("state", "in_flight", "packets_out", "snd_una", "snd_nxt", "cwnd")
-print("DRGN " + json.dumps({k: s[k] for k in keys}))
+out = {k: s[k] for k in keys}
+out["write_queue_bytes"] = sum(r["len"] for r in s["write_queue"])
+print("DRGN " + json.dumps(out))
 sys.stdout.flush()
 time.sleep(float(sys.argv[1]))
+"#;
+
+/// drgn's code for a vmcore: the frame of `function` on the stack of the
+/// task on CPU 0, and its `size`.
+pub const SIZE_AT_STOP: &str = r#"
+from drgn.helpers.linux.sched import cpu_curr
+for f in prog.stack_trace(cpu_curr(prog, 0)):
+    if f.name == "tcp_sendmsg_locked":
+        print("DRGN " + str(f["size"].value_()))
 "#;
 
 /// The JSON that the code printed after "DRGN ".
@@ -65,23 +76,33 @@ pub fn peer_in_flight(console: &str) -> u64 {
     words[at - 1].parse().unwrap()
 }
 
-/// `ss -tin`'s numbers for the one ESTABLISHED socket: (unacked segments,
-/// bytes sent, bytes retransmitted).
-pub fn ss_numbers(console: &str) -> (u64, u64, u64) {
+/// `ss -tin`'s numbers for the one ESTABLISHED socket.
+pub struct Ss {
+    /// Segments sent and not acked (tcpi_unacked: packets_out).
+    pub unacked: u64,
+    pub bytes_sent: u64,
+    pub bytes_retrans: u64,
+    /// Bytes in the write queue, not sent yet.
+    pub notsent: u64,
+}
+
+pub fn ss_numbers(console: &str) -> Ss {
     let mut lines = console.lines();
     lines
         .by_ref()
         .find(|l| l.starts_with("ESTAB"))
         .unwrap_or_else(|| panic!("ss showed no ESTAB socket:\n{console}"));
     let info = lines.next().expect("ss -i's line under the socket");
+    // ss leaves a field out when it is 0.
     let field = |name: &str| -> u64 {
         info.split_whitespace()
             .find_map(|w| w.strip_prefix(name))
             .map_or(0, |v| v.parse().unwrap())
     };
-    (
-        field("unacked:"),
-        field("bytes_sent:"),
-        field("bytes_retrans:"),
-    )
+    Ss {
+        unacked: field("unacked:"),
+        bytes_sent: field("bytes_sent:"),
+        bytes_retrans: field("bytes_retrans:"),
+        notsent: field("notsent:"),
+    }
 }
