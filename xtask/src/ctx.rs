@@ -427,6 +427,11 @@ impl StateDir {
         self.0.join("built")
     }
 
+    /// What each object of the last build was made from (builder::inputs).
+    pub fn inputs_index(&self) -> PathBuf {
+        self.0.join("inputs.index")
+    }
+
     /// How many objects the last build had, for the progress line.
     pub fn objects(&self) -> PathBuf {
         self.0.join("objects")

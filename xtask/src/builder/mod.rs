@@ -3,13 +3,15 @@
 //! (what a build is asked for, and its make command line), `passes` (the
 //! make passes), `fallback` (the ladder: where each object stands, what was
 //! recorded, and what moves after a failed pass), `stale` (whether the
-//! image must be built again), `outcome` (what a build did), the compiler
+//! image must be built again), `inputs` (what the last build was made
+//! from: "nothing changed" without make's walk), `outcome` (what a build did), the compiler
 //! cache and the distcc farm. It uses `ctx`, `kernel`, `study` and `util`.
 
 pub mod ccache;
 pub mod configure;
 pub mod distcc;
 pub mod fallback;
+pub mod inputs;
 pub mod outcome;
 pub mod passes;
 pub mod request;

@@ -27,6 +27,10 @@ pub struct BuildRequest {
     pub cache: CacheMode,
     pub make_args: Vec<String>,
     pub distcc: Option<Farm>,
+    /// Skip make when nothing the last build was made from changed
+    /// (builder::inputs): the edit loop's commands. `build` itself always
+    /// asks make.
+    pub skip_unchanged: bool,
 }
 
 impl BuildRequest {
@@ -40,6 +44,7 @@ impl BuildRequest {
             cache: CacheMode::Auto,
             make_args: Vec::new(),
             distcc: None,
+            skip_unchanged: true,
         }
     }
 }

@@ -38,6 +38,8 @@ impl cli::Build {
             cache: self.cache.into(),
             make_args: self.make_args,
             distcc,
+            // `build` asks make, whatever the index says.
+            skip_unchanged: false,
         };
         if let Some(outcome) = builder::build(ctx, &prepared, &request)? {
             outcome.print(&prepared);

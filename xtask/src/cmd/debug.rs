@@ -1,7 +1,7 @@
 //! `cargo xtask debug`: from an edited source file to a gdb prompt stopped
-//! at FUNC, in one command and one terminal: build (make does nothing when
-//! nothing changed), boot with the stub waiting, gdb connected to it, and
-//! QEMU torn down when gdb exits.
+//! at FUNC, in one command and one terminal: build (not even make's walk
+//! when nothing changed: builder::inputs), boot with the stub waiting, gdb
+//! connected to it, and QEMU torn down when gdb exits.
 
 use std::process::ExitCode;
 

@@ -64,7 +64,11 @@ impl cli::Dump {
             || qmp::dump_guest_memory(&socket, &partial),
         )?;
         ctx.exec.rename(&partial, &file)?;
+        let dumped = !matches!(guest, LiveGuest::NotStarted(_));
         guest.finish();
+        if !dumped {
+            return Ok(());
+        }
         eprintln!(
             "{}: read it with `cargo xtask drgn --core {}`",
             file.display(),

@@ -282,7 +282,11 @@ fn prepare<'a>(
             // Every QEMU guest answers QMP: `drgn --attach`, `study-dump`.
             guest.qmp = qmp::socket_in(&run_dir, pid);
             match &guest.qmp {
-                Some(socket) => temp.push(TempPath::new(socket.clone())),
+                Some(socket) => {
+                    // An initramfs run writes nothing else there.
+                    exec.create_dir_all(&run_dir)?;
+                    temp.push(TempPath::new(socket.clone()));
+                }
                 None => eprintln!(
                     "note: {} is too deep for a Unix socket: this guest has no QMP socket \
                      (drgn --attach and study-dump cannot reach it)",

@@ -1,10 +1,11 @@
 //! The kernel tree and the tools it ships: finding and unpacking the tree,
-//! Kbuild's make command lines, `.config` and the Kconfig symbol index,
+//! Kbuild's make command lines, its `.cmd` files, `.config` and the Kconfig symbol index,
 //! reading a build log, and tracing an undefined symbol to the option that
 //! would define it, and whether this host can run the tree's UML. It uses `study` (the options a profile asks for) and
 //! `util`; it holds no build-directory state of its own.
 
 pub mod buildlog;
+pub mod depfile;
 pub mod kbuild;
 pub mod kconfig;
 pub mod linkfix;

@@ -1,0 +1,271 @@
+//! What the last build was made from, so that "nothing changed" is a stat
+//! pass over the files Kbuild recorded (each object's `.cmd` file) and not
+//! make's walk over every object: on `study` the walk costs seconds on
+//! every `debug`, `run --build` and `bench` call, the stat pass a fraction
+//! of one. The index (`.study/inputs.index`) is written after each
+//! successful build, re-reading only the `.cmd` files make rewrote.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ctx::Prepared,
+    kernel::depfile::{self, Input},
+    util::exec::Exec,
+};
+
+const FORMAT: u32 = 1;
+
+/// A reference to `Index::files`; the high bit marks a wildcard (a file
+/// that need not exist).
+const WILDCARD: u32 = 1 << 31;
+
+#[derive(Serialize, Deserialize, Default)]
+struct Index {
+    format: u32,
+    /// vmlinux's mtime when the index was written, as nanoseconds.
+    vmlinux: u128,
+    /// Every input once, as the `.cmd` files name it (absolute, or
+    /// relative to the build directory).
+    files: Vec<String>,
+    objects: Vec<Object>,
+    /// The Makefiles that decide what is built: not in any `.cmd` file.
+    makefiles: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct Object {
+    /// Relative to the build directory.
+    path: String,
+    /// Its `.cmd` file's mtime when read, as nanoseconds.
+    cmd: u128,
+    inputs: Vec<u32>,
+}
+
+/// What the stat pass looked at, when it found nothing changed.
+pub struct Unchanged {
+    pub objects: usize,
+    pub files: usize,
+    pub elapsed: Duration,
+}
+
+fn index_path(p: &Prepared) -> PathBuf {
+    p.state().inputs_index()
+}
+
+fn nanos(t: SystemTime) -> u128 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+fn mtime(path: &Path) -> Option<u128> {
+    path.metadata().and_then(|m| m.modified()).ok().map(nanos)
+}
+
+fn load(p: &Prepared) -> Option<Index> {
+    let bytes = std::fs::read(index_path(p)).ok()?;
+    let index: Index = bincode::deserialize(&bytes).ok()?;
+    (index.format == FORMAT).then_some(index)
+}
+
+/// Records the inputs of every object of `p`'s build, after a successful
+/// build.
+pub fn record(exec: &Exec, p: &Prepared) -> Result<()> {
+    let Some(vmlinux) = mtime(&p.build_dir.join("vmlinux")) else {
+        return Ok(());
+    };
+    let old = load(p).unwrap_or_default();
+    let old_objects: HashMap<&str, &Object> =
+        old.objects.iter().map(|o| (o.path.as_str(), o)).collect();
+    let mut files: Vec<String> = Vec::new();
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let mut id_of = |name: &str, files: &mut Vec<String>| -> u32 {
+        if let Some(&id) = ids.get(name) {
+            return id;
+        }
+        let id = files.len() as u32;
+        files.push(name.to_string());
+        ids.insert(name.to_string(), id);
+        id
+    };
+    // An old file's id in the new list, looked up once per old file.
+    let mut renumbered: Vec<Option<u32>> = vec![None; old.files.len()];
+    let mut objects = Vec::new();
+    let mut dirs = std::collections::BTreeSet::new();
+    // tools/ (objtool) is built by the tools' own make, whose `.cmd` files
+    // name paths from their own folders: an edit of objtool's own sources
+    // takes `cargo xtask build`.
+    let skipped = [
+        p.build_dir.join(crate::ctx::StateDir::NAME),
+        p.build_dir.join("source"),
+        p.build_dir.join("tools"),
+    ];
+    let walk = walkdir::WalkDir::new(&p.build_dir)
+        .into_iter()
+        .filter_entry(|e| !skipped.iter().any(|s| e.path() == s));
+    for entry in walk.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy();
+        let Some(object_name) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".o.cmd"))
+        else {
+            continue;
+        };
+        let dir = entry
+            .path()
+            .parent()
+            .and_then(|d| d.strip_prefix(&p.build_dir).ok())
+            .unwrap_or(Path::new(""));
+        let path = dir.join(format!("{object_name}.o"));
+        if !p.build_dir.join(&path).is_file() {
+            continue;
+        }
+        let path = path.display().to_string();
+        let cmd = entry
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .map_or(0, nanos);
+        let inputs = match old_objects.get(path.as_str()) {
+            Some(o) if o.cmd == cmd => o
+                .inputs
+                .iter()
+                .map(|&r| {
+                    let old_id = (r & !WILDCARD) as usize;
+                    let id = *renumbered[old_id]
+                        .get_or_insert_with(|| id_of(&old.files[old_id], &mut files));
+                    id | (r & WILDCARD)
+                })
+                .collect(),
+            _ => depfile::inputs(&std::fs::read_to_string(entry.path()).unwrap_or_default())
+                .into_iter()
+                .map(|input| match input {
+                    Input::File(f) => id_of(&f, &mut files),
+                    Input::Wildcard(f) => id_of(&f, &mut files) | WILDCARD,
+                })
+                .collect(),
+        };
+        dirs.insert(dir.to_path_buf());
+        objects.push(Object { path, cmd, inputs });
+    }
+    let tree = &p.tree.path;
+    let mut makefiles: Vec<String> = dirs
+        .iter()
+        .flat_map(|d| [tree.join(d).join("Makefile"), tree.join(d).join("Kbuild")])
+        .chain([tree.join("Makefile"), tree.join("scripts/link-vmlinux.sh")])
+        .chain(
+            std::fs::read_dir(tree.join("scripts"))
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("Makefile"))
+                }),
+        )
+        .filter(|m| m.is_file())
+        .map(|m| m.display().to_string())
+        .collect();
+    makefiles.sort();
+    makefiles.dedup();
+    let index = Index {
+        format: FORMAT,
+        vmlinux,
+        files,
+        objects,
+        makefiles,
+    };
+    exec.write(
+        &index_path(p),
+        bincode::serialize(&index).expect("plain data serializes"),
+    )?;
+    Ok(())
+}
+
+/// `Ok` when nothing the last build was made from has changed since:
+/// every object is newer than its recorded inputs (and a wildcard input
+/// still absent, or older), vmlinux newer than every object and Makefile,
+/// and vmlinux the one the index was written for. Otherwise the first
+/// change found, or why the index cannot tell; then make decides.
+pub fn unchanged(p: &Prepared) -> Result<Unchanged, String> {
+    let start = Instant::now();
+    let index = load(p).ok_or("no index of the last build's inputs yet")?;
+    let vmlinux = mtime(&p.build_dir.join("vmlinux")).ok_or("no vmlinux")?;
+    if vmlinux != index.vmlinux {
+        return Err("vmlinux was linked after the index was written".into());
+    }
+    let resolve = |name: &str| -> PathBuf {
+        let path = Path::new(name);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            p.build_dir.join(path)
+        }
+    };
+    let files: Vec<PathBuf> = index.files.iter().map(|f| resolve(f)).collect();
+    let objects: Vec<PathBuf> = index
+        .objects
+        .iter()
+        .map(|o| p.build_dir.join(&o.path))
+        .collect();
+    let makefiles: Vec<PathBuf> = index.makefiles.iter().map(PathBuf::from).collect();
+    let (file_times, object_times, makefile_times) =
+        (stat_all(&files), stat_all(&objects), stat_all(&makefiles));
+    for (makefile, t) in makefiles.iter().zip(&makefile_times) {
+        if t.is_none_or(|t| t > vmlinux) {
+            return Err(format!("{} changed", makefile.display()));
+        }
+    }
+    // The boot image's objects are made from vmlinux, so after it.
+    let boot = format!("arch/{}/boot/", p.arch.src_arch);
+    for ((object, path), built) in index.objects.iter().zip(&objects).zip(&object_times) {
+        let built = built.ok_or_else(|| format!("{} is gone", path.display()))?;
+        if built > vmlinux && !object.path.starts_with(&boot) {
+            return Err(format!("{} is newer than vmlinux", object.path));
+        }
+        for &r in &object.inputs {
+            let id = (r & !WILDCARD) as usize;
+            let wildcard = r & WILDCARD != 0;
+            match (file_times[id], wildcard) {
+                (Some(t), _) if t > built => {
+                    return Err(format!(
+                        "{} is newer than {}",
+                        files[id].display(),
+                        object.path
+                    ))
+                }
+                (None, false) => return Err(format!("{} is gone", files[id].display())),
+                _ => {}
+            }
+        }
+    }
+    Ok(Unchanged {
+        objects: index.objects.len(),
+        files: files.len() + makefiles.len(),
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Every path's mtime, stat'ed on all CPUs: the files are many and each
+/// stat is a system call.
+fn stat_all(paths: &[PathBuf]) -> Vec<Option<u128>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) * 2;
+    let chunk = paths.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|p| mtime(p)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a stat thread does not panic"))
+            .collect()
+    })
+}

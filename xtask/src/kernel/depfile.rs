@@ -1,0 +1,78 @@
+//! Kbuild's `.cmd` files: what each object was built from. fixdep writes
+//! them after each compile (scripts/basic/fixdep.c): the source, every
+//! header it read, and `$(wildcard include/config/FOO)` for each option
+//! the source mentions, which need not exist.
+
+/// One input of an object, as the `.cmd` file names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Input {
+    /// A file that existed when the object was built.
+    File(String),
+    /// A file that may appear later (an option's timestamp file).
+    Wildcard(String),
+}
+
+/// The inputs of the object a `.cmd` file describes, its source first.
+/// A `.cmd` file without a dependency list (a link, an archive) gives none.
+pub fn inputs(text: &str) -> Vec<Input> {
+    let mut out = Vec::new();
+    let mut in_deps = false;
+    for line in text.lines() {
+        if !in_deps {
+            if let Some((_, source)) = line
+                .strip_prefix("source_")
+                .and_then(|l| l.split_once(" := "))
+            {
+                out.push(Input::File(source.trim().to_string()));
+            }
+            in_deps = line.starts_with("deps_") && line.ends_with(":= \\");
+            continue;
+        }
+        let word = line.trim().trim_end_matches('\\').trim();
+        if !word.is_empty() {
+            out.push(match word.strip_prefix("$(wildcard ") {
+                Some(rest) => Input::Wildcard(rest.trim_end_matches(')').to_string()),
+                None => Input::File(word.to_string()),
+            });
+        }
+        if !line.ends_with('\\') {
+            in_deps = false;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_headers_and_wildcards_in_order() {
+        let text = "savedcmd_net/ipv4/tcp.o := gcc -Wp,-MMD,net/ipv4/.tcp.o.d -c -o net/ipv4/tcp.o /k/net/ipv4/tcp.c\n\
+                    \n\
+                    source_net/ipv4/tcp.o := /k/net/ipv4/tcp.c\n\
+                    \n\
+                    deps_net/ipv4/tcp.o := \\\n  \
+                    /k/include/linux/compiler-version.h \\\n    \
+                    $(wildcard include/config/CC_VERSION_TEXT) \\\n  \
+                    include/generated/autoconf.h \\\n\
+                    \n\
+                    net/ipv4/tcp.o: $(deps_net/ipv4/tcp.o)\n\
+                    \n\
+                    $(deps_net/ipv4/tcp.o):\n";
+        assert_eq!(
+            inputs(text),
+            [
+                Input::File("/k/net/ipv4/tcp.c".into()),
+                Input::File("/k/include/linux/compiler-version.h".into()),
+                Input::Wildcard("include/config/CC_VERSION_TEXT".into()),
+                Input::File("include/generated/autoconf.h".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_link_has_no_dependency_list() {
+        assert!(inputs("savedcmd_vmlinux.a := ar cDPrST vmlinux.a init/built-in.a\n").is_empty());
+    }
+}
