@@ -42,6 +42,14 @@ pub fn inputs(text: &str) -> Vec<Input> {
     out
 }
 
+/// The command line Kbuild ran for the object (`savedcmd_X := ...`), a
+/// shell command as make gave it to the shell.
+pub fn saved_command(text: &str) -> Option<&str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("savedcmd_")?.split_once(" := "))
+        .map(|(_, cmd)| cmd.trim_end())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +77,16 @@ mod tests {
                 Input::File("include/generated/autoconf.h".into()),
             ]
         );
+    }
+
+    #[test]
+    fn the_saved_command_is_the_first_line() {
+        let text = "savedcmd_net/ipv4/tcp.o := gcc -c -o net/ipv4/tcp.o /k/net/ipv4/tcp.c  \n\nsource_net/ipv4/tcp.o := /k/net/ipv4/tcp.c\n";
+        assert_eq!(
+            saved_command(text),
+            Some("gcc -c -o net/ipv4/tcp.o /k/net/ipv4/tcp.c")
+        );
+        assert_eq!(saved_command("source_x.o := x.c\n"), None);
     }
 
     #[test]

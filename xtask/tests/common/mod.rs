@@ -224,6 +224,18 @@ pub fn mtimes(dir: &Path) -> BTreeMap<PathBuf, SystemTime> {
         .collect()
 }
 
+/// Whether a build directory's `.study/fallbacks.toml` records `object`
+/// moved from the rule level `from` to `to`, whatever else the record says
+/// (its reason, an earlier level).
+pub fn recorded_move(fallbacks: &str, object: &str, from: &str, to: &str) -> bool {
+    let table: toml::Table = toml::from_str(fallbacks).expect("fallbacks.toml is TOML");
+    let record = &table["object"].get(object).and_then(|o| o.get(from));
+    record.is_some_and(|r| {
+        r.get("from").and_then(|v| v.as_str()) == Some(from)
+            && r.get("to").and_then(|v| v.as_str()) == Some(to)
+    })
+}
+
 /// The `tiny` profile, built once into the cache (the first run pays about
 /// five minutes on two cores; later runs find it built).
 pub fn tiny_build() -> PathBuf {
