@@ -149,7 +149,7 @@ fn a_guest_waiting_for_a_debugger_that_never_comes_is_killed() {
 }
 
 /// Item 2: a run stopped by SIGTERM (a CI time-out) takes QEMU with it and
-/// removes its job and env files, exiting 143; one stopped by SIGKILL, which
+/// removes its job and env files and its QMP socket, exiting 143; one stopped by SIGKILL, which
 /// it cannot see, still takes QEMU with it (the parent-death signal), and
 /// the next run removes the files it left.
 #[test]
@@ -180,7 +180,12 @@ fn a_killed_run_leaves_no_qemu_and_no_files() {
         );
         // The job file is read at boot; let the guest get to the command.
         std::thread::sleep(Duration::from_secs(3));
-        assert_eq!(leftovers(pid).len(), 2, "job and env files while it runs");
+        assert_eq!(
+            leftovers(pid).len(),
+            3,
+            "job and env files and the QMP socket while it runs: {:?}",
+            leftovers(pid)
+        );
         signal(pid, sig);
         let out = finish(child, &format!("run -- sleep 100, then SIG{sig}"));
         if sig == "TERM" {

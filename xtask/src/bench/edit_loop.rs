@@ -179,36 +179,31 @@ fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<LoopTimes
 
 /// Compiles `object` once more with the command line Kbuild recorded for
 /// it (its `.cmd` file), into a scratch file: the compile alone, without
-/// make or the compiler cache. The line is Kbuild's own shell command, so
-/// a shell runs it, in the build directory as make does.
+/// make or the compiler cache, in the build directory as make runs it.
 fn compile_alone(ctx: &Ctx, p: &Prepared, object: &str) -> Result<Duration> {
     let (dir, name) = object.rsplit_once('/').unwrap_or(("", object));
     let cmd_file = p.build_dir.join(dir).join(format!(".{name}.cmd"));
     let text = std::fs::read_to_string(&cmd_file)
         .with_context(|| format!("{}: no recorded command line", cmd_file.display()))?;
-    let recorded = kernel::depfile::saved_command(&text)
+    let mut argv = kernel::depfile::saved_command(&text)
         .with_context(|| format!("{}: no savedcmd_ line", cmd_file.display()))?;
     let scratch = p.state().bench().join("floor.o");
-    let depfile = format!("{dir}/.{name}.d");
-    let line = recorded
-        .replace(
-            &format!("-o {object} "),
-            &format!("-o {} ", scratch.display()),
-        )
-        .replace(
-            &format!("-MMD,{depfile}"),
-            &format!("-MMD,{}.d", scratch.display()),
-        );
-    if line == recorded || !line.contains(&scratch.display().to_string()) {
+    let Some(at) = argv.iter().position(|w| w == "-o") else {
         bail!(
-            "{}: the recorded command line does not name -o {object}",
+            "{}: the recorded command line has no -o",
             cmd_file.display()
         );
+    };
+    argv[at + 1] = scratch.display().to_string();
+    for word in argv.iter_mut() {
+        if word.starts_with("-Wp,-MMD,") {
+            *word = format!("-Wp,-MMD,{}.d", scratch.display());
+        }
     }
     ctx.exec.create_dir_all(&p.state().bench())?;
     let sh = ctx.exec.sh();
     let _in = sh.push_dir(&p.build_dir);
-    let cmd = sh.cmd("sh").args(["-c", &line]);
+    let cmd = sh.cmd(&argv[0]).args(&argv[1..]);
     match ctx.exec.time(cmd, None)? {
         Some(Ok(took)) => Ok(took),
         Some(Err(why)) => bail!("{object} did not compile alone: {why}"),

@@ -92,7 +92,7 @@ fn words(
         "--no-default-kernel-directories".to_string(),
         "--kernel-directory".to_string(),
         build_dir.display().to_string(),
-        "-s".to_string(),
+        "--symbols".to_string(),
         vmlinux.display().to_string(),
     ]);
     let session = helpers.join("session.py").display().to_string();
@@ -126,7 +126,7 @@ mod tests {
         assert_eq!(
             live.join(" "),
             "--qemu /b/.study/run/qmp-7 --quiet --no-default-kernel-directories \
-             --kernel-directory /b -s /b/vmlinux /r/study/drgn/session.py -e print(1) x"
+             --kernel-directory /b --symbols /b/vmlinux /r/study/drgn/session.py -e print(1) x"
         );
         let core = words(
             Path::new("/b/vmlinux"),
@@ -138,7 +138,7 @@ mod tests {
         assert_eq!(
             core.join(" "),
             "--core /t/vmcore --quiet --no-default-kernel-directories \
-             --kernel-directory /b -s /b/vmlinux /r/study/drgn/session.py mine.py --all"
+             --kernel-directory /b --symbols /b/vmlinux /r/study/drgn/session.py mine.py --all"
         );
     }
 }

@@ -42,12 +42,21 @@ pub fn inputs(text: &str) -> Vec<Input> {
     out
 }
 
-/// The command line Kbuild ran for the object (`savedcmd_X := ...`), a
-/// shell command as make gave it to the shell.
-pub fn saved_command(text: &str) -> Option<&str> {
-    text.lines()
+/// The command Kbuild ran to compile the object (`savedcmd_X := ...`), as
+/// argv: make gave the line to a shell, so it is split as a shell would,
+/// and it ends where a shell would start a second command (Kbuild's
+/// objtool step, when there is one).
+pub fn saved_command(text: &str) -> Option<Vec<String>> {
+    let line = text
+        .lines()
         .find_map(|l| l.strip_prefix("savedcmd_")?.split_once(" := "))
-        .map(|(_, cmd)| cmd.trim_end())
+        .map(|(_, cmd)| cmd.trim_end())?;
+    let words = shell_words::split(line).ok()?;
+    let first: Vec<String> = words
+        .into_iter()
+        .take_while(|w| ![";", "&&", "||", "|"].contains(&w.as_str()))
+        .collect();
+    (!first.is_empty()).then_some(first)
 }
 
 #[cfg(test)]
@@ -80,11 +89,18 @@ mod tests {
     }
 
     #[test]
-    fn the_saved_command_is_the_first_line() {
-        let text = "savedcmd_net/ipv4/tcp.o := gcc -c -o net/ipv4/tcp.o /k/net/ipv4/tcp.c  \n\nsource_net/ipv4/tcp.o := /k/net/ipv4/tcp.c\n";
+    fn the_saved_command_is_split_as_a_shell_would() {
+        let text = "savedcmd_net/ipv4/tcp.o := gcc -DKBUILD_MODFILE='\"net/ipv4/tcp\"' -c -o net/ipv4/tcp.o /k/net/ipv4/tcp.c  ; ./tools/objtool/objtool --orc net/ipv4/tcp.o\n\nsource_net/ipv4/tcp.o := /k/net/ipv4/tcp.c\n";
         assert_eq!(
-            saved_command(text),
-            Some("gcc -c -o net/ipv4/tcp.o /k/net/ipv4/tcp.c")
+            saved_command(text).unwrap(),
+            [
+                "gcc",
+                "-DKBUILD_MODFILE=\"net/ipv4/tcp\"",
+                "-c",
+                "-o",
+                "net/ipv4/tcp.o",
+                "/k/net/ipv4/tcp.c"
+            ]
         );
         assert_eq!(saved_command("source_x.o := x.c\n"), None);
     }
