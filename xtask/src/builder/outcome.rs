@@ -20,6 +20,8 @@ pub struct BuildOutcome {
     pub warnings: usize,
     pub passes: usize,
     pub new_fallbacks: Vec<(String, Recorded)>,
+    /// Writing the inputs index after make (builder::inputs).
+    pub recording: Duration,
     /// What objtool and modpost warned about in the last pass, one line
     /// each, by object.
     pub checks: Vec<String>,

@@ -85,6 +85,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
                     warnings: 0,
                     passes: 0,
                     new_fallbacks: Vec::new(),
+                    recording: Duration::ZERO,
                     checks: Vec::new(),
                     cache: None,
                     distcc: None,
@@ -139,13 +140,15 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
     }
     record_expected(exec, &p.build_dir)?;
     learned.add(exec, &ladder.recorded)?;
+    let mut recording = Duration::ZERO;
     if !explicit_targets(req) {
-        let recording = Instant::now();
+        let recording_start = Instant::now();
         inputs::record(exec, p)?;
+        recording = recording_start.elapsed();
         if exec.verbose {
             eprintln!(
                 "recorded the build's inputs in {:.2} s",
-                recording.elapsed().as_secs_f64()
+                recording.as_secs_f64()
             );
         }
         let now = std::time::SystemTime::now()
@@ -168,6 +171,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
         warnings,
         passes,
         new_fallbacks: ladder.moved,
+        recording,
         checks,
         cache: cache_stats,
         distcc,
