@@ -104,6 +104,9 @@ impl Map<'_> {
         if depth > limit || (depth > self.view.depth && !reached) {
             return;
         }
+        // Expanded only once its callees are shown: met first at the depth
+        // limit, a function is still expanded where it appears higher up.
+        expanded.insert(f);
         let edges: Vec<&Edge> = self.view.edges_of(f).collect();
         for (i, edge) in edges.iter().enumerate() {
             let last = i + 1 == edges.len();
@@ -142,7 +145,7 @@ impl Map<'_> {
                 (_, true) => " (through an indirect call)",
                 _ => "",
             };
-            let seen = !expanded.insert(other);
+            let seen = expanded.contains(&other);
             out.push_str(&format!(
                 "{prefix}{branch}{}{tail}  ← {}{}\n",
                 self.label(other),

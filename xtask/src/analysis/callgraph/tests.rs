@@ -80,3 +80,43 @@ fn an_unknown_name_says_the_nearest() {
     assert!(err.starts_with("zz: no such function in vmlinux"), "{err}");
     assert_eq!(lookup(&index, "b").unwrap(), [1]);
 }
+
+/// r → x → y → z, and r → y: to depth 2, y is met first under x at the
+/// limit, with nothing below it shown, so under r it is expanded, not
+/// "expanded above".
+#[test]
+fn a_function_first_met_at_the_limit_is_expanded_where_it_is_higher() {
+    let index = Index::of(
+        vec!["net/ipv4/x.c".into()],
+        vec![
+            function("r", 0x10, vec![Target::Direct(1), Target::Direct(2)]),
+            function("x", 0x20, vec![Target::Direct(2)]),
+            function("y", 0x30, vec![Target::Direct(3)]),
+            function("z", 0x40, vec![]),
+        ],
+    );
+    let view = View::new(&index, vec![0], Direction::Callees, 2);
+    let layers = crate::study::layers::Layers::load(&crate::study::shipped()).unwrap();
+    let map = render::Map {
+        index: &index,
+        view: &view,
+        layers: &layers,
+        overlay: None,
+    };
+    let text = map.text();
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    let names: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let name = l.trim_start_matches(['│', '├', '└', '─', ' ']);
+            let word = name.split_whitespace().next().unwrap_or("");
+            let marked = if l.contains("(expanded above)") {
+                " (above)"
+            } else {
+                ""
+            };
+            format!("{word}{marked}")
+        })
+        .collect();
+    assert_eq!(names, ["r", "x", "y", "y", "z"], "{text}");
+}
