@@ -46,28 +46,16 @@ pub fn install(ctx: &Ctx, missing: &[&Tool]) -> Result<()> {
 
 /// The line that says how to install `missing` by hand.
 pub fn hint(what: &str, missing: &[&Tool]) -> String {
-    let apt = host_tools::apt_packages(missing.iter().copied());
-    let pip = host_tools::pip_packages(missing.iter().copied());
     let mut how = vec!["`cargo xtask setup --install` (as root)".to_string()];
-    if !apt.is_empty() {
-        how.push(format!("`apt-get install {}`", apt.join(" ")));
-    }
-    if !pip.is_empty() {
-        how.push(format!(
-            "`python3 -m venv {PIP_VENV} && {PIP_VENV}/bin/pip install {}`",
-            pip.join(" ")
-        ));
-    }
-    let cargo = host_tools::cargo_tools(missing.iter().copied());
-    for tool in &cargo {
-        let args = host_tools::cargo_install_args(tool, Path::new(PIP_VENV));
-        how.push(format!("`cargo {}`", args.join(" ")));
-    }
-    let packages: Vec<&str> = apt
-        .iter()
-        .chain(&pip)
-        .copied()
-        .chain(cargo.iter().map(|t| t.name.as_str()))
+    how.extend(host_tools::install_commands(missing.iter().copied()));
+    let packages: Vec<&str> = host_tools::apt_packages(missing.iter().copied())
+        .into_iter()
+        .chain(host_tools::pip_packages(missing.iter().copied()))
+        .chain(
+            host_tools::cargo_tools(missing.iter().copied())
+                .into_iter()
+                .map(|t| t.name.as_str()),
+        )
         .collect();
     format!("{what}: {}; run {}", packages.join(" "), how.join(", or "))
 }

