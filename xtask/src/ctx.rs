@@ -477,6 +477,11 @@ impl StateDir {
         self.0.join("gdb")
     }
 
+    /// gdb's index cache for this build's vmlinux (guest::gdb).
+    pub fn gdb_index_cache(&self) -> PathBuf {
+        self.0.join("gdb-index")
+    }
+
     pub fn bench(&self) -> PathBuf {
         self.0.join("bench")
     }

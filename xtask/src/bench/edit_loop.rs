@@ -145,6 +145,8 @@ fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<LoopTimes
         only_comm: None,
         scripts: &scripts,
         batch: &batch,
+        // Each loop's vmlinux is new: a cache would only be written.
+        index_cache: false,
     };
     let gdb_start = SystemTime::now();
     let output = ctx

@@ -23,6 +23,9 @@ impl cli::Debug {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
         let mut lock = p.lock(ctx, Access::Shared)?;
+        // Whether this vmlinux is the one the last debug saw: then gdb's
+        // index cache pays (GdbRequest::index_cache).
+        let mut unchanged = true;
         if self.no_build {
             builder::ensure_built(ctx, &p, &mut lock)?;
         } else {
@@ -32,6 +35,7 @@ impl cli::Debug {
                 ..BuildRequest::default_for_run()
             };
             if let Some(outcome) = builder::build(ctx, &p, &quick)? {
+                unchanged = outcome.passes == 0;
                 eprintln!(
                     "built in {:.1} s ({} objects compiled)",
                     outcome.elapsed.as_secs_f64(),
@@ -66,6 +70,7 @@ impl cli::Debug {
             only_comm: None,
             scripts: &self.session.scripts,
             batch: &self.session.batch,
+            index_cache: unchanged,
         };
         let status = run_gdb(&ctx.exec, &p, &ctx.study_dir(), &gdb)?;
         if let Some(guest) = &guest {

@@ -30,6 +30,8 @@ impl cli::Gdb {
             only_comm: None,
             scripts: &self.session.scripts,
             batch: &self.session.batch,
+            // Attaching to a running guest: the vmlinux is the last build's.
+            index_cache: true,
         };
         let status = run_gdb(&ctx.exec, &p, &ctx.study_dir(), &request)?;
         Ok(if status.success() {
