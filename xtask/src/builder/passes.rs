@@ -22,7 +22,7 @@ use crate::{
         inputs,
         outcome::{human, BuildOutcome},
         request::{explicit_targets, make_command, BuildRequest},
-        stale::built_stamp,
+        stale::{self, built_stamp},
     },
     ctx::{Ctx, Prepared, StateDir},
     kernel::{
@@ -68,7 +68,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
     let start = Instant::now();
     if req.skip_unchanged && !explicit_targets(req) {
         let overrides = fallback::overrides_text_with(p, &ladder.recorded);
-        match nothing_to_do(p, req, &overrides) {
+        match stale::nothing_to_do(p, req, &overrides) {
             Err(why) if exec.verbose => eprintln!("make runs: {why}"),
             Err(_) => {}
             Ok(unchanged) => {
@@ -178,33 +178,6 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
         build_dir: p.build_dir.clone(),
         image: p.image(),
     }))
-}
-
-/// Whether make would find nothing to do: the overrides it would write
-/// are the ones there, `.config` is older than vmlinux, the boot image (if
-/// this request wants one) is not older, and every object is newer than
-/// its recorded inputs.
-fn nothing_to_do(
-    p: &Prepared,
-    req: &BuildRequest,
-    overrides: &str,
-) -> Result<inputs::Unchanged, String> {
-    let mtime = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
-    let overrides_path = kbuild::overrides_path(&p.build_dir);
-    if std::fs::read_to_string(&overrides_path).ok().as_deref() != Some(overrides) {
-        return Err(format!("{} is to be rewritten", overrides_path.display()));
-    }
-    let vmlinux = mtime(&p.build_dir.join("vmlinux")).ok_or("no vmlinux")?;
-    // A build after a mere touch of .config relinks nothing: the stamp of
-    // the last successful build counts as well.
-    let built = mtime(&built_stamp(p)).map_or(vmlinux, |stamp| stamp.max(vmlinux));
-    if mtime(&p.build_dir.join(".config")).is_none_or(|t| t > built) {
-        return Err(".config is newer than the last build".into());
-    }
-    if !(req.quick && p.boots_vmlinux()) && mtime(&p.image()).is_none_or(|t| t < vmlinux) {
-        return Err(format!("{} is older than vmlinux", p.image().display()));
-    }
-    inputs::unchanged(p)
 }
 
 /// What the ladder starts from: the build directory's own records, or, in

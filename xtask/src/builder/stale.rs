@@ -1,11 +1,15 @@
-//! Whether the image is older than what decides it, and building it then.
+//! Whether the image is older than what decides it, and building it then;
+//! and whether make would find nothing to do (the edit loop's skip).
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
 
 use anyhow::Result;
 
 use crate::{
-    builder::{configure, passes::build, request::BuildRequest},
+    builder::{configure, inputs, passes::build, request::BuildRequest},
     ctx::{BuildLock, Ctx, Prepared},
     kernel::kbuild,
 };
@@ -27,13 +31,20 @@ pub fn ensure_built(ctx: &Ctx, p: &Prepared, lock: &mut BuildLock) -> Result<()>
     Ok(())
 }
 
+fn mtime(path: &Path) -> Option<SystemTime> {
+    path.metadata().and_then(|m| m.modified()).ok()
+}
+
+/// When `output` was last built: its mtime, or the stamp of the last
+/// successful build when that is later. A build that relinked nothing (a
+/// rewritten study.mk, a touched .config) leaves the output older.
+fn last_built(p: &Prepared, output: &Path) -> Option<SystemTime> {
+    let output = mtime(output)?;
+    Some(mtime(&built_stamp(p)).map_or(output, |stamp| stamp.max(output)))
+}
+
 fn is_stale(p: &Prepared) -> bool {
-    let image = p.image();
-    let mtime = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
-    // A build that relinked nothing leaves the image older than a rewritten
-    // study.mk: the stamp of the last successful build counts too.
-    let built = mtime(&image).map(|image| mtime(&built_stamp(p)).map_or(image, |s| s.max(image)));
-    let stale = match built {
+    let stale = match last_built(p, &p.image()) {
         None => true,
         Some(built) => {
             configure::needs_config(p)
@@ -46,6 +57,31 @@ fn is_stale(p: &Prepared) -> bool {
         }
     };
     stale
+}
+
+/// Whether make would find nothing to do: the overrides it would write
+/// are the ones there, `.config` is older than the last build, the boot image (if
+/// this request wants one) is not older, and every object is newer than
+/// its recorded inputs.
+pub fn nothing_to_do(
+    p: &Prepared,
+    req: &BuildRequest,
+    overrides: &str,
+) -> Result<inputs::Unchanged, String> {
+    let overrides_path = kbuild::overrides_path(&p.build_dir);
+    if std::fs::read_to_string(&overrides_path).ok().as_deref() != Some(overrides) {
+        return Err(format!("{} is to be rewritten", overrides_path.display()));
+    }
+    let vmlinux_path = p.build_dir.join("vmlinux");
+    let vmlinux = mtime(&vmlinux_path).ok_or("no vmlinux")?;
+    let built = last_built(p, &vmlinux_path).ok_or("no vmlinux")?;
+    if mtime(&p.build_dir.join(".config")).is_none_or(|t| t > built) {
+        return Err(".config is newer than the last build".into());
+    }
+    if !(req.quick && p.boots_vmlinux()) && mtime(&p.image()).is_none_or(|t| t < vmlinux) {
+        return Err(format!("{} is older than vmlinux", p.image().display()));
+    }
+    inputs::unchanged(p)
 }
 
 /// Touched by every successful build of the image.
