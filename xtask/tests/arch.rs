@@ -293,19 +293,7 @@ fn arm64_drgn_reads_a_live_socket_and_a_dump() {
     let dumps = cache().join("dumps");
     std::fs::create_dir_all(&dumps).unwrap();
     let core = dumps.join("arm64-at-stop.vmcore");
-    let dump_line = format!("study-dump {}", core.display());
-    let mut args: Vec<&str> = on("arm64", "debug");
-    args.extend(["-b", "tcp_sendmsg_locked", "--batch", "print size"]);
-    args.extend([
-        "--batch", &dump_line, "--", "tcp-echo", "-4", "-n", "1", "-s", "777",
-    ]);
-    let out = xtask(&args);
-    assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let gdb_size = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("$1 = "))
-        .unwrap_or_else(|| panic!("gdb printed no size:\n{stdout}"));
+    let gdb_size = common::live::size_at_stop_with_dump(on("arm64", "debug"), &core, "777");
     assert_eq!(gdb_size, "777");
     let mut args: Vec<&str> = on("arm64", "drgn");
     args.extend([

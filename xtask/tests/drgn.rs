@@ -152,19 +152,7 @@ fn vmcores_agree_with_gdb() {
     let _serial = serial();
     tiny_build();
     let core = dumps().join("at-stop.vmcore");
-    let dump_line = format!("study-dump {}", core.display());
-    let mut args: Vec<&str> = on_tiny("debug");
-    args.extend(["-b", "tcp_sendmsg_locked", "--batch", "print size"]);
-    args.extend([
-        "--batch", &dump_line, "--", "tcp-echo", "-4", "-n", "1", "-s", "777",
-    ]);
-    let out = xtask(&args);
-    assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let gdb_size: u64 = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("$1 = "))
-        .unwrap_or_else(|| panic!("gdb printed no size:\n{stdout}"))
+    let gdb_size: u64 = size_at_stop_with_dump(on_tiny("debug"), &core, "777")
         .parse()
         .unwrap();
     assert_eq!(gdb_size, 777);
@@ -209,7 +197,6 @@ print("DRGN " + ("1" if found else "0"))
 fn drgn_reads_the_guest_while_gdb_holds_it() {
     let _serial = serial();
     tiny_build();
-    let (tree, dir) = &*TINY;
     let code = r#"
 from drgn.helpers.linux.sched import cpu_curr
 socks = [sk.value_() for _t, _fd, _s, sk in task_sockets(prog, "tcp-echo")
@@ -221,19 +208,9 @@ try:
 except Exception as e:
     print("DRGN-STACK " + str(e))
 "#;
-    let argv = [
-        env!("CARGO_BIN_EXE_xtask"),
-        "drgn",
-        "--profile",
-        "tiny",
-        "--kernel",
-        tree,
-        "--build-dir",
-        dir,
-        "--attach",
-        "-e",
-        code,
-    ];
+    let mut argv = vec![env!("CARGO_BIN_EXE_xtask")];
+    argv.extend(on_tiny("drgn"));
+    argv.extend(["--attach", "-e", code]);
     let list: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
     let python = format!(
         "python import subprocess; subprocess.run([{}], check=True)",

@@ -2,9 +2,9 @@
 //! live TCP socket under `tun-peer -f noack`, and reading back what it and
 //! the guest printed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::text;
+use super::{text, xtask};
 
 /// drgn's code: waits for tun-peer's ESTABLISHED socket, then until its
 /// sequence space stops moving (the first flight leaves at once; with no
@@ -105,4 +105,35 @@ pub fn ss_numbers(console: &str) -> Ss {
         bytes_retrans: field("bytes_retrans:"),
         notsent: field("notsent:"),
     }
+}
+
+/// `debug` on the build that `debug` (its argv so far) names, stopped in
+/// tcp_sendmsg_locked while tcp-echo sends `size` bytes: gdb prints `size`
+/// and writes a vmcore to `core` with `study-dump`. What gdb printed.
+pub fn size_at_stop_with_dump(debug: Vec<&str>, core: &Path, size: &str) -> String {
+    let dump_line = format!("study-dump {}", core.display());
+    let stop: [&str; 13] = [
+        "-b",
+        "tcp_sendmsg_locked",
+        "--batch",
+        "print size",
+        "--batch",
+        &dump_line,
+        "--",
+        "tcp-echo",
+        "-4",
+        "-n",
+        "1",
+        "-s",
+        size,
+    ];
+    let args: Vec<&str> = debug.into_iter().chain(stop).collect();
+    let out = xtask(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("$1 = "))
+        .unwrap_or_else(|| panic!("gdb printed no size:\n{stdout}"))
+        .to_string()
 }
