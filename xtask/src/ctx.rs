@@ -432,6 +432,12 @@ impl StateDir {
         self.0.join("inputs.index")
     }
 
+    /// The makefile that limits make's walk to the path to what changed
+    /// (kernel::kbuild::walk_filter).
+    pub fn walk_filter(&self) -> PathBuf {
+        self.0.join("walk.mk")
+    }
+
     /// How many objects the last build had, for the progress line.
     pub fn objects(&self) -> PathBuf {
         self.0.join("objects")

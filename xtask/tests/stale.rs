@@ -1,8 +1,10 @@
-//! "Nothing changed" without make's walk, on the cached `tiny` build: the
-//! edit loop's commands (`run --build`, `debug`) skip make when every
-//! object is newer than the inputs Kbuild recorded for it, and make agrees;
-//! an edited source, an edited header and a newer `.config` each send the
-//! next command to make, naming why.
+//! What changed, without make's walk, on the cached `tiny` build: the edit
+//! loop's commands (`run --build`, `debug`) skip make when every object is
+//! newer than the inputs Kbuild recorded for it, and make agrees; an edited
+//! source or header sends the next command to make walking only the path
+//! to what changed (the fast path), whose vmlinux is the one make's full
+//! walk links; a newer `.config` or an edited Makefile to make's full
+//! walk. Each names why.
 
 mod common;
 
@@ -23,6 +25,12 @@ fn run_build(verbose: bool) -> std::process::Output {
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Whether make walked only the path to what changed.
+fn took_the_fast_path(out: &std::process::Output) -> bool {
+    let err = stderr(out);
+    err.contains(" changed: make enters ") && !err.contains("make walks the whole tree")
 }
 
 fn ran_make(out: &std::process::Output) -> bool {
@@ -80,12 +88,19 @@ fn an_edit_sends_the_next_command_to_make() {
     let _serial = serial();
     let dir = tiny_build();
     let tree = kernel();
+    // What is touched, an object it must rebuild, and whether the fast
+    // path covers it.
     let cases = [
-        (tree.join("net/ipv4/tcp.c"), "net/ipv4/tcp.o"),
-        (tree.join("include/net/tcp.h"), ""),
-        (dir.join(".config"), ""),
+        (tree.join("net/ipv4/tcp.c"), "net/ipv4/tcp.o", true),
+        (
+            tree.join("include/net/tcp.h"),
+            "net/ipv4/tcp_output.o",
+            true,
+        ),
+        (dir.join(".config"), "", false),
+        (tree.join("net/ipv4/Makefile"), "", false),
     ];
-    for (edited, object) in cases {
+    for (edited, object, fast) in cases {
         // mtimes are compared, and a fast host builds within a tick.
         std::thread::sleep(std::time::Duration::from_millis(20));
         touch(&edited);
@@ -99,6 +114,13 @@ fn an_edit_sends_the_next_command_to_make() {
             text(&out)
         );
         assert!(ran_make(&out), "{}", text(&out));
+        assert_eq!(
+            took_the_fast_path(&out),
+            fast,
+            "after touching {}: {}",
+            edited.display(),
+            text(&out)
+        );
         if !object.is_empty() {
             assert!(
                 compiled_objects(&out).iter().any(|o| o == object),
@@ -113,5 +135,85 @@ fn an_edit_sends_the_next_command_to_make() {
             edited.display(),
             text(&again)
         );
+    }
+}
+
+/// The fast path's vmlinux is make's: after an edit that changes code, the
+/// fast path builds; make, asked next, finds nothing to do; and make made
+/// to do the same work itself (the source touched) links a vmlinux that is
+/// byte for byte the fast path's.
+#[test]
+fn the_fast_path_links_what_make_links() {
+    let _serial = serial();
+    let dir = tiny_build();
+    let tcp = kernel().join("net/ipv4/tcp.c");
+    let original = std::fs::read_to_string(&tcp).unwrap();
+    let restore = Restore(tcp.clone(), original.clone());
+    let probe = "linux_study_fast_path_probe";
+    std::fs::write(
+        &tcp,
+        format!("{original}\nstatic int __used {probe}(void) {{ return 1234; }}\n"),
+    )
+    .unwrap();
+    let fast = run_build(false);
+    assert!(took_the_fast_path(&fast), "{}", text(&fast));
+    assert_eq!(
+        compiled_objects(&fast),
+        ["net/ipv4/tcp.o"],
+        "{}",
+        text(&fast)
+    );
+    let vmlinux = dir.join("vmlinux");
+    let by_fast_path = std::fs::read(&vmlinux).unwrap();
+    assert!(
+        by_fast_path
+            .windows(probe.len())
+            .any(|w| w == probe.as_bytes()),
+        "the edit is not in the fast path's vmlinux"
+    );
+    let linked = mtime(&vmlinux);
+    let make = xtask(&on_tiny("build"));
+    assert!(make.status.success(), "{}", text(&make));
+    assert!(
+        String::from_utf8_lossy(&make.stdout).contains(": 0 objects compiled"),
+        "make found work after the fast path: {}",
+        text(&make)
+    );
+    assert_eq!(
+        mtime(&vmlinux),
+        linked,
+        "make relinked vmlinux after the fast path"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    touch(&tcp);
+    let make = xtask(&on_tiny("build"));
+    assert!(make.status.success(), "{}", text(&make));
+    assert_eq!(
+        compiled_objects(&make),
+        ["net/ipv4/tcp.o"],
+        "{}",
+        text(&make)
+    );
+    assert_ne!(mtime(&vmlinux), linked, "make did not relink vmlinux");
+    let by_make = std::fs::read(&vmlinux).unwrap();
+    assert!(
+        by_make == by_fast_path,
+        "make's vmlinux ({} bytes) differs from the fast path's ({} bytes)",
+        by_make.len(),
+        by_fast_path.len()
+    );
+    drop(restore);
+    let back = run_build(false);
+    assert!(took_the_fast_path(&back), "{}", text(&back));
+}
+
+/// Puts a source back as it was, also when a test fails.
+struct Restore(std::path::PathBuf, String);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if std::fs::read_to_string(&self.0).ok().as_ref() != Some(&self.1) {
+            std::fs::write(&self.0, &self.1).unwrap();
+        }
     }
 }

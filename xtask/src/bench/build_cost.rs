@@ -34,7 +34,7 @@ pub fn measure(
     let cache = CacheSetup::new(request.cache)?;
     let sh = ctx.exec.sh();
     let exec = &ctx.exec;
-    let make = || make_command(sh, p, request, cache.as_ref());
+    let make = || make_command(sh, p, request, cache.as_ref(), None);
     let jobs = format!("-j{}", request.jobs);
     let xtask_in = |dir: &Path| xtask_child(sh, ctx, p, "build", dir).arg(&jobs);
     let xtask = || xtask_in(&p.build_dir);

@@ -20,7 +20,7 @@ use crate::{
     util::exec::Exec,
 };
 
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// A reference to `Index::files`; the high bit marks a wildcard (a file
 /// that need not exist).
@@ -31,6 +31,10 @@ struct Index {
     format: u32,
     /// vmlinux's mtime when the index was written, as nanoseconds.
     vmlinux: u128,
+    /// When the index was written, after a build that went through: the
+    /// Makefiles older than this were that build's (a walk that relinks
+    /// nothing leaves vmlinux older than a touched Makefile).
+    recorded: u128,
     /// Every input once, as the `.cmd` files name it (absolute, or
     /// relative to the build directory).
     files: Vec<String>,
@@ -48,8 +52,13 @@ struct Object {
     inputs: Vec<u32>,
 }
 
-/// What the stat pass looked at, when it found nothing changed.
-pub struct Unchanged {
+/// What the stat pass found.
+pub struct Comparison {
+    /// The objects older than one of their inputs (or newer than
+    /// vmlinux: built, not yet linked), relative to the build directory.
+    pub stale: Vec<String>,
+    /// The first reason found, for `-v`.
+    pub first: Option<String>,
     pub objects: usize,
     pub files: usize,
     pub elapsed: Duration,
@@ -178,6 +187,7 @@ pub fn record(exec: &Exec, p: &Prepared) -> Result<()> {
     let index = Index {
         format: FORMAT,
         vmlinux,
+        recorded: nanos(SystemTime::now()),
         files,
         objects,
         makefiles,
@@ -189,12 +199,12 @@ pub fn record(exec: &Exec, p: &Prepared) -> Result<()> {
     Ok(())
 }
 
-/// `Ok` when nothing the last build was made from has changed since:
-/// every object is newer than its recorded inputs (and a wildcard input
-/// still absent, or older), vmlinux newer than every object and Makefile,
-/// and vmlinux the one the index was written for. Otherwise the first
-/// change found, or why the index cannot tell; then make decides.
-pub fn unchanged(p: &Prepared) -> Result<Unchanged, String> {
+/// What changed since the last build, object by object: each object
+/// older than one of its recorded inputs (or a wildcard input that has
+/// appeared since), or newer than vmlinux. `Err` when the index cannot
+/// tell: there is none, vmlinux is not the one it was written for, a
+/// Makefile changed, or an object or input is gone; then make decides.
+pub fn compare(p: &Prepared) -> Result<Comparison, String> {
     let start = Instant::now();
     let index = load(p).ok_or("no index of the last build's inputs yet")?;
     let vmlinux = mtime(&p.build_dir.join("vmlinux")).ok_or("no vmlinux")?;
@@ -218,35 +228,42 @@ pub fn unchanged(p: &Prepared) -> Result<Unchanged, String> {
     let makefiles: Vec<PathBuf> = index.makefiles.iter().map(PathBuf::from).collect();
     let (file_times, object_times, makefile_times) =
         (stat_all(&files), stat_all(&objects), stat_all(&makefiles));
+    let walked = vmlinux.max(index.recorded);
     for (makefile, t) in makefiles.iter().zip(&makefile_times) {
-        if t.is_none_or(|t| t > vmlinux) {
+        if t.is_none_or(|t| t > walked) {
             return Err(format!("{} changed", makefile.display()));
         }
     }
     // The boot image's objects are made from vmlinux, so after it.
     let boot = format!("arch/{}/boot/", p.arch.src_arch);
+    let (mut stale, mut first) = (Vec::new(), None);
     for ((object, path), built) in index.objects.iter().zip(&objects).zip(&object_times) {
         let built = built.ok_or_else(|| format!("{} is gone", path.display()))?;
+        let mut why = None;
         if built > vmlinux && !object.path.starts_with(&boot) {
-            return Err(format!("{} is newer than vmlinux", object.path));
+            why = Some(format!("{} is newer than vmlinux", object.path));
         }
         for &r in &object.inputs {
             let id = (r & !WILDCARD) as usize;
             let wildcard = r & WILDCARD != 0;
             match (file_times[id], wildcard) {
                 (Some(t), _) if t > built => {
-                    return Err(format!(
-                        "{} is newer than {}",
-                        files[id].display(),
-                        object.path
-                    ))
+                    why.get_or_insert_with(|| {
+                        format!("{} is newer than {}", files[id].display(), object.path)
+                    });
                 }
                 (None, false) => return Err(format!("{} is gone", files[id].display())),
                 _ => {}
             }
         }
+        if let Some(why) = why {
+            first.get_or_insert(why);
+            stale.push(object.path.clone());
+        }
     }
-    Ok(Unchanged {
+    Ok(Comparison {
+        stale,
+        first,
         objects: index.objects.len(),
         files: files.len() + makefiles.len(),
         elapsed: start.elapsed(),

@@ -15,14 +15,14 @@ use xshell::Cmd;
 
 use crate::{
     builder::{
-        ccache::CacheSetup,
+        ccache::{CacheSetup, CacheStats},
         configure,
         distcc::DistccStats,
         fallback::{self, Ladder, Learned, RecordedFallbacks},
         inputs,
         outcome::{human, BuildOutcome},
-        request::{explicit_targets, make_command, BuildRequest},
-        stale::{self, built_stamp},
+        request::{explicit_targets, make_command, wants_image, BuildRequest},
+        stale::{self, built_stamp, Changes},
     },
     ctx::{Ctx, Prepared, StateDir},
     kernel::{
@@ -66,32 +66,63 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
         starting_records(exec, p, &learned)?,
     );
     let start = Instant::now();
+    let mut fast_path = None;
     if req.skip_unchanged && !explicit_targets(req) {
         let overrides = fallback::overrides_text_with(p, &ladder.recorded);
-        match stale::nothing_to_do(p, req, &overrides) {
-            Err(why) if exec.verbose => eprintln!("make runs: {why}"),
-            Err(_) => {}
-            Ok(unchanged) => {
+        match stale::changes(p, req, &overrides) {
+            Changes::Unknown(why) => {
+                if exec.verbose {
+                    eprintln!("make runs: {why}");
+                }
+            }
+            Changes::Nothing(checked) => {
                 eprintln!(
-                "nothing changed since the last build ({} objects, {} files checked in {:.2} s): make not run",
-                unchanged.objects,
-                unchanged.files,
-                unchanged.elapsed.as_secs_f64()
-            );
-                return Ok(Some(BuildOutcome {
-                    elapsed: start.elapsed(),
+                    "nothing changed since the last build ({} objects, {} files checked in {:.2} s): make not run",
+                    checked.objects,
+                    checked.files,
+                    checked.elapsed.as_secs_f64()
+                );
+                let made = Made {
                     stages: BTreeMap::new(),
                     compiled: 0,
                     warnings: 0,
                     passes: 0,
-                    new_fallbacks: Vec::new(),
-                    recording: Duration::ZERO,
                     checks: Vec::new(),
-                    cache: None,
-                    distcc: None,
-                    build_dir: p.build_dir.clone(),
-                    image: p.image(),
-                }));
+                    recording: Duration::ZERO,
+                };
+                return Ok(Some(made.outcome(
+                    exec,
+                    p,
+                    req,
+                    start,
+                    Vec::new(),
+                    (None, None),
+                )?));
+            }
+            Changes::Objects(changed) => {
+                if let (true, Some(why)) = (exec.verbose, &changed.first) {
+                    eprintln!("make runs: {why}");
+                }
+                fast_path = Some(changed);
+            }
+        }
+    }
+    if let Some(changed) = fast_path {
+        match build_changed(ctx, p, req, &changed, cache.as_ref(), start)? {
+            FastPath::DryRun => return Ok(None),
+            FastPath::Built(made) => {
+                let outcome = made.outcome(
+                    exec,
+                    p,
+                    req,
+                    start,
+                    Vec::new(),
+                    (cache.as_ref(), cache_before),
+                )?;
+                return Ok(Some(outcome));
+            }
+            FastPath::Incomplete(why) => {
+                eprintln!("{why}: make walks the whole tree");
             }
         }
     }
@@ -106,7 +137,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
             &kbuild::overrides_path(&p.build_dir),
             fallback::overrides_text_with(p, &ladder.recorded),
         )?;
-        let cmd = make_command(exec.sh(), p, req, cache.as_ref());
+        let cmd = make_command(exec.sh(), p, req, cache.as_ref(), None);
         stages.clear();
         let Some((log, success)) = run_make(ctx, p, cmd, expected, start, &mut stages)? else {
             return Ok(None);
@@ -140,43 +171,173 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
     }
     record_expected(exec, &p.build_dir)?;
     learned.add(exec, &ladder.recorded)?;
-    let mut recording = Duration::ZERO;
-    if !explicit_targets(req) {
-        let recording_start = Instant::now();
-        inputs::record(exec, p)?;
-        recording = recording_start.elapsed();
-        if exec.verbose {
-            eprintln!(
-                "recorded the build's inputs in {:.2} s",
-                recording.as_secs_f64()
-            );
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        exec.write(&built_stamp(p), format!("{}\n", now.as_nanos()))?;
-    }
-    let distcc = req.distcc.as_ref().and_then(|_| {
-        let text = std::fs::read_to_string(&distcc_log).ok()?;
-        Some(DistccStats::parse(&text))
-    });
-    let cache_stats = match (&cache, cache_before) {
-        (Some(c), Some(before)) => Some(c.stats(exec)?.since(&before)),
-        _ => None,
+    let recording = if explicit_targets(req) {
+        Duration::ZERO
+    } else {
+        let recording = record_inputs(exec, p)?;
+        stamp_built(exec, p)?;
+        recording
     };
-    Ok(Some(BuildOutcome {
-        elapsed: start.elapsed(),
+    let made = Made {
         stages,
         compiled,
         warnings,
         passes,
-        new_fallbacks: ladder.moved,
-        recording,
         checks,
-        cache: cache_stats,
-        distcc,
-        build_dir: p.build_dir.clone(),
-        image: p.image(),
+        recording,
+    };
+    Ok(Some(made.outcome(
+        exec,
+        p,
+        req,
+        start,
+        ladder.moved,
+        (cache.as_ref(), cache_before),
+    )?))
+}
+
+/// What the passes of one build did.
+struct Made {
+    stages: BTreeMap<Stage, Duration>,
+    compiled: usize,
+    warnings: usize,
+    passes: usize,
+    checks: Vec<String>,
+    recording: Duration,
+}
+
+impl Made {
+    /// The build's outcome: this, with the fallbacks it learned and what
+    /// the compiler cache and distcc did since `cache_before`.
+    fn outcome(
+        self,
+        exec: &Exec,
+        p: &Prepared,
+        req: &BuildRequest,
+        start: Instant,
+        new_fallbacks: Vec<(String, fallback::Recorded)>,
+        (cache, cache_before): (Option<&CacheSetup>, Option<CacheStats>),
+    ) -> Result<BuildOutcome> {
+        let distcc = req.distcc.as_ref().and_then(|_| {
+            let text = std::fs::read_to_string(p.state().distcc_log()).ok()?;
+            Some(DistccStats::parse(&text))
+        });
+        let cache_stats = match (cache, cache_before) {
+            (Some(c), Some(before)) => Some(c.stats(exec)?.since(&before)),
+            _ => None,
+        };
+        Ok(BuildOutcome {
+            elapsed: start.elapsed(),
+            stages: self.stages,
+            compiled: self.compiled,
+            warnings: self.warnings,
+            passes: self.passes,
+            new_fallbacks,
+            recording: self.recording,
+            checks: self.checks,
+            cache: cache_stats,
+            distcc,
+            build_dir: p.build_dir.clone(),
+            image: p.image(),
+        })
+    }
+}
+
+/// The inputs index for the next build's "what changed" (builder::inputs).
+fn record_inputs(exec: &Exec, p: &Prepared) -> Result<Duration> {
+    let start = Instant::now();
+    inputs::record(exec, p)?;
+    let recording = start.elapsed();
+    if exec.verbose {
+        eprintln!(
+            "recorded the build's inputs in {:.2} s",
+            recording.as_secs_f64()
+        );
+    }
+    Ok(recording)
+}
+
+fn stamp_built(exec: &Exec, p: &Prepared) -> Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    exec.write(&built_stamp(p), format!("{}\n", now.as_nanos()))?;
+    Ok(())
+}
+
+enum FastPath {
+    DryRun,
+    Built(Made),
+    /// Why the full walk must follow.
+    Incomplete(String),
+}
+
+/// Builds only what changed: make, with Kbuild's rules and flags, entering
+/// only the directories on the way to the changed objects (and the boot
+/// image's, when it is wanted); then the inputs index again, which must
+/// find nothing left, since what the walk ran first (a regenerated header)
+/// may have made objects elsewhere older than their inputs.
+fn build_changed(
+    ctx: &Ctx,
+    p: &Prepared,
+    req: &BuildRequest,
+    changed: &inputs::Comparison,
+    cache: Option<&CacheSetup>,
+    start: Instant,
+) -> Result<FastPath> {
+    let exec = &ctx.exec;
+    let dirs = kbuild::walked_dirs(&changed.stale);
+    let prefixes: Vec<String> = wants_image(p, req)
+        .then(|| format!("arch/{}/boot", p.arch.src_arch))
+        .into_iter()
+        .collect();
+    let filter = p.state().walk_filter();
+    exec.write(&filter, kbuild::walk_filter(&p.tree.path, &dirs, &prefixes))?;
+    let more = match changed.stale.len() {
+        1 => String::new(),
+        n => format!(" and {} more", n - 1),
+    };
+    eprintln!(
+        "{}{more} changed: make enters {} director{} on the way to it, not the whole tree",
+        changed.stale[0],
+        dirs.len() + prefixes.len(),
+        if dirs.len() + prefixes.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        }
+    );
+    let cmd = make_command(exec.sh(), p, req, cache, Some(&filter));
+    let mut stages = BTreeMap::new();
+    let Some((log, success)) = run_make(ctx, p, cmd, None, start, &mut stages)? else {
+        return Ok(FastPath::DryRun);
+    };
+    if !success {
+        return Ok(FastPath::Incomplete(format!(
+            "the build of what changed failed ({})",
+            first_error(&log)
+        )));
+    }
+    let recording = record_inputs(exec, p)?;
+    match inputs::compare(p) {
+        Ok(left) if left.stale.is_empty() => {}
+        Ok(left) => {
+            return Ok(FastPath::Incomplete(format!(
+                "{} object(s) outside that walk are still older than their inputs ({})",
+                left.stale.len(),
+                left.first.unwrap_or_default()
+            )))
+        }
+        Err(why) => return Ok(FastPath::Incomplete(why)),
+    }
+    stamp_built(exec, p)?;
+    Ok(FastPath::Built(Made {
+        stages,
+        compiled: log.compiled,
+        warnings: log.warnings,
+        passes: 1,
+        checks: check_warnings(p, &log)?,
+        recording,
     }))
 }
 

@@ -2,6 +2,8 @@
 //! Kbuild's targets for the image, the profile's variables, the compiler
 //! cache's and the distcc farm's environment.
 
+use std::path::Path;
+
 use xshell::{Cmd, Shell};
 
 use crate::{
@@ -49,6 +51,12 @@ impl BuildRequest {
     }
 }
 
+/// Whether the build makes the boot image: the edit loop skips what the
+/// next boot does not need.
+pub fn wants_image(p: &Prepared, req: &BuildRequest) -> bool {
+    !(req.quick && p.boots_vmlinux())
+}
+
 /// Whether the make arguments name targets, which replace the image's.
 pub fn explicit_targets(req: &BuildRequest) -> bool {
     req.make_args
@@ -56,14 +64,20 @@ pub fn explicit_targets(req: &BuildRequest) -> bool {
         .any(|a| !a.starts_with('-') && !a.contains('='))
 }
 
+/// The build's make. With `walk_filter`, make enters only the
+/// directories that filter names (kbuild::walk_filter).
 pub fn make_command<'a>(
     sh: &'a Shell,
     p: &Prepared,
     req: &BuildRequest,
     cache: Option<&CacheSetup>,
+    walk_filter: Option<&Path>,
 ) -> Cmd<'a> {
     let mut env = vec![
-        // Fixed so that a second identical build is byte-identical and hits the cache.
+        // Fixed so that a second identical build is byte-identical and hits
+        // the cache: Kbuild would otherwise stamp each link with the date
+        // and a count of links (.version).
+        ("KBUILD_BUILD_VERSION".to_string(), "1".to_string()),
         (
             "KBUILD_BUILD_TIMESTAMP".to_string(),
             "1970-01-01".to_string(),
@@ -86,6 +100,7 @@ pub fn make_command<'a>(
         extra.push("--output-sync=target".to_string());
     }
     extra.extend(req.make_args.iter().cloned());
+    extra.extend(walk_filter.map(kbuild::walk_filter_var));
     let opts = kbuild::BuildOptions {
         jobs: req.jobs,
         keep_going: req.fallback,
@@ -105,8 +120,7 @@ pub fn make_command<'a>(
         );
     }
     let mut targets = vec!["vmlinux"];
-    // The edit loop skips what the next boot does not need.
-    if !(req.quick && p.boots_vmlinux()) {
+    if wants_image(p, req) {
         targets.push(p.arch.image_target.as_str());
     }
     if p.config().is_ok_and(|c| c.get("GDB_SCRIPTS") == "y") {

@@ -1,5 +1,7 @@
 //! Whether the image is older than what decides it, and building it then;
-//! and whether make would find nothing to do (the edit loop's skip).
+//! and what changed since the last build: nothing (the edit loop skips
+//! make), some objects (make walks only the path to them), or what only
+//! make's full walk can tell.
 
 use std::{
     path::{Path, PathBuf},
@@ -9,7 +11,11 @@ use std::{
 use anyhow::Result;
 
 use crate::{
-    builder::{configure, inputs, passes::build, request::BuildRequest},
+    builder::{
+        configure, inputs,
+        passes::build,
+        request::{wants_image, BuildRequest},
+    },
     ctx::{BuildLock, Ctx, Prepared},
     kernel::kbuild,
 };
@@ -59,15 +65,35 @@ fn is_stale(p: &Prepared) -> bool {
     stale
 }
 
-/// Whether make would find nothing to do: the overrides it would write
-/// are the ones there, `.config` is older than the last build, the boot image (if
-/// this request wants one) is not older, and every object is newer than
-/// its recorded inputs.
-pub fn nothing_to_do(
+/// What the next build has to do, as far as the inputs index tells.
+pub enum Changes {
+    /// make would find nothing to do.
+    Nothing(inputs::Comparison),
+    /// Only these objects are older than their inputs: make need enter
+    /// only the directories on the way to them (the fast path).
+    Objects(inputs::Comparison),
+    /// Why only make's full walk can tell.
+    Unknown(String),
+}
+
+/// What changed since the last build: nothing, when the overrides make
+/// would write are the ones there, `.config` is older than the last
+/// build, the boot image (if this request wants one) is not older than
+/// vmlinux, and every object is newer than its recorded inputs; some
+/// objects, when only those are older than their inputs.
+pub fn changes(p: &Prepared, req: &BuildRequest, overrides: &str) -> Changes {
+    match known_changes(p, req, overrides) {
+        Ok(c) if c.stale.is_empty() => Changes::Nothing(c),
+        Ok(c) => Changes::Objects(c),
+        Err(why) => Changes::Unknown(why),
+    }
+}
+
+fn known_changes(
     p: &Prepared,
     req: &BuildRequest,
     overrides: &str,
-) -> Result<inputs::Unchanged, String> {
+) -> Result<inputs::Comparison, String> {
     let overrides_path = kbuild::overrides_path(&p.build_dir);
     if std::fs::read_to_string(&overrides_path).ok().as_deref() != Some(overrides) {
         return Err(format!("{} is to be rewritten", overrides_path.display()));
@@ -78,10 +104,10 @@ pub fn nothing_to_do(
     if mtime(&p.build_dir.join(".config")).is_none_or(|t| t > built) {
         return Err(".config is newer than the last build".into());
     }
-    if !(req.quick && p.boots_vmlinux()) && mtime(&p.image()).is_none_or(|t| t < vmlinux) {
+    if wants_image(p, req) && mtime(&p.image()).is_none_or(|t| t < vmlinux) {
         return Err(format!("{} is older than vmlinux", p.image().display()));
     }
-    inputs::unchanged(p)
+    inputs::compare(p)
 }
 
 /// Touched by every successful build of the image.

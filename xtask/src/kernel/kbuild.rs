@@ -56,10 +56,90 @@ pub fn build_make<'a>(
     .envs(opts.env.iter().map(|(k, v)| (k, v)))
 }
 
+/// The directories make must enter to rebuild `objects` (paths relative
+/// to the build directory), each with every directory above it: Kbuild
+/// reaches a directory only through its parent's walk, and links what a
+/// directory built through each archive above it. Sorted, `.` first.
+pub fn walked_dirs<S: AsRef<str>>(objects: &[S]) -> Vec<String> {
+    let mut dirs = std::collections::BTreeSet::from([".".to_string()]);
+    for object in objects {
+        let mut dir = Path::new(object.as_ref()).parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            dirs.insert(d.display().to_string());
+            dir = d.parent();
+        }
+    }
+    dirs.into_iter().collect()
+}
+
+/// A makefile that stands in for scripts/Makefile.build (through
+/// [`walk_filter_var`]): in the directories named, and in every
+/// directory under a prefix, it is Makefile.build; anywhere else it makes
+/// nothing and says nothing. make then walks only the path to what
+/// changed, with Kbuild's own rules, flags and `.cmd` files, so its result
+/// is the full walk's. tools/ (objtool) reads `build` too, and is left as
+/// it was built.
+pub fn walk_filter(tree: &Path, dirs: &[String], prefixes: &[String]) -> String {
+    let patterns: Vec<String> = dirs
+        .iter()
+        .cloned()
+        .chain(prefixes.iter().flat_map(|p| [p.clone(), format!("{p}/%")]))
+        .collect();
+    format!(
+        "# Written by linux-study for one build of what changed: make enters only\n\
+         # these directories (the path to each changed object) and does nothing elsewhere.\n\
+         ifneq ($(filter {patterns},$(obj)),)\n\
+         include {build}\n\
+         else\n\
+         __build:\n\
+         \t@:\n\
+         $(MAKEFILE_LIST): ;\n\
+         %::\n\
+         \t@:\n\
+         .PHONY: __build\n\
+         endif\n",
+        patterns = patterns.join(" "),
+        build = tree.join("scripts/Makefile.build").display(),
+    )
+}
+
+/// make's command-line variable that puts `filter` where every recursive
+/// make names scripts/Makefile.build (Kbuild.include's `build`); a
+/// command-line variable reaches every sub-make.
+pub fn walk_filter_var(filter: &Path) -> String {
+    format!("build=-f {} obj", filter.display())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::util::exec::cmd_text;
+
+    #[test]
+    fn the_walk_enters_each_changed_objects_directory_and_those_above() {
+        assert_eq!(
+            walked_dirs(&["net/ipv4/tcp.o", "net/core/dev.o", ".vmlinux.export.o"]),
+            [".", "net", "net/core", "net/ipv4"]
+        );
+        assert_eq!(walked_dirs::<&str>(&[]), ["."]);
+    }
+
+    #[test]
+    fn the_walk_filter_is_makefile_build_only_where_named() {
+        let text = walk_filter(
+            Path::new("/k"),
+            &[".".into(), "net".into()],
+            &["arch/x86/boot".into()],
+        );
+        assert!(text.contains(
+            "ifneq ($(filter . net arch/x86/boot arch/x86/boot/%,$(obj)),)\ninclude /k/scripts/Makefile.build\nelse\n"
+        ));
+        assert!(text.contains("%::\n\t@:\n"), "{text}");
+        assert_eq!(
+            walk_filter_var(Path::new("/b/.study/walk.mk")),
+            "build=-f /b/.study/walk.mk obj"
+        );
+    }
 
     #[test]
     fn config_argv() {
