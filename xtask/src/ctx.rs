@@ -16,7 +16,11 @@ use crate::{
         uml_host,
     },
     study::{
-        arch::Arch, policy::Policy, profile::Profile, profile::Profiles, toolchain::Toolchain,
+        arch::Arch,
+        policy::Policy,
+        profile::Profile,
+        profile::Profiles,
+        toolchain::{Family, Linker, Toolchain},
     },
     util::{
         exec::Exec,
@@ -53,6 +57,7 @@ pub struct Target {
     pub profile: Option<String>,
     pub build_dir: Option<PathBuf>,
     pub cc: Option<Toolchain>,
+    pub ld: Option<Linker>,
 }
 
 impl Ctx {
@@ -201,6 +206,7 @@ pub struct Prepared {
     pub policy: Policy,
     /// The compiler as the user named it (`gcc`, `gcc-11`, `clang-19`).
     pub compiler: Toolchain,
+    pub linker: Linker,
     /// Its full version (`12.2.0`), asked of the compiler itself; `None`
     /// when it is not installed. Known exceptions are keyed by its major.
     pub compiler_version: Option<String>,
@@ -215,12 +221,20 @@ impl Prepared {
         let tree = ctx.tree()?;
         let arch = ctx.arch()?;
         let compiler = target.cc.unwrap_or(profile.cc);
+        let linker = target.ld.unwrap_or(match compiler.family {
+            Family::Gcc => profile.ld,
+            Family::Clang => Linker::Lld,
+        });
+        let profile_linker = profile.ld;
         let profile = profile.for_target(compiler, &arch.name);
-        // One directory per profile, compiler and architecture: the host's
-        // architecture and plain gcc go unnamed.
+        // One directory per profile, compiler, linker and architecture: the
+        // host's architecture, plain gcc and the profile's linker go unnamed.
         let mut dir_name = profile.name.clone();
         if compiler != Toolchain::GCC {
             dir_name = format!("{dir_name}-{compiler}");
+        }
+        if compiler.family == Family::Gcc && linker != profile_linker {
+            dir_name = format!("{dir_name}-{linker}");
         }
         if arch.name != Arch::default_name() {
             dir_name = format!("{dir_name}-{}", arch.name);
@@ -236,7 +250,8 @@ impl Prepared {
             rules.extend(crate::study::profile::layer_rules(&layer, &text)?);
             profile.rules = crate::study::opt_rules::OptRules::new(profile.rules.default, rules);
         }
-        let make_vars = arch.make_vars(compiler)?;
+        let mut make_vars = arch.make_vars(compiler)?;
+        make_vars.extend(linker.make_vars(compiler).map_err(anyhow::Error::msg)?);
         let compiler_version = arch
             .cc(compiler)
             .ok()
@@ -250,11 +265,25 @@ impl Prepared {
             build_dir,
             policy: ctx.policy()?,
             compiler,
+            linker,
         })
     }
 
-    /// Variables for every make, Kconfig's included: the cross build's
-    /// and the compiler's.
+    /// The host-tool groups (study/host-tools.toml's `for`) this build's
+    /// compiler and linker need beyond `config` and `build`'s.
+    pub fn toolchain_groups(&self) -> Vec<&'static str> {
+        let mut groups = Vec::new();
+        if self.compiler.family == Family::Clang {
+            groups.push("clang");
+        }
+        if self.compiler.family == Family::Gcc && self.linker == Linker::Lld {
+            groups.push("lld");
+        }
+        groups
+    }
+
+    /// Variables for every make, Kconfig's included: the cross build's,
+    /// the compiler's and the linker's.
     pub fn make_vars(&self) -> Vec<String> {
         self.make_vars.clone()
     }

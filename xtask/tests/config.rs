@@ -432,3 +432,50 @@ fn an_unknown_compiler_is_refused_with_the_valid_forms() {
     );
     assert!(!cache().join("config-icc").exists());
 }
+
+/// `--ld lld` reaches Kconfig's linker probe: `.config` says lld, make is
+/// told `LD=ld.lld`, and the build directory is named for the linker; a
+/// clang build, which links with lld, is refused bfd in one line before
+/// anything is written.
+#[test]
+fn lld_links_a_gcc_build_when_asked() {
+    let dir = cache().join("config-lld");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = config_with("tiny", &dir, &["--ld", "lld"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let config = dot_config(&dir);
+    assert_eq!(config.get("LD_IS_LLD").map(String::as_str), Some("y"));
+    assert_eq!(config.get("LD_IS_BFD"), None);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(" LD=ld.lld "),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let tree = kernel();
+    let dry = xtask(&[
+        "--dry-run",
+        "config",
+        "--kernel",
+        tree.to_str().unwrap(),
+        "-p",
+        "tiny",
+        "--ld",
+        "lld",
+    ]);
+    assert!(dry.status.success(), "{}", text(&dry));
+    assert!(
+        String::from_utf8_lossy(&dry.stderr).contains("/build/tiny-lld"),
+        "{}",
+        text(&dry)
+    );
+
+    let refused = cache().join("config-clang-bfd");
+    let out = config_with("tiny", &refused, &["--cc", "clang", "--ld", "bfd"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("clang links with lld (LLVM=1)"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!refused.exists());
+}

@@ -27,8 +27,13 @@ pub const LOOP_SIZE: &str = "1000";
 
 /// One edit → stop, timed.
 pub struct LoopTimes {
+    /// make up to the link: its walk, and the changed objects compiled.
     pub compile: Duration,
-    pub link: Duration,
+    /// The link of vmlinux, stage by stage (kernel::buildlog::Stage).
+    pub vmlinux_o: Duration,
+    pub modpost: Duration,
+    pub kallsyms: Duration,
+    pub final_link: Duration,
     pub image: Duration,
     /// The inputs index written after make, for the next "nothing changed".
     pub recording: Duration,
@@ -42,6 +47,10 @@ pub struct LoopTimes {
 }
 
 impl LoopTimes {
+    pub fn link(&self) -> Duration {
+        self.vmlinux_o + self.modpost + self.kallsyms + self.final_link
+    }
+
     /// What no build tool can beat on this machine: the one compile the
     /// edit needs, and the boot to the stop.
     pub fn floor(&self) -> Duration {
@@ -115,9 +124,23 @@ fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<LoopTimes
     // make's own share: the index is written after it.
     let made = built.saturating_sub(outcome.recording);
     let floor_compile = compile_alone(ctx, p, "net/ipv4/tcp.o")?;
-    let at = |stage| outcome.stages.get(&stage).copied();
-    let link_at = at(Stage::Link).unwrap_or(made);
-    let image_at = at(Stage::Image).unwrap_or(made);
+    // Each stage runs from its first line to the next stage's (or to the
+    // end of make); a stage that did not run takes no time.
+    let stages = [
+        Stage::VmlinuxO,
+        Stage::Modpost,
+        Stage::Kallsyms,
+        Stage::FinalLink,
+        Stage::Image,
+    ];
+    let starts: Vec<Duration> = stages
+        .iter()
+        .map(|s| outcome.stages.get(s).copied().unwrap_or(made).min(made))
+        .collect();
+    let span = |i: usize| {
+        let end = starts[i + 1..].iter().copied().min().unwrap_or(made);
+        end.saturating_sub(starts[i])
+    };
     let port = free_port()?;
     let run = RunRequest {
         gdb_port: Some(port),
@@ -172,9 +195,12 @@ fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<LoopTimes
     }
     let since = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
     Ok(LoopTimes {
-        compile: link_at,
-        link: image_at.min(made).saturating_sub(link_at),
-        image: made.saturating_sub(image_at),
+        compile: starts.iter().copied().min().unwrap_or(made),
+        vmlinux_o: span(0),
+        modpost: span(1),
+        kallsyms: span(2),
+        final_link: span(3),
+        image: span(4),
         recording: outcome.recording,
         gdb_load: since(gdb_start, connected),
         boot_to_stop: since(connected, stopped),
@@ -237,8 +263,20 @@ fn median_of(rows: &[LoopTimes], f: impl Fn(&LoopTimes) -> Duration) -> Duration
 pub fn phase_table(loops: &TimedLoops, profile: &str) -> String {
     let rows = &loops.rows[0];
     let table = [
-        ("compile", median_of(rows, |r| r.compile)),
-        ("link (vmlinux)", median_of(rows, |r| r.link)),
+        (
+            "compile (make's walk, tcp.o)",
+            median_of(rows, |r| r.compile),
+        ),
+        (
+            "link: vmlinux.o (ld -r, objtool)",
+            median_of(rows, |r| r.vmlinux_o),
+        ),
+        ("link: modpost", median_of(rows, |r| r.modpost)),
+        ("link: kallsyms links", median_of(rows, |r| r.kallsyms)),
+        (
+            "link: vmlinux, System.map, sorttable",
+            median_of(rows, |r| r.final_link),
+        ),
         ("boot image", median_of(rows, |r| r.image)),
         ("inputs index", median_of(rows, |r| r.recording)),
         (
@@ -312,7 +350,7 @@ pub fn arches_table(targets: &[Target], loops: &TimedLoops, runs: usize) -> Stri
     );
     for (i, t) in targets.iter().enumerate() {
         let r = &loops.rows[i];
-        let rebuild = median_of(r, |t| t.compile + t.link + t.image);
+        let rebuild = median_of(r, |t| t.compile + t.link() + t.image);
         let boot = median_of(r, |t| t.gdb_load + t.boot_to_stop);
         out += &format!(
             "{:<8} {:>8.2}s {:>13.2}s {:>14.2}s {:>6.2}x\n",
@@ -339,7 +377,10 @@ mod tests {
         let s = Duration::from_secs_f64;
         LoopTimes {
             compile: s(1.0),
-            link: s(1.0),
+            vmlinux_o: s(0.5),
+            modpost: Duration::ZERO,
+            kallsyms: s(0.25),
+            final_link: s(0.25),
             image: Duration::ZERO,
             recording: Duration::ZERO,
             gdb_load: s(0.5),

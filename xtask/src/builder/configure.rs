@@ -57,6 +57,9 @@ fn snapshot_path(p: &Prepared) -> PathBuf {
 pub fn configure(ctx: &Ctx, p: &Prepared, force: bool) -> Result<()> {
     let exec = &ctx.exec;
     host_tools::require_for(&ctx.study_dir(), "config", &p.arch.name, p.compiler)?;
+    for group in p.toolchain_groups() {
+        host_tools::require_for(&ctx.study_dir(), group, &p.arch.name, p.compiler)?;
+    }
     // Walking every Kconfig file takes a moment: only when the answer is needed.
     let index = std::cell::OnceCell::new();
     let index = || index.get_or_init(|| SymbolIndex::scan(&p.tree.path));

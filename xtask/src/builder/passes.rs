@@ -29,7 +29,7 @@ use crate::{
         buildlog::{stage_of, BuildLog, Stage},
         kbuild, linkfix,
     },
-    study::{host_tools, toolchain::Family},
+    study::host_tools,
     util::exec::Exec,
 };
 
@@ -45,8 +45,8 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
         configure::configure(ctx, p, false)?;
     }
     host_tools::require_for(&ctx.study_dir(), "build", &p.arch.name, p.compiler)?;
-    if p.compiler.family == Family::Clang {
-        host_tools::require_for(&ctx.study_dir(), "clang", &p.arch.name, p.compiler)?;
+    for group in p.toolchain_groups() {
+        host_tools::require_for(&ctx.study_dir(), group, &p.arch.name, p.compiler)?;
     }
     let cache = CacheSetup::new(req.cache)?;
     let cache_before = cache.as_ref().map(|c| c.stats(exec)).transpose()?;

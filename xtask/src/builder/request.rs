@@ -95,8 +95,12 @@ pub fn make_command<'a>(
         cc = d.cc;
     }
     let mut extra = p.make_vars();
-    if req.fallback {
-        // Each object's diagnostics in one block, so errors are attributable.
+    // Each object's diagnostics in one block, so errors are attributable
+    // to it for the fallback ladder. The build of what changed never moves
+    // an object (its failure sends the build to the full walk), and
+    // without the sync each stage's line comes as it starts, so the edit
+    // loop's phases are timed where they happen.
+    if req.fallback && walk_filter.is_none() {
         extra.push("--output-sync=target".to_string());
     }
     extra.extend(req.make_args.iter().cloned());

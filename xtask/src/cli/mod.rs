@@ -12,7 +12,7 @@ use crate::{
     builder::ccache::CacheMode,
     ctx,
     guest::{kvm::AccelChoice, trace_script::Tracer},
-    study::toolchain::Toolchain,
+    study::toolchain::{Linker, Toolchain},
     util::exec::Exec,
 };
 
@@ -97,6 +97,10 @@ pub struct TargetArgs {
     /// profile's `cc`, else gcc]; clang builds with LLVM=1, clang-19 with LLVM=-19
     #[arg(long, value_name = "CC")]
     pub cc: Option<Toolchain>,
+    /// Linker of a gcc build: bfd (GNU ld) or lld (LD=ld.lld) [default: the profile's `ld`,
+    /// else bfd]; another linker than the profile's builds in build/PROFILE-LD
+    #[arg(long, value_name = "LD")]
+    pub ld: Option<Linker>,
 }
 
 impl TargetArgs {
@@ -105,6 +109,7 @@ impl TargetArgs {
             profile: self.profile.clone(),
             build_dir: self.build_dir.clone(),
             cc: self.cc,
+            ld: self.ld,
         }
     }
 }

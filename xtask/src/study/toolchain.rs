@@ -124,9 +124,72 @@ impl FromStr for Toolchain {
     }
 }
 
+/// The linker of a gcc build: GNU ld, or LLVM's lld (`LD=ld.lld`). A
+/// clang build links with lld already (`LLVM=1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Linker {
+    #[default]
+    Bfd,
+    Lld,
+}
+
+impl Linker {
+    pub fn name(self) -> &'static str {
+        match self {
+            Linker::Bfd => "bfd",
+            Linker::Lld => "lld",
+        }
+    }
+
+    /// Variables for every make invocation, Kconfig's included (it
+    /// decides CONFIG_LD_IS_LLD): lld is one program for every target,
+    /// without a cross prefix.
+    pub fn make_vars(self, compiler: Toolchain) -> Result<Vec<String>, String> {
+        match (compiler.family, self) {
+            (Family::Gcc, Linker::Bfd) | (Family::Clang, Linker::Lld) => Ok(Vec::new()),
+            (Family::Gcc, Linker::Lld) => Ok(vec!["LD=ld.lld".to_string()]),
+            (Family::Clang, Linker::Bfd) => Err(format!(
+                "{compiler} links with lld (LLVM=1); the linker is a choice for gcc builds: \
+                 drop `ld = \"bfd\"` or --ld bfd"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Linker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Linker {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Linker, String> {
+        match s {
+            "bfd" => Ok(Linker::Bfd),
+            "lld" => Ok(Linker::Lld),
+            other => Err(format!(
+                "unknown linker \"{other}\"; valid: bfd (GNU ld), lld"
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lld_links_gcc_builds_through_ld_and_clang_builds_already() {
+        let gcc = Toolchain::GCC;
+        assert_eq!(Linker::Lld.make_vars(gcc).unwrap(), ["LD=ld.lld"]);
+        assert!(Linker::Bfd.make_vars(gcc).unwrap().is_empty());
+        assert!(Linker::Lld.make_vars(Toolchain::CLANG).unwrap().is_empty());
+        let err = Linker::Bfd.make_vars(Toolchain::CLANG).unwrap_err();
+        assert!(err.contains("clang links with lld"), "{err}");
+        assert_eq!("lld".parse::<Linker>(), Ok(Linker::Lld));
+        assert!("gold".parse::<Linker>().unwrap_err().contains("valid: bfd"));
+    }
 
     #[test]
     fn versioned_compilers_reach_kbuild_in_its_own_words() {

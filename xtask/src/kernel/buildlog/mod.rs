@@ -326,28 +326,41 @@ fn push_new(list: &mut Vec<String>, item: String) {
     }
 }
 
-/// The stage of a Kbuild run a line starts: the link of vmlinux (vmlinux.o,
-/// the kallsyms passes, objtool, modpost), or the boot image after it.
+/// The stage of a Kbuild run a line starts, in the order they come: the
+/// link of vmlinux step by step, then the boot image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
-    Link,
+    /// `LD vmlinux.o`: every built-in object in one relocatable object
+    /// (`ld -r`), and objtool over it where the configuration delays
+    /// objtool to vmlinux.o (IBT, noinstr validation).
+    VmlinuxO,
+    /// `MODPOST vmlinux.symvers`: modpost's checks of vmlinux.o.
+    Modpost,
+    /// link-vmlinux.sh: the version stamp, then the links that settle the
+    /// kallsyms table (`.tmp_vmlinux1`, `.tmp_vmlinux2`).
+    Kallsyms,
+    /// `LD vmlinux`: the final link with all debug information, then
+    /// System.map and the sorted tables.
+    FinalLink,
     Image,
 }
 
 pub fn stage_of(line: &str) -> Option<Stage> {
     let mut words = line.split_whitespace();
-    let (Some(tool), Some(target)) = (words.next(), words.next()) else {
+    let (Some(tool), Some(target), None) = (words.next(), words.next(), words.next()) else {
         return None;
     };
     if !tool.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
         return None;
     }
-    if target.starts_with("arch/") && target.contains("/boot/") {
-        Some(Stage::Image)
-    } else if target == "vmlinux.o" || target == "vmlinux" || target.starts_with(".tmp_vmlinux") {
-        Some(Stage::Link)
-    } else {
-        None
+    match target {
+        _ if target.starts_with("arch/") && target.contains("/boot/") => Some(Stage::Image),
+        "vmlinux.o" => Some(Stage::VmlinuxO),
+        "vmlinux.symvers" => Some(Stage::Modpost),
+        "init/version-timestamp.o" => Some(Stage::Kallsyms),
+        _ if target.starts_with(".tmp_vmlinux") => Some(Stage::Kallsyms),
+        "vmlinux" => Some(Stage::FinalLink),
+        _ => None,
     }
 }
 

@@ -3,13 +3,18 @@ use super::*;
 #[test]
 fn stages_of_kbuild_lines() {
     assert_eq!(stage_of("  CC      net/ipv4/tcp.o"), None);
-    assert_eq!(stage_of("  LD      vmlinux.o"), Some(Stage::Link));
-    assert_eq!(stage_of("  LD      .tmp_vmlinux1"), Some(Stage::Link));
+    assert_eq!(stage_of("  LD      vmlinux.o"), Some(Stage::VmlinuxO));
+    assert_eq!(stage_of("  MODPOST vmlinux.symvers"), Some(Stage::Modpost));
+    assert_eq!(
+        stage_of("  CC      init/version-timestamp.o"),
+        Some(Stage::Kallsyms)
+    );
+    assert_eq!(stage_of("  LD      .tmp_vmlinux1"), Some(Stage::Kallsyms));
     assert_eq!(
         stage_of("  KSYMS   .tmp_vmlinux1.kallsyms.S"),
-        Some(Stage::Link)
+        Some(Stage::Kallsyms)
     );
-    assert_eq!(stage_of("  LD      vmlinux"), Some(Stage::Link));
+    assert_eq!(stage_of("  LD      vmlinux"), Some(Stage::FinalLink));
     assert_eq!(
         stage_of("  OBJCOPY arch/x86/boot/compressed/vmlinux.bin"),
         Some(Stage::Image)
@@ -19,6 +24,8 @@ fn stages_of_kbuild_lines() {
         Some(Stage::Image)
     );
     assert_eq!(stage_of("net/ipv4/tcp.c:12:3: warning: vmlinux x"), None);
+    assert_eq!(stage_of("WARNING vmlinux has a problem"), None);
+    assert!(Stage::VmlinuxO < Stage::Modpost && Stage::FinalLink < Stage::Image);
 }
 
 fn data(name: &str) -> String {

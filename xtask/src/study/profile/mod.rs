@@ -14,7 +14,7 @@ use toml::Spanned;
 use crate::study::{
     opt_rules::{Level, OptRules, Rule},
     origin::{origin, toml_error, Origin},
-    toolchain::{Family, Toolchain},
+    toolchain::{Family, Linker, Toolchain},
 };
 
 #[derive(Deserialize)]
@@ -44,6 +44,7 @@ struct RawProfile {
     optional: Option<Vec<Spanned<String>>>,
     optimization: Option<RawOptimization>,
     cc: Option<Spanned<String>>,
+    ld: Option<Spanned<String>>,
     cc_options: Option<BTreeMap<Spanned<String>, RawOptions>>,
     arch_options: Option<BTreeMap<Spanned<String>, RawOptions>>,
     cc_arch_options: Option<BTreeMap<Spanned<String>, BTreeMap<String, RawOptions>>>,
@@ -107,6 +108,8 @@ pub struct Profile {
     pub rules: OptRules,
     /// The compiler family, unless `--cc` says otherwise.
     pub cc: Toolchain,
+    /// The linker of a gcc build, unless `--ld` says otherwise.
+    pub ld: Linker,
     /// More options when building with one compiler, over `options`.
     pub cc_options: BTreeMap<Family, Vec<ConfigOption>>,
     /// More options for one architecture (a file under study/arch/), over
@@ -346,9 +349,17 @@ fn resolve_profile(
             .map_err(|e| anyhow::anyhow!("{}: {e}", at(cc.span())))?,
         None => Toolchain::GCC,
     };
+    let ld = match raw.ld {
+        Some(ld) => ld
+            .get_ref()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", at(ld.span())))?,
+        None => Linker::Bfd,
+    };
     Ok(Profile {
         name: name.to_string(),
         cc,
+        ld,
         cc_options,
         arch_options,
         cc_arch_options,

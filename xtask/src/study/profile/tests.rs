@@ -83,7 +83,7 @@ fn misspelled_key_names_file_line_column_and_key() {
     assert_eq!(
         error(&text),
         "study/study.toml:9:1: unknown field `fragmnet`, expected one of `description`, \
-         `base`, `fragments`, `fragment`, `options`, `optional`, `optimization`, `cc`, `cc-options`, `arch-options`, `cc-arch-options`"
+         `base`, `fragments`, `fragment`, `options`, `optional`, `optimization`, `cc`, `ld`, `cc-options`, `arch-options`, `cc-arch-options`"
     );
 }
 
