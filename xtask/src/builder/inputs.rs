@@ -83,9 +83,25 @@ fn load(p: &Prepared) -> Option<Index> {
     (index.format == FORMAT).then_some(index)
 }
 
+/// Which walk the build that is recorded made.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Walk {
+    /// make's walk over the whole tree, begun at `began`: an object it
+    /// left older than inputs that changed before it began is not part of
+    /// this build (a leftover of an earlier configuration,
+    /// `arch/x86/kernel/cet.o` after IBT went off), and is left out of the
+    /// index, or it would read as changed forever. An input changed while
+    /// make ran keeps its object in, to be built next time.
+    Full { began: SystemTime },
+    /// The walk of what changed: every object of the last index stays, so
+    /// that what it did not reach still reads as changed; what the last
+    /// full walk left out stays out, unless this one built it.
+    Filtered,
+}
+
 /// Records the inputs of every object of `p`'s build, after a successful
 /// build.
-pub fn record(exec: &Exec, p: &Prepared) -> Result<()> {
+pub fn record(exec: &Exec, p: &Prepared, made_by: Walk) -> Result<()> {
     let Some(vmlinux) = mtime(&p.build_dir.join("vmlinux")) else {
         return Ok(());
     };
@@ -141,6 +157,15 @@ pub fn record(exec: &Exec, p: &Prepared) -> Result<()> {
             .ok()
             .and_then(|m| m.modified().ok())
             .map_or(0, nanos);
+        // What the last full walk left out stays out, unless this build
+        // made it (its `.cmd` file is new).
+        if made_by == Walk::Filtered
+            && old.format == FORMAT
+            && !old_objects.contains_key(path.as_str())
+            && cmd <= old.recorded
+        {
+            continue;
+        }
         let inputs = match old_objects.get(path.as_str()) {
             Some(o) if o.cmd == cmd => o
                 .inputs
@@ -162,6 +187,16 @@ pub fn record(exec: &Exec, p: &Prepared) -> Result<()> {
         };
         dirs.insert(dir.to_path_buf());
         objects.push(Object { path, cmd, inputs });
+    }
+    if let Walk::Full { began } = made_by {
+        let began = nanos(began);
+        let times = stat_all(&files.iter().map(|f| resolve(p, f)).collect::<Vec<_>>());
+        objects.retain(|o| {
+            let built = mtime(&p.build_dir.join(&o.path)).unwrap_or(0);
+            let left_behind =
+                |&r: &u32| times[(r & !WILDCARD) as usize].is_some_and(|t| t > built && t < began);
+            !o.inputs.iter().any(left_behind)
+        });
     }
     let tree = &p.tree.path;
     let mut makefiles: Vec<String> = dirs
@@ -211,15 +246,7 @@ pub fn compare(p: &Prepared) -> Result<Comparison, String> {
     if vmlinux != index.vmlinux {
         return Err("vmlinux was linked after the index was written".into());
     }
-    let resolve = |name: &str| -> PathBuf {
-        let path = Path::new(name);
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            p.build_dir.join(path)
-        }
-    };
-    let files: Vec<PathBuf> = index.files.iter().map(|f| resolve(f)).collect();
+    let files: Vec<PathBuf> = index.files.iter().map(|f| resolve(p, f)).collect();
     let objects: Vec<PathBuf> = index
         .objects
         .iter()
@@ -268,6 +295,17 @@ pub fn compare(p: &Prepared) -> Result<Comparison, String> {
         files: files.len() + makefiles.len(),
         elapsed: start.elapsed(),
     })
+}
+
+/// An input as a path: the `.cmd` files name it absolute, or relative to
+/// the build directory.
+fn resolve(p: &Prepared, name: &str) -> PathBuf {
+    let path = Path::new(name);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        p.build_dir.join(path)
+    }
 }
 
 /// Every path's mtime, stat'ed on all CPUs: the files are many and each

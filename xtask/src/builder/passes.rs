@@ -131,6 +131,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
     let checks;
     let mut stages = BTreeMap::new();
     let expected = expected_objects(&p.build_dir);
+    let began = std::time::SystemTime::now();
     loop {
         passes += 1;
         exec.write(
@@ -174,7 +175,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
     let recording = if explicit_targets(req) {
         Duration::ZERO
     } else {
-        let recording = record_inputs(exec, p)?;
+        let recording = record_inputs(exec, p, inputs::Walk::Full { began })?;
         stamp_built(exec, p)?;
         recording
     };
@@ -244,9 +245,9 @@ impl Made {
 }
 
 /// The inputs index for the next build's "what changed" (builder::inputs).
-fn record_inputs(exec: &Exec, p: &Prepared) -> Result<Duration> {
+fn record_inputs(exec: &Exec, p: &Prepared, walk: inputs::Walk) -> Result<Duration> {
     let start = Instant::now();
-    inputs::record(exec, p)?;
+    inputs::record(exec, p, walk)?;
     let recording = start.elapsed();
     if exec.verbose {
         eprintln!(
@@ -318,7 +319,7 @@ fn build_changed(
             first_error(&log)
         )));
     }
-    let recording = record_inputs(exec, p)?;
+    let recording = record_inputs(exec, p, inputs::Walk::Filtered)?;
     match inputs::compare(p) {
         Ok(left) if left.stale.is_empty() => {}
         Ok(left) => {

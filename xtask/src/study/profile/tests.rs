@@ -82,7 +82,7 @@ fn misspelled_key_names_file_line_column_and_key() {
     let text = MINIMAL.replace("fragment =", "fragmnet =");
     assert_eq!(
         error(&text),
-        "study/study.toml:9:1: unknown field `fragmnet`, expected one of `description`, \
+        "study/study.toml:9:1: unknown field `fragmnet`, expected one of `extends`, `description`, \
          `base`, `fragments`, `fragment`, `options`, `optional`, `optimization`, `cc`, `ld`, `cc-options`, `arch-options`, `cc-arch-options`"
     );
 }
@@ -177,4 +177,55 @@ fn a_rule_is_plain_or_strict_and_a_wrong_one_names_its_line() {
     let e = error(&wrong);
     assert!(e.starts_with("study/study.toml:5:"), "{e}");
     assert!(e.contains("unknown key `lvl`"), "{e}");
+}
+
+/// A profile that extends another starts from its tables: the base, the
+/// options (its own laid over them, per architecture too), the rules; its
+/// fragment file is its own.
+#[test]
+fn a_profile_extends_another() {
+    let text = format!(
+        "{MINIMAL}\n[profile.small.arch-options.x86_64]\nPVH = true\n\
+         [profile.peer]\nextends = \"small\"\n[profile.peer.options]\nBLOCK = true\nNET = false\n\
+         [profile.peer.arch-options.x86_64]\nACPI = true\n"
+    );
+    let profiles = parse(&text).unwrap();
+    let peer = profiles.get(Some("peer")).unwrap().clone();
+    assert_eq!(peer.base, "tinyconfig");
+    assert_eq!(peer.fragment, "peer.config");
+    let value = |p: &Profile, name: &str| {
+        p.options
+            .iter()
+            .find(|o| o.name == name)
+            .map(|o| o.value.config_text())
+    };
+    assert_eq!(value(&peer, "BLOCK").as_deref(), Some("y"));
+    assert_eq!(value(&peer, "NET").as_deref(), Some("n"));
+    assert_eq!(value(&peer, "LOG_BUF_SHIFT").as_deref(), Some("14"));
+    let x86 = peer.clone().for_target(Toolchain::GCC, "x86_64");
+    assert_eq!(value(&x86, "PVH").as_deref(), Some("y"));
+    assert_eq!(value(&x86, "ACPI").as_deref(), Some("y"));
+    let small = profiles.get(Some("small")).unwrap().clone();
+    assert_eq!(value(&small, "BLOCK"), None);
+    assert_eq!(
+        small.rules.level_for("net/core/dev.c"),
+        peer.rules.level_for("net/core/dev.c")
+    );
+}
+
+#[test]
+fn extending_no_profile_or_oneself_is_one_line() {
+    let text = format!("{MINIMAL}\n[profile.peer]\nextends = \"smal\"\n");
+    let err = error(&text);
+    assert!(
+        err.starts_with("study/study.toml:")
+            && err.contains("extends \"smal\", which is no profile"),
+        "{err}"
+    );
+    assert!(err.contains("valid: peer, small"), "{err}");
+    let text = format!("{MINIMAL}\nextends = \"peer\"\n[profile.peer]\nextends = \"small\"\n")
+        .replace("[profile.small]\n", "[profile.small]\nextends = \"peer\"\n");
+    let err = error(&text);
+    assert!(err.contains("extends itself through"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
 }
