@@ -196,8 +196,7 @@ impl Profiles {
         let mut profiles = BTreeMap::new();
         for (name, raw_profile) in &raw.profile {
             let raw_profile = extended(path, &raw.profile, name, raw_profile, &at)?;
-            let mut profile =
-                resolve_profile(path, name, raw_profile, shared_rules.as_ref(), &at)?;
+            let mut profile = resolve_profile(path, name, raw_profile, shared_rules.as_ref(), &at)?;
             profile.renamed = raw
                 .renamed
                 .iter()
