@@ -217,3 +217,57 @@ impl Drop for Restore {
         }
     }
 }
+
+/// An object of an earlier configuration that make no longer builds (its
+/// input changed before the build, make left it behind) is not a change:
+/// after make's full walk the next command finds nothing changed, and an
+/// edit of tcp.c takes the fast path without it getting in the way.
+#[test]
+fn what_make_left_behind_is_no_change() {
+    let _serial = serial();
+    let dir = tiny_build();
+    let ipv4 = dir.join("net/ipv4");
+    let header = ipv4.join("study_leftover.h");
+    let object = ipv4.join("study_leftover.o");
+    let cmd = ipv4.join(".study_leftover.o.cmd");
+    let _cleanup = Cleanup(vec![header.clone(), object.clone(), cmd.clone()]);
+    std::fs::write(&object, b"").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&header, b"/* newer than its object */\n").unwrap();
+    std::fs::write(
+        &cmd,
+        format!(
+            "savedcmd_net/ipv4/study_leftover.o := gcc -c -o net/ipv4/study_leftover.o study_leftover.c\n\n\
+             source_net/ipv4/study_leftover.o := {}\n\n\
+             deps_net/ipv4/study_leftover.o := \\\n  {} \\\n\n\
+             net/ipv4/study_leftover.o: $(deps_net/ipv4/study_leftover.o)\n",
+            header.display(),
+            header.display()
+        ),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let make = xtask(&on_tiny("build"));
+    assert!(make.status.success(), "{}", text(&make));
+    let next = run_build(true);
+    assert!(
+        stderr(&next).contains("nothing changed since the last build"),
+        "{}",
+        text(&next)
+    );
+    touch(&kernel().join("net/ipv4/tcp.c"));
+    let edit = run_build(true);
+    assert!(took_the_fast_path(&edit), "{}", text(&edit));
+    assert!(!stderr(&edit).contains("study_leftover"), "{}", text(&edit));
+}
+
+/// Removes what a test put in the build directory, also when it fails.
+struct Cleanup(Vec<std::path::PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
