@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::{
     bench::{median, timed, xtask_child, Target},
     ctx::{Ctx, Prepared},
     guest::kvm,
-    util::exec::which,
+    study::host_tools,
+    util::exec::search_path_with,
 };
 
 /// One accelerator's boot times: ours, and virtme-ng's or why it did not
@@ -29,9 +30,10 @@ pub fn against_virtme(
     limit: Duration,
 ) -> Result<Option<Vec<PeerRow>>> {
     let image = p.image();
-    let Some(vng) = which("vng") else {
-        bail!("virtme-ng is not installed: run `pip install virtme-ng`");
-    };
+    let vng = host_tools::required_path(&ctx.study_dir(), "bench run", &p.arch.name, "virtme-ng")?;
+    // vng runs virtme-run and virtme-prep-kdir-mods from PATH: the venv's
+    // bin, where setup installs it, comes first.
+    let path = search_path_with(vng.parent().expect("a file's path"))?;
     let sh = ctx.exec.sh();
     let ours = |accel: &str| {
         xtask_child(sh, ctx, p, "run", &p.build_dir).args(["--accel", accel, "--", "true"])
@@ -39,6 +41,7 @@ pub fn against_virtme(
     let theirs = |kvm: bool| {
         let no_kvm = (!kvm).then_some("--disable-kvm");
         xshell::cmd!(sh, "{vng} --run {image} --force-9p {no_kvm...} --exec true")
+            .env("PATH", &path)
     };
     let mut accels = vec![("tcg", false)];
     if matches!(kvm::cached_kvm_verdict(ctx, p), Some(Ok(_))) {

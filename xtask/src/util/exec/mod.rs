@@ -454,6 +454,15 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|p| is_executable(p))
 }
 
+/// This process's PATH with `dir` in front, for a child that runs its
+/// siblings by name (a venv's programs).
+pub fn search_path_with(dir: &Path) -> Result<std::ffi::OsString> {
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    Ok(std::env::join_paths(
+        std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&rest)),
+    )?)
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()
@@ -465,6 +474,15 @@ mod tests {
     use xshell::cmd;
 
     use super::*;
+
+    #[test]
+    fn a_venv_goes_in_front_of_path() {
+        let path = search_path_with(Path::new("/r/target/host-tools/bin")).unwrap();
+        let dirs: Vec<_> = std::env::split_paths(&path).collect();
+        assert_eq!(dirs[0], Path::new("/r/target/host-tools/bin"));
+        let rest: Vec<_> = std::env::split_paths(&std::env::var_os("PATH").unwrap()).collect();
+        assert_eq!(dirs[1..], rest[..]);
+    }
 
     #[test]
     fn shell_quoting_is_copy_pastable() {
