@@ -326,9 +326,10 @@ pub fn require(study_dir: &Path, command: &str, arch: &str) -> Result<()> {
 /// after [`require`] checked what `command` needs: pip's and cargo's tools
 /// are found in the venv, which is not on PATH.
 pub fn required_path(study_dir: &Path, command: &str, arch: &str, name: &str) -> Result<PathBuf> {
-    require(study_dir, command, arch)?;
     let root = study_dir.parent().unwrap_or(study_dir);
-    load(study_dir)?
+    let tools = load(study_dir)?;
+    require_among(&tools, root, command, arch)?;
+    tools
         .iter()
         .find(|t| t.name == name)
         .and_then(|t| t.find(root))
@@ -338,11 +339,22 @@ pub fn required_path(study_dir: &Path, command: &str, arch: &str, name: &str) ->
 /// [`require`], with `compiler`'s own tools (`gcc-11` for `--cc gcc-11`).
 pub fn require_for(study_dir: &Path, command: &str, arch: &str, compiler: Toolchain) -> Result<()> {
     let root = study_dir.parent().unwrap_or(study_dir);
-    let missing: Vec<Tool> = for_compiler(load(study_dir)?, compiler)
-        .into_iter()
+    require_among(
+        &for_compiler(load(study_dir)?, compiler),
+        root,
+        command,
+        arch,
+    )
+}
+
+/// Fails when a tool of `tools` that `command` needs on `arch` is missing.
+fn require_among(tools: &[Tool], root: &Path, command: &str, arch: &str) -> Result<()> {
+    let missing: Vec<Tool> = tools
+        .iter()
         .filter(|t| t.needed_by.iter().any(|c| c == command))
         .filter(|t| t.arch.is_empty() || t.arch.iter().any(|a| a == arch))
         .filter(|t| !t.present(root))
+        .cloned()
         .collect();
     if missing.is_empty() {
         return Ok(());

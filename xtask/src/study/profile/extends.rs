@@ -4,7 +4,6 @@
 use std::{collections::BTreeMap, path::Path};
 
 use anyhow::{bail, Result};
-use toml::Spanned;
 
 use super::{RawOptions, RawProfile};
 use crate::study::origin::Origin;
@@ -65,12 +64,7 @@ pub(super) fn extended(
                 let mut out = parent.cc_arch_options.unwrap_or_default();
                 for (cc, arches) in merged.cc_arch_options.unwrap_or_default() {
                     let under = out.remove(&cc);
-                    let mut arches_out = under.unwrap_or_default();
-                    for (arch, table) in arches {
-                        let base = arches_out.remove(&arch);
-                        arches_out.insert(arch, laid_over(base, Some(table)));
-                    }
-                    out.insert(cc, arches_out);
+                    out.insert(cc, tables_laid_over(under, Some(arches)));
                 }
                 out
             }),
@@ -89,10 +83,10 @@ fn laid_over(under: Option<RawOptions>, over: Option<RawOptions>) -> RawOptions 
     out
 }
 
-fn tables_laid_over(
-    under: Option<BTreeMap<Spanned<String>, RawOptions>>,
-    over: Option<BTreeMap<Spanned<String>, RawOptions>>,
-) -> BTreeMap<Spanned<String>, RawOptions> {
+fn tables_laid_over<K: Ord>(
+    under: Option<BTreeMap<K, RawOptions>>,
+    over: Option<BTreeMap<K, RawOptions>>,
+) -> BTreeMap<K, RawOptions> {
     let mut out = under.unwrap_or_default();
     for (k, table) in over.unwrap_or_default() {
         let base = out.remove(&k);

@@ -186,8 +186,10 @@ fn a_rule_is_plain_or_strict_and_a_wrong_one_names_its_line() {
 fn a_profile_extends_another() {
     let text = format!(
         "{MINIMAL}\n[profile.small.arch-options.x86_64]\nPVH = true\n\
+         [profile.small.cc-arch-options.clang.x86_64]\nLTO_NONE = true\nKCOV = false\n\
          [profile.peer]\nextends = \"small\"\n[profile.peer.options]\nBLOCK = true\nNET = false\n\
-         [profile.peer.arch-options.x86_64]\nACPI = true\n"
+         [profile.peer.arch-options.x86_64]\nACPI = true\n\
+         [profile.peer.cc-arch-options.clang.x86_64]\nKCOV = true\n"
     );
     let profiles = parse(&text).unwrap();
     let peer = profiles.get(Some("peer")).unwrap().clone();
@@ -205,8 +207,16 @@ fn a_profile_extends_another() {
     let x86 = peer.clone().for_target(Toolchain::GCC, "x86_64");
     assert_eq!(value(&x86, "PVH").as_deref(), Some("y"));
     assert_eq!(value(&x86, "ACPI").as_deref(), Some("y"));
+    // Per compiler and architecture too: the parent's entries, the child's
+    // laid over them.
+    let clang_x86 = peer.clone().for_target(Toolchain::CLANG, "x86_64");
+    assert_eq!(value(&clang_x86, "LTO_NONE").as_deref(), Some("y"));
+    assert_eq!(value(&clang_x86, "KCOV").as_deref(), Some("y"));
+    assert_eq!(value(&x86, "KCOV"), None);
     let small = profiles.get(Some("small")).unwrap().clone();
     assert_eq!(value(&small, "BLOCK"), None);
+    let small_clang_x86 = small.clone().for_target(Toolchain::CLANG, "x86_64");
+    assert_eq!(value(&small_clang_x86, "KCOV").as_deref(), Some("n"));
     assert_eq!(
         small.rules.level_for("net/core/dev.c"),
         peer.rules.level_for("net/core/dev.c")
