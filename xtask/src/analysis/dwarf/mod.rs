@@ -13,13 +13,17 @@
 //! are then walked with gimli's raw entry reader over the bare section, reading
 //! the few attribute values that matter and skipping the rest, so an object
 //! with megabytes of DWARF takes milliseconds.
+//!
+//! An object built with split DWARF (`-gsplit-dwarf`,
+//! `CONFIG_DEBUG_INFO_SPLIT`) holds only skeleton units; each names the
+//! `.dwo` file its DWARF went to, which is read in its place (`split.rs`).
 
 use std::{borrow::Cow, cell::RefCell, path::Path};
 
 use anyhow::{Context, Result};
 use gimli::{
-    constants, Abbreviations, AttributeValue, DebugStrOffsetsBase, EndianSlice, EntriesRaw,
-    RelocateReader, RunTimeEndian, SectionId, UnitHeader, UnitSectionOffset,
+    constants, Abbreviations, AttributeValue, DebugStrOffsetsBase, DwarfFileType, EndianSlice,
+    EntriesRaw, RelocateReader, RunTimeEndian, SectionId, UnitHeader, UnitSectionOffset,
 };
 use object::{
     read::SectionRelocationIterator, Object, ObjectSection, ObjectSymbol, RelocationKind,
@@ -57,7 +61,7 @@ use crate::study::opt_rules::Level;
 /// `DW_AT_location` that is not an empty expression (DWARF's spelling of
 /// "optimized out"). A location list counts as located whatever share of
 /// the scope it covers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ObjectSummary {
     /// The last `-O` flag in the producer of the first unit that has one
     /// (assembler units have none).
@@ -70,11 +74,28 @@ pub struct ObjectSummary {
     pub params_located: usize,
     pub locals: usize,
     pub locals_located: usize,
-    /// Units in `.debug_info`.
+    /// Units in `.debug_info`, a skeleton unit counted as the units of its
+    /// `.dwo` file.
     pub units: usize,
 }
 
 impl ObjectSummary {
+    /// Adds the counts of a later unit (or `.dwo` file); its level and
+    /// producer count only where none came before.
+    fn absorb(&mut self, later: ObjectSummary) {
+        if self.level.is_none() && later.level.is_some() {
+            self.level = later.level;
+            self.producer = later.producer;
+        } else if self.producer.is_none() {
+            self.producer = later.producer;
+        }
+        self.params += later.params;
+        self.params_located += later.params_located;
+        self.locals += later.locals;
+        self.locals_located += later.locals_located;
+        self.units += later.units;
+    }
+
     /// Located parameters and locals over all counted ones; 1.0 when there
     /// are none.
     pub fn located_share(&self) -> f64 {
@@ -100,10 +121,16 @@ fn serialize_level<S: serde::Serializer>(
 /// Summarizes the DWARF of an ELF relocatable object or executable. An
 /// object without debug information gives an empty summary (no units).
 pub fn summarize(path: &Path) -> Result<ObjectSummary> {
+    summarize_as(path, DwarfFileType::Main)
+}
+
+/// Summarizes an object (`Main`) or a split DWARF file (`Dwo`).
+fn summarize_as(path: &Path, file_type: DwarfFileType) -> Result<ObjectSummary> {
     let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let file = object::File::parse(&*data)
         .with_context(|| format!("{} is not an ELF object file", path.display()))?;
-    summarize_file(&file).with_context(|| format!("cannot read the DWARF of {}", path.display()))
+    summarize_file(&file, file_type, path)
+        .with_context(|| format!("cannot read the DWARF of {}", path.display()))
 }
 
 /// A reader of a (decompressed) section that applies the section's
@@ -128,13 +155,21 @@ struct Section<'a> {
     relocations: RefCell<RelocationCursor<'a>>,
 }
 
-fn load_section<'a>(file: &'a object::File<'a>, id: SectionId) -> Result<Option<Section<'a>>> {
-    let Some(section) = file.section_by_name(id.name()) else {
+fn load_section<'a>(
+    file: &'a object::File<'a>,
+    id: SectionId,
+    file_type: DwarfFileType,
+) -> Result<Option<Section<'a>>> {
+    let name = match file_type {
+        DwarfFileType::Main => Some(id.name()),
+        DwarfFileType::Dwo => id.dwo_name(),
+    };
+    let Some(section) = name.and_then(|name| file.section_by_name(name)) else {
         return Ok(None);
     };
     let data = section
         .uncompressed_data()
-        .with_context(|| format!("cannot decompress {}", id.name()))?;
+        .with_context(|| format!("cannot decompress {}", section.name().unwrap_or("?")))?;
     Ok(Some(Section {
         id,
         data,
@@ -249,7 +284,13 @@ impl gimli::read::Relocate for Relocations<'_> {
     }
 }
 
-fn summarize_file<'a>(file: &'a object::File<'a>) -> Result<ObjectSummary> {
+/// Summarizes the units of `file` (read from `path`), each skeleton
+/// unit by its `.dwo` file, in unit order.
+fn summarize_file<'a>(
+    file: &'a object::File<'a>,
+    file_type: DwarfFileType,
+    path: &Path,
+) -> Result<ObjectSummary> {
     let endian = if file.is_little_endian() {
         RunTimeEndian::Little
     } else {
@@ -257,7 +298,7 @@ fn summarize_file<'a>(file: &'a object::File<'a>) -> Result<ObjectSummary> {
     };
     let mut sections = Vec::new();
     for id in SECTIONS {
-        sections.extend(load_section(file, id)?);
+        sections.extend(load_section(file, id, file_type)?);
     }
     let no_relocations = RefCell::new(RelocationCursor {
         file,
@@ -266,7 +307,7 @@ fn summarize_file<'a>(file: &'a object::File<'a>) -> Result<ObjectSummary> {
         seen: Vec::new(),
     });
     let section = |id| sections.iter().find(|s: &&Section| s.id == id);
-    let dwarf = gimli::Dwarf::load(|id| -> gimli::Result<Reader<'_>> {
+    let mut dwarf = gimli::Dwarf::load(|id| -> gimli::Result<Reader<'_>> {
         let (data, relocations) = match section(id) {
             Some(section) => (&*section.data, &section.relocations),
             None => (&[][..], &no_relocations),
@@ -276,32 +317,28 @@ fn summarize_file<'a>(file: &'a object::File<'a>) -> Result<ObjectSummary> {
             Relocations(relocations),
         ))
     })?;
+    dwarf.file_type = file_type;
     let debug_info = section(SectionId::DebugInfo).map_or(&[][..], |s| &*s.data);
 
-    let mut summary = ObjectSummary {
-        level: None,
-        producer: None,
-        params: 0,
-        params_located: 0,
-        locals: 0,
-        locals_located: 0,
-        units: 0,
-    };
+    let mut summary = ObjectSummary::default();
     let mut headers = dwarf.units();
     while let Some(header) = headers.next()? {
-        summary.units += 1;
         let abbreviations = dwarf.abbreviations(&header)?;
-        let producer = read_producer(&dwarf, &header, &abbreviations)?;
-        let bare = bare_header(&header, debug_info, endian)?;
-        count_unit(&bare, &abbreviations, &mut summary)?;
-
-        let level = producer.as_deref().and_then(level_of_producer);
-        if level.is_some() && summary.level.is_none() {
-            summary.level = level;
-            summary.producer = producer;
-        } else if summary.producer.is_none() {
-            summary.producer = producer;
+        let root = read_root(&dwarf, &header, &abbreviations)?;
+        if let Some(dwo_name) = &root.dwo_name {
+            let dwo = split::dwo_path(path, root.comp_dir.as_deref(), dwo_name)?;
+            summary.absorb(summarize_as(&dwo, DwarfFileType::Dwo)?);
+            continue;
         }
+        let mut unit = ObjectSummary {
+            units: 1,
+            ..ObjectSummary::default()
+        };
+        let bare = bare_header(&header, debug_info, endian)?;
+        count_unit(&bare, &abbreviations, &mut unit)?;
+        unit.level = root.producer.as_deref().and_then(level_of_producer);
+        unit.producer = root.producer;
+        summary.absorb(unit);
     }
     Ok(summary)
 }
@@ -311,47 +348,75 @@ fn level_of_producer(producer: &str) -> Option<Level> {
     producer.split_whitespace().rev().find_map(Level::from_flag)
 }
 
-/// The producer in a unit's root DIE.
-fn read_producer<'a>(
+/// The strings of a unit's root DIE that matter here.
+#[derive(Debug, Default)]
+struct Root {
+    producer: Option<String>,
+    /// Set on a skeleton unit: the `.dwo` file that holds the unit's DWARF
+    /// (`DW_AT_dwo_name`, or DWARF 4's `DW_AT_GNU_dwo_name`)...
+    dwo_name: Option<String>,
+    /// ...relative to this directory.
+    comp_dir: Option<String>,
+}
+
+/// The root DIE of a unit.
+fn read_root<'a>(
     dwarf: &gimli::Dwarf<Reader<'a>>,
     header: &UnitHeader<Reader<'a>>,
     abbreviations: &Abbreviations,
-) -> Result<Option<String>> {
+) -> Result<Root> {
     let mut entries = header.entries_raw(abbreviations, None)?;
-    let Some(root) = entries.read_abbreviation()? else {
-        return Ok(None);
+    let Some(abbrev) = entries.read_abbreviation()? else {
+        return Ok(Root::default());
     };
     let encoding = header.encoding();
-    let mut producer = None;
+    let (mut producer, mut dwo_name, mut comp_dir) = (None, None, None);
     let mut str_offsets_base =
-        DebugStrOffsetsBase::default_for_encoding_and_file(encoding, gimli::DwarfFileType::Main);
-    for spec in root.attributes() {
-        match spec.name() {
-            constants::DW_AT_producer => producer = Some(entries.read_attribute(*spec)?.value()),
+        DebugStrOffsetsBase::default_for_encoding_and_file(encoding, dwarf.file_type);
+    for spec in abbrev.attributes() {
+        let slot = match spec.name() {
+            constants::DW_AT_producer => &mut producer,
+            constants::DW_AT_dwo_name | constants::DW_AT_GNU_dwo_name => &mut dwo_name,
+            constants::DW_AT_comp_dir => &mut comp_dir,
             constants::DW_AT_str_offsets_base => {
                 let value = entries.read_attribute(*spec)?.value();
                 if let AttributeValue::DebugStrOffsetsBase(base) = value {
                     str_offsets_base = base;
                 }
+                continue;
             }
-            _ => entries.skip_attributes(std::slice::from_ref(spec))?,
-        }
+            _ => {
+                entries.skip_attributes(std::slice::from_ref(spec))?;
+                continue;
+            }
+        };
+        *slot = Some(entries.read_attribute(*spec)?.value());
     }
-    let string = match producer {
-        None => return Ok(None),
-        Some(AttributeValue::String(string)) => string,
-        Some(AttributeValue::DebugStrRef(offset)) => dwarf.debug_str.get_str(offset)?,
-        Some(AttributeValue::DebugLineStrRef(offset)) => dwarf.debug_line_str.get_str(offset)?,
-        Some(AttributeValue::DebugStrOffsetsIndex(index)) => {
-            let offset =
-                dwarf
-                    .debug_str_offsets
-                    .get_str_offset(encoding.format, str_offsets_base, index)?;
-            dwarf.debug_str.get_str(offset)?
-        }
-        Some(_) => return Ok(None),
+    let string = |value: Option<AttributeValue<Reader<'a>>>| -> Result<Option<String>> {
+        let string = match value {
+            None => return Ok(None),
+            Some(AttributeValue::String(string)) => string,
+            Some(AttributeValue::DebugStrRef(offset)) => dwarf.debug_str.get_str(offset)?,
+            Some(AttributeValue::DebugLineStrRef(offset)) => {
+                dwarf.debug_line_str.get_str(offset)?
+            }
+            Some(AttributeValue::DebugStrOffsetsIndex(index)) => {
+                let offset = dwarf.debug_str_offsets.get_str_offset(
+                    encoding.format,
+                    str_offsets_base,
+                    index,
+                )?;
+                dwarf.debug_str.get_str(offset)?
+            }
+            Some(_) => return Ok(None),
+        };
+        Ok(Some(gimli::Reader::to_string_lossy(&string)?.into_owned()))
     };
-    Ok(Some(gimli::Reader::to_string_lossy(&string)?.into_owned()))
+    Ok(Root {
+        producer: string(producer)?,
+        dwo_name: string(dwo_name)?,
+        comp_dir: string(comp_dir)?,
+    })
 }
 
 /// The same unit as `header`, read from the bare `.debug_info`.
@@ -495,5 +560,6 @@ fn read_attrs(
     Ok(attrs)
 }
 
+mod split;
 #[cfg(test)]
 mod tests;

@@ -187,6 +187,65 @@ fn assembler_units_and_relocations() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Split DWARF (`-gsplit-dwarf`), DWARF 5 and 4: the object holds only a
+/// skeleton unit, whose counts and producer come from its `.dwo` file.
+/// Two such objects linked by `ld -r` have two skeletons, both followed;
+/// moved to another directory with its `.dwo`, an object still finds it;
+/// without it, the error names the missing file.
+#[test]
+fn split_dwarf_is_read_from_the_dwo_file() {
+    let dir = scratch_dir("split");
+    for flags in [
+        &["-O0", "-gsplit-dwarf"][..],
+        &["-O0", "-gsplit-dwarf", "-gdwarf-4"],
+    ] {
+        let object = compile(&dir, "t.c", SOURCE, flags);
+        assert!(
+            object.with_extension("dwo").is_file(),
+            "gcc {flags:?} wrote no .dwo"
+        );
+        let summary = summarize(&object).unwrap();
+        assert_eq!(summary.level, Some(Level::O0), "{flags:?}");
+        assert_eq!(summary.units, 1, "{flags:?}");
+        assert!(summary.producer.as_deref().unwrap().starts_with("GNU C"));
+        assert_exact_o0_counts(&summary);
+    }
+
+    let o0 = compile(&dir, "t.c", SOURCE, &["-O0", "-gsplit-dwarf"]);
+    let other = "int other(int b) { int c = b * 2; return c + 1; }\n";
+    let o2 = compile(&dir, "u.c", other, &["-O2", "-gsplit-dwarf"]);
+    let both = dir.join("both.o");
+    let status = Command::new("ld")
+        .arg("-r")
+        .arg(&o0)
+        .arg(&o2)
+        .arg("-o")
+        .arg(&both)
+        .status()
+        .expect("ld runs");
+    assert!(status.success());
+    let summary = summarize(&both).unwrap();
+    assert_eq!(summary.units, 2);
+    assert_eq!(summary.level, Some(Level::O0));
+    assert_eq!(summary.params, PARAMS + 1, "{summary:?}");
+
+    let moved = dir.join("moved");
+    std::fs::create_dir(&moved).unwrap();
+    for file in [o0.clone(), o0.with_extension("dwo")] {
+        std::fs::rename(&file, moved.join(file.file_name().unwrap())).unwrap();
+    }
+    let moved_object = moved.join(o0.file_name().unwrap());
+    assert_exact_o0_counts(&summarize(&moved_object).unwrap());
+
+    std::fs::remove_file(moved_object.with_extension("dwo")).unwrap();
+    let error = format!("{:#}", summarize(&moved_object).unwrap_err());
+    let dwo_name = o0.with_extension("dwo");
+    let dwo_name = dwo_name.file_name().unwrap().to_string_lossy();
+    assert!(error.contains(&*dwo_name), "{error}");
+    assert!(error.contains("split DWARF"), "{error}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn no_debug_info_is_an_empty_summary() {
     let dir = scratch_dir("nodebug");
