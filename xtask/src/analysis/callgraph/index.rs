@@ -7,12 +7,16 @@
 
 use std::{borrow::Cow, collections::BTreeMap, path::Path};
 
+use addr2line::LookupContinuation;
 use anyhow::{bail, Context, Result};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    analysis::callgraph::decode::{decode_calls, Isa, RawCall},
+    analysis::{
+        callgraph::decode::{decode_calls, Isa, RawCall},
+        dwarf::split,
+    },
     study::callgraph_rules::CallgraphRules,
 };
 
@@ -123,9 +127,8 @@ impl Index {
         let starts: Vec<u64> = functions.iter().map(|f| f.addr).collect();
         let by_start = |addr: u64| starts.binary_search(&addr).ok().map(|i| i as u32);
 
-        let dwarf = load_dwarf(&file)?;
-        let lines = addr2line::Context::from_dwarf(dwarf)
-            .with_context(|| format!("{}: cannot read its DWARF", vmlinux.display()))?;
+        let store = Store::new();
+        let dwarf = Dwarf::new(vmlinux, &file, &store)?;
         let mut files = Files::new(tree);
         let mut ignored: BTreeMap<String, usize> = BTreeMap::new();
         let sections = code_sections(&file);
@@ -134,7 +137,7 @@ impl Index {
             let Some(code) = code_of(&sections, addr, size) else {
                 continue;
             };
-            functions[i].file = own_file(&lines, addr, &mut files);
+            functions[i].file = dwarf.own_file(addr, &mut files)?;
             let mut calls = Vec::new();
             for raw in decode_calls(isa, addr, code) {
                 let target = match raw {
@@ -161,7 +164,7 @@ impl Index {
                     }
                 };
                 let site = raw.site();
-                let (file, line) = match lines.find_location(site) {
+                let (file, line) = match dwarf.lines.find_location(site) {
                     Ok(Some(loc)) => (loc.file.map(|f| files.id(f)), loc.line.unwrap_or(0)),
                     _ => (None, 0),
                 };
@@ -276,59 +279,122 @@ fn code_of<'a>(sections: &'a [(u64, Cow<[u8]>)], addr: u64, size: u64) -> Option
 
 type Reader<'a> = gimli::EndianSlice<'a, gimli::RunTimeEndian>;
 
-fn load_dwarf<'a>(file: &'a object::File<'a>) -> Result<gimli::Dwarf<Reader<'a>>> {
-    let endian = if file.is_little_endian() {
+/// Section data the DWARF borrows: decompressed sections, and the split
+/// DWARF files read on demand.
+type Store = typed_arena::Arena<Vec<u8>>;
+
+fn endian_of(file: &object::File) -> gimli::RunTimeEndian {
+    if file.is_little_endian() {
         gimli::RunTimeEndian::Little
     } else {
         gimli::RunTimeEndian::Big
-    };
-    // Decompressed sections must outlive the Dwarf that borrows them.
-    let mut owned: Vec<(gimli::SectionId, &'a [u8])> = Vec::new();
-    for id in [
-        gimli::SectionId::DebugAbbrev,
-        gimli::SectionId::DebugAddr,
-        gimli::SectionId::DebugAranges,
-        gimli::SectionId::DebugInfo,
-        gimli::SectionId::DebugLine,
-        gimli::SectionId::DebugLineStr,
-        gimli::SectionId::DebugRanges,
-        gimli::SectionId::DebugRngLists,
-        gimli::SectionId::DebugStr,
-        gimli::SectionId::DebugStrOffsets,
-    ] {
-        if let Some(section) = file.section_by_name(id.name()) {
-            let data: &'a [u8] = match section.uncompressed_data()? {
-                Cow::Borrowed(b) => b,
-                Cow::Owned(v) => Box::leak(v.into_boxed_slice()),
-            };
-            owned.push((id, data));
-        }
     }
-    let data_of = |id: gimli::SectionId| -> Result<Reader<'a>, gimli::Error> {
-        let data = owned
-            .iter()
-            .find(|(i, _)| *i == id)
-            .map_or(&[][..], |(_, d)| d);
-        Ok(gimli::EndianSlice::new(data, endian))
-    };
-    Ok(gimli::Dwarf::load(data_of)?)
 }
 
-/// The function's own source file: the outermost frame's at its entry (the
-/// line table there may already be in an inlined header's code).
-fn own_file(lines: &addr2line::Context<Reader>, addr: u64, files: &mut Files) -> Option<u32> {
-    let mut frames = lines.find_frames(addr).skip_all_loads().ok()?;
-    let mut outermost = None;
-    while let Ok(Some(frame)) = frames.next() {
-        if let Some(file) = frame.location.and_then(|l| l.file) {
-            outermost = Some(file.to_string());
+/// The DWARF sections of `file`, by the names `name` gives them (a `.dwo`
+/// file's are `.debug_info.dwo` and so on).
+fn load_dwarf<'a>(
+    file: &object::File<'a>,
+    name: impl Fn(gimli::SectionId) -> Option<&'static str>,
+    store: &'a Store,
+) -> Result<gimli::Dwarf<Reader<'a>>> {
+    let endian = endian_of(file);
+    gimli::Dwarf::load(|id| -> Result<Reader<'a>> {
+        let data: &'a [u8] = match name(id).and_then(|name| file.section_by_name(name)) {
+            Some(section) => match section.uncompressed_data()? {
+                Cow::Borrowed(data) => data,
+                Cow::Owned(data) => store.alloc(data),
+            },
+            None => &[],
+        };
+        Ok(gimli::EndianSlice::new(data, endian))
+    })
+}
+
+/// vmlinux's DWARF, with the `.dwo` files of a split DWARF build
+/// (`CONFIG_DEBUG_INFO_SPLIT`) read when a lookup needs one: the line
+/// tables stay in vmlinux, the inlining and the functions move out.
+struct Dwarf<'a> {
+    vmlinux: &'a Path,
+    lines: addr2line::Context<Reader<'a>>,
+    store: &'a Store,
+}
+
+impl<'a> Dwarf<'a> {
+    fn new(vmlinux: &'a Path, file: &object::File<'a>, store: &'a Store) -> Result<Dwarf<'a>> {
+        let dwarf = load_dwarf(file, |id| Some(id.name()), store)?;
+        let lines = addr2line::Context::from_dwarf(dwarf)
+            .with_context(|| format!("{}: cannot read its DWARF", vmlinux.display()))?;
+        Ok(Dwarf {
+            vmlinux,
+            lines,
+            store,
+        })
+    }
+
+    fn frames(&self, addr: u64) -> Result<addr2line::FrameIter<'_, Reader<'a>>> {
+        let mut lookup = self.lines.find_frames(addr);
+        loop {
+            match lookup {
+                addr2line::LookupResult::Output(frames) => return Ok(frames?),
+                addr2line::LookupResult::Load { load, continuation } => {
+                    lookup = continuation.resume(Some(self.load_dwo(&load)?));
+                }
+            }
         }
     }
-    let file = match outermost {
-        Some(file) => file,
-        None => lines.find_location(addr).ok()??.file?.to_string(),
-    };
-    Some(files.id(&file))
+
+    fn load_dwo(
+        &self,
+        load: &addr2line::SplitDwarfLoad<Reader<'a>>,
+    ) -> Result<std::sync::Arc<gimli::Dwarf<Reader<'a>>>> {
+        let text =
+            |r: &Option<Reader<'a>>| r.map(|r| String::from_utf8_lossy(r.slice()).into_owned());
+        let name = text(&load.path).unwrap_or_default();
+        let path = split::dwo_path(self.vmlinux, text(&load.comp_dir).as_deref(), &name)?;
+        let data =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let data: &'a [u8] = self.store.alloc(data);
+        let file = object::File::parse(data)
+            .with_context(|| format!("{}: not an ELF file", path.display()))?;
+        let mut dwo = load_dwarf(&file, |id| id.dwo_name(), self.store)?;
+        let header = dwo.units().next()?;
+        let dwo_id = match header {
+            Some(header) => dwo.unit(header)?.dwo_id,
+            None => None,
+        };
+        if dwo_id != Some(load.dwo_id) {
+            bail!(
+                "{}: not the split DWARF of {} that {} was linked with (its dwo_id differs); \
+                 rebuild to write it again",
+                path.display(),
+                name,
+                self.vmlinux.display()
+            );
+        }
+        dwo.make_dwo(&load.parent);
+        Ok(std::sync::Arc::new(dwo))
+    }
+
+    /// The function's own source file: the outermost frame's at its entry
+    /// (the line table there may already be in an inlined header's code).
+    fn own_file(&self, addr: u64, files: &mut Files) -> Result<Option<u32>> {
+        let mut frames = self.frames(addr)?;
+        let mut outermost = None;
+        while let Some(frame) = frames.next()? {
+            if let Some(file) = frame.location.and_then(|l| l.file) {
+                outermost = Some(file.to_string());
+            }
+        }
+        let file = match outermost {
+            Some(file) => file,
+            None => match self.lines.find_location(addr)?.and_then(|l| l.file) {
+                Some(file) => file.to_string(),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(files.id(&file)))
+    }
 }
 
 /// Source paths, tree-relative, each stored once.
@@ -382,5 +448,88 @@ mod tests {
             "include/net/sock.h"
         );
         assert_eq!(tree_relative("/other/x.c", "/k/"), "/other/x.c");
+    }
+
+    /// `outer` starts in the code of `twice`, inlined from a header: the
+    /// line table at its entry says `twice.h`, and only the inlining
+    /// (in the `.dwo` file of a split DWARF build) says `outer.c`.
+    const HEADER: &str = "static inline __attribute__((always_inline)) int twice(int x)\n\
+                          { return x * 2 + 1; }\n";
+    const SOURCE: &str = "#include \"twice.h\"\n\
+                          int outer(int x) { return twice(x); }\n\
+                          void _start(void) { for (;;) outer(1); }\n";
+
+    fn split_program(test: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("xtask-callgraph-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("twice.h"), HEADER).unwrap();
+        std::fs::write(dir.join("outer.c"), SOURCE).unwrap();
+        let status = std::process::Command::new("gcc")
+            .current_dir(&dir)
+            .args(["-O2", "-g", "-gsplit-dwarf", "-nostdlib", "-static"])
+            .args(["outer.c", "-o", "outer"])
+            .status()
+            .expect("gcc runs");
+        assert!(status.success(), "gcc failed");
+        (dir.join("outer"), dir)
+    }
+
+    fn rules() -> CallgraphRules {
+        CallgraphRules {
+            ignore: Vec::new(),
+            indirect_thunks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_split_dwarf_function_has_its_own_file_from_the_dwo() {
+        let (program, dir) = split_program("own-file");
+        let dwos: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "dwo"))
+            .collect();
+        assert_eq!(dwos.len(), 1, "gcc -gsplit-dwarf writes one .dwo: {dwos:?}");
+
+        let data = std::fs::read(&program).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        let outer = function_symbols(&file)
+            .into_iter()
+            .find(|f| f.name == "outer")
+            .unwrap();
+        let store = Store::new();
+        let dwarf = Dwarf::new(&program, &file, &store).unwrap();
+        let at_entry = dwarf.lines.find_location(outer.addr).unwrap().unwrap();
+        assert!(
+            at_entry.file.unwrap().ends_with("twice.h"),
+            "the line table at outer's entry is the header's: {:?}",
+            at_entry.file
+        );
+
+        let index = Index::build(&program, &dir, &rules()).unwrap();
+        let outer = index.functions.iter().find(|f| f.name == "outer").unwrap();
+        assert_eq!(index.file(outer.file), "outer.c");
+
+        // Moved: found under vmlinux's directory by its recorded name.
+        let moved = dir.with_extension("moved");
+        let _ = std::fs::remove_dir_all(&moved);
+        std::fs::rename(&dir, &moved).unwrap();
+        let index = Index::build(&moved.join("outer"), &moved, &rules()).unwrap();
+        let outer = index.functions.iter().find(|f| f.name == "outer").unwrap();
+        assert!(index.file(outer.file).ends_with("outer.c"));
+
+        // Gone: one error that names the missing file.
+        for dwo in std::fs::read_dir(&moved).unwrap() {
+            let dwo = dwo.unwrap().path();
+            if dwo.extension().is_some_and(|e| e == "dwo") {
+                std::fs::remove_file(dwo).unwrap();
+            }
+        }
+        let err = Index::build(&moved.join("outer"), &moved, &rules()).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains(".dwo") && err.contains("missing"), "{err}");
+        std::fs::remove_dir_all(&moved).unwrap();
     }
 }

@@ -560,6 +560,6 @@ fn read_attrs(
     Ok(attrs)
 }
 
-mod split;
+pub(crate) mod split;
 #[cfg(test)]
 mod tests;
