@@ -1,59 +1,61 @@
 //! Where a function's code comes from: System.map's text symbols, and the
-//! source file of each function through `addr2line` on vmlinux's DWARF.
+//! source file of each function from vmlinux's DWARF (`dwarf::lines`,
+//! which reads a split DWARF build's `.dwo` files too).
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+};
 
-use anyhow::Result;
-use xshell::cmd;
+use anyhow::{Context, Result};
 
 use crate::{
+    analysis::dwarf::lines::{tree_relative, SourceLines, Store},
     ctx::Prepared,
-    util::{exec::Exec, fsutil},
+    util::fsutil,
 };
 
 /// Function name → tree-relative source file, through System.map and
-/// `addr2line` on vmlinux's DWARF.
-pub fn source_files(
-    exec: &Exec,
-    p: &Prepared,
+/// vmlinux's DWARF.
+pub fn source_files(p: &Prepared, names: &[String]) -> Result<HashMap<String, String>> {
+    let map = fsutil::read_to_string(&p.build_dir.join("System.map"))?;
+    files_of(&p.build_dir.join("vmlinux"), &map, &p.tree.path, names)
+}
+
+fn files_of(
+    vmlinux: &Path,
+    map: &str,
+    tree: &Path,
     names: &[String],
 ) -> Result<HashMap<String, String>> {
     let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
-    let map = fsutil::read_to_string(&p.build_dir.join("System.map"))?;
-    let symbols = text_symbols(&map);
+    let symbols = text_symbols(map);
     // The middle of each function, not its first address: where an entry
     // starts with ftrace's patchable NOPs (arm64), the line table gives
     // those the row before, another function's.
-    let mut addresses = Vec::new();
-    let mut order = Vec::new();
+    let mut middles = Vec::new();
     for (i, (addr, name)) in symbols.iter().enumerate() {
-        if !wanted.contains(name) || order.contains(&name.to_string()) {
+        if !wanted.contains(name) || middles.iter().any(|(n, _)| n == name) {
             continue;
         }
         let next = symbols.get(i + 1).map_or(*addr, |(a, _)| *a);
-        addresses.push(format!("{:#x}", addr + next.saturating_sub(*addr) / 2));
-        order.push(name.to_string());
+        middles.push((*name, addr + next.saturating_sub(*addr) / 2));
     }
     let mut out = HashMap::new();
-    if addresses.is_empty() {
+    if middles.is_empty() {
         return Ok(out);
     }
-    let vmlinux = p.build_dir.join("vmlinux");
-    let addr2line = p.arch.binutil("addr2line")?;
-    let output = exec.query(cmd!(
-        exec.sh(),
-        "{addr2line} -a -i -e {vmlinux} {addresses...}"
-    ))?;
-    let prefix = format!("{}/", p.tree.path.display());
-    for (name, file) in order
-        .into_iter()
-        .zip(outermost_files(&String::from_utf8_lossy(&output.stdout)))
-    {
-        let rel = file
-            .strip_prefix(&prefix)
-            .unwrap_or(&file)
-            .trim_start_matches("./");
-        out.insert(name, rel.to_string());
+    let data =
+        std::fs::read(vmlinux).with_context(|| format!("cannot read {}", vmlinux.display()))?;
+    let file = object::File::parse(&*data)
+        .with_context(|| format!("{}: not an ELF file", vmlinux.display()))?;
+    let store = Store::new();
+    let lines = SourceLines::new(vmlinux, &file, &store)?;
+    let prefix = format!("{}/", tree.display());
+    for (name, middle) in middles {
+        if let Some(file) = lines.own_file(middle)? {
+            out.insert(name.to_string(), tree_relative(&file, &prefix));
+        }
     }
     Ok(out)
 }
@@ -73,33 +75,13 @@ fn text_symbols(map: &str) -> Vec<(u64, &str)> {
     symbols
 }
 
-/// `addr2line -a -i`'s answer, one file per address: the outermost frame's
-/// (the last line of each block), the function's own, not that of a
-/// function inlined into it.
-fn outermost_files(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for line in text.lines() {
-        if line.starts_with("0x") {
-            out.push(String::new());
-        } else if let Some(last) = out.last_mut() {
-            *last = line.split(':').next().unwrap_or("").to_string();
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::dwarf::lines::tests::split_program;
 
     #[test]
-    fn each_address_gets_its_outermost_frames_file() {
-        let answer = "0xffff800080364d18\n/l/include/net/dst.h:335\n/l/drivers/net/loopback.c:80 (discriminator 1)\n\
-                      0xffff80008054cd88\n/l/net/ipv4/tcp.c:1350\n";
-        assert_eq!(
-            outermost_files(answer),
-            ["/l/drivers/net/loopback.c", "/l/net/ipv4/tcp.c"]
-        );
+    fn text_symbols_are_sorted_by_address() {
         let map = "ffff800080364d18 T loopback_xmit\nffff800080010000 t _stext\nffff800080364d00 D data\n";
         assert_eq!(
             text_symbols(map),
@@ -108,5 +90,25 @@ mod tests {
                 (0xffff800080364d18, "loopback_xmit")
             ]
         );
+    }
+
+    /// On a split DWARF program, where binutils' addr2line answers `??`:
+    /// `outer`'s own file, though its code is all a header's inlined
+    /// function.
+    #[test]
+    fn each_function_gets_its_own_file() {
+        let (program, dir) = split_program("symbols", "-gdwarf-5");
+        let nm = std::process::Command::new("nm")
+            .arg("-n")
+            .arg(&program)
+            .output()
+            .expect("nm runs");
+        let map = String::from_utf8(nm.stdout).unwrap();
+        let names = ["outer", "_start", "absent"].map(String::from);
+        let files = files_of(&program, &map, &dir, &names).unwrap();
+        assert_eq!(files.get("outer").map(String::as_str), Some("outer.c"));
+        assert_eq!(files.get("_start").map(String::as_str), Some("outer.c"));
+        assert_eq!(files.len(), 2, "{files:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -75,7 +75,7 @@ impl cli::Trace {
                 .calls()
                 .map(|c| ftrace::base_name(&c.name).to_string())
                 .collect();
-            let sources = symbols::source_files(&ctx.exec, p, &names)?;
+            let sources = symbols::source_files(p, &names)?;
             print!(
                 "{}",
                 trace_report::chains(&trace, &self.functions, &layers, &sources)

@@ -243,15 +243,6 @@ impl Arch {
         })
     }
 
-    /// A binutils program that reads this architecture's ELF: the host's
-    /// reads only its own machine's.
-    pub fn binutil(&self, name: &str) -> Result<String> {
-        Ok(match self.cross()? {
-            Some(cross) => format!("{}{name}", cross.prefix),
-            None => name.to_string(),
-        })
-    }
-
     /// The debugger for this architecture's vmlinux.
     pub fn gdb(&self) -> Result<String> {
         Ok(match self.cross()? {

@@ -7,7 +7,6 @@
 
 use std::{borrow::Cow, collections::BTreeMap, path::Path};
 
-use addr2line::LookupContinuation;
 use anyhow::{bail, Context, Result};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 use serde::{Deserialize, Serialize};
@@ -15,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     analysis::{
         callgraph::decode::{decode_calls, Isa, RawCall},
-        dwarf::split,
+        dwarf::lines::{tree_relative, SourceLines, Store},
     },
     study::callgraph_rules::CallgraphRules,
 };
@@ -128,7 +127,7 @@ impl Index {
         let by_start = |addr: u64| starts.binary_search(&addr).ok().map(|i| i as u32);
 
         let store = Store::new();
-        let dwarf = Dwarf::new(vmlinux, &file, &store)?;
+        let lines = SourceLines::new(vmlinux, &file, &store)?;
         let mut files = Files::new(tree);
         let mut ignored: BTreeMap<String, usize> = BTreeMap::new();
         let sections = code_sections(&file);
@@ -137,7 +136,7 @@ impl Index {
             let Some(code) = code_of(&sections, addr, size) else {
                 continue;
             };
-            functions[i].file = dwarf.own_file(addr, &mut files)?;
+            functions[i].file = lines.own_file(addr)?.map(|f| files.id(&f));
             let mut calls = Vec::new();
             for raw in decode_calls(isa, addr, code) {
                 let target = match raw {
@@ -164,8 +163,8 @@ impl Index {
                     }
                 };
                 let site = raw.site();
-                let (file, line) = match dwarf.lines.find_location(site) {
-                    Ok(Some(loc)) => (loc.file.map(|f| files.id(f)), loc.line.unwrap_or(0)),
+                let (file, line) = match lines.location(site) {
+                    Ok(Some((file, line))) => (Some(files.id(file)), line),
                     _ => (None, 0),
                 };
                 calls.push(Call {
@@ -277,126 +276,6 @@ fn code_of<'a>(sections: &'a [(u64, Cow<[u8]>)], addr: u64, size: u64) -> Option
     })
 }
 
-type Reader<'a> = gimli::EndianSlice<'a, gimli::RunTimeEndian>;
-
-/// Section data the DWARF borrows: decompressed sections, and the split
-/// DWARF files read on demand.
-type Store = typed_arena::Arena<Vec<u8>>;
-
-fn endian_of(file: &object::File) -> gimli::RunTimeEndian {
-    if file.is_little_endian() {
-        gimli::RunTimeEndian::Little
-    } else {
-        gimli::RunTimeEndian::Big
-    }
-}
-
-/// The DWARF sections of `file`, by the names `name` gives them (a `.dwo`
-/// file's are `.debug_info.dwo` and so on).
-fn load_dwarf<'a>(
-    file: &object::File<'a>,
-    name: impl Fn(gimli::SectionId) -> Option<&'static str>,
-    store: &'a Store,
-) -> Result<gimli::Dwarf<Reader<'a>>> {
-    let endian = endian_of(file);
-    gimli::Dwarf::load(|id| -> Result<Reader<'a>> {
-        let data: &'a [u8] = match name(id).and_then(|name| file.section_by_name(name)) {
-            Some(section) => match section.uncompressed_data()? {
-                Cow::Borrowed(data) => data,
-                Cow::Owned(data) => store.alloc(data),
-            },
-            None => &[],
-        };
-        Ok(gimli::EndianSlice::new(data, endian))
-    })
-}
-
-/// vmlinux's DWARF, with the `.dwo` files of a split DWARF build
-/// (`CONFIG_DEBUG_INFO_SPLIT`) read when a lookup needs one: the line
-/// tables stay in vmlinux, the inlining and the functions move out.
-struct Dwarf<'a> {
-    vmlinux: &'a Path,
-    lines: addr2line::Context<Reader<'a>>,
-    store: &'a Store,
-}
-
-impl<'a> Dwarf<'a> {
-    fn new(vmlinux: &'a Path, file: &object::File<'a>, store: &'a Store) -> Result<Dwarf<'a>> {
-        let dwarf = load_dwarf(file, |id| Some(id.name()), store)?;
-        let lines = addr2line::Context::from_dwarf(dwarf)
-            .with_context(|| format!("{}: cannot read its DWARF", vmlinux.display()))?;
-        Ok(Dwarf {
-            vmlinux,
-            lines,
-            store,
-        })
-    }
-
-    fn frames(&self, addr: u64) -> Result<addr2line::FrameIter<'_, Reader<'a>>> {
-        let mut lookup = self.lines.find_frames(addr);
-        loop {
-            match lookup {
-                addr2line::LookupResult::Output(frames) => return Ok(frames?),
-                addr2line::LookupResult::Load { load, continuation } => {
-                    lookup = continuation.resume(Some(self.load_dwo(&load)?));
-                }
-            }
-        }
-    }
-
-    fn load_dwo(
-        &self,
-        load: &addr2line::SplitDwarfLoad<Reader<'a>>,
-    ) -> Result<std::sync::Arc<gimli::Dwarf<Reader<'a>>>> {
-        let text =
-            |r: &Option<Reader<'a>>| r.map(|r| String::from_utf8_lossy(r.slice()).into_owned());
-        let name = text(&load.path).unwrap_or_default();
-        let path = split::dwo_path(self.vmlinux, text(&load.comp_dir).as_deref(), &name)?;
-        let data =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let data: &'a [u8] = self.store.alloc(data);
-        let file = object::File::parse(data)
-            .with_context(|| format!("{}: not an ELF file", path.display()))?;
-        let mut dwo = load_dwarf(&file, |id| id.dwo_name(), self.store)?;
-        let header = dwo.units().next()?;
-        let dwo_id = match header {
-            Some(header) => dwo.unit(header)?.dwo_id,
-            None => None,
-        };
-        if dwo_id != Some(load.dwo_id) {
-            bail!(
-                "{}: not the split DWARF of {} that {} was linked with (its dwo_id differs); \
-                 rebuild to write it again",
-                path.display(),
-                name,
-                self.vmlinux.display()
-            );
-        }
-        dwo.make_dwo(&load.parent);
-        Ok(std::sync::Arc::new(dwo))
-    }
-
-    /// The function's own source file: the outermost frame's at its entry
-    /// (the line table there may already be in an inlined header's code).
-    fn own_file(&self, addr: u64, files: &mut Files) -> Result<Option<u32>> {
-        let mut frames = self.frames(addr)?;
-        let mut outermost = None;
-        while let Some(frame) = frames.next()? {
-            if let Some(file) = frame.location.and_then(|l| l.file) {
-                outermost = Some(file.to_string());
-            }
-        }
-        let file = match outermost {
-            Some(file) => file,
-            None => match self.lines.find_location(addr)?.and_then(|l| l.file) {
-                Some(file) => file.to_string(),
-                None => return Ok(None),
-            },
-        };
-        Ok(Some(files.id(&file)))
-    }
-}
-
 /// Source paths, tree-relative, each stored once.
 struct Files {
     prefix: String,
@@ -425,111 +304,24 @@ impl Files {
     }
 }
 
-/// `net/ipv4/tcp.c` for `/k/net/ipv4/tcp.c`, `./net/ipv4/tcp.c` or a
-/// path through the build directory (`/b/../k/net/...`).
-fn tree_relative(path: &str, tree_prefix: &str) -> String {
-    let path = path.strip_prefix(tree_prefix).unwrap_or(path);
-    let mut path = path.trim_start_matches("./");
-    while let Some(rest) = path.strip_prefix("../") {
-        path = rest;
-    }
-    path.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::dwarf::lines::tests::split_program;
 
     #[test]
-    fn paths_become_tree_relative() {
-        assert_eq!(tree_relative("/k/net/ipv4/tcp.c", "/k/"), "net/ipv4/tcp.c");
-        assert_eq!(
-            tree_relative("./include/net/sock.h", "/k/"),
-            "include/net/sock.h"
-        );
-        assert_eq!(tree_relative("/other/x.c", "/k/"), "/other/x.c");
-    }
-
-    /// `outer` starts in the code of `twice`, inlined from a header: the
-    /// line table at its entry says `twice.h`, and only the inlining
-    /// (in the `.dwo` file of a split DWARF build) says `outer.c`.
-    const HEADER: &str = "static inline __attribute__((always_inline)) int twice(int x)\n\
-                          { return x * 2 + 1; }\n";
-    const SOURCE: &str = "#include \"twice.h\"\n\
-                          int outer(int x) { return twice(x); }\n\
-                          void _start(void) { for (;;) outer(1); }\n";
-
-    fn split_program(test: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-        let dir =
-            std::env::temp_dir().join(format!("xtask-callgraph-{}-{test}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("twice.h"), HEADER).unwrap();
-        std::fs::write(dir.join("outer.c"), SOURCE).unwrap();
-        let status = std::process::Command::new("gcc")
-            .current_dir(&dir)
-            .args(["-O2", "-g", "-gsplit-dwarf", "-nostdlib", "-static"])
-            .args(["outer.c", "-o", "outer"])
-            .status()
-            .expect("gcc runs");
-        assert!(status.success(), "gcc failed");
-        (dir.join("outer"), dir)
-    }
-
-    fn rules() -> CallgraphRules {
-        CallgraphRules {
+    fn a_split_dwarf_function_is_indexed_with_its_own_file() {
+        let (program, dir) = split_program("index", "-gdwarf-5");
+        let rules = CallgraphRules {
             ignore: Vec::new(),
             indirect_thunks: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn a_split_dwarf_function_has_its_own_file_from_the_dwo() {
-        let (program, dir) = split_program("own-file");
-        let dwos: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "dwo"))
-            .collect();
-        assert_eq!(dwos.len(), 1, "gcc -gsplit-dwarf writes one .dwo: {dwos:?}");
-
-        let data = std::fs::read(&program).unwrap();
-        let file = object::File::parse(&*data).unwrap();
-        let outer = function_symbols(&file)
-            .into_iter()
-            .find(|f| f.name == "outer")
-            .unwrap();
-        let store = Store::new();
-        let dwarf = Dwarf::new(&program, &file, &store).unwrap();
-        let at_entry = dwarf.lines.find_location(outer.addr).unwrap().unwrap();
-        assert!(
-            at_entry.file.unwrap().ends_with("twice.h"),
-            "the line table at outer's entry is the header's: {:?}",
-            at_entry.file
-        );
-
-        let index = Index::build(&program, &dir, &rules()).unwrap();
+        };
+        let index = Index::build(&program, &dir, &rules).unwrap();
         let outer = index.functions.iter().find(|f| f.name == "outer").unwrap();
         assert_eq!(index.file(outer.file), "outer.c");
-
-        // Moved: found under vmlinux's directory by its recorded name.
-        let moved = dir.with_extension("moved");
-        let _ = std::fs::remove_dir_all(&moved);
-        std::fs::rename(&dir, &moved).unwrap();
-        let index = Index::build(&moved.join("outer"), &moved, &rules()).unwrap();
-        let outer = index.functions.iter().find(|f| f.name == "outer").unwrap();
-        assert!(index.file(outer.file).ends_with("outer.c"));
-
-        // Gone: one error that names the missing file.
-        for dwo in std::fs::read_dir(&moved).unwrap() {
-            let dwo = dwo.unwrap().path();
-            if dwo.extension().is_some_and(|e| e == "dwo") {
-                std::fs::remove_file(dwo).unwrap();
-            }
-        }
-        let err = Index::build(&moved.join("outer"), &moved, &rules()).unwrap_err();
-        let err = format!("{err:#}");
-        assert!(err.contains(".dwo") && err.contains("missing"), "{err}");
-        std::fs::remove_dir_all(&moved).unwrap();
+        let start = index.functions.iter().find(|f| f.name == "_start").unwrap();
+        let call = start.calls.first().expect("_start calls outer");
+        assert_eq!((index.file(call.file), call.line), ("outer.c", 4));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

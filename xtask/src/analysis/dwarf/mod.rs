@@ -560,6 +560,7 @@ fn read_attrs(
     Ok(attrs)
 }
 
+pub mod lines;
 pub(crate) mod split;
 #[cfg(test)]
 mod tests;
