@@ -316,11 +316,44 @@ pub fn phase_table(loops: &TimedLoops, profile: &str) -> String {
         )),
         if ratio <= FLOOR_GOAL { "met" } else { "not met" }
     );
+    if ratio > FLOOR_GOAL {
+        out += &beyond_the_floor(rows);
+    }
     out + &format!(
         "(median of {} runs; -j{}; stopped in tcp_sendmsg_locked with size = {})\n",
         rows.len(),
         loops.requests[0].jobs,
         rows[0].size
+    )
+}
+
+/// What the loop spends beyond its floor, longest first, against what the
+/// floor's goal leaves for it: the phases left to shorten.
+fn beyond_the_floor(rows: &[LoopTimes]) -> String {
+    let floor = median_of(rows, |r| r.floor()).as_secs_f64();
+    let mut phases = [
+        (
+            "compile beyond tcp.o alone",
+            median_of(rows, |r| r.compile.saturating_sub(r.floor_compile)),
+        ),
+        ("vmlinux.o", median_of(rows, |r| r.vmlinux_o)),
+        ("modpost", median_of(rows, |r| r.modpost)),
+        ("kallsyms links", median_of(rows, |r| r.kallsyms)),
+        ("vmlinux", median_of(rows, |r| r.final_link)),
+        ("boot image", median_of(rows, |r| r.image)),
+        ("inputs index", median_of(rows, |r| r.recording)),
+        ("gdb start", median_of(rows, |r| r.gdb_load)),
+    ];
+    phases.sort_by(|a, b| b.1.cmp(&a.1));
+    let listed: Vec<String> = phases
+        .iter()
+        .filter(|(_, t)| t.as_secs_f64() >= 0.005)
+        .map(|(name, t)| format!("{name} {:.2} s", t.as_secs_f64()))
+        .collect();
+    format!(
+        "beyond the floor, longest first (its goal leaves {:.2} s for all of them): {}\n",
+        floor * (FLOOR_GOAL - 1.0),
+        listed.join(", ")
     )
 }
 
@@ -418,6 +451,13 @@ mod tests {
             missed.contains("edit to the stop: 12.00 s (goal: at most 10 s: not met); 2.40x the floor (goal: at most 1.5x): not met"),
             "{missed}"
         );
+        // The compile is within the floor's (1 s against 2 s alone), so
+        // not listed; 1.5x of a 5 s floor leaves 2.5 s.
+        assert!(
+            missed.contains("beyond the floor, longest first (its goal leaves 2.50 s for all of them): vmlinux.o 0.50 s, gdb start 0.50 s, kallsyms links 0.25 s, vmlinux 0.25 s\n"),
+            "{missed}"
+        );
+        assert!(!met.contains("beyond the floor"), "{met}");
         // A profile of one's own: the floor's goal only.
         let own = phase_table(&loops(vec![times(4.0, 2.0, 2.0)]), "mine");
         assert!(
