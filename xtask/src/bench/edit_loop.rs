@@ -344,7 +344,7 @@ fn beyond_the_floor(rows: &[LoopTimes]) -> String {
         ("inputs index", median_of(rows, |r| r.recording)),
         ("gdb start", median_of(rows, |r| r.gdb_load)),
     ];
-    phases.sort_by(|a, b| b.1.cmp(&a.1));
+    phases.sort_by_key(|&(_, t)| std::cmp::Reverse(t));
     let listed: Vec<String> = phases
         .iter()
         .filter(|(_, t)| t.as_secs_f64() >= 0.005)
