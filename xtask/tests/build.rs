@@ -378,16 +378,32 @@ fn a_second_build_directory_hits_the_compiler_cache() {
 
     // The object came from the first directory's compile; its sources are
     // named by absolute paths, so gdb finds them without that directory.
+    // With split DWARF (the profile's), its variables are in the .dwo that
+    // ccache wrote beside it, which gdb, in the build directory, finds
+    // through comp_dir `.` (study.mk), not in the directory that is gone.
     std::fs::remove_dir_all(&a).unwrap();
     let out = Command::new("gdb")
+        .current_dir(&b)
         .args(["-nx", "-batch", "-ex", "list tcp_sendmsg_locked"])
-        .arg(b.join("net/ipv4/tcp.o"))
+        .args(["-ex", "info scope tcp_sendmsg_locked"])
+        .arg("net/ipv4/tcp.o")
         .output()
         .expect("gdb");
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(
         listing.contains("int tcp_sendmsg_locked(struct sock *sk"),
         "{}",
+        text(&out)
+    );
+    let split = std::fs::read_to_string(b.join(".config"))
+        .unwrap()
+        .contains("CONFIG_DEBUG_INFO_SPLIT=y");
+    if split {
+        assert!(b.join("net/ipv4/tcp.dwo").is_file());
+    }
+    assert!(
+        listing.contains("Symbol copied is"),
+        "gdb reads tcp_sendmsg_locked's locals: {}",
         text(&out)
     );
     let _ = std::fs::remove_dir_all(&work);

@@ -65,6 +65,8 @@ impl CacheSetup {
                 // no code to step through); every source of the tree keeps
                 // its absolute DW_AT_name, so gdb finds it from any build
                 // directory, also once the first one is gone (a test checks).
+                // With split DWARF, comp_dir also finds each object's .dwo;
+                // study.mk maps it to `.` there (study/opt_rules.rs).
                 ("CCACHE_NOHASHDIR".into(), "1".into()),
                 // And no base_dir, even one set in ccache.conf: it would
                 // rewrite those absolute paths relative to the working

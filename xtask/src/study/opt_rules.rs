@@ -153,6 +153,19 @@ fn targets(stem: &str) -> String {
     format!("{stem}.o {stem}.s {stem}.i")
 }
 
+/// With split DWARF, each object finds its `.dwo` through DW_AT_comp_dir,
+/// the build directory. ccache hands one object to every build directory of
+/// a tree (it does not hash the working directory: builder/ccache.rs), so an
+/// absolute comp_dir would send gdb to the directory that filled the cache,
+/// gone or rebuilt since. `.` reads as the directory of whoever reads it:
+/// gdb, libdw (drgn) and analysis/dwarf/split.rs look beside vmlinux. GCC
+/// maps by string prefix, the last match first: the identity map after it
+/// keeps a tree beside the build directory (`/x/b-kernel` by `/x/b`)
+/// absolute, unless the build directory is inside the tree. Recursive, so it
+/// expands where Kbuild appends KCFLAGS, after it has read the .config.
+const SPLIT_DWARF_MAPS: &str = "study-split-dwarf-maps = -fdebug-prefix-map=$(abs_objtree)=. \
+$(if $(filter $(abs_srctree)/%,$(abs_objtree)),,-fdebug-prefix-map=$(abs_srctree)=$(abs_srctree))\n";
+
 /// The make fragment for a profile's rules plus per-object flags.
 ///
 /// Precedence follows GNU make: pattern-specific values with shorter stems
@@ -176,9 +189,10 @@ pub fn render_makefile(
         .chain(extra_kcflags.iter().cloned())
         .collect();
     out.push_str(&format!(
-        "# The default level, for the whole kernel.\nKCFLAGS := {}\n",
+        "# The default level, for the whole kernel.\nKCFLAGS = {}$(if $(CONFIG_DEBUG_INFO_SPLIT), $(study-split-dwarf-maps))\n",
         kcflags.join(" ")
     ));
+    out.push_str(SPLIT_DWARF_MAPS);
     if !rules.rules.is_empty() {
         out.push_str("\n# Rules from the profile, least specific first.\n");
     }
@@ -219,7 +233,7 @@ pub fn render_makefile(
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     use expect_test::expect;
 
@@ -279,7 +293,8 @@ mod tests {
             # .cmd file, so a changed line here rebuilds exactly the objects it covers.
 
             # The default level, for the whole kernel.
-            KCFLAGS := -Og
+            KCFLAGS = -Og$(if $(CONFIG_DEBUG_INFO_SPLIT), $(study-split-dwarf-maps))
+            study-split-dwarf-maps = -fdebug-prefix-map=$(abs_objtree)=. $(if $(filter $(abs_srctree)/%,$(abs_objtree)),,-fdebug-prefix-map=$(abs_srctree)=$(abs_srctree))
 
             # Rules from the profile, least specific first.
             # study.toml:1
@@ -349,6 +364,84 @@ mod tests {
             net/socket.s: -Og -Ikbuild -O0
         "#]]
         .assert_eq(&String::from_utf8_lossy(&output.stdout));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Split DWARF's comp_dir maps, through real make and gcc: the build
+    /// directory becomes `.`, and a tree whose path the build directory's
+    /// is a prefix of (`b` and `b-kernel`) keeps its absolute source names.
+    #[test]
+    fn split_dwarf_names_the_build_directory_dot_and_keeps_the_tree_absolute() {
+        let dir = std::env::temp_dir().join(format!("opt-rules-split-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (objtree, srctree) = (dir.join("b"), dir.join("b-kernel"));
+        std::fs::create_dir_all(&objtree).unwrap();
+        std::fs::create_dir_all(&srctree).unwrap();
+        std::fs::write(
+            srctree.join("t.c"),
+            "int study_t(int x) { return x + 1; }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            objtree.join("study.mk"),
+            render_makefile("t", &OptRules::new(Level::Og, vec![]), &[], &[]),
+        )
+        .unwrap();
+        // As Kbuild's top Makefile: the .config first, KCFLAGS after it.
+        std::fs::write(
+            objtree.join("Makefile"),
+            "CONFIG_DEBUG_INFO_SPLIT := y\nflags := $(KCFLAGS)\n\
+             t.o: $(abs_srctree)/t.c\n\tgcc -g -gsplit-dwarf $(flags) -c $< -o $@\n",
+        )
+        .unwrap();
+        let make = |objtree: &Path, srctree: &Path| {
+            std::process::Command::new("make")
+                .current_dir(objtree)
+                .arg("-s")
+                .arg("--eval=include study.mk")
+                .arg(format!("abs_objtree={}", objtree.display()))
+                .arg(format!("abs_srctree={}", srctree.display()))
+                .arg("t.o")
+                .output()
+                .unwrap()
+        };
+        let output = make(&objtree, &srctree);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let contains = |file: &Path, text: &str| {
+            let bytes = std::fs::read(file).unwrap();
+            bytes.windows(text.len()).any(|w| w == text.as_bytes())
+        };
+        let source = srctree.join("t.c").display().to_string();
+        assert!(
+            contains(&objtree.join("t.dwo"), &source),
+            "the .dwo names {source}"
+        );
+        // comp_dir, a string of its own: the source's name holds the
+        // build directory's path as a prefix.
+        let comp_dir = |dir: &Path| format!("{}\0", dir.display());
+        assert!(!contains(&objtree.join("t.o"), &comp_dir(&objtree)));
+        assert!(contains(&objtree.join("t.o"), "\0.\0"));
+        assert!(!contains(&objtree.join("t.dwo"), ".-kernel"));
+
+        // A build directory inside the tree: the identity map would win over
+        // the build directory's, so it is left out.
+        let inside = srctree.join("out");
+        std::fs::create_dir_all(&inside).unwrap();
+        for file in ["study.mk", "Makefile"] {
+            std::fs::copy(objtree.join(file), inside.join(file)).unwrap();
+        }
+        let output = make(&inside, &srctree);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!contains(&inside.join("t.o"), &comp_dir(&inside)));
+        assert!(contains(&inside.join("t.dwo"), &source));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -6,21 +6,21 @@ use anyhow::{bail, Result};
 
 /// The `.dwo` file a skeleton unit of `object` (an object or vmlinux) names:
 /// `dwo_name` under the unit's compilation directory, as the compiler wrote
-/// it; else, for a build directory that was moved or copied, under
-/// `object`'s directory (vmlinux at the top of the build directory, whose
-/// units name `net/ipv4/tcp.dwo`) or beside `object` (Kbuild's compiler
-/// writes each object's `.dwo` beside it).
+/// it, a relative one (`.`, study.mk's map for split DWARF) read from
+/// `object`'s directory, as gdb and libdw read it, never from ours; else,
+/// for a build directory that was moved or copied, under `object`'s
+/// directory (vmlinux at the top of the build directory, whose units name
+/// `net/ipv4/tcp.dwo`) or beside `object` (Kbuild's compiler writes each
+/// object's `.dwo` beside it).
 pub(crate) fn dwo_path(object: &Path, comp_dir: Option<&str>, dwo_name: &str) -> Result<PathBuf> {
-    let as_written = Path::new(comp_dir.unwrap_or("")).join(dwo_name);
-    if as_written.is_file() {
-        return Ok(as_written);
-    }
     let dir = object.parent().unwrap_or(Path::new(""));
+    let as_written = dir.join(comp_dir.unwrap_or("")).join(dwo_name);
     let moved = [
         Some(dir.join(dwo_name)),
         Path::new(dwo_name).file_name().map(|name| dir.join(name)),
     ];
-    if let Some(found) = moved.into_iter().flatten().find(|path| path.is_file()) {
+    let candidates = std::iter::once(Some(as_written.clone())).chain(moved);
+    if let Some(found) = candidates.flatten().find(|path| path.is_file()) {
         return Ok(found);
     }
     bail!(
@@ -29,4 +29,30 @@ pub(crate) fn dwo_path(object: &Path, comp_dir: Option<&str>, dwo_name: &str) ->
         object.display(),
         as_written.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A relative comp_dir is the object's directory's, whatever ours is.
+    #[test]
+    fn a_relative_comp_dir_is_read_from_the_objects_directory() {
+        let dir = std::env::temp_dir().join(format!("dwo-path-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub/net")).unwrap();
+        std::fs::write(dir.join("sub/net/t.dwo"), "").unwrap();
+        let vmlinux = dir.join("vmlinux");
+        assert_eq!(
+            dwo_path(&vmlinux, Some("sub"), "net/t.dwo").unwrap(),
+            dir.join("sub/net/t.dwo")
+        );
+        assert_eq!(
+            dwo_path(&vmlinux, Some("."), "sub/net/t.dwo").unwrap(),
+            dir.join("./sub/net/t.dwo")
+        );
+        let error = dwo_path(&vmlinux, Some("elsewhere"), "net/t.dwo").unwrap_err();
+        assert!(error.to_string().contains("elsewhere/net/t.dwo"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
