@@ -176,9 +176,7 @@ pub(crate) mod tests {
     /// default, DWARF 5, or `dwarf` such as `-gdwarf-4`) in a fresh
     /// directory: the program's path and the directory.
     pub(crate) fn split_program(test: &str, dwarf: &str) -> (PathBuf, PathBuf) {
-        let dir = std::env::temp_dir().join(format!("xtask-lines-{}-{test}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::analysis::dwarf::tests::scratch_dir(&format!("lines-{test}"));
         std::fs::write(dir.join("twice.h"), HEADER).unwrap();
         std::fs::write(dir.join("outer.c"), SOURCE).unwrap();
         let status = std::process::Command::new("gcc")

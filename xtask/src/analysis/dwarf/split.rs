@@ -38,8 +38,7 @@ mod tests {
     /// A relative comp_dir is the object's directory's, whatever ours is.
     #[test]
     fn a_relative_comp_dir_is_read_from_the_objects_directory() {
-        let dir = std::env::temp_dir().join(format!("dwo-path-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::analysis::dwarf::tests::scratch_dir("dwo-path");
         std::fs::create_dir_all(dir.join("sub/net")).unwrap();
         std::fs::write(dir.join("sub/net/t.dwo"), "").unwrap();
         let vmlinux = dir.join("vmlinux");

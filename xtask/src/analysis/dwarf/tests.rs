@@ -58,8 +58,8 @@ entry:
 	.section .note.GNU-stack,"",@progbits
 "#;
 
-/// A fresh directory for one test.
-fn scratch_dir(test: &str) -> PathBuf {
+/// A fresh directory for one test of the dwarf module.
+pub(super) fn scratch_dir(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("xtask-dwarf-{}-{}", std::process::id(), test));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
