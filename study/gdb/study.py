@@ -151,6 +151,45 @@ StudySafe()
 
 
 # ---------------------------------------------------------------------------
+# study-release-on-continue PATH: let the guest's held command start.
+#
+# Under `debug` the kernel boots while gdb reads vmlinux, and the guest's init
+# holds the command until PATH exists (study.hold on the kernel command
+# line). gdb creates it at the first continue, with the breakpoints in: the
+# session script's `continue`, or one typed after a failing line ended the
+# script. The guest is stopped while gdb is, so it cannot see PATH before
+# the breakpoints are inserted.
+
+
+class StudyReleaseOnContinue(gdb.Command):
+    """study-release-on-continue PATH: create PATH when the guest first
+continues, which starts the command the guest's init holds."""
+
+    def __init__(self):
+        super().__init__("study-release-on-continue", gdb.COMMAND_RUNNING,
+                         gdb.COMPLETE_FILENAME)
+
+    def invoke(self, arg, from_tty):
+        path = arg.strip()
+        if not path:
+            raise gdb.GdbError("usage: study-release-on-continue PATH")
+
+        def on_continue(event):
+            gdb.events.cont.disconnect(on_continue)
+            try:
+                with open(path, "w"):
+                    pass
+            except OSError as e:
+                gdb.write("study-release-on-continue: cannot create %s (%s): the "
+                          "guest's command stays held\n" % (path, e), gdb.STDERR)
+
+        gdb.events.cont.connect(on_continue)
+
+
+StudyReleaseOnContinue()
+
+
+# ---------------------------------------------------------------------------
 # study-modules [DIR...]: the kernel's lx-symbols, once the kernel is up.
 #
 # lx-symbols reloads vmlinux, walks the kernel's `modules` list and loads each

@@ -168,3 +168,88 @@ fn debug_stops_in_ip6_xmit_and_tun_net_xmit_over_tun() {
     let stops = stops_along(&on_tiny("debug"), &chain, &["tun-peer"]);
     every_variable_readable(&chain, &stops);
 }
+
+/// `debug` boots the kernel while gdb reads vmlinux, and init holds the
+/// command until gdb continues with its breakpoints in. Here gdb dawdles
+/// 4 s before it even connects (a user gdbinit, read before the session
+/// script), longer than tiny's boot to init: were the command not held,
+/// tcp-echo would have sent and exited, and the guest with it, before the
+/// breakpoint went in.
+#[test]
+fn debug_holds_the_command_until_gdb_continues() {
+    let _serial = serial();
+    tiny_build();
+    let config = cache().join("gdb-dawdles");
+    std::fs::create_dir_all(config.join("gdb")).unwrap();
+    std::fs::write(
+        config.join("gdb/gdbinit"),
+        "python import time; time.sleep(4)\n",
+    )
+    .unwrap();
+    let mut args = on_tiny("debug");
+    args.extend([
+        "--no-build",
+        "-b",
+        "tcp_sendmsg_locked",
+        "--batch",
+        "print size",
+        "--",
+        "tcp-echo",
+        "-4",
+        "-n",
+        "1",
+    ]);
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(&args)
+        .env("XDG_CONFIG_HOME", &config)
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("$1 = 1000"),
+        "{all}"
+    );
+    let console = all
+        .lines()
+        .find_map(|l| l.strip_prefix("guest console: "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("no console named:\n{all}"));
+    let console = String::from_utf8_lossy(&std::fs::read(console).unwrap()).into_owned();
+    let held: f64 = console
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("study-init: held the job ")?
+                .strip_suffix(" s for gdb")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("init did not say it held the job:\n{console}"));
+    // The 4 s less the boot to init, which tiny does in under 2.5 s.
+    assert!(held > 1.5, "held only {held} s:\n{console}");
+}
+
+/// `--from-boot`: the CPU waits at the reset vector, so a breakpoint in the
+/// boot itself (inet_init, an initcall) stops too.
+#[test]
+fn debug_from_boot_stops_in_the_boot() {
+    let _serial = serial();
+    tiny_build();
+    let mut args = on_tiny("debug");
+    args.extend([
+        "--no-build",
+        "--from-boot",
+        "-b",
+        "inet_init",
+        "--batch",
+        "study-frame",
+        "--",
+        "true",
+    ]);
+    let out = xtask(&args);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("Breakpoint 1, inet_init"), "{all}");
+    assert!(!all.contains("the command starts at gdb's first continue"), "{all}");
+}

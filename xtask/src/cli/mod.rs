@@ -431,6 +431,11 @@ pub struct Debug {
     /// Do not run make first (only build when the image is missing or stale)
     #[arg(long)]
     pub no_build: bool,
+    /// Stop the CPU at the reset vector until gdb is in, so that breakpoints
+    /// in the boot are hit too [default: the kernel boots while gdb reads
+    /// vmlinux, and the command starts at gdb's first continue]
+    #[arg(long)]
+    pub from_boot: bool,
     /// The command to run in the guest, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

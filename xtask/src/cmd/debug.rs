@@ -1,7 +1,8 @@
 //! `cargo xtask debug`: from an edited source file to a gdb prompt stopped
 //! at FUNC, in one command and one terminal: build (not even make's walk
-//! when nothing changed: builder::inputs), boot with the stub waiting, gdb
-//! connected to it, and QEMU torn down when gdb exits.
+//! when nothing changed: builder::inputs), boot while gdb reads vmlinux,
+//! the command held until gdb's breakpoints are in (guest::run::GdbWait),
+//! and QEMU torn down when gdb exits.
 
 use std::process::ExitCode;
 
@@ -53,15 +54,22 @@ impl cli::Debug {
         let request = RunRequest {
             gdb_port: Some(port),
             wait_gdb: true,
+            hold_for_gdb: !self.from_boot,
             ..RunRequest::new(Accel::Tcg)
         };
         let console = p.state().debug().join(format!("console-{port}.log"));
         let guest = start_background(&ctx.exec, &p, &request, &self.command, &console)?;
-        if guest.is_some() {
+        if let Some(guest) = &guest {
             eprintln!(
                 "guest console: {} (`tail -f` it in another terminal)",
                 console.display()
             );
+            if guest.release.is_some() {
+                eprintln!(
+                    "the kernel boots while gdb reads vmlinux; the command starts at gdb's \
+                     first continue (--from-boot: stop in the boot too)"
+                );
+            }
         }
         let gdb = GdbRequest {
             port,
@@ -71,6 +79,7 @@ impl cli::Debug {
             scripts: &self.session.scripts,
             batch: &self.session.batch,
             index_cache: unchanged,
+            release: guest.as_ref().and_then(|g| g.release.as_deref()),
         };
         let status = run_gdb(&ctx.exec, &p, &ctx.study_dir(), &gdb)?;
         if let Some(guest) = &guest {

@@ -32,6 +32,8 @@ impl cli::Gdb {
             batch: &self.session.batch,
             // Attaching to a running guest: the vmlinux is the last build's.
             index_cache: true,
+            // A guest of `run --wait-gdb` waits at the reset vector.
+            release: None,
         };
         let status = run_gdb(&ctx.exec, &p, &ctx.study_dir(), &request)?;
         Ok(if status.success() {

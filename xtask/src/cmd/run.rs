@@ -53,6 +53,7 @@ impl cli::Run {
             cpus: self.cpus,
             gdb_port,
             wait_gdb,
+            hold_for_gdb: false,
             append: self.append,
             qemu_args: self.qemu_arg,
             timeout: Duration::from_secs(self.timeout),

@@ -39,6 +39,8 @@ pub struct Session<'a> {
     pub batch: &'a [String],
     /// gdb's index cache, in this folder: see [`GdbRequest::index_cache`].
     pub index_cache: Option<&'a Path>,
+    /// Created at the first continue: see [`GdbRequest::release`].
+    pub release: Option<&'a Path>,
 }
 
 /// The gdb script: load vmlinux and its helpers, connect, break, continue;
@@ -71,6 +73,11 @@ pub fn script(s: &Session) -> String {
         line(command.clone());
     }
     line(format!("target remote 127.0.0.1:{}", s.port));
+    if let Some(release) = s.release {
+        // Right after connecting, before anything that can fail and end
+        // the script: a `continue` typed after an error releases it too.
+        line(format!("study-release-on-continue {}", release.display()));
+    }
     if s.modules && s.gdb_scripts {
         // Under --wait-gdb the CPU is still at the reset vector here:
         // module symbols load at the first stop where the kernel is up.
@@ -119,6 +126,9 @@ pub struct GdbRequest<'a> {
     /// change since the last build; off in the edit loop, where each
     /// vmlinux is new and would only pay.
     pub index_cache: bool,
+    /// The guest's held command starts once gdb creates this file, which
+    /// it does as it first continues (`Background::release`).
+    pub release: Option<&'a Path>,
 }
 
 /// A task name fit for the session file: letters, digits, `_`, `-`, `.`,
@@ -184,6 +194,7 @@ pub fn gdb_command<'a>(
         scripts: req.scripts,
         batch: req.batch,
         index_cache: index_cache.as_deref(),
+        release: req.release,
     };
     let text = script(&session);
     let script_path = p.state().gdb().join(format!("session-{}.gdb", req.port));
@@ -215,9 +226,11 @@ pub fn batch_at_stop(
     batch: &[String],
 ) -> Result<Option<String>> {
     let port = free_port()?;
+    // The stop is in the command's own task, which starts after gdb's
+    // breakpoints are in: gdb may read vmlinux during the boot.
     let run = RunRequest {
         gdb_port: Some(port),
-        wait_gdb: true,
+        hold_for_gdb: true,
         ..RunRequest::new(Accel::Tcg)
     };
     let console = p.state().debug().join(format!("console-{port}.log"));
@@ -235,6 +248,7 @@ pub fn batch_at_stop(
         scripts: &[],
         batch,
         index_cache: false,
+        release: guest.as_ref().and_then(|g| g.release.as_deref()),
     };
     let output = ctx
         .exec
@@ -298,6 +312,7 @@ mod tests {
             scripts: &[],
             batch: &batch,
             index_cache: None,
+            release: None,
         };
         expect_test::expect![[r#"
             set pagination off
@@ -335,6 +350,8 @@ mod tests {
         assert!(file > 3);
     }
 
+    /// The held command is released by the first continue, whether the
+    /// script's own or one typed after a failing line ended the script.
     #[test]
     fn with_modules_the_symbols_wait_for_the_kernel() {
         let breaks = vec!["tcp_sendmsg_locked".to_string()];
@@ -353,6 +370,7 @@ mod tests {
             scripts: &scripts,
             batch: &[],
             index_cache: None,
+            release: Some(Path::new("/b/study/.study/run/release-1234-99")),
         };
         expect_test::expect![[r#"
             set pagination off
@@ -363,6 +381,7 @@ mod tests {
             study-safe source /b/study/vmlinux-gdb.py
             directory /src/linux
             target remote 127.0.0.1:1234
+            study-release-on-continue /b/study/.study/run/release-1234-99
             study-modules /b/study
             study-break tcp_sendmsg_locked
             source /home/me/mine.gdb
@@ -394,6 +413,7 @@ mod tests {
             scripts: &[],
             batch: &[],
             index_cache: None,
+            release: None,
         };
         let text = script(&s);
         let at = |l: &str| text.lines().position(|x| x == l).unwrap();

@@ -45,6 +45,11 @@ pub struct RunRequest {
     pub cpus: u32,
     pub gdb_port: Option<u16>,
     pub wait_gdb: bool,
+    /// With a command and a gdb port: the kernel boots at once, while gdb
+    /// reads vmlinux, and init holds the command until gdb first continues
+    /// ([`GdbWait::JobHeld`]); where the guest cannot be held that way, the
+    /// stub waits at the reset vector instead.
+    pub hold_for_gdb: bool,
     pub append: Vec<String>,
     pub qemu_args: Vec<String>,
     pub timeout: Duration,
@@ -71,6 +76,7 @@ impl RunRequest {
             cpus: 1,
             gdb_port: None,
             wait_gdb: false,
+            hold_for_gdb: false,
             append: Vec::new(),
             qemu_args: Vec::new(),
             timeout: Duration::from_secs(600),
@@ -177,6 +183,7 @@ fn guest_spec(
         out_dir: req.out_dir.clone(),
         gdb_port: req.gdb_port,
         wait_gdb: req.wait_gdb,
+        hold: None,
         verbose,
         interactive,
         append: req.append.clone(),
@@ -203,6 +210,39 @@ struct Launch<'a> {
     cmd: xshell::Cmd<'a>,
     temp: Vec<TempPath>,
     qmp: Option<PathBuf>,
+    /// The file that releases a held job: see [`GdbWait::JobHeld`].
+    release: Option<PathBuf>,
+}
+
+/// How a guest with a gdb stub waits for the debugger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GdbWait {
+    /// It does not: a debugger attaches whenever it comes.
+    No,
+    /// The CPU waits at the reset vector (QEMU's -S; UML under gdbserver
+    /// waits before its first instruction anyway): a breakpoint anywhere in
+    /// the boot is hit, but gdb must read vmlinux before the boot starts.
+    AtReset,
+    /// The kernel boots at once, and init holds the command until a file
+    /// on the host's root exists, which gdb creates when it first continues
+    /// (study-release-on-continue): gdb reads vmlinux during the boot, and
+    /// the command starts with the breakpoints in. It needs the host's root
+    /// (an initramfs guest cannot see the file) and QEMU.
+    JobHeld,
+}
+
+/// What `req` gets on this guest: a held job falls back to the wait at the
+/// reset vector where the guest cannot be held.
+pub fn gdb_wait(req: &RunRequest, runner: Runner, host_root: bool, has_command: bool) -> GdbWait {
+    if req.gdb_port.is_none() {
+        return GdbWait::No;
+    }
+    let can_hold = runner == Runner::Qemu && host_root && has_command;
+    match (req.wait_gdb, req.hold_for_gdb) {
+        (_, true) if can_hold => GdbWait::JobHeld,
+        (true, _) | (_, true) => GdbWait::AtReset,
+        (false, false) => GdbWait::No,
+    }
 }
 
 /// Where the guest finds its root and what init is told: the host's `/`
@@ -276,6 +316,24 @@ fn prepare<'a>(
             None => guest.cwd = Some(cwd.display().to_string()),
         }
     }
+    let mut release = None;
+    match gdb_wait(req, p.arch.runner, !initramfs, argv.is_some()) {
+        GdbWait::No => {}
+        GdbWait::AtReset => guest.wait_gdb = true,
+        GdbWait::JobHeld => {
+            // One a guest: one tool may boot several (`bench loop`).
+            let port = req.gdb_port.unwrap_or_default();
+            let path = run_dir.join(format!("release-{port}-{pid}"));
+            if path.exists() {
+                exec.remove_all(&path)?;
+            }
+            exec.create_dir_all(&run_dir)?;
+            temp.push(TempPath::new(path.clone()));
+            guest.wait_gdb = false;
+            guest.hold = Some(path.display().to_string());
+            release = Some(path);
+        }
+    }
     qemu::check_paths(&guest)?;
     let cmd = match p.arch.runner {
         Runner::Qemu => {
@@ -330,6 +388,7 @@ fn prepare<'a>(
         cmd,
         temp,
         qmp: guest.qmp,
+        release,
     })
 }
 
@@ -403,6 +462,9 @@ pub struct Background {
     pub console: PathBuf,
     /// The guest's QMP socket, when it has one.
     pub qmp: Option<PathBuf>,
+    /// For gdb to create as it first continues, when init holds the job
+    /// for it ([`GdbWait::JobHeld`]).
+    pub release: Option<PathBuf>,
     _files: Vec<TempPath>,
 }
 
@@ -477,6 +539,7 @@ pub fn start_background(
         child,
         console: console.to_path_buf(),
         qmp: launch.qmp,
+        release: launch.release,
         _files: launch.temp,
     }))
 }
@@ -503,6 +566,41 @@ pub fn interactive(ctx: &Ctx, p: &Prepared, req: &RunRequest) -> Result<ExitCode
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A held command needs QEMU, the host's root and a command; anything
+    /// else that asked for it waits at the reset vector, never not at all.
+    #[test]
+    fn a_job_is_held_for_gdb_only_where_the_guest_can_see_the_release() {
+        let req = |wait_gdb, hold_for_gdb, port| RunRequest {
+            gdb_port: port,
+            wait_gdb,
+            hold_for_gdb,
+            ..RunRequest::new(Accel::Tcg)
+        };
+        let held = req(true, true, Some(1234));
+        assert_eq!(gdb_wait(&held, Runner::Qemu, true, true), GdbWait::JobHeld);
+        assert_eq!(
+            gdb_wait(&req(false, true, Some(1234)), Runner::Qemu, true, true),
+            GdbWait::JobHeld
+        );
+        // An initramfs guest, UML under gdbserver, a shell: at reset.
+        assert_eq!(gdb_wait(&held, Runner::Qemu, false, true), GdbWait::AtReset);
+        assert_eq!(gdb_wait(&held, Runner::Uml, true, true), GdbWait::AtReset);
+        assert_eq!(gdb_wait(&held, Runner::Qemu, true, false), GdbWait::AtReset);
+        // --from-boot, and a stub that waits for nobody.
+        assert_eq!(
+            gdb_wait(&req(true, false, Some(1234)), Runner::Qemu, true, true),
+            GdbWait::AtReset
+        );
+        assert_eq!(
+            gdb_wait(&req(false, false, Some(1234)), Runner::Qemu, true, true),
+            GdbWait::No
+        );
+        assert_eq!(
+            gdb_wait(&req(true, true, None), Runner::Qemu, true, true),
+            GdbWait::No
+        );
+    }
 
     /// UML's own line about the host refusing FP state is the reason given,
     /// not the panic that follows it.

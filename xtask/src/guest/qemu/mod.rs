@@ -51,6 +51,10 @@ pub struct Guest {
     pub out_dir: Option<PathBuf>,
     pub gdb_port: Option<u16>,
     pub wait_gdb: bool,
+    /// init starts the job once this file exists (a path on the root
+    /// filesystem), which gdb creates as it first continues: the stub need
+    /// not wait at the reset vector, and gdb reads vmlinux during the boot.
+    pub hold: Option<String>,
     /// Keep kernel messages on the console (no `quiet`).
     pub verbose: bool,
     pub interactive: bool,
@@ -120,6 +124,7 @@ pub fn check_paths(guest: &Guest) -> anyhow::Result<()> {
     let mut paths: Vec<(&str, String)> = vec![("init", guest.init.clone())];
     paths.extend(guest.job.iter().map(|j| ("the job file", j.clone())));
     paths.extend(guest.env.iter().map(|e| ("the env file", e.clone())));
+    paths.extend(guest.hold.iter().map(|h| ("the hold file", h.clone())));
     paths.extend(
         guest
             .cwd
@@ -221,6 +226,9 @@ pub fn init_words(guest: &Guest) -> Vec<String> {
     }
     if let Some(cwd) = &guest.cwd {
         words.push(param("study.cwd", cwd));
+    }
+    if let Some(hold) = &guest.hold {
+        words.push(param("study.hold", hold));
     }
     // One word a path: a path may hold a comma.
     for keep in shadowed(&guest.keep) {
@@ -353,6 +361,7 @@ pub(crate) fn test_guest() -> Guest {
         out_dir: None,
         gdb_port: None,
         wait_gdb: false,
+        hold: None,
         verbose: false,
         interactive: false,
         append: vec![],
