@@ -251,5 +251,8 @@ fn debug_from_boot_stops_in_the_boot() {
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(all.contains("Breakpoint 1, inet_init"), "{all}");
-    assert!(!all.contains("the command starts at gdb's first continue"), "{all}");
+    assert!(
+        !all.contains("the command starts at gdb's first continue"),
+        "{all}"
+    );
 }

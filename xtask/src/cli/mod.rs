@@ -301,6 +301,10 @@ pub struct Bench {
     /// For `arches` and `loop`: an architecture's build directory, if not the default
     #[arg(long = "dir", value_name = "ARCH=DIR")]
     pub dirs: Vec<String>,
+    /// For `loop`: gdb reads vmlinux before the boot, as `debug --from-boot`
+    /// [default: during it, the command held until gdb's breakpoints are in]
+    #[arg(long)]
+    pub from_boot: bool,
 }
 
 #[derive(Args, Debug)]

@@ -46,7 +46,7 @@ impl cli::Bench {
             }
             cli::BenchWhat::Loop if self.arches.is_empty() => {
                 let targets = self.targets(ctx, std::slice::from_ref(&ctx.arch_name))?;
-                if let Some(loops) = edit_loop::timed_loops(&targets, runs, jobs)? {
+                if let Some(loops) = edit_loop::timed_loops(&targets, runs, jobs, self.from_boot)? {
                     print!(
                         "{}",
                         edit_loop::phase_table(&loops, &targets[0].p.profile.name)
@@ -55,7 +55,7 @@ impl cli::Bench {
             }
             cli::BenchWhat::Loop => {
                 let targets = self.targets(ctx, &self.arch_names(ctx))?;
-                if let Some(loops) = edit_loop::timed_loops(&targets, runs, jobs)? {
+                if let Some(loops) = edit_loop::timed_loops(&targets, runs, jobs, self.from_boot)? {
                     print!("{}", edit_loop::arches_table(&targets, &loops, runs));
                 }
             }

@@ -15,7 +15,7 @@ use crate::{
     guest::{
         gdb::{free_port, run_gdb, GdbRequest},
         qemu::Accel,
-        run::{start_background, RunRequest},
+        run::{release_file, start_background, RunRequest},
     },
     util::lock::Access,
 };
@@ -59,12 +59,13 @@ impl cli::Debug {
         };
         let console = p.state().debug().join(format!("console-{port}.log"));
         let guest = start_background(&ctx.exec, &p, &request, &self.command, &console)?;
-        if let Some(guest) = &guest {
+        let release = release_file(&p, &request);
+        if guest.is_some() {
             eprintln!(
                 "guest console: {} (`tail -f` it in another terminal)",
                 console.display()
             );
-            if guest.release.is_some() {
+            if release.is_some() {
                 eprintln!(
                     "the kernel boots while gdb reads vmlinux; the command starts at gdb's \
                      first continue (--from-boot: stop in the boot too)"
@@ -79,7 +80,7 @@ impl cli::Debug {
             scripts: &self.session.scripts,
             batch: &self.session.batch,
             index_cache: unchanged,
-            release: guest.as_ref().and_then(|g| g.release.as_deref()),
+            release: release.as_deref(),
         };
         let status = run_gdb(&ctx.exec, &p, &ctx.study_dir(), &gdb)?;
         if let Some(guest) = &guest {

@@ -210,8 +210,6 @@ struct Launch<'a> {
     cmd: xshell::Cmd<'a>,
     temp: Vec<TempPath>,
     qmp: Option<PathBuf>,
-    /// The file that releases a held job: see [`GdbWait::JobHeld`].
-    release: Option<PathBuf>,
 }
 
 /// How a guest with a gdb stub waits for the debugger.
@@ -229,6 +227,23 @@ pub enum GdbWait {
     /// the command starts with the breakpoints in. It needs the host's root
     /// (an initramfs guest cannot see the file) and QEMU.
     JobHeld,
+}
+
+/// The file that releases `req`'s held command, for gdb to create
+/// (GdbRequest::release); `None` when the guest will not hold it. A dry run
+/// answers as the real one would.
+pub fn release_file(p: &Prepared, req: &RunRequest) -> Option<PathBuf> {
+    let host_root = !(req.initramfs || p.arch.is_foreign());
+    (gdb_wait(req, p.arch.runner, host_root, true) == GdbWait::JobHeld)
+        .then(|| release_path(p, req))
+}
+
+/// One a guest and a tool: one tool may boot several (`bench loop`).
+fn release_path(p: &Prepared, req: &RunRequest) -> PathBuf {
+    let port = req.gdb_port.unwrap_or_default();
+    p.state()
+        .run()
+        .join(format!("release-{port}-{}", std::process::id()))
 }
 
 /// What `req` gets on this guest: a held job falls back to the wait at the
@@ -316,14 +331,11 @@ fn prepare<'a>(
             None => guest.cwd = Some(cwd.display().to_string()),
         }
     }
-    let mut release = None;
     match gdb_wait(req, p.arch.runner, !initramfs, argv.is_some()) {
         GdbWait::No => {}
         GdbWait::AtReset => guest.wait_gdb = true,
         GdbWait::JobHeld => {
-            // One a guest: one tool may boot several (`bench loop`).
-            let port = req.gdb_port.unwrap_or_default();
-            let path = run_dir.join(format!("release-{port}-{pid}"));
+            let path = release_path(p, req);
             if path.exists() {
                 exec.remove_all(&path)?;
             }
@@ -331,7 +343,6 @@ fn prepare<'a>(
             temp.push(TempPath::new(path.clone()));
             guest.wait_gdb = false;
             guest.hold = Some(path.display().to_string());
-            release = Some(path);
         }
     }
     qemu::check_paths(&guest)?;
@@ -388,7 +399,6 @@ fn prepare<'a>(
         cmd,
         temp,
         qmp: guest.qmp,
-        release,
     })
 }
 
@@ -462,9 +472,6 @@ pub struct Background {
     pub console: PathBuf,
     /// The guest's QMP socket, when it has one.
     pub qmp: Option<PathBuf>,
-    /// For gdb to create as it first continues, when init holds the job
-    /// for it ([`GdbWait::JobHeld`]).
-    pub release: Option<PathBuf>,
     _files: Vec<TempPath>,
 }
 
@@ -539,7 +546,6 @@ pub fn start_background(
         child,
         console: console.to_path_buf(),
         qmp: launch.qmp,
-        release: launch.release,
         _files: launch.temp,
     }))
 }
