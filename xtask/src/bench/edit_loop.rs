@@ -16,8 +16,9 @@ use crate::{
     ctx::{Ctx, Prepared},
     guest::{
         gdb::{free_port, gdb_command, GdbRequest},
+        hold::release_file,
         qemu::Accel,
-        run::{release_file, start_background, RunRequest},
+        run::{start_background, RunRequest},
     },
     kernel::{self, buildlog::Stage},
     util::{exec::Exec, lock::Access, supervise},

@@ -14,8 +14,9 @@ use crate::{
     ctx::{Ctx, Prepared},
     guest::{
         gdb::{free_port, run_gdb, GdbRequest},
+        hold::release_file,
         qemu::Accel,
-        run::{release_file, start_background, RunRequest},
+        run::{start_background, RunRequest},
     },
     util::lock::Access,
 };

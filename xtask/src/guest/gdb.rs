@@ -13,8 +13,9 @@ use xshell::{cmd, Cmd};
 use crate::{
     ctx::{Ctx, Prepared},
     guest::{
+        hold::release_file,
         qemu::Accel,
-        run::{release_file, start_background, RunRequest},
+        run::{start_background, RunRequest},
     },
     study::host_tools,
     util::exec::{which, Exec},

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod console;
 pub mod drgn;
 pub mod gdb;
+pub mod hold;
 pub mod initramfs;
 pub mod kvm;
 pub mod live;

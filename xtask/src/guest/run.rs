@@ -12,6 +12,7 @@ use anyhow::{bail, Result};
 
 use crate::{
     ctx::{project_root, Ctx, Prepared},
+    guest::hold::{gdb_wait, release_path, GdbWait},
     guest::{
         clock::host_tsc_khz,
         console::{supervise, Bound, Debugger},
@@ -47,7 +48,7 @@ pub struct RunRequest {
     pub wait_gdb: bool,
     /// With a command and a gdb port: the kernel boots at once, while gdb
     /// reads vmlinux, and init holds the command until gdb first continues
-    /// ([`GdbWait::JobHeld`]); where the guest cannot be held that way, the
+    /// ([`GdbWait::JobHeld`](crate::guest::hold::GdbWait::JobHeld)); where the guest cannot be held that way, the
     /// stub waits at the reset vector instead.
     pub hold_for_gdb: bool,
     pub append: Vec<String>,
@@ -210,54 +211,6 @@ struct Launch<'a> {
     cmd: xshell::Cmd<'a>,
     temp: Vec<TempPath>,
     qmp: Option<PathBuf>,
-}
-
-/// How a guest with a gdb stub waits for the debugger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GdbWait {
-    /// It does not: a debugger attaches whenever it comes.
-    No,
-    /// The CPU waits at the reset vector (QEMU's -S; UML under gdbserver
-    /// waits before its first instruction anyway): a breakpoint anywhere in
-    /// the boot is hit, but gdb must read vmlinux before the boot starts.
-    AtReset,
-    /// The kernel boots at once, and init holds the command until a file
-    /// on the host's root exists, which gdb creates when it first continues
-    /// (study-release-on-continue): gdb reads vmlinux during the boot, and
-    /// the command starts with the breakpoints in. It needs the host's root
-    /// (an initramfs guest cannot see the file) and QEMU.
-    JobHeld,
-}
-
-/// The file that releases `req`'s held command, for gdb to create
-/// (GdbRequest::release); `None` when the guest will not hold it. A dry run
-/// answers as the real one would.
-pub fn release_file(p: &Prepared, req: &RunRequest) -> Option<PathBuf> {
-    let host_root = !(req.initramfs || p.arch.is_foreign());
-    (gdb_wait(req, p.arch.runner, host_root, true) == GdbWait::JobHeld)
-        .then(|| release_path(p, req))
-}
-
-/// One a guest and a tool: one tool may boot several (`bench loop`).
-fn release_path(p: &Prepared, req: &RunRequest) -> PathBuf {
-    let port = req.gdb_port.unwrap_or_default();
-    p.state()
-        .run()
-        .join(format!("release-{port}-{}", std::process::id()))
-}
-
-/// What `req` gets on this guest: a held job falls back to the wait at the
-/// reset vector where the guest cannot be held.
-pub fn gdb_wait(req: &RunRequest, runner: Runner, host_root: bool, has_command: bool) -> GdbWait {
-    if req.gdb_port.is_none() {
-        return GdbWait::No;
-    }
-    let can_hold = runner == Runner::Qemu && host_root && has_command;
-    match (req.wait_gdb, req.hold_for_gdb) {
-        (_, true) if can_hold => GdbWait::JobHeld,
-        (true, _) | (_, true) => GdbWait::AtReset,
-        (false, false) => GdbWait::No,
-    }
 }
 
 /// Where the guest finds its root and what init is told: the host's `/`
@@ -572,41 +525,6 @@ pub fn interactive(ctx: &Ctx, p: &Prepared, req: &RunRequest) -> Result<ExitCode
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A held command needs QEMU, the host's root and a command; anything
-    /// else that asked for it waits at the reset vector, never not at all.
-    #[test]
-    fn a_job_is_held_for_gdb_only_where_the_guest_can_see_the_release() {
-        let req = |wait_gdb, hold_for_gdb, port| RunRequest {
-            gdb_port: port,
-            wait_gdb,
-            hold_for_gdb,
-            ..RunRequest::new(Accel::Tcg)
-        };
-        let held = req(true, true, Some(1234));
-        assert_eq!(gdb_wait(&held, Runner::Qemu, true, true), GdbWait::JobHeld);
-        assert_eq!(
-            gdb_wait(&req(false, true, Some(1234)), Runner::Qemu, true, true),
-            GdbWait::JobHeld
-        );
-        // An initramfs guest, UML under gdbserver, a shell: at reset.
-        assert_eq!(gdb_wait(&held, Runner::Qemu, false, true), GdbWait::AtReset);
-        assert_eq!(gdb_wait(&held, Runner::Uml, true, true), GdbWait::AtReset);
-        assert_eq!(gdb_wait(&held, Runner::Qemu, true, false), GdbWait::AtReset);
-        // --from-boot, and a stub that waits for nobody.
-        assert_eq!(
-            gdb_wait(&req(true, false, Some(1234)), Runner::Qemu, true, true),
-            GdbWait::AtReset
-        );
-        assert_eq!(
-            gdb_wait(&req(false, false, Some(1234)), Runner::Qemu, true, true),
-            GdbWait::No
-        );
-        assert_eq!(
-            gdb_wait(&req(true, true, None), Runner::Qemu, true, true),
-            GdbWait::No
-        );
-    }
 
     /// UML's own line about the host refusing FP state is the reason given,
     /// not the panic that follows it.
