@@ -193,8 +193,7 @@ fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest, from_boot: bool) ->
         .exec
         .capture(gdb_command(&ctx.exec, p, &ctx.study_dir(), &gdb)?)?;
     drop(guest);
-    let held = held_for_gdb(&std::fs::read_to_string(&console).unwrap_or_default());
-
+    let init_held = held_for_gdb(&std::fs::read_to_string(&console).unwrap_or_default());
     let text = String::from_utf8_lossy(&output.stdout);
     let stamp_of = |what: &str| -> Result<SystemTime> {
         let secs: f64 = text
@@ -204,9 +203,14 @@ fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest, from_boot: bool) ->
         Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs))
     };
     let (connected, stopped) = (stamp_of("connected")?, stamp_of("stopped")?);
-    // At the reset vector, QEMU starts while gdb reads vmlinux and the boot
-    // begins as gdb connects.
-    let boot_start = if from_boot { connected } else { launched };
+    let since = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
+    // At the reset vector, QEMU starts while gdb reads vmlinux, the boot
+    // begins as gdb connects, and it waits for the whole of gdb's start.
+    let (boot_start, held) = if from_boot {
+        (connected, since(gdb_start, connected))
+    } else {
+        (launched, init_held)
+    };
     let size = text
         .lines()
         .find_map(|l| l.strip_prefix("size = "))
@@ -215,7 +219,6 @@ fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest, from_boot: bool) ->
     if size != LOOP_SIZE {
         bail!("the stop in tcp_sendmsg_locked shows size = {size}, not {LOOP_SIZE}:\n{text}");
     }
-    let since = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
     Ok(LoopTimes {
         compile: starts.iter().copied().min().unwrap_or(made),
         vmlinux_o: span(0),
@@ -225,13 +228,8 @@ fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest, from_boot: bool) ->
         image: span(4),
         recording: outcome.recording,
         gdb_load: since(gdb_start, connected),
-        // At the reset vector the whole of gdb's start is waited for.
-        held: if from_boot {
-            since(gdb_start, connected)
-        } else {
-            held
-        },
-        boot_to_stop: since(boot_start, stopped).saturating_sub(held),
+        held,
+        boot_to_stop: since(boot_start, stopped).saturating_sub(init_held),
         total: built + since(launched, stopped),
         floor_compile,
         size,

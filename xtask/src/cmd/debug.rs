@@ -1,7 +1,7 @@
 //! `cargo xtask debug`: from an edited source file to a gdb prompt stopped
 //! at FUNC, in one command and one terminal: build (not even make's walk
 //! when nothing changed: builder::inputs), boot while gdb reads vmlinux,
-//! the command held until gdb's breakpoints are in (guest::run::GdbWait),
+//! the command held until gdb's breakpoints are in (guest::hold::GdbWait),
 //! and QEMU torn down when gdb exits.
 
 use std::process::ExitCode;

@@ -128,7 +128,7 @@ pub struct GdbRequest<'a> {
     /// vmlinux is new and would only pay.
     pub index_cache: bool,
     /// The guest's held command starts once gdb creates this file, which
-    /// it does as it first continues (`Background::release`).
+    /// it does as it first continues (`hold::release_file`).
     pub release: Option<&'a Path>,
 }
 

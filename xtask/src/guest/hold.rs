@@ -26,9 +26,15 @@ pub enum GdbWait {
 /// (GdbRequest::release); `None` when the guest will not hold it. A dry run
 /// answers as the real one would.
 pub fn release_file(p: &Prepared, req: &RunRequest) -> Option<PathBuf> {
+    (wait_of(p, req, true) == GdbWait::JobHeld).then(|| release_path(p, req))
+}
+
+/// What `req` gets on `p`'s guest, with or without a command: the host's
+/// root unless the guest boots an initramfs (`--initramfs`, or a foreign
+/// architecture's).
+pub(super) fn wait_of(p: &Prepared, req: &RunRequest, has_command: bool) -> GdbWait {
     let host_root = !(req.initramfs || p.arch.is_foreign());
-    (gdb_wait(req, p.arch.runner, host_root, true) == GdbWait::JobHeld)
-        .then(|| release_path(p, req))
+    gdb_wait(req, p.arch.runner, host_root, has_command)
 }
 
 /// One a guest and a tool: one tool may boot several (`bench loop`).

@@ -12,7 +12,7 @@ use anyhow::{bail, Result};
 
 use crate::{
     ctx::{project_root, Ctx, Prepared},
-    guest::hold::{gdb_wait, release_path, GdbWait},
+    guest::hold::{release_path, wait_of, GdbWait},
     guest::{
         clock::host_tsc_khz,
         console::{supervise, Bound, Debugger},
@@ -48,8 +48,8 @@ pub struct RunRequest {
     pub wait_gdb: bool,
     /// With a command and a gdb port: the kernel boots at once, while gdb
     /// reads vmlinux, and init holds the command until gdb first continues
-    /// ([`GdbWait::JobHeld`](crate::guest::hold::GdbWait::JobHeld)); where the guest cannot be held that way, the
-    /// stub waits at the reset vector instead.
+    /// ([`GdbWait::JobHeld`]); where the guest cannot be held that way,
+    /// the stub waits at the reset vector instead.
     pub hold_for_gdb: bool,
     pub append: Vec<String>,
     pub qemu_args: Vec<String>,
@@ -284,7 +284,7 @@ fn prepare<'a>(
             None => guest.cwd = Some(cwd.display().to_string()),
         }
     }
-    match gdb_wait(req, p.arch.runner, !initramfs, argv.is_some()) {
+    match wait_of(p, req, argv.is_some()) {
         GdbWait::No => {}
         GdbWait::AtReset => guest.wait_gdb = true,
         GdbWait::JobHeld => {
