@@ -433,15 +433,16 @@ fn an_unknown_compiler_is_refused_with_the_valid_forms() {
     assert!(!cache().join("config-icc").exists());
 }
 
-/// `--ld lld` reaches Kconfig's linker probe: `.config` says lld, make is
-/// told `LD=ld.lld`, and the build directory is named for the linker; a
-/// clang build, which links with lld, is refused bfd in one line before
-/// anything is written.
+/// lld, `tiny`'s linker on x86_64 (`arch-ld`), reaches Kconfig's linker
+/// probe: `.config` says lld, make is told `LD=ld.lld`, and the link of
+/// vmlinux is asked for gdb's index. `--ld bfd` builds in a directory named
+/// for the linker; a clang build, which links with lld, is refused bfd in
+/// one line before anything is written.
 #[test]
-fn lld_links_a_gcc_build_when_asked() {
+fn lld_links_a_gcc_build_on_x86_64_and_bfd_when_asked() {
     let dir = cache().join("config-lld");
     let _ = std::fs::remove_dir_all(&dir);
-    let out = config_with("tiny", &dir, &["--ld", "lld"]);
+    let out = config_with("tiny", &dir, &[]);
     assert!(out.status.success(), "{}", text(&out));
     let config = dot_config(&dir);
     assert_eq!(config.get("LD_IS_LLD").map(String::as_str), Some("y"));
@@ -451,7 +452,22 @@ fn lld_links_a_gcc_build_when_asked() {
         "{}",
         text(&out)
     );
+    let study_mk = std::fs::read_to_string(dir.join("study.mk")).unwrap();
+    assert!(study_mk.contains("--gdb-index"), "{study_mk}");
     std::fs::remove_dir_all(&dir).unwrap();
+
+    let bfd = cache().join("config-bfd");
+    let _ = std::fs::remove_dir_all(&bfd);
+    let out = config_with("tiny", &bfd, &["--ld", "bfd"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        dot_config(&bfd).get("LD_IS_BFD").map(String::as_str),
+        Some("y")
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("LD=ld.lld"));
+    let study_mk = std::fs::read_to_string(bfd.join("study.mk")).unwrap();
+    assert!(!study_mk.contains("--gdb-index"), "{study_mk}");
+    std::fs::remove_dir_all(&bfd).unwrap();
 
     let tree = kernel();
     let dry = xtask(&[
@@ -462,11 +478,11 @@ fn lld_links_a_gcc_build_when_asked() {
         "-p",
         "tiny",
         "--ld",
-        "lld",
+        "bfd",
     ]);
     assert!(dry.status.success(), "{}", text(&dry));
     assert!(
-        String::from_utf8_lossy(&dry.stderr).contains("/build/tiny-lld"),
+        String::from_utf8_lossy(&dry.stderr).contains("/build/tiny-bfd"),
         "{}",
         text(&dry)
     );

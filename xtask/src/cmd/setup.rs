@@ -37,9 +37,15 @@ impl cli::Setup {
             );
             return Ok(());
         }
+        // What `cargo xtask build` needs on this host is not optional: the
+        // default profile's linker (lld on x86_64) and compiler.
+        let default = ctx.profiles()?.get(None)?.clone();
+        let cc = self.cc.unwrap_or(default.cc);
+        let groups = default.linker_for(&ctx.arch_name).tool_groups(cc);
+        let optional = |t: &Tool| t.optional_beyond(&groups);
         let root = ctx.root.as_path();
         for tool in &tools {
-            let mark = match (tool.present(root), tool.optional) {
+            let mark = match (tool.present(root), optional(tool)) {
                 (true, _) => "ok",
                 (false, true) => "optional",
                 (false, false) => "MISSING",
@@ -63,7 +69,7 @@ impl cli::Setup {
         let missing: Vec<&Tool> = tools.iter().copied().filter(|t| !t.present(root)).collect();
         if self.install && !missing.is_empty() {
             install::install(ctx, &missing)?;
-        } else if missing.iter().any(|t| !t.optional) {
+        } else if missing.iter().any(|t| !optional(t)) {
             bail!("{}", install::hint("missing", &missing));
         } else if !missing.is_empty() {
             println!(

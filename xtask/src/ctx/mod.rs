@@ -225,10 +225,10 @@ impl Prepared {
         let arch = ctx.arch()?;
         let compiler = target.cc.unwrap_or(profile.cc);
         let linker = target.ld.unwrap_or(match compiler.family {
-            Family::Gcc => profile.ld,
+            Family::Gcc => profile.linker_for(&arch.name),
             Family::Clang => Linker::Lld,
         });
-        let profile_linker = profile.ld;
+        let profile_linker = profile.linker_for(&arch.name);
         let profile = profile.for_target(compiler, &arch.name);
         // One directory per profile, compiler, linker and architecture: the
         // host's architecture, plain gcc and the profile's linker go unnamed.
@@ -275,14 +275,7 @@ impl Prepared {
     /// The host-tool groups (study/host-tools.toml's `for`) this build's
     /// compiler and linker need beyond `config` and `build`'s.
     pub fn toolchain_groups(&self) -> Vec<&'static str> {
-        let mut groups = Vec::new();
-        if self.compiler.family == Family::Clang {
-            groups.push("clang");
-        }
-        if self.compiler.family == Family::Gcc && self.linker == Linker::Lld {
-            groups.push("lld");
-        }
-        groups
+        self.linker.tool_groups(self.compiler)
     }
 
     /// Variables for every make, Kconfig's included: the cross build's,

@@ -122,6 +122,12 @@ impl Tool {
     }
 
     /// Whether a host that `sel` describes wants this tool.
+    /// Optional, unless one of `groups` (what the default build needs: its
+    /// linker's, its compiler's) needs it.
+    pub fn optional_beyond(&self, groups: &[&str]) -> bool {
+        self.optional && !self.needed_by.iter().any(|g| groups.contains(&g.as_str()))
+    }
+
     pub fn wanted(&self, sel: &Selection) -> bool {
         (self.arch.is_empty() || self.arch.iter().any(|a| sel.arches.contains(&a.as_str())))
             && (sel.debian || !self.debian_only)
@@ -406,6 +412,19 @@ mod tests {
     fn shipped() -> Vec<Tool> {
         let study = crate::study::shipped();
         load(&study).unwrap()
+    }
+
+    #[test]
+    fn a_tool_the_default_build_needs_is_not_optional() {
+        let tools = shipped();
+        let lld = tools.iter().find(|t| t.check == "ld.lld").unwrap();
+        assert!(lld.optional_beyond(&[]));
+        assert!(!lld.optional_beyond(&["lld"]));
+        assert!(!lld.optional_beyond(&["clang"]));
+        let distcc = tools.iter().find(|t| t.check == "distccd").unwrap();
+        assert!(distcc.optional_beyond(&["lld"]));
+        let make = tools.iter().find(|t| t.check == "make").unwrap();
+        assert!(!make.optional_beyond(&[]));
     }
 
     /// `--cc clang-19` wants clang-19, ld.lld-19 and llvm-ar-19 from their

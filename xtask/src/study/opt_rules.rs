@@ -166,7 +166,8 @@ fn targets(stem: &str) -> String {
 const SPLIT_DWARF_MAPS: &str = "study-split-dwarf-maps = -fdebug-prefix-map=$(abs_objtree)=. \
 $(if $(filter $(abs_srctree)/%,$(abs_objtree)),,-fdebug-prefix-map=$(abs_srctree)=$(abs_srctree))\n";
 
-/// The make fragment for a profile's rules plus per-object flags.
+/// The make fragment for a profile's rules plus per-object flags, and the
+/// linker's flags for vmlinux (`vmlinux_ldflags`).
 ///
 /// Precedence follows GNU make: pattern-specific values with shorter stems
 /// (more specific directories) are applied after longer ones, and
@@ -177,6 +178,7 @@ pub fn render_makefile(
     rules: &OptRules,
     objects: &[ObjectFlags],
     extra_kcflags: &[String],
+    vmlinux_ldflags: &[String],
 ) -> String {
     let mut out = String::new();
     out.push_str(&format!(
@@ -193,6 +195,16 @@ pub fn render_makefile(
         kcflags.join(" ")
     ));
     out.push_str(SPLIT_DWARF_MAPS);
+    if !vmlinux_ldflags.is_empty() {
+        // Kbuild's top Makefile resets LDFLAGS_vmlinux and exports it to
+        // scripts/Makefile.vmlinux, the sub-make that links vmlinux: the
+        // append lands there, and expands there, after auto.conf.
+        out.push_str(&format!(
+            "\n# The links of vmlinux: lld writes gdb's index (study/toolchain.rs).\n\
+             LDFLAGS_vmlinux += {}\n",
+            vmlinux_ldflags.join(" ")
+        ));
+    }
     if !rules.rules.is_empty() {
         out.push_str("\n# Rules from the profile, least specific first.\n");
     }
@@ -312,7 +324,24 @@ mod tests {
 
             %.o %.s %.i: private ccflags-y += $(study-cflags)
         "#]]
-        .assert_eq(&render_makefile("study", &sample(), &objects, &[]));
+        .assert_eq(&render_makefile("study", &sample(), &objects, &[], &[]));
+    }
+
+    /// Real make in `dir`, study.mk evaluated first, as on the tool's make
+    /// command line; what it printed.
+    fn make_with_study_mk(dir: &Path, targets: &[&str]) -> String {
+        let output = std::process::Command::new("make")
+            .current_dir(dir)
+            .args(["-s", "--eval=include study.mk"])
+            .args(targets)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// Runs the real GNU make on the generated text, the way Kbuild's
@@ -329,7 +358,7 @@ mod tests {
         }];
         std::fs::write(
             dir.join("study.mk"),
-            render_makefile("t", &sample(), &objects, &[]),
+            render_makefile("t", &sample(), &objects, &[], &[]),
         )
         .unwrap();
         // Like scripts/Makefile.build: ccflags-y is reset, then appended to.
@@ -338,22 +367,16 @@ mod tests {
             "ccflags-y := -Ikbuild\n%.o %.s:\n\t@echo $@: $(KCFLAGS) $(ccflags-y)\n",
         )
         .unwrap();
-        let output = std::process::Command::new("make")
-            .current_dir(&dir)
-            .args(["-s", "--eval=include study.mk"])
-            .args([
+        let output = make_with_study_mk(
+            &dir,
+            &[
                 "mm/memory.o",
                 "net/ipv4/tcp.o",
                 "net/core/sock.o",
                 "net/core/dev.o",
-            ])
-            .args(["net/core/skbuff.o", "net/socket.s"])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
+                "net/core/skbuff.o",
+                "net/socket.s",
+            ],
         );
         expect![[r#"
             mm/memory.o: -Og -Ikbuild
@@ -363,7 +386,49 @@ mod tests {
             net/core/skbuff.o: -Og -Ikbuild -O0
             net/socket.s: -Og -Ikbuild -O0
         "#]]
-        .assert_eq(&String::from_utf8_lossy(&output.stdout));
+        .assert_eq(&output);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The linker's flags reach the sub-make that links vmlinux, through
+    /// real make laid out as Kbuild's: the top Makefile resets
+    /// LDFLAGS_vmlinux and exports it to scripts/Makefile.vmlinux, which
+    /// reads auto.conf. gdb's index only where split DWARF is on.
+    #[test]
+    fn the_linkers_flags_reach_the_link_of_vmlinux_only_with_split_dwarf() {
+        let dir = std::env::temp_dir().join(format!("opt-rules-ld-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ldflags = crate::study::toolchain::Linker::Lld
+            .vmlinux_ldflags(crate::study::toolchain::Toolchain::GCC);
+        std::fs::write(
+            dir.join("study.mk"),
+            render_makefile("t", &OptRules::new(Level::Og, vec![]), &[], &[], &ldflags),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("Makefile"),
+            "LDFLAGS_vmlinux =\nLDFLAGS_vmlinux += --build-id=sha1\n\
+             vmlinux: private _LDFLAGS_vmlinux := $(LDFLAGS_vmlinux)\n\
+             vmlinux: export LDFLAGS_vmlinux = $(_LDFLAGS_vmlinux)\n\
+             vmlinux:\n\t@$(MAKE) -s -f Makefile.vmlinux\n\
+             other:\n\t@echo other: $(LDFLAGS_vmlinux)\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("Makefile.vmlinux"),
+            "include auto.conf\nvmlinux:\n\t@echo link: $(LDFLAGS_vmlinux)\n",
+        )
+        .unwrap();
+        let make = |config: &str| {
+            std::fs::write(dir.join("auto.conf"), config).unwrap();
+            make_with_study_mk(&dir, &["vmlinux", "other"])
+        };
+        assert_eq!(
+            make("CONFIG_DEBUG_INFO_SPLIT=y\n"),
+            "link: --build-id=sha1 --gdb-index\nother: --build-id=sha1\n"
+        );
+        assert_eq!(make(""), "link: --build-id=sha1\nother: --build-id=sha1\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -384,7 +449,7 @@ mod tests {
         .unwrap();
         std::fs::write(
             objtree.join("study.mk"),
-            render_makefile("t", &OptRules::new(Level::Og, vec![]), &[], &[]),
+            render_makefile("t", &OptRules::new(Level::Og, vec![]), &[], &[], &[]),
         )
         .unwrap();
         // As Kbuild's top Makefile: the .config first, KCFLAGS after it.

@@ -154,6 +154,32 @@ impl Linker {
             )),
         }
     }
+
+    /// The host-tool groups (study/host-tools.toml's `for`) a build with
+    /// `compiler` and this linker needs beyond `config` and `build`'s.
+    pub fn tool_groups(self, compiler: Toolchain) -> Vec<&'static str> {
+        match (compiler.family, self) {
+            (Family::Clang, _) => vec!["clang"],
+            (Family::Gcc, Linker::Lld) => vec!["lld"],
+            (Family::Gcc, Linker::Bfd) => Vec::new(),
+        }
+    }
+
+    /// Flags for the links of vmlinux, as make text (study.mk appends them to
+    /// Kbuild's LDFLAGS_vmlinux). lld writes gdb's index, `.gdb_index`, from
+    /// the `.debug_gnu_pubnames` that gcc emits with split DWARF: gdb then
+    /// starts on vmlinux in 0.18 s against 0.8 s (`tiny`), and the index
+    /// costs the link 0.04 s (docs/src/measurements.md). Without split DWARF
+    /// gcc emits no pubnames, and an index without names would hide every
+    /// symbol from gdb, which trusts an index. clang's pubnames are untried.
+    pub fn vmlinux_ldflags(self, compiler: Toolchain) -> Vec<String> {
+        match (compiler.family, self) {
+            (Family::Gcc, Linker::Lld) => {
+                vec!["$(if $(CONFIG_DEBUG_INFO_SPLIT),--gdb-index)".to_string()]
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl fmt::Display for Linker {
@@ -189,6 +215,21 @@ mod tests {
         assert!(err.contains("clang links with lld"), "{err}");
         assert_eq!("lld".parse::<Linker>(), Ok(Linker::Lld));
         assert!("gold".parse::<Linker>().unwrap_err().contains("valid: bfd"));
+    }
+
+    #[test]
+    fn a_build_needs_its_compilers_and_linkers_tools() {
+        assert_eq!(Linker::Lld.tool_groups(Toolchain::GCC), ["lld"]);
+        assert!(Linker::Bfd.tool_groups(Toolchain::GCC).is_empty());
+        assert_eq!(Linker::Lld.tool_groups(Toolchain::CLANG), ["clang"]);
+    }
+
+    #[test]
+    fn only_lld_under_gcc_writes_gdbs_index() {
+        let index = ["$(if $(CONFIG_DEBUG_INFO_SPLIT),--gdb-index)"];
+        assert_eq!(Linker::Lld.vmlinux_ldflags(Toolchain::GCC), index);
+        assert!(Linker::Bfd.vmlinux_ldflags(Toolchain::GCC).is_empty());
+        assert!(Linker::Lld.vmlinux_ldflags(Toolchain::CLANG).is_empty());
     }
 
     #[test]

@@ -58,6 +58,14 @@ pub(super) fn extended(
             optimization: merged.optimization.or(parent.optimization),
             cc: merged.cc.or(parent.cc),
             ld: merged.ld.or(parent.ld),
+            arch_ld: Some(
+                parent
+                    .arch_ld
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain(merged.arch_ld.unwrap_or_default())
+                    .collect(),
+            ),
             cc_options: Some(tables_laid_over(parent.cc_options, merged.cc_options)),
             arch_options: Some(tables_laid_over(parent.arch_options, merged.arch_options)),
             cc_arch_options: Some({

@@ -51,6 +51,7 @@ struct RawProfile {
     optimization: Option<RawOptimization>,
     cc: Option<Spanned<String>>,
     ld: Option<Spanned<String>>,
+    arch_ld: Option<BTreeMap<String, Spanned<String>>>,
     cc_options: Option<BTreeMap<Spanned<String>, RawOptions>>,
     arch_options: Option<BTreeMap<Spanned<String>, RawOptions>>,
     cc_arch_options: Option<BTreeMap<Spanned<String>, BTreeMap<String, RawOptions>>>,
@@ -114,8 +115,11 @@ pub struct Profile {
     pub rules: OptRules,
     /// The compiler family, unless `--cc` says otherwise.
     pub cc: Toolchain,
-    /// The linker of a gcc build, unless `--ld` says otherwise.
+    /// The linker of a gcc build, unless `arch_ld` names one for its
+    /// architecture or `--ld` says otherwise: see `linker_for`.
     pub ld: Linker,
+    /// The linker of a gcc build on one architecture, over `ld`.
+    pub arch_ld: BTreeMap<String, Linker>,
     /// More options when building with one compiler, over `options`.
     pub cc_options: BTreeMap<Family, Vec<ConfigOption>>,
     /// More options for one architecture (a file under study/arch/), over
@@ -135,6 +139,11 @@ pub struct Profile {
 impl Profile {
     /// `options` with the ones for `cc`, then for `arch`, then for both,
     /// laid over them.
+    /// The linker of a gcc build for `arch`, unless `--ld` says otherwise.
+    pub fn linker_for(&self, arch: &str) -> Linker {
+        self.arch_ld.get(arch).copied().unwrap_or(self.ld)
+    }
+
     pub fn for_target(self, cc: Toolchain, arch: &str) -> Profile {
         let for_cc = self.cc_options.get(&cc.family).cloned().unwrap_or_default();
         let for_arch = self.arch_options.get(arch).cloned().unwrap_or_default();
@@ -362,10 +371,23 @@ fn resolve_profile(
             .map_err(|e| anyhow::anyhow!("{}: {e}", at(ld.span())))?,
         None => Linker::Bfd,
     };
+    let arch_ld = raw
+        .arch_ld
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(arch, ld)| {
+            let linker = ld
+                .get_ref()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", at(ld.span())))?;
+            Ok((arch, linker))
+        })
+        .collect::<Result<BTreeMap<String, Linker>>>()?;
     Ok(Profile {
         name: name.to_string(),
         cc,
         ld,
+        arch_ld,
         cc_options,
         arch_options,
         cc_arch_options,

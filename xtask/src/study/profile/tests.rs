@@ -83,7 +83,7 @@ fn misspelled_key_names_file_line_column_and_key() {
     assert_eq!(
         error(&text),
         "study/study.toml:9:1: unknown field `fragmnet`, expected one of `extends`, `description`, \
-         `base`, `fragments`, `fragment`, `options`, `optional`, `optimization`, `cc`, `ld`, `cc-options`, `arch-options`, `cc-arch-options`"
+         `base`, `fragments`, `fragment`, `options`, `optional`, `optimization`, `cc`, `ld`, `arch-ld`, `cc-options`, `arch-options`, `cc-arch-options`"
     );
 }
 
@@ -238,4 +238,34 @@ fn extending_no_profile_or_oneself_is_one_line() {
     let err = error(&text);
     assert!(err.contains("extends itself through"), "{err}");
     assert!(!err.contains('\n'), "{err}");
+}
+
+#[test]
+fn the_linker_by_architecture_lies_over_the_profiles_and_is_inherited() {
+    let text = MINIMAL.replace(
+        "fragment = \"study-small.config\"\n",
+        "fragment = \"study-small.config\"\narch-ld = { x86_64 = \"lld\" }\n",
+    ) + "[profile.peer]\nextends = \"small\"\n[profile.arm]\nextends = \"small\"\n\
+         ld = \"lld\"\narch-ld = { arm64 = \"bfd\" }\n";
+    let profiles = parse(&text).unwrap();
+    for name in ["small", "peer"] {
+        let p = profiles.get(Some(name)).unwrap();
+        assert_eq!(p.linker_for("x86_64"), Linker::Lld, "{name}");
+        assert_eq!(p.linker_for("arm64"), Linker::Bfd, "{name}");
+        assert_eq!(p.linker_for("um"), Linker::Bfd, "{name}");
+    }
+    let arm = profiles.get(Some("arm")).unwrap();
+    assert_eq!(arm.linker_for("arm64"), Linker::Bfd);
+    assert_eq!(arm.linker_for("um"), Linker::Lld);
+    let shipped = Profiles::load(&crate::study::shipped().join("study.toml")).unwrap();
+    assert_eq!(shipped.get(None).unwrap().linker_for("x86_64"), Linker::Lld);
+
+    let err = error(&MINIMAL.replace(
+        "fragment = \"study-small.config\"\n",
+        "fragment = \"study-small.config\"\narch-ld = { x86_64 = \"gold\" }\n",
+    ));
+    assert!(
+        err.starts_with("study/study.toml:10:22: unknown linker \"gold\""),
+        "{err}"
+    );
 }
