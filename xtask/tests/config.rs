@@ -253,8 +253,9 @@ fn dry_run_prints_commands_and_writes_nothing() {
     assert!(out.status.success(), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let kconfig_dir = build_dir.join(".study/kconfig");
+    // lld, tiny's linker on x86_64, reaches Kconfig too (CONFIG_LD_IS_LLD).
     let make = format!(
-        "$ make -C {} O={} ARCH=x86_64",
+        "$ make -C {} O={} ARCH=x86_64 LD=ld.lld",
         tree.display(),
         kconfig_dir.display()
     );
