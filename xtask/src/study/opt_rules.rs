@@ -399,8 +399,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("opt-rules-ld-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let ldflags = crate::study::toolchain::Linker::Lld
-            .vmlinux_ldflags(crate::study::toolchain::Toolchain::GCC);
+        let ldflags = crate::study::toolchain::Linker::Lld.vmlinux_ldflags();
         std::fs::write(
             dir.join("study.mk"),
             render_makefile("t", &OptRules::new(Level::Og, vec![]), &[], &[], &ldflags),

@@ -169,15 +169,14 @@ impl Linker {
     /// Kbuild's LDFLAGS_vmlinux). lld writes gdb's index, `.gdb_index`, from
     /// the `.debug_gnu_pubnames` that gcc emits with split DWARF: gdb then
     /// starts on vmlinux in 0.18 s against 0.8 s (`tiny`), and the index
-    /// costs the link 0.04 s (docs/src/measurements.md). Without split DWARF
-    /// gcc emits no pubnames, and an index without names would hide every
-    /// symbol from gdb, which trusts an index. clang's pubnames are untried.
-    pub fn vmlinux_ldflags(self, compiler: Toolchain) -> Vec<String> {
-        match (compiler.family, self) {
-            (Family::Gcc, Linker::Lld) => {
-                vec!["$(if $(CONFIG_DEBUG_INFO_SPLIT),--gdb-index)".to_string()]
-            }
-            _ => Vec::new(),
+    /// costs the link 0.04 s (docs/src/measurements.md). clang emits the same
+    /// sections with split DWARF, and links with lld. Without split DWARF
+    /// neither emits pubnames, and an index without names would hide every
+    /// symbol from gdb, which trusts an index.
+    pub fn vmlinux_ldflags(self) -> Vec<String> {
+        match self {
+            Linker::Lld => vec!["$(if $(CONFIG_DEBUG_INFO_SPLIT),--gdb-index)".to_string()],
+            Linker::Bfd => Vec::new(),
         }
     }
 }
@@ -225,11 +224,10 @@ mod tests {
     }
 
     #[test]
-    fn only_lld_under_gcc_writes_gdbs_index() {
+    fn only_lld_writes_gdbs_index() {
         let index = ["$(if $(CONFIG_DEBUG_INFO_SPLIT),--gdb-index)"];
-        assert_eq!(Linker::Lld.vmlinux_ldflags(Toolchain::GCC), index);
-        assert!(Linker::Bfd.vmlinux_ldflags(Toolchain::GCC).is_empty());
-        assert!(Linker::Lld.vmlinux_ldflags(Toolchain::CLANG).is_empty());
+        assert_eq!(Linker::Lld.vmlinux_ldflags(), index);
+        assert!(Linker::Bfd.vmlinux_ldflags().is_empty());
     }
 
     #[test]

@@ -135,7 +135,7 @@ pub fn overrides_text_with(p: &Prepared, recorded: &RecordedFallbacks) -> String
         &p.profile.rules,
         &placement(p, recorded).object_flags(),
         &p.compiler.extra_kcflags(),
-        &p.linker.vmlinux_ldflags(p.compiler),
+        &p.linker.vmlinux_ldflags(),
     )
 }
 
