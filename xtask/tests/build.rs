@@ -61,6 +61,14 @@ fn tiny_builds_at_the_levels_its_rules_promise() {
     assert!(dir.join("arch/x86/boot/bzImage").is_file());
     assert!(dir.join("vmlinux-gdb.py").exists());
     assert!(dir.join("compile_commands.json").is_file());
+    // lld, tiny's linker on x86_64, wrote gdb's index of the split DWARF
+    // at the link (study.mk's LDFLAGS_vmlinux): gdb starts from it.
+    let vmlinux = std::fs::read(dir.join("vmlinux")).unwrap();
+    let elf = object::File::parse(&*vmlinux).unwrap();
+    let index = object::Object::section_by_name(&elf, ".gdb_index")
+        .unwrap_or_else(|| panic!("vmlinux has no .gdb_index"));
+    let size = object::ObjectSection::size(&index);
+    assert!(size > 1 << 20, ".gdb_index is {size} bytes");
 
     let (ok, report) = opt_report(None, &[]);
     assert!(ok, "opt-report --check failed");

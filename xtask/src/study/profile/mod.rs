@@ -137,13 +137,13 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// `options` with the ones for `cc`, then for `arch`, then for both,
-    /// laid over them.
     /// The linker of a gcc build for `arch`, unless `--ld` says otherwise.
     pub fn linker_for(&self, arch: &str) -> Linker {
         self.arch_ld.get(arch).copied().unwrap_or(self.ld)
     }
 
+    /// `options` with the ones for `cc`, then for `arch`, then for both,
+    /// laid over them.
     pub fn for_target(self, cc: Toolchain, arch: &str) -> Profile {
         let for_cc = self.cc_options.get(&cc.family).cloned().unwrap_or_default();
         let for_arch = self.arch_options.get(arch).cloned().unwrap_or_default();
