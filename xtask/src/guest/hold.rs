@@ -37,7 +37,7 @@ pub(super) fn wait_of(p: &Prepared, req: &RunRequest, has_command: bool) -> GdbW
     gdb_wait(req, p.arch.runner, host_root, has_command)
 }
 
-/// One a guest and a tool: one tool may boot several (`bench loop`).
+/// One per guest and tool process: one tool may boot several (`bench loop`).
 pub(super) fn release_path(p: &Prepared, req: &RunRequest) -> PathBuf {
     let port = req.gdb_port.unwrap_or_default();
     p.state()
@@ -47,7 +47,7 @@ pub(super) fn release_path(p: &Prepared, req: &RunRequest) -> PathBuf {
 
 /// What `req` gets on this guest: a held job falls back to the wait at the
 /// reset vector where the guest cannot be held.
-pub fn gdb_wait(req: &RunRequest, runner: Runner, host_root: bool, has_command: bool) -> GdbWait {
+fn gdb_wait(req: &RunRequest, runner: Runner, host_root: bool, has_command: bool) -> GdbWait {
     if req.gdb_port.is_none() {
         return GdbWait::No;
     }

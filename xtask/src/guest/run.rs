@@ -12,10 +12,10 @@ use anyhow::{bail, Result};
 
 use crate::{
     ctx::{project_root, Ctx, Prepared},
-    guest::hold::{release_path, wait_of, GdbWait},
     guest::{
         clock::host_tsc_khz,
         console::{supervise, Bound, Debugger},
+        hold::{release_path, wait_of, GdbWait},
         initramfs,
         programs::{self, guest_bin_dir, guest_env, guest_init},
         qemu::{self, Accel, Guest, Root},

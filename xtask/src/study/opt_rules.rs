@@ -200,7 +200,7 @@ pub fn render_makefile(
         // scripts/Makefile.vmlinux, the sub-make that links vmlinux: the
         // append lands there, and expands there, after auto.conf.
         out.push_str(&format!(
-            "\n# The links of vmlinux: lld writes gdb's index (study/toolchain.rs).\n\
+            "\n# The links of vmlinux: lld writes gdb's index (xtask/src/study/toolchain.rs, Linker::vmlinux_ldflags).\n\
              LDFLAGS_vmlinux += {}\n",
             vmlinux_ldflags.join(" ")
         ));

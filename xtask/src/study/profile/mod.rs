@@ -358,30 +358,18 @@ fn resolve_profile(
     };
 
     let cc = match raw.cc {
-        Some(cc) => cc
-            .get_ref()
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", at(cc.span())))?,
+        Some(cc) => parsed_at(&cc, at)?,
         None => Toolchain::GCC,
     };
     let ld = match raw.ld {
-        Some(ld) => ld
-            .get_ref()
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", at(ld.span())))?,
+        Some(ld) => parsed_at(&ld, at)?,
         None => Linker::Bfd,
     };
     let arch_ld = raw
         .arch_ld
         .unwrap_or_default()
         .into_iter()
-        .map(|(arch, ld)| {
-            let linker = ld
-                .get_ref()
-                .parse()
-                .map_err(|e| anyhow::anyhow!("{}: {e}", at(ld.span())))?;
-            Ok((arch, linker))
-        })
+        .map(|(arch, ld)| Ok((arch, parsed_at(&ld, at)?)))
         .collect::<Result<BTreeMap<String, Linker>>>()?;
     Ok(Profile {
         name: name.to_string(),
@@ -405,6 +393,17 @@ fn resolve_profile(
         rules,
         source: path.to_path_buf(),
     })
+}
+
+/// A value of the file (a compiler, a linker), its error at its place.
+fn parsed_at<T: std::str::FromStr<Err = String>>(
+    value: &Spanned<String>,
+    at: &dyn Fn(std::ops::Range<usize>) -> Origin,
+) -> Result<T> {
+    value
+        .get_ref()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", at(value.span())))
 }
 
 fn resolve_options(
