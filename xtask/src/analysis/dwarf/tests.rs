@@ -301,7 +301,7 @@ fn serializes_level_by_name() {
 /// A generated C file of a few thousand functions: prints its object's
 /// size and how long summarizing it takes. Run with `--ignored`.
 #[test]
-#[ignore]
+#[ignore = "a timing to read, not a check: run with --ignored"]
 fn timing_large_object() {
     let dir = scratch_dir("large");
     let mut source = String::from("extern int sink(int);\n");
