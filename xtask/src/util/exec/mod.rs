@@ -408,7 +408,13 @@ pub fn to_shell(cmd: &Command) -> String {
             words.push(format!("{}={}", key.to_string_lossy(), quote_os(value)));
         }
     }
-    words.push(quote_os(cmd.get_program()));
+    // The program's word is never an assignment: its `=` is quoted too.
+    let program = cmd.get_program().to_string_lossy();
+    words.push(if program.contains('=') {
+        quoted(&program)
+    } else {
+        quote(&program)
+    });
     words.extend(cmd.get_args().map(quote_os));
     words.join(" ")
 }
@@ -423,13 +429,28 @@ fn quote_os(word: &OsStr) -> String {
     quote(&word.to_string_lossy())
 }
 
-/// POSIX shell quoting: bare when every character is safe, else single quotes.
+/// POSIX shell quoting: shell-words' rule, with two changes. `=` is
+/// special to the shell only in an assignment before the command, so a
+/// word whose pieces between `=`s are bare stays bare (`O=/b/tiny`, not
+/// `'O=/b/tiny'`); and a `{` is quoted, as bash would expand `{a,b}`.
 pub fn quote(word: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
-    if !word.is_empty() && word.chars().all(safe) {
-        return word.to_string();
+    let bare = |piece: &str| {
+        piece.is_empty() || (!piece.contains('{') && shell_words::quote(piece) == piece)
+    };
+    if !word.is_empty() && !word.starts_with('=') && word.split('=').all(bare) {
+        word.to_string()
+    } else {
+        quoted(word)
     }
-    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// shell-words' quotes, and single quotes where it would leave the word
+/// bare (only a `{` or an `=` brings a bare word here).
+fn quoted(word: &str) -> String {
+    match shell_words::quote(word) {
+        q if q == word => format!("'{word}'"),
+        q => q.into_owned(),
+    }
 }
 
 pub fn describe(status: ExitStatus) -> String {
@@ -498,5 +519,29 @@ mod tests {
             "cd /k && KBUILD_BUILD_TIMESTAMP='1970-01-01 00:00:00' make 'O=/tmp/build dir' \
              '--eval=include /b/study.mk' -j2"
         );
+    }
+
+    /// What the echo prints, pasted into the real sh and bash, gives back
+    /// the same words.
+    #[test]
+    fn quoted_words_survive_a_real_shell() {
+        let words = [
+            "O=/b/tiny", "CC=ccache gcc", "--eval=include /b/x.mk", "it's", "$HOME", "a\nb",
+            "~x", "x=~y", "a=b=c", "=", "", "{a,b}", "*.o", "tab\there", "line\nbreak", "é",
+            "100%", "#c", "x;y", "`id`", "!x",
+        ];
+        let line = words.map(quote).join(" ");
+        for shell in ["sh", "bash"] {
+            let Some(shell) = which(shell) else { continue };
+            let out = Command::new(shell)
+                .args(["-c", &format!("printf '%s\\0' {line}")])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{line}");
+            let got: Vec<_> = out.stdout.split(|&b| b == 0).map(String::from_utf8_lossy).collect();
+            assert_eq!(got[..words.len()], words[..], "{line}");
+        }
+        // Bare where nothing is special: make's assignments read as typed.
+        assert_eq!(line.split(' ').next(), Some("O=/b/tiny"));
     }
 }
