@@ -526,9 +526,27 @@ mod tests {
     #[test]
     fn quoted_words_survive_a_real_shell() {
         let words = [
-            "O=/b/tiny", "CC=ccache gcc", "--eval=include /b/x.mk", "it's", "$HOME", "a\nb",
-            "~x", "x=~y", "a=b=c", "=", "", "{a,b}", "*.o", "tab\there", "line\nbreak", "é",
-            "100%", "#c", "x;y", "`id`", "!x",
+            "O=/b/tiny",
+            "CC=ccache gcc",
+            "--eval=include /b/x.mk",
+            "it's",
+            "$HOME",
+            "a\nb",
+            "~x",
+            "x=~y",
+            "a=b=c",
+            "=",
+            "",
+            "{a,b}",
+            "*.o",
+            "tab\there",
+            "line\nbreak",
+            "é",
+            "100%",
+            "#c",
+            "x;y",
+            "`id`",
+            "!x",
         ];
         let line = words.map(quote).join(" ");
         for shell in ["sh", "bash"] {
@@ -538,7 +556,11 @@ mod tests {
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{line}");
-            let got: Vec<_> = out.stdout.split(|&b| b == 0).map(String::from_utf8_lossy).collect();
+            let got: Vec<_> = out
+                .stdout
+                .split(|&b| b == 0)
+                .map(String::from_utf8_lossy)
+                .collect();
             assert_eq!(got[..words.len()], words[..], "{line}");
         }
         // Bare where nothing is special: make's assignments read as typed.
