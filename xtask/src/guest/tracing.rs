@@ -6,6 +6,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context, Result};
+use strsim::levenshtein as edit_distance;
 
 use crate::{
     ctx::{Ctx, Prepared},
@@ -14,7 +15,6 @@ use crate::{
         run::{self, RunRequest},
         trace_script::{guest_script, TraceSetup},
     },
-    kernel::kconfig::edit_distance,
     study::arch::Arch,
     util::{fsutil, supervise::TempPath},
 };
