@@ -117,7 +117,7 @@ impl Ctx {
     }
 
     pub fn profiles(&self) -> Result<Profiles> {
-        Profiles::load(&self.profiles_path)
+        Profiles::load(&self.profiles_path, &self.study_dir())
     }
 
     pub fn tree(&self) -> Result<KernelTree> {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::study::{
+    arch::Arch,
     opt_rules::{Level, OptRules, Rule},
     origin::{origin, toml_error, Origin},
     toolchain::{Family, Linker, Toolchain},
@@ -51,10 +52,10 @@ struct RawProfile {
     optimization: Option<RawOptimization>,
     cc: Option<Spanned<String>>,
     ld: Option<Spanned<String>>,
-    arch_ld: Option<BTreeMap<String, Spanned<String>>>,
+    arch_ld: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
     cc_options: Option<BTreeMap<Spanned<String>, RawOptions>>,
     arch_options: Option<BTreeMap<Spanned<String>, RawOptions>>,
-    cc_arch_options: Option<BTreeMap<Spanned<String>, BTreeMap<String, RawOptions>>>,
+    cc_arch_options: Option<BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, RawOptions>>>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -190,13 +191,17 @@ pub struct Profiles {
 }
 
 impl Profiles {
-    pub fn load(path: &Path) -> Result<Profiles> {
+    /// The profiles of the file at `path`, whose per-architecture keys
+    /// must name architectures of `study_dir`'s `arch/`.
+    pub fn load(path: &Path, study_dir: &Path) -> Result<Profiles> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{}: cannot read the profiles: {e}", path.display()))?;
-        Profiles::parse(path, &text)
+        Profiles::parse(path, &text, &Arch::names(study_dir))
     }
 
-    pub fn parse(path: &Path, text: &str) -> Result<Profiles> {
+    /// The profiles of `text`; `arches` are the architectures that
+    /// `arch-ld`, `arch-options` and `cc-arch-options` may name.
+    pub fn parse(path: &Path, text: &str, arches: &[String]) -> Result<Profiles> {
         let at = |span: std::ops::Range<usize>| origin(path, text, span.start);
         let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
 
@@ -208,7 +213,8 @@ impl Profiles {
         let mut profiles = BTreeMap::new();
         for (name, raw_profile) in &raw.profile {
             let raw_profile = extended(path, &raw.profile, name, raw_profile, &at)?;
-            let mut profile = resolve_profile(path, name, raw_profile, shared_rules.as_ref(), &at)?;
+            let mut profile =
+                resolve_profile(path, name, raw_profile, shared_rules.as_ref(), arches, &at)?;
             profile.renamed = raw
                 .renamed
                 .iter()
@@ -266,6 +272,7 @@ fn resolve_profile(
     name: &str,
     raw: RawProfile,
     shared_rules: Option<&OptRules>,
+    arches: &[String],
     at: &dyn Fn(std::ops::Range<usize>) -> Origin,
 ) -> Result<Profile> {
     let table = format!("[profile.{name}]");
@@ -318,15 +325,34 @@ fn resolve_profile(
             resolve_options(table, &optional, at)?,
         );
     }
+    // A misspelled architecture would configure without a word.
+    let arch = |arch: Spanned<String>, table: &str| -> Result<String> {
+        if !arches.contains(arch.get_ref()) {
+            bail!(
+                "{}: [profile.{name}.{table}]: no architecture \"{}\"; valid: {} (study/arch/)",
+                at(arch.span()),
+                arch.get_ref(),
+                arches.join(", ")
+            );
+        }
+        Ok(arch.into_inner())
+    };
     let mut arch_options = BTreeMap::new();
-    for (arch, table) in raw.arch_options.unwrap_or_default() {
-        arch_options.insert(arch.into_inner(), resolve_options(table, &optional, at)?);
+    for (key, table) in raw.arch_options.unwrap_or_default() {
+        arch_options.insert(
+            arch(key, "arch-options")?,
+            resolve_options(table, &optional, at)?,
+        );
     }
     let mut cc_arch_options = BTreeMap::new();
-    for (cc, arches) in raw.cc_arch_options.unwrap_or_default() {
-        let cc = toolchain(&cc, "cc-arch-options")?;
-        for (arch, table) in arches {
-            cc_arch_options.insert((cc, arch), resolve_options(table, &optional, at)?);
+    for (cc_name, by_arch) in raw.cc_arch_options.unwrap_or_default() {
+        let cc = toolchain(&cc_name, "cc-arch-options")?;
+        for (key, table) in by_arch {
+            let table_name = format!("cc-arch-options.{}", cc_name.get_ref());
+            cc_arch_options.insert(
+                (cc, arch(key, &table_name)?),
+                resolve_options(table, &optional, at)?,
+            );
         }
     }
     for o in &optional {
@@ -369,7 +395,7 @@ fn resolve_profile(
         .arch_ld
         .unwrap_or_default()
         .into_iter()
-        .map(|(arch, ld)| Ok((arch, parsed_at(&ld, at)?)))
+        .map(|(key, ld)| Ok((arch(key, "arch-ld")?, parsed_at(&ld, at)?)))
         .collect::<Result<BTreeMap<String, Linker>>>()?;
     Ok(Profile {
         name: name.to_string(),

@@ -1,7 +1,12 @@
 use super::*;
+use crate::study::shipped;
 
 fn parse(text: &str) -> Result<Profiles> {
-    Profiles::parse(Path::new("study/study.toml"), text)
+    Profiles::parse(Path::new("study/study.toml"), text, &arches())
+}
+
+fn arches() -> Vec<String> {
+    crate::study::arch::Arch::names(&crate::study::shipped())
 }
 
 fn error(text: &str) -> String {
@@ -31,7 +36,7 @@ VIRTIO_NET = "m"
 
 #[test]
 fn parses_the_shipped_profiles() {
-    let profiles = Profiles::load(&crate::study::shipped().join("study.toml")).unwrap();
+    let profiles = Profiles::load(&shipped().join("study.toml"), &shipped()).unwrap();
     assert_eq!(profiles.default, "study");
     let study = profiles.get(None).unwrap();
     assert_eq!(study.base, "defconfig");
@@ -257,7 +262,7 @@ fn the_linker_by_architecture_lies_over_the_profiles_and_is_inherited() {
     let arm = profiles.get(Some("arm")).unwrap();
     assert_eq!(arm.linker_for("arm64"), Linker::Bfd);
     assert_eq!(arm.linker_for("um"), Linker::Lld);
-    let shipped = Profiles::load(&crate::study::shipped().join("study.toml")).unwrap();
+    let shipped = Profiles::load(&shipped().join("study.toml"), &shipped()).unwrap();
     assert_eq!(shipped.get(None).unwrap().linker_for("x86_64"), Linker::Lld);
 
     let err = error(&MINIMAL.replace(
@@ -268,4 +273,45 @@ fn the_linker_by_architecture_lies_over_the_profiles_and_is_inherited() {
         err.starts_with("study/study.toml:10:22: unknown linker \"gold\""),
         "{err}"
     );
+}
+
+/// `arch-ld`, `arch-options` and `cc-arch-options` name architectures of
+/// study/arch/: a misspelled one is an error at its key, not a table that
+/// no build reads.
+#[test]
+fn a_misspelled_architecture_is_one_line_at_its_key() {
+    let valid = arches().join(", ");
+    assert!(valid.contains("x86_64"), "{valid}");
+    let cases = [
+        (
+            "arch-ld = { x86-64 = \"lld\" }\n",
+            "study/study.toml:10:13: [profile.small.arch-ld]: no architecture \"x86-64\"",
+        ),
+        (
+            "arch-ld = { x86_64 = \"lld\", arm46 = \"lld\" }\n",
+            "study/study.toml:10:29: [profile.small.arch-ld]: no architecture \"arm46\"",
+        ),
+        (
+            "[profile.small.arch-options.x86-64]\nPVH = true\n",
+            "study/study.toml:17:29: [profile.small.arch-options]: no architecture \"x86-64\"",
+        ),
+        (
+            "[profile.small.cc-arch-options.clang.arm46]\nLTO_NONE = true\n",
+            "study/study.toml:17:38: [profile.small.cc-arch-options.clang]: no architecture \"arm46\"",
+        ),
+    ];
+    for (line, expected) in cases {
+        // A key goes on line 10, after `fragment`; a table on line 17,
+        // after MINIMAL's last.
+        let text = if line.starts_with('[') {
+            format!("{MINIMAL}{line}")
+        } else {
+            MINIMAL.replace(
+                "fragment = \"study-small.config\"\n",
+                &format!("fragment = \"study-small.config\"\n{line}"),
+            )
+        };
+        let err = error(&text);
+        assert_eq!(err, format!("{expected}; valid: {valid} (study/arch/)"));
+    }
 }
