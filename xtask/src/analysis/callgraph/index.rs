@@ -3,7 +3,8 @@
 //! and um decoded with iced-x86, arm64's fixed-width `bl`/`blr` by mask),
 //! each call site's file:line from the DWARF line table, and whether ftrace
 //! can trace the function (an entry in `__mcount_loc`). Kept per build
-//! directory, and made again only when vmlinux changes.
+//! directory, and made again only when vmlinux or study/callgraph.toml's
+//! rules change.
 
 use std::{borrow::Cow, collections::BTreeMap, path::Path};
 
@@ -26,7 +27,8 @@ const FORMAT: u32 = 2;
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Index {
     format: u32,
-    /// vmlinux's size and modification time when the index was made.
+    /// vmlinux's size and modification time when the index was made, and
+    /// the rules it was made with.
     pub key: String,
     /// Tree-relative source files, shared by index.
     pub files: Vec<String>,
@@ -68,8 +70,10 @@ pub enum Target {
 }
 
 impl Index {
-    /// The key an index made from `vmlinux` now carries.
-    pub fn key_of(vmlinux: &Path) -> Result<String> {
+    /// The key an index made from `vmlinux` with `rules` now carries: the
+    /// rules are built into the index (what it leaves out, what counts as
+    /// indirect), so editing them makes it again as a new link does.
+    pub fn key_of(vmlinux: &Path, rules: &CallgraphRules) -> Result<String> {
         let meta = vmlinux
             .metadata()
             .with_context(|| format!("cannot read {}", vmlinux.display()))?;
@@ -77,7 +81,23 @@ impl Index {
             .modified()?
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        Ok(format!("{} {}", meta.len(), mtime.as_nanos()))
+        Ok(format!(
+            "{} {} ignore={:?} indirect-thunks={:?}",
+            meta.len(),
+            mtime.as_nanos(),
+            rules.ignore,
+            rules.indirect_thunks
+        ))
+    }
+
+    /// The index stored at `path`, if it is one of `vmlinux` as it is now,
+    /// made with these `rules`.
+    pub fn stored(path: &Path, vmlinux: &Path, rules: &CallgraphRules) -> Result<Option<Index>> {
+        let key = Index::key_of(vmlinux, rules)?;
+        Ok(std::fs::read(path)
+            .ok()
+            .and_then(|bytes| Index::from_bytes(&bytes))
+            .filter(|i| i.key == key))
     }
 
     /// An index of these functions, for tests of what reads one.
@@ -107,7 +127,7 @@ impl Index {
 
     /// Reads `vmlinux` (of the tree at `tree`, for the tree-relative paths).
     pub fn build(vmlinux: &Path, tree: &Path, rules: &CallgraphRules) -> Result<Index> {
-        let key = Index::key_of(vmlinux)?;
+        let key = Index::key_of(vmlinux, rules)?;
         let data =
             std::fs::read(vmlinux).with_context(|| format!("cannot read {}", vmlinux.display()))?;
         let file = object::File::parse(&*data)
@@ -322,6 +342,46 @@ mod tests {
         let start = index.functions.iter().find(|f| f.name == "_start").unwrap();
         let call = start.calls.first().expect("_start calls outer");
         assert_eq!((index.file(call.file), call.line), ("outer.c", 4));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// study/callgraph.toml's rules are built into the index: the same
+    /// vmlinux with other rules does not read the stored one.
+    #[test]
+    fn an_index_is_made_again_when_the_rules_change() {
+        let (program, dir) = split_program("index-rules", "-gdwarf-5");
+        let none = CallgraphRules {
+            ignore: Vec::new(),
+            indirect_thunks: Vec::new(),
+        };
+        let stored = dir.join("callgraph.index");
+        std::fs::write(
+            &stored,
+            Index::build(&program, &dir, &none).unwrap().to_bytes(),
+        )
+        .unwrap();
+        assert!(Index::stored(&stored, &program, &none).unwrap().is_some());
+
+        let ignore_outer = CallgraphRules {
+            ignore: vec!["outer".into()],
+            ..none.clone()
+        };
+        assert!(Index::stored(&stored, &program, &ignore_outer)
+            .unwrap()
+            .is_none());
+        // Made again, the index is another: _start's call of outer is left out.
+        let again = Index::build(&program, &dir, &ignore_outer).unwrap();
+        let start = again.functions.iter().find(|f| f.name == "_start").unwrap();
+        assert!(start.calls.is_empty(), "{:?}", start.calls);
+        assert_eq!(again.ignored.get("outer"), Some(&1));
+
+        let outer_is_a_thunk = CallgraphRules {
+            indirect_thunks: vec!["outer".into()],
+            ..none.clone()
+        };
+        assert!(Index::stored(&stored, &program, &outer_is_a_thunk)
+            .unwrap()
+            .is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -17,8 +17,9 @@ pub use index::{Index, Target};
 
 use crate::{ctx::Prepared, study::callgraph_rules::CallgraphRules, util::exec::Exec};
 
-/// The build directory's index: read when vmlinux has not changed since it
-/// was made, else made again (and said so, with the time it took).
+/// The build directory's index: read when neither vmlinux nor the rules
+/// changed since it was made, else made again (and said so, with the time
+/// it took).
 pub fn index_of(exec: &Exec, p: &Prepared, rules: &CallgraphRules) -> Result<Index> {
     let vmlinux = p.build_dir.join("vmlinux");
     if !vmlinux.is_file() {
@@ -29,17 +30,12 @@ pub fn index_of(exec: &Exec, p: &Prepared, rules: &CallgraphRules) -> Result<Ind
         );
     }
     let path = p.state().callgraph_index();
-    let key = Index::key_of(&vmlinux)?;
-    if let Some(index) = std::fs::read(&path)
-        .ok()
-        .and_then(|bytes| Index::from_bytes(&bytes))
-        .filter(|i| i.key == key)
-    {
+    if let Some(index) = Index::stored(&path, &vmlinux, rules)? {
         return Ok(index);
     }
     let start = std::time::Instant::now();
     eprintln!(
-        "callgraph: indexing {} (once per vmlinux)",
+        "callgraph: indexing {} (once per vmlinux and rules)",
         vmlinux.display()
     );
     let index = Index::build(&vmlinux, &p.tree.path, rules)?;
