@@ -37,6 +37,9 @@ struct RawFile {
 /// Option name → value, each with where it stands in the file.
 type RawOptions = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 
+/// Architecture → its options, the name with where it stands.
+type RawArchOptions = BTreeMap<Spanned<String>, RawOptions>;
+
 #[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawProfile {
@@ -54,8 +57,8 @@ struct RawProfile {
     ld: Option<Spanned<String>>,
     arch_ld: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
     cc_options: Option<BTreeMap<Spanned<String>, RawOptions>>,
-    arch_options: Option<BTreeMap<Spanned<String>, RawOptions>>,
-    cc_arch_options: Option<BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, RawOptions>>>,
+    arch_options: Option<RawArchOptions>,
+    cc_arch_options: Option<BTreeMap<Spanned<String>, RawArchOptions>>,
 }
 
 #[derive(Deserialize, Clone)]
