@@ -1,6 +1,6 @@
 //! Kconfig as data: a `.config` parsed into a map, the fragment a profile
 //! writes, which requested options did not land, and, where the Kconfig
-//! files can tell, the dependency that kept them out (`symbols`: the
+//! files can tell, the dependency that kept them out (`declarations`: the
 //! Kconfig files read into an index of symbols).
 
 use std::{collections::BTreeMap, path::Path, sync::LazyLock};
@@ -10,9 +10,9 @@ use regex::Regex;
 
 use crate::study::profile::{ConfigOption, KValue, Profile};
 
-mod symbols;
+mod declarations;
 
-pub use symbols::SymbolIndex;
+pub use declarations::SymbolIndex;
 
 /// A parsed `.config`: symbol (without `CONFIG_`) to value text, `n` for
 /// "is not set".
