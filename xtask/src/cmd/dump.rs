@@ -42,8 +42,8 @@ impl cli::Dump {
             let accel = kvm::choose_accel(ctx, &p, self.accel.into())?;
             LiveGuest::boot(ctx, &p, accel, Duration::from_secs(600), &self.command)?
         };
-        if self.after > 0.0 {
-            std::thread::sleep(Duration::from_secs_f64(self.after));
+        if !self.after.is_zero() {
+            std::thread::sleep(self.after);
         }
         // QEMU writes a partial file first; FILE appears only when whole.
         let partial = file.with_file_name(format!(
