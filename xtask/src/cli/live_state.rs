@@ -83,7 +83,15 @@ mod tests {
     use super::*;
 
     fn after(value: &str) -> Result<Duration, String> {
-        let argv = ["cargo-xtask", "dump", "core", "--after", value, "--", "true"];
+        let argv = [
+            "cargo-xtask",
+            "dump",
+            "core",
+            "--after",
+            value,
+            "--",
+            "true",
+        ];
         match Cli::try_parse_from(argv) {
             Ok(Cli {
                 command: Command::Dump(dump),
@@ -104,8 +112,9 @@ mod tests {
             let err = after(bad).unwrap_err();
             let first = err.lines().next().unwrap();
             assert!(
-                first.starts_with(&format!("error: invalid value '{bad}' for '--after <SECS>': "))
-                    && first.ends_with("give a number of seconds, 0 or more (e.g. --after 1.5)"),
+                first.starts_with(&format!(
+                    "error: invalid value '{bad}' for '--after <SECS>': "
+                )) && first.ends_with("give a number of seconds, 0 or more (e.g. --after 1.5)"),
                 "{err}"
             );
         }

@@ -247,7 +247,11 @@ mod tests {
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{shell:?}: {out:?}");
-            assert_eq!(String::from_utf8_lossy(&out.stdout), word, "{shell:?} on {quoted}");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                word,
+                "{shell:?} on {quoted}"
+            );
         }
         assert_eq!(sq("tcp_sendmsg"), "tcp_sendmsg");
     }
