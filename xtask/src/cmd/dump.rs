@@ -29,8 +29,14 @@ impl cli::Dump {
             // gdb writes it: study-dump is the same QMP command at a stop.
             let batch = [format!("study-dump {}", file.display())];
             if let Some(text) = batch_at_stop(ctx, &p, function, &self.command, &batch)? {
-                if !file.is_file() {
-                    bail!("gdb never stopped in {function} to dump the guest:\n{text}");
+                // study-dump's own line, not the file: one an earlier run
+                // left is no proof that gdb stopped in this one.
+                if !text.lines().any(wrote_the_dump) {
+                    let old = match file.exists() {
+                        true => format!(" ({} is an earlier run's)", file.display()),
+                        false => String::new(),
+                    };
+                    bail!("gdb never stopped in {function} to dump the guest{old}:\n{text}");
                 }
                 eprintln!("{}: the guest at its stop in {function}", file.display());
             }
@@ -76,6 +82,13 @@ impl cli::Dump {
         );
         Ok(())
     }
+}
+
+/// The line study-dump (study/gdb/study.py) prints once FILE is whole:
+/// `study-dump: FILE (N MiB), through SOCKET`.
+fn wrote_the_dump(line: &str) -> bool {
+    line.strip_prefix("study-dump: ")
+        .is_some_and(|rest| rest.contains(" MiB), through "))
 }
 
 /// FILE as QEMU and gdb's script take it: absolute, in a folder that
