@@ -33,11 +33,12 @@ pub(super) struct Debugger {
     pub attach_timeout: Option<Duration>,
 }
 
-/// Runs QEMU, passes the console through (up to init's end line, the
-/// token's own: a line of the command's that only looks like it is the
-/// command's output), and kills it when its bound passes. A guest a debugger has attached to is
-/// not hung when it stops: no bound from then on. Until then the bound is
-/// `--attach-timeout` for a guest waiting at `-S`, `--timeout` otherwise.
+/// Runs QEMU, passes the console through up to init's end line (the one
+/// with `status`'s token: a line of the command's that only looks like it
+/// is the command's output), and kills it when its bound passes. A guest a
+/// debugger has attached to is not hung when it stops: no bound from then
+/// on. Until then the bound is `--attach-timeout` for a guest waiting at
+/// `-S`, `--timeout` otherwise.
 pub(super) fn supervise(
     exec: &Exec,
     cmd: xshell::Cmd<'_>,
