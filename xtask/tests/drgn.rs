@@ -208,9 +208,9 @@ fn drgn_reads_a_guest_whose_command_has_ended() {
     );
 }
 
-/// `dump --at` where gdb never stops (`true` sends nothing) fails, though
-/// FILE is there: a vmcore an earlier run left is not this run's, and it
-/// stays as it was.
+/// `dump --at` where gdb never stops (`true` sends nothing) fails in one
+/// error line, though FILE is there: a vmcore an earlier run left is not
+/// this run's, and it stays as it was.
 #[test]
 fn dump_at_a_stop_never_reached_fails_over_an_old_vmcore() {
     let _serial = serial();
@@ -227,8 +227,8 @@ fn dump_at_a_stop_never_reached_fails_over_an_old_vmcore() {
     assert_eq!(
         errors,
         [format!(
-            "error: gdb never stopped in tcp_sendmsg_locked to dump the guest ({} is an \
-             earlier run's):",
+            "error: gdb wrote no vmcore at a stop in tcp_sendmsg_locked ({} is an earlier \
+             run's); gdb said:",
             core.display()
         )],
         "{stderr}"

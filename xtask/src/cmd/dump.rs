@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use crate::{
     builder, cli,
     ctx::{Ctx, Prepared},
-    guest::{gdb::batch_at_stop, kvm, live::LiveGuest, qmp},
+    guest::{gdb::batch_at_stop_output, kvm, live::LiveGuest, qmp},
     util::{lock::Access, supervise::TempPath},
 };
 
@@ -28,15 +28,20 @@ impl cli::Dump {
         if let Some(function) = &self.at {
             // gdb writes it: study-dump is the same QMP command at a stop.
             let batch = [format!("study-dump {}", file.display())];
-            if let Some(text) = batch_at_stop(ctx, &p, function, &self.command, &batch)? {
+            let at_stop = batch_at_stop_output(ctx, &p, function, &self.command, &batch)?;
+            if let Some((_, stdout, stderr)) = at_stop {
                 // study-dump's own line, not the file: one an earlier run
                 // left is no proof that gdb stopped in this one.
-                if !text.lines().any(wrote_the_dump) {
+                if !stdout.lines().any(wrote_the_dump) {
                     let old = match file.exists() {
                         true => format!(" ({} is an earlier run's)", file.display()),
                         false => String::new(),
                     };
-                    bail!("gdb never stopped in {function} to dump the guest{old}:\n{text}");
+                    bail!(
+                        "gdb wrote no vmcore at a stop in {function}{old}; gdb said:\n{}{}",
+                        stdout,
+                        stderr
+                    );
                 }
                 eprintln!("{}: the guest at its stop in {function}", file.display());
             }
