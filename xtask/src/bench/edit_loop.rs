@@ -187,6 +187,7 @@ fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest, from_boot: bool) ->
         // Each loop's vmlinux is new: a cache would only be written.
         index_cache: false,
         release: release.as_deref(),
+        record: false,
     };
     let gdb_start = SystemTime::now();
     let output = ctx

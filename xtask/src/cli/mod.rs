@@ -440,6 +440,12 @@ pub struct Debug {
     /// vmlinux, and the command starts at gdb's first continue]
     #[arg(long)]
     pub from_boot: bool,
+    /// Record from the first stop on (gdb's process record, `study-record`):
+    /// reverse-next, reverse-step, reverse-finish and a watchpoint run
+    /// backwards then answer at once, back to that stop. The guest's CPU has
+    /// no SMAP, whose stac/clac gdb cannot record
+    #[arg(long)]
+    pub record: bool,
     /// The command to run in the guest, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::{
     builder::{self, BuildRequest},
@@ -24,6 +24,19 @@ use crate::{
 impl cli::Debug {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
+        let cpu_features = match (&p.arch.record, self.record) {
+            (_, false) => Vec::new(),
+            (None, true) => bail!(
+                "--record: gdb's process record is not set up for {} (study/arch/{}.toml has no \
+                 [record] table); it is for x86_64",
+                p.arch.name,
+                p.arch.name
+            ),
+            (Some(_), true) if self.session.breaks.is_empty() => {
+                bail!("--record records from the first stop: give it one with -b FUNC")
+            }
+            (Some(record), true) => record.cpu_features.clone(),
+        };
         let mut lock = p.lock(ctx, Access::Shared)?;
         // Whether this vmlinux is the one the last debug saw: then gdb's
         // index cache pays (GdbRequest::index_cache).
@@ -56,6 +69,7 @@ impl cli::Debug {
             gdb_port: Some(port),
             wait_gdb: true,
             hold_for_gdb: !self.from_boot,
+            cpu_features,
             ..RunRequest::new(Accel::Tcg)
         };
         let console = p.state().debug().join(format!("console-{port}.log"));
@@ -82,6 +96,7 @@ impl cli::Debug {
             batch: &self.session.batch,
             index_cache: unchanged,
             release: release.as_deref(),
+            record: self.record,
         };
         let status = run_gdb(&ctx.exec, &p, &ctx.study_dir(), &gdb)?;
         if let Some(guest) = &guest {

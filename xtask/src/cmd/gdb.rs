@@ -34,6 +34,7 @@ impl cli::Gdb {
             index_cache: true,
             // A guest of `run --wait-gdb` waits at the reset vector.
             release: None,
+            record: false,
         };
         let status = run_gdb(&ctx.exec, &p, &ctx.study_dir(), &request)?;
         Ok(if status.success() {

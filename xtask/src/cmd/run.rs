@@ -55,6 +55,7 @@ impl cli::Run {
             wait_gdb,
             hold_for_gdb: false,
             append: self.append,
+            cpu_features: Vec::new(),
             qemu_args: self.qemu_arg,
             timeout: Duration::from_secs(self.timeout),
             attach_timeout: Duration::from_secs(self.attach_timeout),

@@ -42,6 +42,8 @@ pub struct Session<'a> {
     pub index_cache: Option<&'a Path>,
     /// Created at the first continue: see [`GdbRequest::release`].
     pub release: Option<&'a Path>,
+    /// `study-record` at the first stop: see [`GdbRequest::record`].
+    pub record: bool,
 }
 
 /// The gdb script: load vmlinux and its helpers, connect, break, continue;
@@ -99,6 +101,9 @@ pub fn script(s: &Session) -> String {
     }
     if !s.breaks.is_empty() {
         line("continue".into());
+        if s.record {
+            line("study-record".into());
+        }
     }
     if !s.batch.is_empty() {
         for cmd in s.batch {
@@ -130,6 +135,9 @@ pub struct GdbRequest<'a> {
     /// The guest's held command starts once gdb creates this file, which
     /// it does as it first continues (`hold::release_file`).
     pub release: Option<&'a Path>,
+    /// gdb's process record from the first stop (`study-record`), so that
+    /// reverse commands go back to it at once: `debug --record`.
+    pub record: bool,
 }
 
 /// A task name fit for the session file: letters, digits, `_`, `-`, `.`,
@@ -196,6 +204,7 @@ pub fn gdb_command<'a>(
         batch: req.batch,
         index_cache: index_cache.as_deref(),
         release: req.release,
+        record: req.record,
     };
     let text = script(&session);
     let script_path = p.state().gdb().join(format!("session-{}.gdb", req.port));
@@ -283,6 +292,7 @@ pub fn batch_at_stop_output(
         batch,
         index_cache: false,
         release: release.as_deref(),
+        record: false,
     };
     let output = ctx
         .exec
@@ -352,6 +362,7 @@ mod tests {
             batch: &batch,
             index_cache: None,
             release: None,
+            record: false,
         };
         expect_test::expect![[r#"
             set pagination off
@@ -410,6 +421,7 @@ mod tests {
             batch: &[],
             index_cache: None,
             release: Some(Path::new("/b/study/.study/run/release-1234-99")),
+            record: false,
         };
         expect_test::expect![[r#"
             set pagination off
@@ -453,6 +465,7 @@ mod tests {
             batch: &[],
             index_cache: None,
             release: None,
+            record: false,
         };
         let text = script(&s);
         let at = |l: &str| text.lines().position(|x| x == l).unwrap();

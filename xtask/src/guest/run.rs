@@ -52,6 +52,8 @@ pub struct RunRequest {
     /// the stub waits at the reset vector instead.
     pub hold_for_gdb: bool,
     pub append: Vec<String>,
+    /// Appended to QEMU's `-cpu` model (`debug --record`: no SMAP).
+    pub cpu_features: Vec<String>,
     pub qemu_args: Vec<String>,
     pub timeout: Duration,
     /// With `wait_gdb`: how long the guest waits for a debugger to attach
@@ -82,6 +84,7 @@ impl RunRequest {
             wait_gdb: false,
             hold_for_gdb: false,
             append: Vec::new(),
+            cpu_features: Vec::new(),
             qemu_args: Vec::new(),
             timeout: Duration::from_secs(600),
             attach_timeout: Duration::from_secs(300),
@@ -193,6 +196,7 @@ fn guest_spec(
         verbose,
         interactive,
         append: req.append.clone(),
+        cpu_features: req.cpu_features.clone(),
         qemu_args: req.qemu_args.clone(),
         host_tsc_khz: match (req.accel, tsc_param) {
             (Accel::Tcg, Some(_)) => {

@@ -40,6 +40,17 @@ pub struct Arch {
     pub qemu: Option<Qemu>,
     #[serde(default)]
     pub uml: Option<Uml>,
+    /// How `debug --record` gets a guest whose instructions gdb's process
+    /// record can follow; none where that is not set up.
+    #[serde(default)]
+    pub record: Option<Record>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Record {
+    /// Appended to QEMU's `-cpu` model (`smap=off`).
+    pub cpu_features: Vec<String>,
 }
 
 fn yes() -> bool {

@@ -63,6 +63,8 @@ pub struct Guest {
     pub verbose: bool,
     pub interactive: bool,
     pub append: Vec<String>,
+    /// Appended to the `-cpu` model: `max,smap=off`.
+    pub cpu_features: Vec<String>,
     pub qemu_args: Vec<String>,
     /// The host's TSC rate, for the guest clock under TCG.
     pub host_tsc_khz: Option<u64>,
@@ -264,15 +266,20 @@ pub fn quiet_words(guest: &Guest) -> Vec<String> {
 
 /// The QEMU command line.
 pub fn qemu_command<'a>(sh: &'a Shell, q: &Qemu, guest: &Guest) -> Cmd<'a> {
-    let cpu = match guest.accel {
+    let model = match guest.accel {
         Accel::Kvm => &q.cpu_kvm,
         Accel::Tcg => &q.cpu_tcg,
     };
+    let cpu = [model.clone()]
+        .into_iter()
+        .chain(guest.cpu_features.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(",");
     let mut cmd = sh
         .cmd(&q.binary)
         .args(["-machine", &q.machine])
         .args(["-accel", guest.accel.name()])
-        .args(["-cpu", cpu])
+        .args(["-cpu", &cpu])
         .args(["-m", &guest.mem])
         .args(["-smp".to_string(), guest.cpus.to_string()])
         .args([
@@ -395,6 +402,7 @@ pub(crate) fn test_guest() -> Guest {
         verbose: false,
         interactive: false,
         append: vec![],
+        cpu_features: vec![],
         qemu_args: vec![],
         host_tsc_khz: Some(2596128),
         qmp: None,
