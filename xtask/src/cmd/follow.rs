@@ -82,7 +82,10 @@ impl cli::Follow {
 }
 
 /// Frame by frame, `<optimized out>` before and after, and for a frame
-/// that still has some, where its object stands and why.
+/// that still has some, where its object stands and why: the move that
+/// put it there, recorded in the build directory or known in
+/// study/fallback.toml. A frame at its rule's level with values absent
+/// has no such reason, and the table says that, not a reason.
 fn table(p: &Prepared, before: &[Frame], after: &[Frame]) -> Result<String> {
     let recorded = fallback::RecordedFallbacks::load(&p.build_dir)?;
     let placement = fallback::placement(p, &recorded);
@@ -106,13 +109,12 @@ fn table(p: &Prepared, before: &[Frame], after: &[Frame]) -> Result<String> {
         let file = frame.source(&p.tree.path);
         let why = match file.strip_suffix(".c") {
             _ if frame.optimized_out.is_empty() => String::new(),
-            Some(stem) => {
-                let (step, why) = placement.step_for(&format!("{stem}.o"));
-                format!(
-                    "-{step}: {}",
-                    why.unwrap_or_else(|| "its rule's level".into())
-                )
-            }
+            Some(stem) => match placement.step_for(&format!("{stem}.o")) {
+                (step, Some(why)) => format!("-{step}: {why}"),
+                (step, None) => {
+                    format!("-{step}, its rule's level: no recorded or known move explains it")
+                }
+            },
             None => format!("{file}: not a C file of its own"),
         };
         out += &format!(

@@ -195,21 +195,37 @@ pub fn fill_tree(dest: &Path, fill: impl FnOnce(&Path) -> bool) {
     std::fs::rename(&tmp, dest).unwrap();
 }
 
+/// A field of the tree's top Makefile (`VERSION = 6`), empty when absent.
+fn makefile_field(name: &str) -> String {
+    let makefile = std::fs::read_to_string(kernel().join("Makefile")).unwrap();
+    makefile
+        .lines()
+        .take(20)
+        .find_map(|l| {
+            let (key, value) = l.split_once('=')?;
+            (key.trim() == name).then(|| value.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
 /// The tree's release, `6.12`: VERSION and PATCHLEVEL of its Makefile.
 pub fn release() -> String {
-    let makefile = std::fs::read_to_string(kernel().join("Makefile")).unwrap();
-    let field = |name: &str| {
-        makefile
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(name)?
-                    .trim()
-                    .strip_prefix('=')
-                    .map(|v| v.trim().to_string())
-            })
-            .unwrap_or_else(|| panic!("no {name} in the tree's Makefile"))
+    format!(
+        "{}.{}",
+        makefile_field("VERSION"),
+        makefile_field("PATCHLEVEL")
+    )
+}
+
+/// The tree's full version as Kbuild spells it (`6.12.118`, `6.13-rc1`):
+/// the release, SUBLEVEL unless 0, then EXTRAVERSION.
+pub fn version() -> String {
+    let sublevel = makefile_field("SUBLEVEL");
+    let sublevel = match sublevel.as_str() {
+        "" | "0" => String::new(),
+        n => format!(".{n}"),
     };
-    format!("{}.{}", field("VERSION"), field("PATCHLEVEL"))
+    format!("{}{sublevel}{}", release(), makefile_field("EXTRAVERSION"))
 }
 
 /// The line number of the first line of the tree's `file` that matches
@@ -328,6 +344,80 @@ pub fn recorded_move(fallbacks: &str, object: &str, from: &str, to: &str) -> boo
         r.get("from").and_then(|v| v.as_str()) == Some(from)
             && r.get("to").and_then(|v| v.as_str()) == Some(to)
     })
+}
+
+/// The compiler a plain `gcc` build is measured as, `gcc-12`: the major
+/// version gcc itself reports, as study/fallback.toml keys its known data.
+pub fn gcc_name() -> String {
+    let out = Command::new("gcc")
+        .arg("-dumpversion")
+        .output()
+        .expect("gcc");
+    let version = String::from_utf8_lossy(&out.stdout);
+    format!("gcc-{}", version.trim().split('.').next().unwrap())
+}
+
+/// study/fallback.toml as shipped.
+pub fn fallback_data() -> toml::Table {
+    let text = std::fs::read_to_string(repo().join("study/fallback.toml")).unwrap();
+    toml::from_str(&text).unwrap()
+}
+
+/// The known move of `object` from `rule_level` in study/fallback.toml,
+/// for this tree's release, plain gcc and x86_64: (to, why).
+pub fn known_move(object: &str, rule_level: &str) -> Option<(String, String)> {
+    let data = fallback_data();
+    let entry = data
+        .get("known")?
+        .get(release())?
+        .get(gcc_name())?
+        .get("x86_64")?
+        .get(object)?;
+    let field = |k: &str| entry.get(k).and_then(|v| v.as_str()).unwrap().to_string();
+    (field("from") == rule_level).then(|| (field("to"), field("why")))
+}
+
+/// Where `object`, whose rule says `rule_level`, builds in `build_dir`,
+/// read from the data and not from the tool: the move its
+/// `.study/fallbacks.toml` recorded under that level, else the known move
+/// of study/fallback.toml, else the rule's level; with the override's
+/// comment that says why, as the make fragment writes it.
+pub fn expected_step(build_dir: &Path, object: &str, rule_level: &str) -> (String, Option<String>) {
+    let recorded = std::fs::read_to_string(build_dir.join(".study/fallbacks.toml"))
+        .map(|t| toml::from_str::<toml::Table>(&t).unwrap())
+        .unwrap_or_default();
+    if let Some(r) = recorded
+        .get("object")
+        .and_then(|o| o.get(object))
+        .and_then(|o| o.get(rule_level))
+    {
+        let field = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap().to_string();
+        let why = format!(
+            "# fallback {}→{}: {}",
+            field("from"),
+            field("to"),
+            field("reason")
+        );
+        return (field("to"), Some(why));
+    }
+    if let Some((to, why)) = known_move(object, rule_level) {
+        let line = format!("# known {rule_level}→{to} (study/fallback.toml): {why}");
+        return (to, Some(line));
+    }
+    (rule_level.to_string(), None)
+}
+
+/// The level the DWARF shows for a step of the ladder: a step of
+/// study/fallback.toml's `[step.NAME]` has its `level`; a bare level is
+/// itself.
+pub fn level_of(step: &str) -> String {
+    fallback_data()
+        .get("step")
+        .and_then(|s| s.get(step))
+        .and_then(|s| s.get("level"))
+        .and_then(|l| l.as_str())
+        .unwrap_or(step)
+        .to_string()
 }
 
 /// The `tiny` profile, built once into the cache (the first run pays about
