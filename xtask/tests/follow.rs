@@ -25,7 +25,7 @@ fn on_follow_dir(command: &'static str) -> Vec<&'static str> {
 }
 
 /// One row of `follow`'s table: function, before, after, where it stands.
-fn rows(stdout: &str) -> Vec<(String, Option<usize>, Option<usize>, String)> {
+fn rows(stdout: &str) -> Vec<Row> {
     stdout
         .lines()
         .skip_while(|l| !l.starts_with("#    function"))
@@ -111,6 +111,107 @@ fn reason_is_recorded(why: &str, object: &str, fallbacks: &str) -> bool {
     false
 }
 
+type Row = (String, Option<usize>, Option<usize>, String);
+
+/// The table against gdb's `bt full` at the same stop (`bt`), the build
+/// directory's records (`fallbacks`) and the tree's prefix in gdb's file
+/// names: every row is a frame of gdb's, in order; a clean row has no
+/// argument `<optimized out>` in gdb's; a row with values still absent
+/// names the recorded or known move of its frame's object.
+fn rows_agree_with_gdb(table: &[Row], bt: &str, fallbacks: &str, tree: &str) -> Result<(), String> {
+    let frames = gdb_frames(bt);
+    let mut from = 0;
+    for (function, _, after, why) in table {
+        let Some(at) = frames[from..].iter().position(|f| &f.function == function) else {
+            return Err(format!(
+                "{function}: a row of the table that gdb's bt full does not show"
+            ));
+        };
+        let frame = &frames[from + at];
+        from += at + 1;
+        if why == "the entry from user space" {
+            continue;
+        }
+        let after = after.ok_or_else(|| format!("{function}: no count"))?;
+        if after == 0 {
+            if frame.optimized_out != 0 {
+                return Err(format!(
+                    "gdb reads an argument of {function} <optimized out>"
+                ));
+            }
+            continue;
+        }
+        let file = frame.file.as_deref().unwrap_or("?");
+        let object = format!(
+            "{}.o",
+            file.strip_prefix(tree)
+                .unwrap_or(file)
+                .strip_suffix(".c")
+                .unwrap_or(file)
+        );
+        if !reason_is_recorded(why, &object, fallbacks) {
+            return Err(format!(
+                "{function} ({file}): {after} <optimized out>, and no move recorded for \
+                 {object} says why: `{why}`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The checker finds what it is for: a row gdb does not show, a row
+/// whose values are absent at its rule's level (the tool's old "its
+/// rule's level" and its new "no move explains it"), a reason the record
+/// does not hold; and takes a reason the record holds.
+#[test]
+fn the_check_against_gdb_finds_what_is_wrong() {
+    let bt = "#0  tcp_sendmsg (sk=0x1, msg=0x2, size=1000) at /k/net/ipv4/tcp.c:1355\n\
+              #1  0xffffffff81679801 in do_syscall_x64 (nr=<optimized out>, regs=0x3) at /k/arch/x86/entry/common.c:47\n\
+              #2  0xffffffff818000a9 in entry_SYSCALL_64 [the entry from user space: the kernel's stack ends here] () at /k/arch/x86/entry/entry_64.S:121\n";
+    let fallbacks = "[object.\"arch/x86/entry/common.o\".O0]\nfrom = \"O0\"\nto = \"Og\"\nreason = \"asm-constant-at-O0: x\"\n";
+    let row = |f: &str, after: usize, why: &str| {
+        (f.to_string(), Some(after), Some(after), why.to_string())
+    };
+    let entry = (
+        "entry_SYSCALL_64".to_string(),
+        None,
+        None,
+        "the entry from user space".to_string(),
+    );
+    let table = |why: &str| {
+        vec![
+            row("tcp_sendmsg", 0, ""),
+            row("do_syscall_x64", 1, why),
+            entry.clone(),
+        ]
+    };
+    let check = |t: &[Row]| rows_agree_with_gdb(t, bt, fallbacks, "/k/");
+    assert_eq!(
+        check(&table("-Og: fallback O0→Og: asm-constant-at-O0: x")),
+        Ok(())
+    );
+    for why in [
+        "-Og: its rule's level",
+        "-O0, its rule's level: no recorded or known move explains it",
+        "-Og: fallback O0→Og: another reason",
+        "-O2: fallback O0→Og: asm-constant-at-O0: x",
+    ] {
+        assert!(check(&table(why)).is_err(), "{why}");
+    }
+    let missing = vec![
+        row("tcp_sendmsg", 0, ""),
+        row("x64_sys_call", 0, ""),
+        entry.clone(),
+    ];
+    assert!(check(&missing).unwrap_err().contains("x64_sys_call: a row"));
+    let clean = vec![
+        row("tcp_sendmsg", 0, ""),
+        row("do_syscall_x64", 0, ""),
+        entry,
+    ];
+    assert!(check(&clean).is_err(), "gdb reads nr <optimized out>");
+}
+
 #[test]
 fn follow_puts_the_whole_path_at_o0_and_each_frame_says_why_if_not() {
     let _serial = serial();
@@ -159,48 +260,18 @@ fn follow_puts_the_whole_path_at_o0_and_each_frame_says_why_if_not() {
     debug.extend(COMMAND);
     let bt = xtask(&debug);
     assert!(bt.status.success(), "{}", text(&bt));
-    let frames = gdb_frames(&String::from_utf8_lossy(&bt.stdout));
     let fallbacks =
         std::fs::read_to_string(cache().join("build-tiny-follow/.study/fallbacks.toml"))
             .unwrap_or_default();
-    let tree = format!("{}/", kernel().display());
-    let mut from = 0;
-    for (function, _, after, why) in &table {
-        let at = frames[from..]
-            .iter()
-            .position(|f| &f.function == function)
-            .unwrap_or_else(|| {
-                panic!(
-                    "{function}: a row of the table that gdb's bt full does not show:\n{}",
-                    text(&bt)
-                )
-            });
-        let frame = &frames[from + at];
-        from += at + 1;
-        if why == "the entry from user space" {
-            continue;
-        }
-        let after = after.unwrap_or_else(|| panic!("{function}: no count:\n{stdout}"));
-        if after == 0 {
-            assert_eq!(
-                frame.optimized_out, 0,
-                "gdb reads an argument of {function} <optimized out>"
-            );
-            continue;
-        }
-        let file = frame.file.as_deref().unwrap_or("?");
-        let object = format!(
-            "{}.o",
-            file.strip_prefix(&tree)
-                .unwrap_or(file)
-                .strip_suffix(".c")
-                .unwrap_or(file)
-        );
-        assert!(
-            reason_is_recorded(why, &object, &fallbacks),
-            "{function} ({file}): {after} <optimized out>, and no move recorded for {object} says \
-             why: `{why}`\n{stdout}\n{fallbacks}"
-        );
+    // As the build names it: resolved, should the cache be a symlink.
+    let tree = format!("{}/", kernel().canonicalize().unwrap().display());
+    if let Err(why) = rows_agree_with_gdb(
+        &table,
+        &String::from_utf8_lossy(&bt.stdout),
+        &fallbacks,
+        &tree,
+    ) {
+        panic!("{why}\n{stdout}\n{}\n{fallbacks}", text(&bt));
     }
     assert!(
         !String::from_utf8_lossy(&bt.stdout).contains("fixed_percpu_data ()"),
