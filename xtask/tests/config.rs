@@ -530,7 +530,7 @@ fn main() {
     let no_tarball = !std::path::Path::new(&tarball()).is_file();
     if no_tarball {
         eprintln!(
-            "ignored: a_fresh_tree_configures_once_and_a_rerun_writes_nothing: no {} \
+            "skipped: a_fresh_tree_configures_once_and_a_rerun_writes_nothing: no {} \
              (apt-get install linux-source-6.12, or set LINUX_STUDY_TARBALL)",
             tarball()
         );
