@@ -360,12 +360,21 @@ fn a_second_build_directory_hits_the_compiler_cache() {
             .unwrap_or_else(|| panic!("no ccache line in the summary: {stdout}"));
         (compiled_objects(&output), stats)
     };
-    // Kbuild's tools/objtool build names the build directory absolutely.
+    // Kbuild's tools/objtool build names the build directory absolutely,
+    // as the tool resolved it (the cache may be a symlink).
     let relative = |compiled: Vec<String>, copy: &Path| -> Vec<String> {
-        let prefix = format!("{}/", copy.display());
+        let prefixes = [
+            format!("{}/", copy.display()),
+            format!("{}/", copy.canonicalize().unwrap().display()),
+        ];
         let mut compiled: Vec<String> = compiled
             .into_iter()
-            .map(|o| o.strip_prefix(&prefix).map_or(o.clone(), str::to_string))
+            .map(|o| {
+                prefixes
+                    .iter()
+                    .find_map(|p| o.strip_prefix(p.as_str()))
+                    .map_or(o.clone(), str::to_string)
+            })
             .collect();
         // -j2 orders them as it will.
         compiled.sort();
