@@ -11,13 +11,16 @@
 //! ptrace (an Intel Xeon with AMX): the tool itself says so, in the line
 //! `config --arch um` stops with. libtest decides what is ignored when the
 //! binary is compiled; this harness (libtest-mimic) decides when it runs.
+//! That verdict is itself tested (`uml_verdict_agrees_with_cpuid`): this
+//! file reads the host's XSAVE size from CPUID and the tree's constant
+//! from its source, so a broken probe fails instead of ignoring the rest.
 
 mod common;
 
 use std::path::PathBuf;
 
 use common::*;
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Trial};
 
 fn build_dir(arch: &str) -> PathBuf {
     cache().join(format!("build-tiny-{arch}"))
@@ -181,19 +184,7 @@ fn um_on_a_host_with_a_larger_xsave_area_stops_in_one_line() {
         assert!(!out.status.success(), "{command}: {stderr}");
         let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
         assert_eq!(lines.len(), 1, "{command}: {stderr}");
-        let version = std::fs::read_to_string(kernel().join("Makefile")).unwrap();
-        let field = |name: &str| {
-            version
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix(name)?
-                        .trim()
-                        .strip_prefix('=')
-                        .map(|v| v.trim().to_string())
-                })
-                .unwrap()
-        };
-        let release = format!("{}.{}", field("VERSION"), field("PATCHLEVEL"));
+        let release = release();
         for part in [
             "11008 bytes".to_string(),
             format!("Linux {release}"),
@@ -242,6 +233,85 @@ fn uml_unfit_here() -> Option<String> {
         .lines()
         .find(|l| l.contains("UML cannot run processes on this host"))
         .map(|l| l.trim_start_matches("error: ").to_string())
+}
+
+/// This host's XSAVE area as the CPU says it, read here and not by the
+/// tool: CPUID leaf 0xD, sub-leaf 0, EBX (the size of the area of the
+/// features the kernel enabled in XCR0). `None` without XSAVE enabled by
+/// the OS (CPUID.1:ECX.OSXSAVE) or without the leaf.
+#[cfg(target_arch = "x86_64")]
+fn cpuid_xsave_bytes() -> Option<u32> {
+    use std::arch::x86_64::{__cpuid, __cpuid_count};
+    if __cpuid(0).eax < 0xd || __cpuid(1).ecx & (1 << 27) == 0 {
+        return None;
+    }
+    Some(__cpuid_count(0xd, 0).ebx)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn cpuid_xsave_bytes() -> Option<u32> {
+    None
+}
+
+/// The tree's UML FP buffer, read from the tree: the constant of
+/// `DEFINE_LONGS(HOST_FP_SIZE, N)` in arch/x86/um/user-offsets.c, or
+/// `None` where the tree sizes it at run time.
+fn tree_fp_bytes() -> Option<u32> {
+    let text =
+        std::fs::read_to_string(kernel().join("arch/x86/um/user-offsets.c")).unwrap_or_default();
+    let constant = regex::Regex::new(r"DEFINE_LONGS\(\s*HOST_FP_SIZE\s*,\s*(\d+)\s*\)").unwrap();
+    constant.captures(&text).map(|c| c[1].parse().unwrap())
+}
+
+/// The verdict that decides whether the UML tests run (the tool's own
+/// line, from `config --arch um --dry-run`) agrees with the host's XSAVE
+/// size read here and the tree's constant read here: a broken probe would
+/// otherwise turn every UML test into "ignored". `setup --arch um` states
+/// the same size in its report line.
+fn uml_verdict_agrees_with_cpuid(unfit: Option<String>) {
+    let host = cpuid_xsave_bytes();
+    let tree = tree_fp_bytes();
+    eprintln!("uml probe: CPUID.0xD.0:EBX = {host:?} bytes; the tree's HOST_FP_SIZE = {tree:?}");
+    let runs = match (host, tree) {
+        (Some(host), Some(tree)) => host <= tree,
+        _ => true,
+    };
+    match &unfit {
+        None => assert!(
+            runs,
+            "the tool lets UML run, but this host's XSAVE area is {host:?} bytes and the \
+             tree's buffer {tree:?}"
+        ),
+        Some(why) => {
+            assert!(
+                !runs,
+                "the tool says UML cannot run here, but it can: {why}"
+            );
+            let host = host.unwrap();
+            assert!(why.contains(&format!(" {host} bytes")), "{host}: {why}");
+        }
+    }
+    let tree_dir = kernel();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "setup",
+            "--arch",
+            "um",
+            "--kernel",
+            tree_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("uml: "))
+        .unwrap_or_else(|| panic!("setup --arch um printed no uml line:\n{}", text(&out)));
+    match host {
+        Some(host) => assert!(line.contains(&format!(" {host} bytes")), "{host}: {line}"),
+        None => assert!(line.contains("no XSAVE"), "{line}"),
+    }
+    assert_eq!(line.ends_with("UML runs here"), runs, "{line}");
 }
 
 /// `callgraph` reads the architecture's own calls: the callees of
@@ -308,19 +378,6 @@ fn arm64_drgn_reads_a_live_socket_and_a_dump() {
     std::fs::remove_file(&core).unwrap();
 }
 
-fn trial(name: &'static str, f: fn()) -> Trial {
-    Trial::test(name, move || {
-        std::panic::catch_unwind(f).map_err(|e| {
-            let text = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Failed::from(text)
-        })
-    })
-}
-
 const ARM64_SLOW: &str =
     "the arm64 cross build takes ~15 min on 2 cores: run with --include-ignored";
 
@@ -336,6 +393,13 @@ fn main() {
         trial(name, f).with_ignored_flag(true)
     };
     let trials = vec![
+        Trial::test("uml_verdict_agrees_with_cpuid", {
+            let unfit = unfit.clone();
+            move || {
+                std::panic::catch_unwind(|| uml_verdict_agrees_with_cpuid(unfit))
+                    .map_err(|e| failed(&e))
+            }
+        }),
         on_uml("um_builds_with_every_object_at_its_level", || {
             let _serial = serial();
             levels_hold("um")

@@ -5,8 +5,8 @@ mod common;
 use std::process::Command;
 
 use common::*;
+use libtest_mimic::{Arguments, Trial};
 
-#[test]
 fn config_lands_every_requested_option_and_a_rerun_touches_nothing() {
     let _serial = serial();
     for profile in ["study", "tiny"] {
@@ -44,7 +44,6 @@ fn config_lands_every_requested_option_and_a_rerun_touches_nothing() {
 /// A requested option that cannot land is named with the dependency that
 /// keeps it out, and the build directory keeps the `.config` it had: the
 /// failed result stays in the scratch directory (issue 12, item 7).
-#[test]
 fn impossible_option_is_reported_by_name_with_its_dependency() {
     let _serial = serial();
     let dir = cache().join("impossible");
@@ -99,7 +98,6 @@ fn impossible_option_is_reported_by_name_with_its_dependency() {
 
 /// Issue 12, item 7: a string where Kconfig wants a bool or tristate is
 /// refused at its line, with the type and the fix, and nothing is written.
-#[test]
 fn a_value_of_the_wrong_type_names_the_symbols_type() {
     let _serial = serial();
     let dir = cache().join("wrong-type");
@@ -118,8 +116,10 @@ fn a_value_of_the_wrong_type_names_the_symbols_type() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
         stderr.starts_with("error: ")
-            && stderr.contains("study.toml:8:1: TUN is a tristate in Linux 6.12")
-            && stderr.contains("(drivers/net/Kconfig:")
+            && stderr.contains(&format!(
+                "study.toml:8:1: TUN is a tristate in Linux {} (drivers/net/Kconfig:",
+                version()
+            ))
             && stderr.contains("not \"yes\": write TUN = true, false or \"m\""),
         "{stderr}"
     );
@@ -129,7 +129,6 @@ fn a_value_of_the_wrong_type_names_the_symbols_type() {
 
 /// Issue 12, item 7: a `--kernel` directory or a `--tarball` that holds no
 /// kernel is one line, naming it and what to give instead.
-#[test]
 fn a_kernel_or_tarball_that_is_not_one_is_one_line() {
     let dir = std::env::temp_dir().join(format!("linux-study-notkernel-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -199,7 +198,6 @@ fn a_kernel_or_tarball_that_is_not_one_is_one_line() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
 fn unknown_option_names_the_line_and_writes_nothing() {
     let _serial = serial();
     let dir = cache().join("unknown-option");
@@ -218,7 +216,10 @@ fn unknown_option_names_the_line_and_writes_nothing() {
     let last = stderr.lines().last().unwrap();
     assert!(last.starts_with("error: "), "{stderr}");
     assert!(
-        last.contains("study.toml:8:1: option `MEMGC` is not a Kconfig symbol in Linux 6.12"),
+        last.contains(&format!(
+            "study.toml:8:1: option `MEMGC` is not a Kconfig symbol in Linux {} (",
+            version()
+        )),
         "{stderr}"
     );
     assert!(last.contains("did you mean MEMCG"), "{stderr}");
@@ -226,7 +227,6 @@ fn unknown_option_names_the_line_and_writes_nothing() {
     assert!(!kernel().join("kernel/configs/study-typo.config").exists());
 }
 
-#[test]
 fn missing_kernel_tree_says_how_to_get_one() {
     let out = xtask(&["config", "--kernel", "/nonexistent-tree"]);
     assert!(!out.status.success());
@@ -242,7 +242,6 @@ fn missing_kernel_tree_says_how_to_get_one() {
     );
 }
 
-#[test]
 fn dry_run_prints_commands_and_writes_nothing() {
     let _serial = serial();
     // As the tool names it: resolved, should the cache be a symlink.
@@ -273,7 +272,6 @@ fn dry_run_prints_commands_and_writes_nothing() {
 }
 
 /// menuconfig-style edits survive `config` unless `--force` is given.
-#[test]
 fn hand_edits_to_config_are_kept_unless_forced() {
     let _serial = serial();
     let build_dir = cache().join("hand-edit");
@@ -307,15 +305,9 @@ fn hand_edits_to_config_are_kept_unless_forced() {
 /// Issue 12, item 7: on a tree just unpacked, the first `config` writes the
 /// build directory, and the rerun writes nothing at all, the snapshot of
 /// the inputs included; nor does it touch the tree.
-#[test]
 fn a_fresh_tree_configures_once_and_a_rerun_writes_nothing() {
     let _serial = serial();
-    let tarball = std::env::var("LINUX_STUDY_TARBALL")
-        .unwrap_or_else(|_| "/usr/src/linux-source-6.12.tar.xz".into());
-    if !std::path::Path::new(&tarball).is_file() {
-        eprintln!("skipped: no {tarball}");
-        return;
-    }
+    let tarball = tarball();
     let work = cache().join("fresh-tree");
     let _ = std::fs::remove_dir_all(&work);
     let tree = work.join("linux");
@@ -371,7 +363,6 @@ fn a_fresh_tree_configures_once_and_a_rerun_writes_nothing() {
 /// under the versioned name) reaches Kbuild's compiler probe: `.config`
 /// records that compiler's version, read from the compiler itself, and
 /// make is told it in Kbuild's words (CC=gcc-12, LLVM=-14).
-#[test]
 fn a_versioned_compiler_is_the_one_kconfig_probes() {
     for family in ["gcc", "clang"] {
         let Ok(out) = std::process::Command::new(family)
@@ -422,7 +413,6 @@ fn a_versioned_compiler_is_the_one_kconfig_probes() {
 }
 
 /// A compiler named in no known form is one line naming the forms.
-#[test]
 fn an_unknown_compiler_is_refused_with_the_valid_forms() {
     let out = config_with("tiny", &cache().join("config-icc"), &["--cc", "icc-2"]);
     assert!(!out.status.success());
@@ -439,7 +429,6 @@ fn an_unknown_compiler_is_refused_with_the_valid_forms() {
 /// vmlinux is asked for gdb's index. `--ld bfd` builds in a directory named
 /// for the linker; a clang build, which links with lld, is refused bfd in
 /// one line before anything is written.
-#[test]
 fn lld_links_a_gcc_build_on_x86_64_and_bfd_when_asked() {
     let dir = cache().join("config-lld");
     let _ = std::fs::remove_dir_all(&dir);
@@ -495,4 +484,111 @@ fn lld_links_a_gcc_build_on_x86_64_and_bfd_when_asked() {
     assert!(stderr.contains("clang links with lld (LLVM=1)"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(!refused.exists());
+}
+
+/// The tarball the harness unpacks (LINUX_STUDY_TARBALL, else Debian's).
+fn tarball() -> String {
+    std::env::var("LINUX_STUDY_TARBALL")
+        .unwrap_or_else(|_| "/usr/src/linux-source-6.12.tar.xz".into())
+}
+
+/// The harness's tree is whole or absent: a fill that dies half-way (here
+/// it panics after the Makefile, as a killed `cp -a` would leave it) leaves
+/// no tree, and the next fill makes it.
+fn an_interrupted_fill_of_the_test_tree_leaves_no_tree() {
+    let work = cache().join("interrupted-fill");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let dest = work.join("linux");
+    let died = std::panic::catch_unwind(|| {
+        fill_tree(&dest, |tmp| {
+            std::fs::create_dir_all(tmp).unwrap();
+            std::fs::write(tmp.join("Makefile"), "VERSION = 6\n").unwrap();
+            panic!("killed half-way");
+        })
+    });
+    assert!(died.is_err());
+    assert!(!dest.exists(), "a half-made tree at {}", dest.display());
+    fill_tree(&dest, |tmp| {
+        std::fs::create_dir_all(tmp).unwrap();
+        std::fs::write(tmp.join("Makefile"), "VERSION = 6\n").unwrap();
+        std::fs::write(tmp.join("Kconfig"), "").unwrap();
+        true
+    });
+    assert!(dest.join("Kconfig").is_file());
+    let left: Vec<String> = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".harness-lock"))
+        .collect();
+    assert_eq!(left, ["linux"]);
+    std::fs::remove_dir_all(&work).unwrap();
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let no_tarball = !std::path::Path::new(&tarball()).is_file();
+    if no_tarball {
+        eprintln!(
+            "skipped: a_fresh_tree_configures_once_and_a_rerun_writes_nothing: no {} \
+             (apt-get install linux-source-6.12, or set LINUX_STUDY_TARBALL)",
+            tarball()
+        );
+    }
+    let trials: Vec<Trial> = vec![
+        trial(
+            "config_lands_every_requested_option_and_a_rerun_touches_nothing",
+            config_lands_every_requested_option_and_a_rerun_touches_nothing,
+        ),
+        trial(
+            "impossible_option_is_reported_by_name_with_its_dependency",
+            impossible_option_is_reported_by_name_with_its_dependency,
+        ),
+        trial(
+            "a_value_of_the_wrong_type_names_the_symbols_type",
+            a_value_of_the_wrong_type_names_the_symbols_type,
+        ),
+        trial(
+            "a_kernel_or_tarball_that_is_not_one_is_one_line",
+            a_kernel_or_tarball_that_is_not_one_is_one_line,
+        ),
+        trial(
+            "unknown_option_names_the_line_and_writes_nothing",
+            unknown_option_names_the_line_and_writes_nothing,
+        ),
+        trial(
+            "missing_kernel_tree_says_how_to_get_one",
+            missing_kernel_tree_says_how_to_get_one,
+        ),
+        trial(
+            "dry_run_prints_commands_and_writes_nothing",
+            dry_run_prints_commands_and_writes_nothing,
+        ),
+        trial(
+            "hand_edits_to_config_are_kept_unless_forced",
+            hand_edits_to_config_are_kept_unless_forced,
+        ),
+        trial(
+            "a_fresh_tree_configures_once_and_a_rerun_writes_nothing",
+            a_fresh_tree_configures_once_and_a_rerun_writes_nothing,
+        )
+        .with_ignored_flag(no_tarball),
+        trial(
+            "a_versioned_compiler_is_the_one_kconfig_probes",
+            a_versioned_compiler_is_the_one_kconfig_probes,
+        ),
+        trial(
+            "an_unknown_compiler_is_refused_with_the_valid_forms",
+            an_unknown_compiler_is_refused_with_the_valid_forms,
+        ),
+        trial(
+            "lld_links_a_gcc_build_on_x86_64_and_bfd_when_asked",
+            lld_links_a_gcc_build_on_x86_64_and_bfd_when_asked,
+        ),
+        trial(
+            "an_interrupted_fill_of_the_test_tree_leaves_no_tree",
+            an_interrupted_fill_of_the_test_tree_leaves_no_tree,
+        ),
+    ];
+    libtest_mimic::run(&args, trials).exit();
 }

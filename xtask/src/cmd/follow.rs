@@ -82,7 +82,10 @@ impl cli::Follow {
 }
 
 /// Frame by frame, `<optimized out>` before and after, and for a frame
-/// that still has some, where its object stands and why.
+/// that still has some, where its object stands and why: the move that
+/// put it there, recorded in the build directory or known in
+/// study/fallback.toml. A frame at its rule's level with values absent
+/// has no such reason, and the table says that, not a reason.
 fn table(p: &Prepared, before: &[Frame], after: &[Frame]) -> Result<String> {
     let recorded = fallback::RecordedFallbacks::load(&p.build_dir)?;
     let placement = fallback::placement(p, &recorded);
@@ -103,18 +106,7 @@ fn table(p: &Prepared, before: &[Frame], after: &[Frame]) -> Result<String> {
             );
             continue;
         }
-        let file = frame.source(&p.tree.path);
-        let why = match file.strip_suffix(".c") {
-            _ if frame.optimized_out.is_empty() => String::new(),
-            Some(stem) => {
-                let (step, why) = placement.step_for(&format!("{stem}.o"));
-                format!(
-                    "-{step}: {}",
-                    why.unwrap_or_else(|| "its rule's level".into())
-                )
-            }
-            None => format!("{file}: not a C file of its own"),
-        };
+        let why = where_it_stands(frame, &p.tree.path, |o| placement.step_for(o));
         out += &format!(
             "#{i:<3} {:<28} {was:>6} {:>6}  {why}\n",
             frame.function,
@@ -122,4 +114,55 @@ fn table(p: &Prepared, before: &[Frame], after: &[Frame]) -> Result<String> {
         );
     }
     Ok(out)
+}
+
+/// A frame's last column: nothing when every value reads; else its
+/// object's step and the move that put it there (`step_for`: the
+/// placement's answer), or that no move explains it.
+fn where_it_stands(
+    frame: &Frame,
+    tree: &std::path::Path,
+    step_for: impl Fn(&str) -> (String, Option<String>),
+) -> String {
+    let file = frame.source(tree);
+    match file.strip_suffix(".c") {
+        _ if frame.optimized_out.is_empty() => String::new(),
+        Some(stem) => match step_for(&format!("{stem}.o")) {
+            (step, Some(why)) => format!("-{step}: {why}"),
+            (step, None) => {
+                format!("-{step}, its rule's level: no recorded or known move explains it")
+            }
+        },
+        None => format!("{file}: not a C file of its own"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame with values absent names the move of its object; at its
+    /// rule's level, with no move, it says so and gives no reason.
+    #[test]
+    fn a_frame_with_values_absent_names_a_move_or_says_there_is_none() {
+        let tree = std::path::Path::new("/k");
+        let frame = |absent: &[&str]| Frame {
+            function: "do_syscall_64".into(),
+            location: "/k/arch/x86/entry/common.c:47".into(),
+            variables: 4,
+            optimized_out: absent.iter().map(|s| s.to_string()).collect(),
+            entry: None,
+        };
+        let moved = |_: &str| ("Og".to_string(), Some("fallback O0→Og: asm".to_string()));
+        let unmoved = |_: &str| ("O0".to_string(), None);
+        assert_eq!(where_it_stands(&frame(&[]), tree, unmoved), "");
+        assert_eq!(
+            where_it_stands(&frame(&["nr"]), tree, moved),
+            "-Og: fallback O0→Og: asm"
+        );
+        assert_eq!(
+            where_it_stands(&frame(&["nr"]), tree, unmoved),
+            "-O0, its rule's level: no recorded or known move explains it"
+        );
+    }
 }

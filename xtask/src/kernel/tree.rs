@@ -407,12 +407,16 @@ mod tests {
             .args(["ls-tree", "HEAD", "kernel"])
             .current_dir(root)
             .output()
-            .ok()
-            .filter(|o| o.status.success() && !o.stdout.is_empty());
-        let Some(out) = out else {
-            eprintln!("skipped: not a git checkout of the repository");
-            return;
-        };
+            .unwrap_or_else(|e| panic!("git, which cloned this repository: {e}"));
+        // The README's setup starts from a clone: a copy without git's
+        // record is no place to run the tests, so this fails, never skips.
+        assert!(
+            out.status.success() && !out.stdout.is_empty(),
+            "`git ls-tree HEAD kernel` in {} found no gitlink: run the tests in a clone \
+             of the repository (git clone --recurse-submodules): {}",
+            root.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let line = String::from_utf8_lossy(&out.stdout);
         assert!(
             line.contains(&format!("commit {PIN_COMMIT}\tkernel")),
@@ -477,13 +481,20 @@ mod tests {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join("Kconfig"), "").unwrap();
             std::fs::write(dir.join("Makefile"), "VERSION = 6\nPATCHLEVEL = 6\n").unwrap();
-            if !(git(&dir, &["init", "-q"])
-                && git(&dir, &["add", "."])
-                && git(&dir, &["commit", "-qm", "t"])
-                && git(&dir, &["tag", "v6.6"]))
-            {
-                eprintln!("skipped: git cannot make a repository here");
-                return;
+            // git is there wherever the README's setup ran (it cloned the
+            // repository): a failure here is a failure, never a skip.
+            for args in [
+                &["init", "-q"][..],
+                &["add", "."],
+                &["commit", "-qm", "t"],
+                &["tag", "v6.6"],
+            ] {
+                assert!(
+                    git(&dir, args),
+                    "git {} in {}",
+                    args.join(" "),
+                    dir.display()
+                );
             }
             let tree = KernelTree::open(&dir).unwrap();
             seen.push(origin(&exec, &tree, &root));

@@ -110,41 +110,151 @@ pub fn assert_chain(stdout: &str, function: &str, layers: &[&str], order: &[&str
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{joined}");
 }
 
-/// The unpacked tree, made once from the tarball.
+/// The unpacked tree, made once: from Debian's tarball (the tool's own
+/// `kernel --tarball`, which unpacks beside the tree and renames), else a
+/// copy of the checked-out submodule. Under a lock of the harness, since
+/// test binaries of several checkouts may share the cache (a symlink).
 pub fn kernel() -> PathBuf {
     let tree = cache().join("linux");
-    if !tree.join("Makefile").is_file() {
-        let tarball = std::env::var("LINUX_STUDY_TARBALL")
-            .unwrap_or_else(|_| "/usr/src/linux-source-6.12.tar.xz".into());
-        std::fs::create_dir_all(cache()).unwrap();
+    if tree.join("Makefile").is_file() {
+        return tree;
+    }
+    let tarball = std::env::var("LINUX_STUDY_TARBALL")
+        .unwrap_or_else(|_| "/usr/src/linux-source-6.12.tar.xz".into());
+    std::fs::create_dir_all(cache()).unwrap();
+    fill_tree(&tree, |tmp| {
         if Path::new(&tarball).is_file() {
             let out = xtask(&[
                 "kernel",
                 "--kernel",
-                tree.to_str().unwrap(),
+                tmp.to_str().unwrap(),
                 "--tarball",
                 &tarball,
             ]);
-            assert!(out.status.success());
-        } else {
-            // Where Debian's tarball is not to be had (GitHub's Ubuntu
-            // runners), the checked-out submodule is the tree.
-            let submodule = repo().join("kernel");
-            assert!(
-                submodule.join("Makefile").is_file(),
-                "{tarball} is missing and kernel/ is empty: apt-get install linux-source-6.12 \
-                 (or set LINUX_STUDY_TARBALL, or git submodule update --init --depth 1 kernel)"
-            );
-            let status = Command::new("cp")
-                .arg("-a")
-                .arg(&submodule)
-                .arg(&tree)
-                .status()
-                .unwrap();
-            assert!(status.success());
+            return out.status.success();
+        }
+        // Where Debian's tarball is not to be had (GitHub's Ubuntu
+        // runners), the checked-out submodule is the tree.
+        let submodule = repo().join("kernel");
+        assert!(
+            submodule.join("Makefile").is_file(),
+            "{tarball} is missing and kernel/ is empty: apt-get install linux-source-6.12 \
+             (or set LINUX_STUDY_TARBALL, or git submodule update --init --depth 1 kernel)"
+        );
+        Command::new("cp")
+            .arg("-a")
+            .arg(&submodule)
+            .arg(tmp)
+            .status()
+            .unwrap()
+            .success()
+    });
+    tree
+}
+
+/// Makes `dest` once with `fill`, which writes a directory at the path it
+/// is given (absent when called): there, a sibling of `dest`, then renamed
+/// to `dest`, all under an exclusive lock (flock(2), released when the
+/// process dies), so `dest` either is whole or is not there. A fill that
+/// fails, panics or is killed leaves no `dest`; the next call starts over.
+pub fn fill_tree(dest: &Path, fill: impl FnOnce(&Path) -> bool) {
+    use std::os::fd::AsRawFd;
+    let name = dest.file_name().unwrap().to_string_lossy().into_owned();
+    let parent = dest.parent().unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(parent.join(format!(".{name}.harness-lock")))
+        .unwrap();
+    // SAFETY: flock on a descriptor this function owns until it returns.
+    let locked = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(locked, 0, "flock: {}", std::io::Error::last_os_error());
+    if dest.join("Makefile").is_file() {
+        // Made by another process while this one waited.
+        return;
+    }
+    let tmp = parent.join(format!(".{name}.filling"));
+    // What a killed fill left.
+    let _ = std::fs::remove_dir_all(&tmp);
+    let filled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fill(&tmp)));
+    if !matches!(filled, Ok(true)) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        match filled {
+            Err(panic) => std::panic::resume_unwind(panic),
+            _ => panic!("could not make {}", dest.display()),
         }
     }
-    tree
+    assert!(
+        tmp.join("Makefile").is_file(),
+        "{} has no Makefile",
+        tmp.display()
+    );
+    // A dest without a Makefile is what an earlier, unlocked harness left.
+    let _ = std::fs::remove_dir_all(dest);
+    std::fs::rename(&tmp, dest).unwrap();
+}
+
+/// A field of the tree's top Makefile (`VERSION = 6`), empty when absent.
+fn makefile_field(name: &str) -> String {
+    let makefile = std::fs::read_to_string(kernel().join("Makefile")).unwrap();
+    makefile
+        .lines()
+        .take(20)
+        .find_map(|l| {
+            let (key, value) = l.split_once('=')?;
+            (key.trim() == name).then(|| value.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// The tree's release, `6.12`: VERSION and PATCHLEVEL of its Makefile.
+pub fn release() -> String {
+    format!(
+        "{}.{}",
+        makefile_field("VERSION"),
+        makefile_field("PATCHLEVEL")
+    )
+}
+
+/// The tree's full version as Kbuild spells it (`6.12.118`, `6.13-rc1`):
+/// the release, SUBLEVEL unless 0, then EXTRAVERSION.
+pub fn version() -> String {
+    let sublevel = makefile_field("SUBLEVEL");
+    let sublevel = match sublevel.as_str() {
+        "" | "0" => String::new(),
+        n => format!(".{n}"),
+    };
+    format!("{}{sublevel}{}", release(), makefile_field("EXTRAVERSION"))
+}
+
+/// The line number of the first line of the tree's `file` that matches
+/// `pattern`, as `file:N`.
+pub fn tree_line(file: &str, pattern: &str) -> String {
+    let text = std::fs::read_to_string(kernel().join(file)).unwrap();
+    let re = regex::Regex::new(pattern).unwrap();
+    let n = text
+        .lines()
+        .position(|l| re.is_match(l))
+        .unwrap_or_else(|| panic!("no line of {file} matches {pattern}"));
+    format!("{file}:{}", n + 1)
+}
+
+/// A libtest-mimic trial of a test function that panics on failure.
+pub fn trial(name: &'static str, f: fn()) -> libtest_mimic::Trial {
+    libtest_mimic::Trial::test(name, move || {
+        std::panic::catch_unwind(f).map_err(|e| failed(&e))
+    })
+}
+
+/// A caught panic as libtest-mimic's failure, with the panic's message.
+pub fn failed(panic: &Box<dyn std::any::Any + Send>) -> libtest_mimic::Failed {
+    let text = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    libtest_mimic::Failed::from(text)
 }
 
 pub fn config(profile: &str, build_dir: &Path, profiles: Option<&Path>) -> Output {
@@ -234,6 +344,80 @@ pub fn recorded_move(fallbacks: &str, object: &str, from: &str, to: &str) -> boo
         r.get("from").and_then(|v| v.as_str()) == Some(from)
             && r.get("to").and_then(|v| v.as_str()) == Some(to)
     })
+}
+
+/// The compiler a plain `gcc` build is measured as, `gcc-12`: the major
+/// version gcc itself reports, as study/fallback.toml keys its known data.
+pub fn gcc_name() -> String {
+    let out = Command::new("gcc")
+        .arg("-dumpversion")
+        .output()
+        .expect("gcc");
+    let version = String::from_utf8_lossy(&out.stdout);
+    format!("gcc-{}", version.trim().split('.').next().unwrap())
+}
+
+/// study/fallback.toml as shipped.
+pub fn fallback_data() -> toml::Table {
+    let text = std::fs::read_to_string(repo().join("study/fallback.toml")).unwrap();
+    toml::from_str(&text).unwrap()
+}
+
+/// The known move of `object` from `rule_level` in study/fallback.toml,
+/// for this tree's release, plain gcc and x86_64: (to, why).
+pub fn known_move(object: &str, rule_level: &str) -> Option<(String, String)> {
+    let data = fallback_data();
+    let entry = data
+        .get("known")?
+        .get(release())?
+        .get(gcc_name())?
+        .get("x86_64")?
+        .get(object)?;
+    let field = |k: &str| entry.get(k).and_then(|v| v.as_str()).unwrap().to_string();
+    (field("from") == rule_level).then(|| (field("to"), field("why")))
+}
+
+/// Where `object`, whose rule says `rule_level`, builds in `build_dir`,
+/// read from the data and not from the tool: the move its
+/// `.study/fallbacks.toml` recorded under that level, else the known move
+/// of study/fallback.toml, else the rule's level; with the override's
+/// comment that says why, as the make fragment writes it.
+pub fn expected_step(build_dir: &Path, object: &str, rule_level: &str) -> (String, Option<String>) {
+    let recorded = std::fs::read_to_string(build_dir.join(".study/fallbacks.toml"))
+        .map(|t| toml::from_str::<toml::Table>(&t).unwrap())
+        .unwrap_or_default();
+    if let Some(r) = recorded
+        .get("object")
+        .and_then(|o| o.get(object))
+        .and_then(|o| o.get(rule_level))
+    {
+        let field = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap().to_string();
+        let why = format!(
+            "# fallback {}→{}: {}",
+            field("from"),
+            field("to"),
+            field("reason")
+        );
+        return (field("to"), Some(why));
+    }
+    if let Some((to, why)) = known_move(object, rule_level) {
+        let line = format!("# known {rule_level}→{to} (study/fallback.toml): {why}");
+        return (to, Some(line));
+    }
+    (rule_level.to_string(), None)
+}
+
+/// The level the DWARF shows for a step of the ladder: a step of
+/// study/fallback.toml's `[step.NAME]` has its `level`; a bare level is
+/// itself.
+pub fn level_of(step: &str) -> String {
+    fallback_data()
+        .get("step")
+        .and_then(|s| s.get(step))
+        .and_then(|s| s.get("level"))
+        .and_then(|l| l.as_str())
+        .unwrap_or(step)
+        .to_string()
 }
 
 /// The `tiny` profile, built once into the cache (the first run pays about
