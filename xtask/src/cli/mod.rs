@@ -82,6 +82,8 @@ pub enum Command {
     Drgn(Drgn),
     /// Write a vmcore of the guest: once CMD has started, or at a stop in FUNC (--at)
     Dump(Dump),
+    /// Print a completion script for bash, zsh or fish (the README says how to install it)
+    Completions(Completions),
 }
 
 /// Which profile, and where it builds.
@@ -568,7 +570,9 @@ impl From<TracerArg> for Tracer {
     }
 }
 
+pub mod completions;
 mod live_state;
+pub use completions::Completions;
 pub use live_state::{Drgn, Dump};
 
 #[cfg(test)]
