@@ -112,7 +112,11 @@ mod tests {
             .args(["--norc", "--noprofile", "-c", &program])
             .output()
             .expect("bash runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout)
             .unwrap()
             .split_whitespace()
@@ -128,7 +132,11 @@ mod tests {
             .args(["-n", "-c", &script])
             .output()
             .expect("bash runs");
-        assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
         assert_eq!(bash_offers(&script, &["cargo", "xtask", "bu"]), ["build"]);
         assert_eq!(
             bash_offers(&script, &["cargo", "xtask", "build", "--profile", ""]),

@@ -162,6 +162,10 @@ pub struct Config {
     /// Regenerate .config from the profile, dropping edits made by hand
     #[arg(long)]
     pub force: bool,
+    /// Make clangd follow this build: its compile commands, without gcc's own flags, in
+    /// build/compile_commands.json [default: the default profile's]
+    #[arg(long)]
+    pub clangd: bool,
 }
 
 #[derive(Args, Debug)]
