@@ -669,3 +669,89 @@ class StudyDump(gdb.Command):
 
 
 StudyDump()
+
+
+# ---------------------------------------------------------------------------
+# study-record: gdb's own process record from this stop on, so that
+# reverse-step, reverse-next, reverse-finish and a watchpoint run backwards
+# answer at once, back to where study-record was typed.
+#
+# Why the reconnect: gdb has process record for x86_64 only in its Linux ABI
+# (amd64_linux_init_abi), and that ABI sets itself up only when the target
+# description carries the feature org.gnu.gdb.i386.linux (orig_rax). QEMU's
+# stub describes the CPU in one feature, org.gnu.gdb.i386.core, so `record
+# full` says "the current architecture doesn't support record function",
+# whatever `set osabi` says. The description gdb got from QEMU, plus that
+# feature, read from a file before `target remote`, gives the same register
+# layout (orig_rax comes last, and QEMU never sends it) with the Linux ABI.
+# The guest stays stopped across the reconnect: QEMU's stub keeps the VM
+# stopped when its client goes, and stops it again when one connects.
+#
+# What gdb cannot record stops the recording with "Process record does not
+# support instruction": on x86_64 the kernel's stac/clac around every user
+# copy (SMAP), which `debug --record` avoids by giving the guest a CPU
+# without SMAP (the kernel then patches them out at boot).
+
+LINUX_FEATURE = """  <feature name="org.gnu.gdb.i386.linux">
+    <reg name="orig_rax" bitsize="64" type="int" regnum="%d"/>
+  </feature>
+"""
+
+
+def with_linux_feature(xml):
+    """QEMU's target description with the Linux feature added, or None when
+    it has it already; the new register numbered after the last one."""
+    if "org.gnu.gdb.i386.linux" in xml:
+        return None
+    start = xml.find("<?xml")
+    end = xml.rfind("</target>")
+    if start < 0 or end < 0:
+        raise gdb.GdbError("study-record: the target description gdb holds is "
+                           "not XML: %r" % xml[:80])
+    numbers = [int(n) for n in re.findall(r'regnum="(\d+)"', xml)]
+    regnum = max(numbers) + 1 if numbers else 0
+    return xml[start:end] + LINUX_FEATURE % regnum + "</target>\n"
+
+
+class StudyRecord(gdb.Command):
+    """study-record: record from this stop on (gdb's `record full`), so that
+reverse-step, reverse-next, reverse-finish, reverse-continue and watchpoints
+run backwards answer at once, back to this stop. Forward execution is slower
+while recording (gdb steps each instruction); `record stop` ends it."""
+
+    def __init__(self):
+        super().__init__("study-record", gdb.COMMAND_RUNNING)
+
+    def invoke(self, arg, from_tty):
+        inferior = gdb.selected_inferior()
+        connection = inferior.connection
+        if connection is None or connection.type != "remote":
+            raise gdb.GdbError("study-record: gdb is not connected to a guest's "
+                               "stub (`cargo xtask debug` or `gdb` connects it)")
+        arch = gdb.selected_frame().architecture().name()
+        if arch == "i386:x86-64":
+            xml = gdb.execute("maint print xml-tdesc", to_string=True)
+            described = with_linux_feature(xml)
+            if described is not None:
+                path = os.path.join(os.environ.get("TMPDIR", "/tmp"),
+                                    "study-tdesc-%d.xml" % os.getpid())
+                with open(path + ".tmp", "w") as f:
+                    f.write(described)
+                os.replace(path + ".tmp", path)
+                address = connection.details
+                gdb.execute("disconnect", to_string=True)
+                gdb.execute("set tdesc filename " + path)
+                gdb.execute("set osabi GNU/Linux")
+                gdb.execute("target remote " + address, to_string=True)
+        # A hardware watchpoint is the CPU's: replaying gdb's log backwards
+        # never triggers it. A software one is checked by gdb at each
+        # recorded instruction, which is what a watchpoint run backwards
+        # needs (forward, gdb steps each instruction anyway while recording).
+        gdb.execute("set can-use-hw-watchpoints 0")
+        gdb.execute("record full")
+        gdb.write("study-record: recording from here; reverse-next, reverse-step, "
+                  "reverse-finish and `watch -l` with reverse-continue go back "
+                  "to this stop\n")
+
+
+StudyRecord()

@@ -4,8 +4,9 @@
  * The kernel boots with the host's root filesystem mounted read-only over
  * virtio-9p and `init=/path/to/study-init`.  This program mounts the usual
  * pseudo and scratch filesystems, brings up loopback, runs one job (or an
- * interactive shell), prints a marker line with the job's exit status on
- * the console and reboots, which makes QEMU (-no-reboot) exit.
+ * interactive shell), reports the job's exit status in the host's status
+ * folder, ends the console's output with a line of its own and reboots,
+ * which makes QEMU (-no-reboot) exit.
  *
  * Kernel command line parameters (space separated, "double quotes" allowed):
  *   study.job=PATH   job file: NUL-separated fields, field 0 = working
@@ -23,11 +24,21 @@
  *   study.hold=PATH  start the job only once PATH exists: gdb creates it
  *                    when its breakpoints are in, so it can read vmlinux
  *                    while the kernel boots instead of before.
+ *   study.status=9p:TAG | study.status=hostfs:PATH
+ *                    the host's status folder (xtask/src/guest/status.rs):
+ *                    mounted before the job starts, its "status" file opened
+ *                    and the folder unmounted, so that the job cannot write
+ *                    it nor see it.  It holds "token" (the host's) and,
+ *                    optionally, "linger" (the host's: keep the guest up
+ *                    after the job until the host stops it).
  *   study.verbose    print what is being run and optional-mount failures.
  *
- * Without study.job, /bin/sh -i runs on the console.  Either way the last
- * line printed is "<<<linux-study exit=N>>>", N being the exit code or
- * 128+signal; 125 means study-init itself could not start the job.
+ * Without study.job, /bin/sh -i runs on the console.  Either way the exit
+ * status N is the exit code or 128+signal; 125 means study-init itself could
+ * not start the job.  With study.status, N goes to the status file ("N\n"),
+ * then "<<<linux-study end TOKEN>>>" is printed on the console: the job's
+ * output is everything before it (a job printing that line would need the
+ * token, which it cannot read).  Without, N is printed on stderr.
  *
  * Build: gcc -static -Os -Wall -Wextra -Werror -o study-init init.c
  */
@@ -474,6 +485,95 @@ static void hold_until(const char *path)
 		seconds_now() - start);
 }
 
+/*
+ * Where the exit status goes: a file in the host's status folder, opened
+ * before the job starts, on a mount the job never sees (detached at once;
+ * the open descriptors keep it alive).
+ */
+struct report {
+	int status;		/* the folder's "status" file */
+	int linger;
+	char token[80];
+};
+
+#define STATUS_MOUNT "/dev/.study-status"
+
+static void open_report(const char *spec, struct report *r)
+{
+	r->status = -1;
+	r->linger = 0;
+	r->token[0] = '\0';
+	if (!spec || !*spec)
+		return;
+	const char *type, *src, *data;
+	if (strncmp(spec, "9p:", 3) == 0) {
+		type = "9p";
+		src = spec + 3;
+		data = "trans=virtio,version=9p2000.L";
+	} else if (strncmp(spec, "hostfs:", 7) == 0) {
+		type = "hostfs";
+		src = "none";
+		data = spec + 7;
+	} else {
+		fprintf(stderr, "study-init: study.status=%s: expected 9p:TAG or hostfs:PATH\n",
+			spec);
+		return;
+	}
+	mkdir(STATUS_MOUNT, 0700);
+	if (mount(src, STATUS_MOUNT, type, MS_NOSUID | MS_NODEV | MS_NOEXEC, data) < 0) {
+		fprintf(stderr, "study-init: cannot mount the status folder (%s %s): %s\n",
+			type, spec, strerror(errno));
+		rmdir(STATUS_MOUNT);
+		return;
+	}
+	int dir = open(STATUS_MOUNT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir >= 0) {
+		int fd = openat(dir, "token", O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, r->token, sizeof(r->token) - 1);
+		r->token[n > 0 ? n : 0] = '\0';
+		r->token[strcspn(r->token, "\n")] = '\0';
+		if (fd >= 0)
+			close(fd);
+		r->linger = faccessat(dir, "linger", F_OK, 0) == 0;
+		r->status = openat(dir, "status", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+				   0644);
+		close(dir);
+	}
+	if (r->status < 0)
+		fprintf(stderr, "study-init: cannot open the status file in %s: %s\n", spec,
+			strerror(errno));
+	if (umount2(STATUS_MOUNT, MNT_DETACH) < 0)
+		fprintf(stderr, "study-init: warning: cannot detach the status folder: %s\n",
+			strerror(errno));
+	rmdir(STATUS_MOUNT);
+}
+
+/* Writes the status, then ends the console's output: in that order, so the
+ * host has the status once it sees the end line. */
+static void report_status(struct report *r, int status)
+{
+	fflush(stdout);
+	if (r->status < 0) {
+		fprintf(stderr, "study-init: exit status %d\n", status);
+		return;
+	}
+	char line[16];
+	int len = snprintf(line, sizeof line, "%d\n", status);
+	if (write(r->status, line, len) != len || fsync(r->status) < 0 ||
+	    close(r->status) < 0)
+		fprintf(stderr, "study-init: cannot write the exit status: %s\n",
+			strerror(errno));
+	printf("\n<<<linux-study end %s>>>\n", r->token);
+	fflush(stdout);
+}
+
+/* Keeps the guest up, for a host that reads its memory, until stopped. */
+static void linger(void)
+{
+	for (;;)
+		pause();
+}
+
 /* Reaps every child (orphans get reparented to us) until `child` is done. */
 static int wait_for(pid_t child)
 {
@@ -495,7 +595,7 @@ static int wait_for(pid_t child)
 	}
 }
 
-static int run(void)
+static int run(struct report *r)
 {
 	size_t len;
 	char *cmdline = read_file("/proc/cmdline", &len);
@@ -506,6 +606,8 @@ static int run(void)
 
 	const char *v = cmdline_get(words, "study.verbose");
 	verbose = v && strcmp(v, "0") != 0;
+	/* First: a job that cannot start still has its 125 reported. */
+	open_report(cmdline_get(words, "study.status"), r);
 
 	mount_optional(cmdline_get_all(words, "study.keep"));
 	loopback_up();
@@ -550,12 +652,14 @@ int main(void)
 {
 	umask(022);
 	mount_filesystems();
-	int status = run();
+	struct report r = { .status = -1 };
+	int status = run(&r);
 	/* The clocksource can change while the job runs (the TSC watchdog). */
 	warn_coarse_clock();
 
-	printf("\n<<<linux-study exit=%d>>>\n", status);
-	fflush(stdout);
+	report_status(&r, status);
+	if (r.linger)
+		linger();
 	sync();
 	reboot(RB_AUTOBOOT);
 	for (;;)

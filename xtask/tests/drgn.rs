@@ -189,6 +189,57 @@ print("DRGN " + ("1" if found else "0"))
     std::fs::remove_file(&core).unwrap();
 }
 
+/// A command that ends at once (`true`, before drgn has read anything):
+/// the guest stays up until drgn is done, drgn counts its tasks (init's
+/// among them), and then the command's status is reported.
+#[test]
+fn drgn_reads_a_guest_whose_command_has_ended() {
+    let _serial = serial();
+    tiny_build();
+    let code = "print('DRGN %d' % sum(1 for _ in for_each_task(prog)))";
+    let out = drgn(&["-e", code], &["true"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let all = text(&out);
+    assert!(!all.contains("Traceback"), "{all}");
+    assert!(drgn_json(&out).as_u64().unwrap() > 1, "{all}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the guest command exited with status 0"),
+        "{all}"
+    );
+}
+
+/// `dump --at` where gdb never stops (`true` sends nothing) fails in one
+/// error line, though FILE is there: a vmcore an earlier run left is not
+/// this run's, and it stays as it was.
+#[test]
+fn dump_at_a_stop_never_reached_fails_over_an_old_vmcore() {
+    let _serial = serial();
+    tiny_build();
+    let core = dumps().join("never-stopped.vmcore");
+    std::fs::write(&core, "an earlier run's vmcore\n").unwrap();
+    let mut args: Vec<&str> = on_tiny("dump");
+    args.extend([core.to_str().unwrap(), "--at", "tcp_sendmsg_locked"]);
+    args.extend(["--", "true"]);
+    let out = xtask(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out));
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors,
+        [format!(
+            "error: gdb wrote no vmcore at a stop in tcp_sendmsg_locked ({} is an earlier \
+             run's); gdb said:",
+            core.display()
+        )],
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&core).unwrap(),
+        "an earlier run's vmcore\n"
+    );
+    std::fs::remove_file(&core).unwrap();
+}
+
 /// At a gdb stop the guest is paused, and drgn reads its memory all the
 /// same (`--attach`, from gdb's own `python`): the socket gdb stopped with
 /// is among the task's ESTABLISHED ones. The stack of the task on the CPU

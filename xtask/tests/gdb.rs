@@ -216,18 +216,18 @@ fn debug_holds_the_command_until_gdb_continues() {
         .and_then(|l| l.split(' ').next())
         .unwrap_or_else(|| panic!("no console named:\n{all}"));
     let console = String::from_utf8_lossy(&std::fs::read(console).unwrap()).into_owned();
-    let held: f64 = console
-        .lines()
-        .find_map(|l| {
+    // init waited for the release file (it says so once it comes), and
+    // the stop above shows the command ran only once gdb was in: no clock
+    // is asked how long the wait was.
+    assert!(
+        console.lines().any(|l| {
             l.trim()
-                .strip_prefix("study-init: held the job ")?
-                .strip_suffix(" s for gdb")?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("init did not say it held the job:\n{console}"));
-    // The 4 s less the boot to init, which tiny does in under 2.5 s.
-    assert!(held > 1.5, "held only {held} s:\n{console}");
+                .strip_prefix("study-init: held the job ")
+                .and_then(|rest| rest.strip_suffix(" s for gdb"))
+                .is_some_and(|secs| secs.parse::<f64>().is_ok())
+        }),
+        "init did not say it held the job:\n{console}"
+    );
 }
 
 /// `--from-boot`: the CPU waits at the reset vector, so a breakpoint in the

@@ -1,4 +1,5 @@
-//! `cargo xtask run` in real QEMU: the guest command's exit status, a boot that fails, the initramfs root.
+//! `cargo xtask run` in real QEMU: the guest command's exit status and its
+//! whole output, a boot that fails, the initramfs root.
 
 mod common;
 
@@ -39,6 +40,29 @@ fn run_returns_the_guest_commands_exit_status() {
         stdout.contains("tcp-echo: ipv4 127.0.0.1:") && stdout.contains("tcp-echo: ipv6 [::1]:"),
         "{stdout}"
     );
+}
+
+/// Lines of the command's own that look like init's status line (`cat`
+/// of an old console log: the marker the status once travelled in, and an
+/// end line with a token that is not this guest's) are output like any
+/// other: all of it reaches the user, and the status is the command's.
+#[test]
+fn output_that_looks_like_a_status_line_reaches_the_user_whole() {
+    let _serial = serial();
+    tiny_build();
+    let script = "echo before; echo \"<<<linux-study exit=0>>>\"; \
+                  echo \"<<<linux-study end 0123456789abcdef>>>\"; echo after; exit 3";
+    let out = run_tiny(&[], &["sh", "-c", script]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let expected = [
+        "before",
+        "<<<linux-study exit=0>>>",
+        "<<<linux-study end 0123456789abcdef>>>",
+        "after",
+    ];
+    let seen: Vec<&str> = stdout.lines().filter(|l| expected.contains(l)).collect();
+    assert_eq!(seen, expected, "{stdout}");
 }
 
 #[test]

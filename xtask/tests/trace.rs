@@ -137,14 +137,12 @@ fn a_glob_is_ftraces_and_a_shell_word_is_refused() {
     tiny_build();
     let mut args = on_tiny("trace");
     args.extend(["tcp_sendmsg; reboot -f", "--", "true"]);
-    let start = std::time::Instant::now();
     let out = xtask(&args);
     assert!(!out.status.success());
-    assert!(
-        start.elapsed() < std::time::Duration::from_secs(10),
-        "no boot"
-    );
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // Nothing ran: the executor echoes every command it starts (`$ ...`),
+    // and QEMU's is not among them; the one line below is all there is.
+    assert!(!stderr.contains("qemu-system"), "a guest booted: {stderr}");
     assert_eq!(
         stderr,
         "error: cannot trace \"tcp_sendmsg; reboot -f\": give a function name or glob of letters, \

@@ -1,7 +1,7 @@
 //! The commands that read a guest's memory while it runs, or once dumped:
 //! `drgn` and `dump`.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use clap::Args;
 
@@ -48,8 +48,8 @@ pub struct Dump {
     #[arg(long, value_name = "FUNC", conflicts_with = "attach")]
     pub at: Option<String>,
     /// Without --at: seconds to wait after CMD starts
-    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
-    pub after: f64,
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = seconds, allow_hyphen_values = true)]
+    pub after: Duration,
     /// Dump the guest that a `run`, `debug` or `trace` of this build directory has up
     #[arg(long)]
     pub attach: bool,
@@ -62,4 +62,61 @@ pub struct Dump {
     /// The command the guest runs, after `--`
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// `--after SECS`: a finite number of seconds, 0 or more (`inf`, `NaN` and
+/// negatives are not a wait).
+fn seconds(text: &str) -> Result<Duration, String> {
+    let why = "give a number of seconds, 0 or more (e.g. --after 1.5)";
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number: {why}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is not a wait: {why}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::super::{Cli, Command};
+    use super::*;
+
+    fn after(value: &str) -> Result<Duration, String> {
+        let argv = [
+            "cargo-xtask",
+            "dump",
+            "core",
+            "--after",
+            value,
+            "--",
+            "true",
+        ];
+        match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Command::Dump(dump),
+                ..
+            }) => Ok(dump.after),
+            Ok(_) => unreachable!("dump parses as dump"),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// What `Duration::from_secs_f64` panics on is refused by the parser,
+    /// in one line that names the flag and the fix.
+    #[test]
+    fn after_takes_only_a_finite_wait() {
+        assert_eq!(after("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(after("0"), Ok(Duration::ZERO));
+        for bad in ["inf", "-inf", "NaN", "-1", "1e300", "soon"] {
+            let err = after(bad).unwrap_err();
+            let first = err.lines().next().unwrap();
+            assert!(
+                first.starts_with(&format!(
+                    "error: invalid value '{bad}' for '--after <SECS>': "
+                )) && first.ends_with("give a number of seconds, 0 or more (e.g. --after 1.5)"),
+                "{err}"
+            );
+        }
+    }
 }

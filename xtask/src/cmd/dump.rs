@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use crate::{
     builder, cli,
     ctx::{Ctx, Prepared},
-    guest::{gdb::batch_at_stop, kvm, live::LiveGuest, qmp},
+    guest::{gdb::batch_at_stop_output, kvm, live::LiveGuest, qmp},
     util::{lock::Access, supervise::TempPath},
 };
 
@@ -28,9 +28,20 @@ impl cli::Dump {
         if let Some(function) = &self.at {
             // gdb writes it: study-dump is the same QMP command at a stop.
             let batch = [format!("study-dump {}", file.display())];
-            if let Some(text) = batch_at_stop(ctx, &p, function, &self.command, &batch)? {
-                if !file.is_file() {
-                    bail!("gdb never stopped in {function} to dump the guest:\n{text}");
+            let at_stop = batch_at_stop_output(ctx, &p, function, &self.command, &batch)?;
+            if let Some((_, stdout, stderr)) = at_stop {
+                // study-dump's own line, not the file: one an earlier run
+                // left is no proof that gdb stopped in this one.
+                if !stdout.lines().any(wrote_the_dump) {
+                    let old = match file.exists() {
+                        true => format!(" ({} is an earlier run's)", file.display()),
+                        false => String::new(),
+                    };
+                    bail!(
+                        "gdb wrote no vmcore at a stop in {function}{old}; gdb said:\n{}{}",
+                        stdout,
+                        stderr
+                    );
                 }
                 eprintln!("{}: the guest at its stop in {function}", file.display());
             }
@@ -42,8 +53,8 @@ impl cli::Dump {
             let accel = kvm::choose_accel(ctx, &p, self.accel.into())?;
             LiveGuest::boot(ctx, &p, accel, Duration::from_secs(600), &self.command)?
         };
-        if self.after > 0.0 {
-            std::thread::sleep(Duration::from_secs_f64(self.after));
+        if !self.after.is_zero() {
+            std::thread::sleep(self.after);
         }
         // QEMU writes a partial file first; FILE appears only when whole.
         let partial = file.with_file_name(format!(
@@ -76,6 +87,13 @@ impl cli::Dump {
         );
         Ok(())
     }
+}
+
+/// The line study-dump (study/gdb/study.py) prints once FILE is whole:
+/// `study-dump: FILE (N MiB), through SOCKET`.
+fn wrote_the_dump(line: &str) -> bool {
+    line.strip_prefix("study-dump: ")
+        .is_some_and(|rest| rest.contains(" MiB), through "))
 }
 
 /// FILE as QEMU and gdb's script take it: absolute, in a folder that

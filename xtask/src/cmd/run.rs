@@ -62,6 +62,7 @@ impl cli::Run {
             out_dir: None,
             files: Vec::new(),
             console_to_stderr: false,
+            linger: false,
         };
         if self.command.is_empty() {
             return run::interactive(ctx, &p, &request);

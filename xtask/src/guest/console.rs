@@ -1,6 +1,7 @@
-//! Watching a guest while it runs: its console passed through (init's
-//! exit marker held back), its bound, and whether a debugger has attached,
-//! after which a stopped guest is not a hung one.
+//! Watching a guest while it runs: its console passed through whole up to
+//! init's end line (after it, only the kernel's shutdown), its bound, and
+//! whether a debugger has attached, after which a stopped guest is not a
+//! hung one. The exit status comes from the status folder, not the console.
 
 use std::{
     io::{BufRead, BufReader},
@@ -11,7 +12,10 @@ use std::{
 use anyhow::Result;
 
 use crate::{
-    guest::run::{Killed, RunOutcome, MARKER_PREFIX},
+    guest::{
+        run::{Killed, RunOutcome},
+        status::StatusFolder,
+    },
     util::exec::{describe, Exec},
 };
 
@@ -29,14 +33,17 @@ pub(super) struct Debugger {
     pub attach_timeout: Option<Duration>,
 }
 
-/// Runs QEMU, passes the console through (but for init's marker), and
-/// kills it when its bound passes. A guest a debugger has attached to is
-/// not hung when it stops: no bound from then on. Until then the bound is
-/// `--attach-timeout` for a guest waiting at `-S`, `--timeout` otherwise.
+/// Runs QEMU, passes the console through up to init's end line (the one
+/// with `status`'s token: a line of the command's that only looks like it
+/// is the command's output), and kills it when its bound passes. A guest a
+/// debugger has attached to is not hung when it stops: no bound from then
+/// on. Until then the bound is `--attach-timeout` for a guest waiting at
+/// `-S`, `--timeout` otherwise.
 pub(super) fn supervise(
     exec: &Exec,
     cmd: xshell::Cmd<'_>,
     bound: &Bound,
+    status: Option<&StatusFolder>,
     quiet: bool,
 ) -> Result<Option<RunOutcome>> {
     let start = Instant::now();
@@ -49,28 +56,24 @@ pub(super) fn supervise(
     let tx2 = tx.clone();
     std::thread::spawn(move || forward_lines(stdout, tx));
     std::thread::spawn(move || forward_lines(stderr, tx2));
+    let end_line = status.map(StatusFolder::end_line);
     let mut tail: Vec<String> = Vec::new();
-    let mut exit = None;
     let mut killed = None;
     let mut attached = false;
-    // init prints "\n<<<marker>>>": an empty line is held back until we know
-    // it is not the one before the marker.
+    // init prints "\n<<<end line>>>": an empty line is held back until we
+    // know it is not the one before the end line.
     let mut held_empty = false;
-    let mut marker_at: Option<Instant> = None;
+    let mut ended_at: Option<Instant> = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(line) => {
-                if let Some(code) = line
-                    .strip_prefix(MARKER_PREFIX)
-                    .and_then(|r| r.strip_suffix(">>>"))
-                {
-                    exit = code.parse().ok();
-                    marker_at = Some(Instant::now());
+                if ended_at.is_none() && end_line.as_deref() == Some(line.as_str()) {
+                    ended_at = Some(Instant::now());
                     held_empty = false;
                     continue;
                 }
-                // After the marker only the kernel's shutdown remains.
-                let show = !quiet && (exit.is_none() || exec.verbose);
+                // After the end line only the kernel's shutdown remains.
+                let show = !quiet && (ended_at.is_none() || exec.verbose);
                 let say = |line: &str| match bound.console_to_stderr {
                     true => eprintln!("{line}"),
                     false => println!("{line}"),
@@ -92,7 +95,7 @@ pub(super) fn supervise(
         }
         // After the exit status only the reboot remains; it takes well under
         // a second, so a guest still up after the grace period is stuck.
-        if marker_at.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
+        if ended_at.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
             child.kill();
             break;
         }
@@ -113,12 +116,12 @@ pub(super) fn supervise(
             break;
         }
     }
-    let status = child.wait()?;
+    let qemu_status = child.wait()?;
     Ok(Some(RunOutcome {
-        exit,
+        exit: status.and_then(StatusFolder::exit),
         console_tail: tail,
         killed,
-        qemu_status: describe(status),
+        qemu_status: describe(qemu_status),
         elapsed: start.elapsed(),
     }))
 }

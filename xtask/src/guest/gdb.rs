@@ -18,7 +18,7 @@ use crate::{
         run::{start_background, RunRequest},
     },
     study::host_tools,
-    util::exec::{which, Exec},
+    util::exec::{describe, which, Exec},
 };
 
 /// Everything the script needs, so the builder stays pure.
@@ -225,7 +225,7 @@ pub fn gdb_command<'a>(
 
 /// Boots `argv` with the stub waiting, stops in `function` in `argv`'s own
 /// task, runs `batch` there and returns what gdb printed; `None` under a
-/// dry run.
+/// dry run. gdb failing is an error.
 pub fn batch_at_stop(
     ctx: &Ctx,
     p: &Prepared,
@@ -233,6 +233,31 @@ pub fn batch_at_stop(
     argv: &[String],
     batch: &[String],
 ) -> Result<Option<String>> {
+    let Some((status, stdout, stderr)) = batch_at_stop_output(ctx, p, function, argv, batch)?
+    else {
+        return Ok(None);
+    };
+    if !status.success() {
+        let tail: Vec<&str> = stderr.lines().chain(stdout.lines()).collect();
+        bail!(
+            "gdb failed ({}) at the stop in {function}:\n{}",
+            describe(status),
+            tail[tail.len().saturating_sub(15)..].join("\n")
+        );
+    }
+    Ok(Some(stdout))
+}
+
+/// [`batch_at_stop`], whatever gdb's exit status: the status, gdb's
+/// stdout and its stderr, for a caller that judges them itself (`dump
+/// --at` looks for study-dump's own line).
+pub fn batch_at_stop_output(
+    ctx: &Ctx,
+    p: &Prepared,
+    function: &str,
+    argv: &[String],
+    batch: &[String],
+) -> Result<Option<(ExitStatus, String, String)>> {
     let port = free_port()?;
     // The stop is in the command's own task, which starts after gdb's
     // breakpoints are in: gdb may read vmlinux during the boot.
@@ -261,11 +286,16 @@ pub fn batch_at_stop(
     };
     let output = ctx
         .exec
-        .capture(gdb_command(&ctx.exec, p, &ctx.study_dir(), &gdb)?)?;
+        .output(gdb_command(&ctx.exec, p, &ctx.study_dir(), &gdb)?)?;
     let Some(_guest) = guest else {
         return Ok(None);
     };
-    Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()))
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    Ok(Some((
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr),
+    )))
 }
 
 /// gdb names each index by the vmlinux's build ID, and each link makes a

@@ -13,7 +13,10 @@ use xshell::cmd;
 use crate::{
     ctx::{project_root, Prepared},
     guest::programs::GuestPrograms,
-    util::{exec::Exec, supervise::TempPath},
+    util::{
+        exec::{describe, Exec},
+        supervise::TempPath,
+    },
 };
 
 /// The host's busybox; its applet list names the links for any
@@ -70,6 +73,41 @@ pub fn build(exec: &Exec, p: &Prepared, c: &Contents) -> Result<(PathBuf, Option
     Ok((cpio, guard))
 }
 
+/// The applets `busybox --list` names (but busybox itself): the links the
+/// initramfs's /bin gets. A busybox that fails to list them, or lists
+/// none, is an error in one line: the guest would have no shell.
+fn applets(exec: &Exec, busybox: &Path) -> Result<Vec<String>> {
+    let out = exec.query(cmd!(exec.sh(), "{busybox} --list"))?;
+    let why = if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = stderr.lines().next().unwrap_or_default().trim().to_string();
+        format!(
+            "failed ({}){}",
+            describe(out.status),
+            match said.is_empty() {
+                true => String::new(),
+                false => format!(": {said}"),
+            }
+        )
+    } else {
+        let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|a| !a.is_empty() && *a != "busybox")
+            .map(String::from)
+            .collect();
+        if !names.is_empty() {
+            return Ok(names);
+        }
+        "listed no applets".to_string()
+    };
+    bail!(
+        "`{} --list` {why}: the initramfs would have no shell; reinstall it \
+         (`apt-get install --reinstall busybox-static`)",
+        busybox.display()
+    )
+}
+
 /// Lays out the root under `root`, packs it into `cpio`, and removes it.
 fn stage(exec: &Exec, busybox: &Path, root: &Path, c: &Contents, cpio: &Path) -> Result<()> {
     exec.remove_all(root)?;
@@ -79,12 +117,8 @@ fn stage(exec: &Exec, busybox: &Path, root: &Path, c: &Contents, cpio: &Path) ->
         exec.create_dir_all(&root.join(sub))?;
     }
     exec.copy(busybox, &root.join("bin/busybox"))?;
-    let applets = exec.query(cmd!(exec.sh(), "{BUSYBOX} --list"))?;
-    for applet in String::from_utf8_lossy(&applets.stdout)
-        .lines()
-        .filter(|a| !a.is_empty() && *a != "busybox")
-    {
-        exec.symlink(Path::new("busybox"), &root.join("bin").join(applet))
+    for applet in applets(exec, Path::new(BUSYBOX))? {
+        exec.symlink(Path::new("busybox"), &root.join("bin").join(&applet))
             .with_context(|| format!("applet {applet}"))?;
     }
     exec.copy(&c.programs.init(), &root.join("init"))?;
@@ -119,4 +153,44 @@ fn stage(exec: &Exec, busybox: &Path, root: &Path, c: &Contents, cpio: &Path) ->
         exec.capture_with_input(cmd!(sh, "cpio --quiet -o -H newc"), Some(list.into_bytes()))?;
     exec.write(cpio, &archive.stdout)?;
     exec.remove_all(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::exec::which;
+
+    /// A busybox that cannot list its applets (`false`), or lists none
+    /// (`true`), stops the initramfs in one line naming it; the host's
+    /// busybox lists a shell.
+    #[test]
+    fn a_busybox_without_applets_is_an_error() {
+        let exec = Exec::new(false, false).unwrap();
+        let failing = which("false").unwrap();
+        let err = applets(&exec, &failing).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "`{} --list` failed (exit status 1): the initramfs would have no shell; \
+                 reinstall it (`apt-get install --reinstall busybox-static`)",
+                failing.display()
+            )
+        );
+        let silent = which("true").unwrap();
+        let err = applets(&exec, &silent).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "`{} --list` listed no applets: ",
+                silent.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        if Path::new(BUSYBOX).is_file() {
+            assert!(applets(&exec, Path::new(BUSYBOX))
+                .unwrap()
+                .iter()
+                .any(|a| a == "sh"));
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! A guest whose memory the tool reads while it runs (drgn, `dump`): one
-//! booted for a command and left running until the reader is done, or one
+//! booted for a command and kept up until the reader is done, however soon
+//! the command ends (init lingers: guest::status), or one
 //! that a `run`, `debug` or `trace` of the same build directory has up.
 
 use std::{
@@ -47,6 +48,8 @@ impl LiveGuest {
             timeout,
             // init then names the command as it starts it: wait_started.
             append: vec!["study.verbose=1".into()],
+            // Up until the reader is done, however soon the command ends.
+            linger: true,
             ..RunRequest::new(accel)
         };
         let pid = std::process::id();

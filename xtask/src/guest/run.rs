@@ -1,6 +1,7 @@
 //! Booting the built kernel in QEMU with the host's root shared read-only
 //! over 9p (or an initramfs), running one command in the guest (or a shell),
-//! and reading its exit status from init's marker line.
+//! and reading its exit status from the guest's status folder
+//! (guest::status), which the command cannot write.
 
 use std::{
     path::{Path, PathBuf},
@@ -19,7 +20,9 @@ use crate::{
         initramfs,
         programs::{self, guest_bin_dir, guest_env, guest_init},
         qemu::{self, Accel, Guest, Root},
-        qmp, uml,
+        qmp,
+        status::StatusFolder,
+        uml,
     },
     kernel::uml_host,
     study::arch::Runner,
@@ -36,9 +39,6 @@ pub const BOOT_FAILED: u8 = 125;
 pub fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }
-
-/// The line init prints after the command, with its exit status.
-pub(super) const MARKER_PREFIX: &str = "<<<linux-study exit=";
 
 pub struct RunRequest {
     pub accel: Accel,
@@ -65,6 +65,9 @@ pub struct RunRequest {
     /// is a result of its own (a trace, a graph) and the guest's output
     /// is incidental.
     pub console_to_stderr: bool,
+    /// The guest stays up after its command, until the tool stops it: for
+    /// a reader of its memory (drgn, `dump`), whatever the command does.
+    pub linger: bool,
 }
 
 impl RunRequest {
@@ -86,6 +89,7 @@ impl RunRequest {
             out_dir: None,
             files: Vec::new(),
             console_to_stderr: false,
+            linger: false,
         }
     }
 }
@@ -101,7 +105,7 @@ pub enum Killed {
 
 /// What a guest run produced.
 pub struct RunOutcome {
-    /// The command's exit status, from init's marker line.
+    /// The command's exit status, from the guest's status folder.
     pub exit: Option<i32>,
     pub console_tail: Vec<String>,
     pub killed: Option<Killed>,
@@ -182,6 +186,7 @@ fn guest_spec(
         env: None,
         cwd: None,
         out_dir: req.out_dir.clone(),
+        status: None,
         gdb_port: req.gdb_port,
         wait_gdb: req.wait_gdb,
         hold: None,
@@ -211,6 +216,8 @@ struct Launch<'a> {
     cmd: xshell::Cmd<'a>,
     temp: Vec<TempPath>,
     qmp: Option<PathBuf>,
+    /// Where init reports the command's status (none for a shell).
+    status: Option<StatusFolder>,
 }
 
 /// Where the guest finds its root and what init is told: the host's `/`
@@ -298,6 +305,15 @@ fn prepare<'a>(
             guest.hold = Some(path.display().to_string());
         }
     }
+    // A shell's status is the user's to see; a command's is ours to read.
+    let status = match argv {
+        Some(_) => {
+            exec.create_dir_all(&run_dir)?;
+            Some(StatusFolder::create(exec, &run_dir, req.linger)?)
+        }
+        None => None,
+    };
+    guest.status = status.as_ref().map(|s| s.dir.clone());
     qemu::check_paths(&guest)?;
     let cmd = match p.arch.runner {
         Runner::Qemu => {
@@ -352,6 +368,7 @@ fn prepare<'a>(
         cmd,
         temp,
         qmp: guest.qmp,
+        status,
     })
 }
 
@@ -413,7 +430,7 @@ pub(super) fn run_guest(
             attach_timeout: req.wait_gdb.then_some(req.attach_timeout),
         }),
     };
-    let outcome = supervise(exec, launch.cmd, &bound, quiet);
+    let outcome = supervise(exec, launch.cmd, &bound, launch.status.as_ref(), quiet);
     drop(launch.temp);
     outcome
 }
@@ -425,6 +442,7 @@ pub struct Background {
     pub console: PathBuf,
     /// The guest's QMP socket, when it has one.
     pub qmp: Option<PathBuf>,
+    status: Option<StatusFolder>,
     _files: Vec<TempPath>,
 }
 
@@ -467,12 +485,7 @@ impl Background {
 
     /// The command's exit status, once init has reported one.
     pub fn exit(&self) -> Option<i32> {
-        console_text(&self.console).lines().find_map(|l| {
-            l.strip_prefix(MARKER_PREFIX)?
-                .strip_suffix(">>>")?
-                .parse()
-                .ok()
-        })
+        self.status.as_ref()?.exit()
     }
 }
 
@@ -499,6 +512,7 @@ pub fn start_background(
         child,
         console: console.to_path_buf(),
         qmp: launch.qmp,
+        status: launch.status,
         _files: launch.temp,
     }))
 }

@@ -92,11 +92,12 @@ fn available_pattern(name: &str) -> String {
     }
 }
 
-/// A word for the guest's shell, in single quotes: checked names and
-/// patterns hold no quote, so nothing in them is expanded.
+/// A word for the guest's shell (busybox sh, POSIX quoting), taken
+/// literally whatever it holds: in single quotes when it has anything the
+/// shell would read (a quote becomes `'\''`, a newline stays inside the
+/// quotes), bare when it is a plain word.
 fn sq(word: &str) -> String {
-    debug_assert!(!word.contains('\''));
-    format!("'{word}'")
+    shell_words::quote(word).into_owned()
 }
 
 /// The shell script run in the guest: check the functions can be traced,
@@ -193,7 +194,7 @@ mod tests {
             O=/tmp/study-out
             mkdir -p $O && mount -t 9p -o trans=virtio,version=9p2000.L study-out $O || exit 125
             missing=
-            grep -q '^tcp_sendmsg\( \|$\)' $T/available_filter_functions || missing="$missing "'tcp_sendmsg'
+            grep -q '^tcp_sendmsg\( \|$\)' $T/available_filter_functions || missing="$missing "tcp_sendmsg
             if [ -n "$missing" ]; then
             	echo "$missing" > $O/missing
             	cut -d' ' -f1 $T/available_filter_functions > $O/available
@@ -203,7 +204,7 @@ mod tests {
             echo 16384 > $T/buffer_size_kb
             echo nop > $T/current_tracer
             echo > $T/set_graph_function
-            echo 'tcp_sendmsg' >> $T/set_graph_function
+            echo tcp_sendmsg >> $T/set_graph_function
             echo 8 > $T/max_graph_depth
             echo 1 > $T/options/funcgraph-proc
             echo 1 > $T/options/funcgraph-abstime
@@ -225,6 +226,34 @@ mod tests {
             exit $status
         "##]]
         .assert_eq(&guest_script(&setup));
+    }
+
+    /// A word with a quote, spaces, `$` and a newline comes back whole
+    /// from the guest's shell: busybox sh (the host's, the one the
+    /// initramfs carries), and the host's /bin/sh beside it.
+    #[test]
+    fn a_quoted_word_is_read_back_literally() {
+        let word = "it's $HOME and `id`\n$(reboot) \\ \"x\" *";
+        let quoted = sq(word);
+        let mut shells = vec![vec!["/bin/sh"]];
+        if std::path::Path::new("/bin/busybox").exists() {
+            shells.push(vec!["/bin/busybox", "sh"]);
+        }
+        for shell in shells {
+            let out = std::process::Command::new(shell[0])
+                .args(&shell[1..])
+                .arg("-c")
+                .arg(format!("set -f; printf %s {quoted}"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{shell:?}: {out:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                word,
+                "{shell:?} on {quoted}"
+            );
+        }
+        assert_eq!(sq("tcp_sendmsg"), "tcp_sendmsg");
     }
 
     #[test]

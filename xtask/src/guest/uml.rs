@@ -15,7 +15,12 @@ use crate::{
 pub fn uml_args(u: &Uml, guest: &Guest, uml_dir: &Path) -> Vec<String> {
     let mut words = vec![format!("{}{}", u.mem_arg, guest.mem)];
     words.extend(u.root_args.iter().cloned());
-    words.extend(init_words(guest));
+    // hostfs mounts any host folder: the status folder by its path.
+    let status = guest
+        .status
+        .as_ref()
+        .map(|dir| format!("hostfs:{}", dir.display()));
+    words.extend(init_words(guest, status));
     words.extend(u.args.iter().cloned());
     words.push(if guest.interactive {
         u.con0_interactive.clone()

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use xshell::{Cmd, Shell};
 
-use crate::study::arch::Qemu;
+use crate::{guest::status::STATUS_TAG, study::arch::Qemu};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accel {
@@ -49,6 +49,10 @@ pub struct Guest {
     pub cwd: Option<String>,
     /// A writable host directory, mounted by tag `study-out` in the guest.
     pub out_dir: Option<PathBuf>,
+    /// The host folder init reports the command's exit status in
+    /// (guest::status): virtio-9p tag `study-status` under QEMU, hostfs
+    /// under UML.
+    pub status: Option<PathBuf>,
     pub gdb_port: Option<u16>,
     pub wait_gdb: bool,
     /// init starts the job once this file exists (a path on the root
@@ -127,6 +131,12 @@ pub fn check_paths(guest: &Guest) -> anyhow::Result<()> {
     paths.extend(guest.hold.iter().map(|h| ("the hold file", h.clone())));
     paths.extend(
         guest
+            .status
+            .iter()
+            .map(|s| ("the status folder", s.display().to_string())),
+    );
+    paths.extend(
+        guest
             .cwd
             .iter()
             .map(|c| ("the working directory", c.clone())),
@@ -188,7 +198,8 @@ pub fn kernel_cmdline(q: &Qemu, guest: &Guest) -> String {
         }
         Root::Initramfs(_) => words.push("rdinit=/init".into()),
     }
-    words.extend(init_words(guest));
+    let status = guest.status.as_ref().map(|_| format!("9p:{STATUS_TAG}"));
+    words.extend(init_words(guest, status));
     // A panic reboots at once, and -no-reboot turns that into QEMU exiting.
     words.push("panic=-1".into());
     if guest.gdb_port.is_some() {
@@ -211,9 +222,10 @@ pub fn kernel_cmdline(q: &Qemu, guest: &Guest) -> String {
 }
 
 /// What init is told, whatever runs the kernel: itself (on the host's
-/// root), its job, environment and working directory, and the host paths
-/// its tmpfs mounts must leave visible.
-pub fn init_words(guest: &Guest) -> Vec<String> {
+/// root), its job, environment and working directory, where it reports the
+/// exit status (`status`: the runner's way to the status folder), and the
+/// host paths its tmpfs mounts must leave visible.
+pub fn init_words(guest: &Guest, status: Option<String>) -> Vec<String> {
     let mut words = Vec::new();
     if guest.root == Root::Host {
         words.push(param("init", &guest.init));
@@ -229,6 +241,9 @@ pub fn init_words(guest: &Guest) -> Vec<String> {
     }
     if let Some(hold) = &guest.hold {
         words.push(param("study.hold", hold));
+    }
+    if let Some(status) = status {
+        words.push(param("study.status", &status));
     }
     // One word a path: a path may hold a comma.
     for keep in shadowed(&guest.keep) {
@@ -309,6 +324,20 @@ pub fn qemu_command<'a>(sh: &'a Shell, q: &Qemu, guest: &Guest) -> Cmd<'a> {
                 format!("{},fsdev=out,mount_tag={OUT_TAG}", q.virtio_9p),
             ]);
     }
+    if let Some(status) = &guest.status {
+        cmd = cmd
+            .args([
+                "-fsdev".to_string(),
+                format!(
+                    "local,id=status,path={},security_model=none",
+                    qemu_opt_value(&status.display().to_string())
+                ),
+            ])
+            .args([
+                "-device".to_string(),
+                format!("{},fsdev=status,mount_tag={STATUS_TAG}", q.virtio_9p),
+            ]);
+    }
     if let Some(port) = guest.gdb_port {
         // Loopback only: `-s` would offer a kernel debugger to the network.
         cmd = cmd.args(["-gdb".to_string(), format!("tcp:127.0.0.1:{port}")]);
@@ -359,6 +388,7 @@ pub(crate) fn test_guest() -> Guest {
         env: None,
         cwd: None,
         out_dir: None,
+        status: None,
         gdb_port: None,
         wait_gdb: false,
         hold: None,
