@@ -67,5 +67,6 @@ fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::Follow(flags) => flags.run(&ctx).map(done)?,
         Command::Drgn(flags) => flags.run(&ctx)?,
         Command::Dump(flags) => flags.run(&ctx).map(done)?,
+        Command::Completions(flags) => flags.run(&ctx).map(done)?,
     })
 }

@@ -82,6 +82,8 @@ pub enum Command {
     Drgn(Drgn),
     /// Write a vmcore of the guest: once CMD has started, or at a stop in FUNC (--at)
     Dump(Dump),
+    /// Print a completion script for bash, zsh or fish (the README says how to install it)
+    Completions(Completions),
 }
 
 /// Which profile, and where it builds.
@@ -160,6 +162,10 @@ pub struct Config {
     /// Regenerate .config from the profile, dropping edits made by hand
     #[arg(long)]
     pub force: bool,
+    /// Make clangd follow this build: its compile commands, without gcc's own flags, in
+    /// build/compile_commands.json [default: the default profile's]
+    #[arg(long)]
+    pub clangd: bool,
 }
 
 #[derive(Args, Debug)]
@@ -574,7 +580,9 @@ impl From<TracerArg> for Tracer {
     }
 }
 
+pub mod completions;
 mod live_state;
+pub use completions::Completions;
 pub use live_state::{Drgn, Dump};
 
 #[cfg(test)]

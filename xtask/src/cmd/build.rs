@@ -1,12 +1,12 @@
 //! `cargo xtask build`: configure when needed, build with the fallback, and
-//! print the summary.
+//! print the summary; refresh what clangd reads when it follows this build.
 
 use anyhow::Result;
 
 use crate::{
     builder::{self, distcc, BuildRequest},
     cli,
-    ctx::{Ctx, Prepared},
+    ctx::{clangd, Ctx, Prepared},
     kernel::tree,
     util::lock::Access,
 };
@@ -43,6 +43,11 @@ impl cli::Build {
         };
         if let Some(outcome) = builder::build(ctx, &prepared, &request)? {
             outcome.print(&prepared);
+        }
+        // Kbuild rewrote compile_commands.json: clangd's copy follows.
+        let followed = clangd::refresh(ctx, &prepared, false)?;
+        if let Some(line) = followed.line(&prepared, false) {
+            eprintln!("{line}");
         }
         Ok(())
     }

@@ -1,13 +1,14 @@
 //! `cargo xtask config`: the profile's fragment in the kernel tree, the
 //! build directory's `.config`, the optimization overrides, and the proof
-//! that every requested option landed.
+//! that every requested option landed; with `--clangd`, the build clangd
+//! follows.
 
 use anyhow::Result;
 
 use crate::{
     builder::{configure, fallback},
     cli,
-    ctx::{Ctx, Prepared},
+    ctx::{clangd, Ctx, Prepared},
     util::lock::Access,
 };
 
@@ -19,6 +20,13 @@ impl cli::Config {
             return Ok(());
         }
         let _lock = prepared.lock(ctx, Access::Exclusive)?;
-        configure::configure(ctx, &prepared, self.force)
+        configure::configure(ctx, &prepared, self.force)?;
+        if self.clangd {
+            let followed = clangd::refresh(ctx, &prepared, true)?;
+            if let Some(line) = followed.line(&prepared, true) {
+                eprintln!("{line}");
+            }
+        }
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod build;
 pub mod callgraph;
 pub mod ci;
+pub mod completions;
 pub mod config;
 pub mod debug;
 pub mod drgn;

@@ -30,6 +30,7 @@ use crate::{
 };
 
 mod build_dir;
+pub mod clangd;
 pub use build_dir::{BuildLock, StateDir};
 
 /// Where the global flags point, before anything is read.

@@ -5,6 +5,7 @@
 //! `util`; it holds no build-directory state of its own.
 
 pub mod buildlog;
+pub mod compdb;
 pub mod depfile;
 pub mod kbuild;
 pub mod kconfig;

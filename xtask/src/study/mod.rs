@@ -6,6 +6,7 @@
 
 pub mod arch;
 pub mod callgraph_rules;
+pub mod clangd_flags;
 pub mod host_tools;
 pub mod layers;
 pub mod opt_rules;
