@@ -17,6 +17,7 @@ pub mod programs;
 pub mod qemu;
 pub mod qmp;
 pub mod run;
+pub mod run_request;
 pub mod status;
 pub mod trace_script;
 pub mod tracing;
