@@ -49,7 +49,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
         host_tools::require_for(&ctx.study_dir(), group, &p.arch.name, p.compiler)?;
     }
     let cache = CacheSetup::new(req.cache)?;
-    let cache_before = cache.as_ref().map(|c| c.stats(exec)).transpose()?;
+    let cache_before = cache.as_ref().and_then(|c| cache_stats(c, exec));
     let distcc_log = p.state().distcc_log();
     if req.distcc.is_some() {
         host_tools::require(&ctx.study_dir(), "distcc", &p.arch.name)?;
@@ -224,7 +224,7 @@ impl Made {
             Some(DistccStats::parse(&text))
         });
         let cache_stats = match (cache, cache_before) {
-            (Some(c), Some(before)) => Some(c.stats(exec)?.since(&before)),
+            (Some(c), Some(before)) => cache_stats(c, exec).map(|now| now.since(&before)),
             _ => None,
         };
         Ok(BuildOutcome {
@@ -242,6 +242,17 @@ impl Made {
             image: p.image(),
         })
     }
+}
+
+/// The compiler cache's counters, for the build's summary. Without them
+/// the build is the same, so a ccache that cannot give them is said in one
+/// line and the summary leaves the cache out (the compiles through it fail
+/// on their own if it is broken for them too).
+fn cache_stats(cache: &CacheSetup, exec: &Exec) -> Option<CacheStats> {
+    cache
+        .stats(exec)
+        .map_err(|e| eprintln!("note: {e:#}; the build's summary leaves the cache out"))
+        .ok()
 }
 
 /// The inputs index for the next build's "what changed" (builder::inputs).
