@@ -407,7 +407,30 @@ fn run_make(
     if progress {
         eprintln!();
     }
-    Ok(status.map(|status| (log, status.success())))
+    let Some(status) = status else {
+        return Ok(None);
+    };
+    if !status.success() {
+        forget_failed(&ctx.exec, &p.build_dir, &log)?;
+    }
+    Ok(Some((log, status.success())))
+}
+
+/// Removes what a failed compile left of each object that did not build:
+/// gcc removes the outputs it was writing, the `.dwo` among them, but an
+/// object it never reached the assembler for keeps the last build's `.o`,
+/// and its `.cmd` that build's command. Once the object moves back to
+/// that command (up the ladder to the level it had, or its rule undone),
+/// if_changed finds the old `.o` current and nothing makes its `.dwo`
+/// again: the build's objects and split DWARF would disagree. Without the
+/// `.o` and its `.cmd`, make must compile it, whatever level it lands at.
+fn forget_failed(exec: &Exec, build_dir: &Path, log: &BuildLog) -> Result<()> {
+    for failure in &log.failures {
+        for path in kbuild::object_outputs(build_dir, &failure.object) {
+            exec.remove_all(&path)?;
+        }
+    }
+    Ok(())
 }
 
 fn first_error(log: &BuildLog) -> String {
