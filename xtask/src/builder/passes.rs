@@ -425,8 +425,9 @@ fn run_make(
 /// again: the build's objects and split DWARF would disagree. Without the
 /// `.o` and its `.cmd`, make must compile it, whatever level it lands at.
 fn forget_failed(exec: &Exec, build_dir: &Path, log: &BuildLog) -> Result<()> {
-    for failure in &log.failures {
-        for path in kbuild::object_outputs(build_dir, &failure.object) {
+    let objects = log.failures.iter().map(|f| f.object.as_str());
+    for object in objects.filter(|o| o.ends_with(".o") && Path::new(o).is_relative()) {
+        for path in kbuild::object_outputs(build_dir, object) {
             exec.remove_all(&path)?;
         }
     }
