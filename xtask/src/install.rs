@@ -4,7 +4,7 @@
 //! tree (the submodule, else Debian's tarball). It uses `kernel`, `study`
 //! and `util`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use xshell::cmd;
@@ -13,7 +13,7 @@ use crate::{
     ctx::Ctx,
     kernel::tree::{self, KernelTree, DEBIAN_TARBALL},
     study::host_tools::{self, Tool, PIP_VENV},
-    util::exec::which,
+    util::exec::{describe, which, Exec},
 };
 
 /// Installs `missing`, every source in turn, then checks that each is
@@ -107,11 +107,8 @@ fn unpack_deb(ctx: &Ctx, deb: &str) -> Result<()> {
     let (Some(dir), Some((name, arch))) = (host_tools::deb_dir(deb), deb.split_once(':')) else {
         bail!("deb = \"{deb}\" needs the form NAME:ARCH");
     };
-    let known = exec.query(cmd!(sh, "dpkg --print-foreign-architectures"))?;
-    if !String::from_utf8_lossy(&known.stdout)
-        .lines()
-        .any(|a| a.trim() == arch)
-    {
+    let known = answer(exec, cmd!(sh, "dpkg --print-foreign-architectures"))?;
+    if !known.lines().any(|a| a.trim() == arch) {
         exec.require_root(&format!(
             "apt does not know {arch} packages yet ({deb}): run `sudo dpkg --add-architecture {arch} && sudo apt-get update`, or this as root"
         ))?;
@@ -127,19 +124,9 @@ fn unpack_deb(ctx: &Ctx, deb: &str) -> Result<()> {
         let _in = sh.push_dir(&download);
         exec.run(cmd!(sh, "apt-get download -q {deb}"))?;
     }
-    let prefix = format!("{name}_");
-    let suffix = format!("_{arch}.deb");
-    let file = std::fs::read_dir(&download)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(&suffix))
-        })
-        .max()
+    // A dry run downloaded nothing: the name it would find.
+    let file = exec
+        .check(|| downloaded(&download, name, arch).map(Some))?
         .unwrap_or_else(|| download.join(format!("{name}_VERSION_{arch}.deb")));
     exec.run(cmd!(sh, "dpkg-deb -x {file} {partial}"))?;
     exec.remove_all(&dest)?;
@@ -147,6 +134,48 @@ fn unpack_deb(ctx: &Ctx, deb: &str) -> Result<()> {
     exec.check(|| {
         println!("unpacked {deb} into {}", dest.display());
         Ok(())
+    })
+}
+
+/// What a read-only query printed; its failure is an error of one line
+/// with the command and the first line it wrote to stderr, not an empty
+/// answer.
+fn answer(exec: &Exec, cmd: xshell::Cmd<'_>) -> Result<String> {
+    let text = cmd.to_string();
+    let output = exec.query(cmd)?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let why = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        bail!("`{text}` failed ({}): {why}", describe(output.status));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The newest `NAME_VERSION_ARCH.deb` that `apt-get download` left in
+/// `dir`; none there is an error that names the directory.
+fn downloaded(dir: &Path, name: &str, arch: &str) -> Result<PathBuf> {
+    let prefix = format!("{name}_");
+    let suffix = format!("_{arch}.deb");
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))?
+            .path();
+        let matches = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(&suffix));
+        if matches {
+            found.push(path);
+        }
+    }
+    found.into_iter().max().ok_or_else(|| {
+        anyhow::anyhow!(
+            "`apt-get download {name}:{arch}` left no {prefix}*{suffix} in {}; run it there by hand to see why",
+            dir.display()
+        )
     })
 }
 
@@ -166,15 +195,22 @@ pub fn kernel_tree(ctx: &Ctx) -> Result<Option<KernelTree>> {
             sh,
             "timeout 120 git submodule update --init --depth 1 kernel"
         );
-        let fetched = exec.status(submodule).is_ok_and(|s| s.success());
+        // Not fatal: the tarball is the fallback, and the line below says
+        // why it is used.
+        let fetched = match exec.status(submodule) {
+            Ok(status) if status.success() => Ok(()),
+            Ok(status) => Err(describe(status)),
+            Err(e) => Err(format!("{e:#}")),
+        };
         let tree = exec.check(|| Ok(Some(KernelTree::open(&ctx.kernel_dir).ok())))?;
         match tree {
             // A dry run, which ran no git.
             None => return Ok(None),
-            Some(Some(tree)) if fetched => return Ok(Some(tree)),
-            Some(_) => {
-                eprintln!("the kernel submodule could not be fetched; using {DEBIAN_TARBALL}")
-            }
+            Some(Some(tree)) if fetched.is_ok() => return Ok(Some(tree)),
+            Some(_) => eprintln!(
+                "the kernel submodule could not be fetched (`git submodule update`: {}); using {DEBIAN_TARBALL}",
+                fetched.err().unwrap_or_else(|| "no tree in it".into())
+            ),
         }
     }
     exec.check(|| {
@@ -189,4 +225,47 @@ pub fn kernel_tree(ctx: &Ctx) -> Result<Option<KernelTree>> {
         Ok(())
     })?;
     tree::unpack(exec, Path::new(DEBIAN_TARBALL), &ctx.kernel_dir, ctx.wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_query_is_one_line_not_an_empty_answer() {
+        let exec = Exec::new(false, false).unwrap();
+        let sh = exec.sh();
+        let error = answer(&exec, cmd!(sh, "ls /nonexistent-xtask-query")).unwrap_err();
+        let line = format!("{error:#}");
+        assert!(
+            line.starts_with("`ls /nonexistent-xtask-query` failed (exit status 2): ls: ")
+                && line.contains("/nonexistent-xtask-query")
+                && !line.contains('\n'),
+            "{line}"
+        );
+        assert_eq!(answer(&exec, cmd!(sh, "echo amd64")).unwrap(), "amd64\n");
+    }
+
+    #[test]
+    fn a_download_that_left_no_package_says_where_it_looked() {
+        let dir = std::env::temp_dir().join(format!("xtask-deb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let error = downloaded(&dir, "busybox-static", "arm64").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "`apt-get download busybox-static:arm64` left no busybox-static_*_arm64.deb in {}; run it there by hand to see why",
+                dir.display()
+            )
+        );
+        for version in ["1.35", "1.36"] {
+            let deb = dir.join(format!("busybox-static_{version}_arm64.deb"));
+            std::fs::write(deb, "").unwrap();
+        }
+        let found = downloaded(&dir, "busybox-static", "arm64");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(found.unwrap(), dir.join("busybox-static_1.36_arm64.deb"));
+        let missing = downloaded(&dir, "busybox-static", "arm64").unwrap_err();
+        assert!(missing.to_string().starts_with("cannot read "), "{missing}");
+    }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use xshell::cmd;
 
-use crate::util::exec::{which, Exec};
+use crate::util::exec::{describe, which, Exec};
 
 /// Whether to put ccache in front of the compiler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,11 +81,24 @@ impl CacheSetup {
         }
     }
 
+    /// The cache's counters, with the environment the build's compiles
+    /// see. A ccache that fails (a broken ccache.conf, say) or prints no
+    /// counters is an error of one line, never zeros.
     pub fn stats(&self, exec: &Exec) -> Result<CacheStats> {
+        let env = self.env.iter().map(|(k, v)| (k, v));
         let output = exec
-            .query(cmd!(exec.sh(), "ccache --print-stats"))
-            .context("ccache --print-stats")?;
-        Ok(CacheStats::parse(&String::from_utf8_lossy(&output.stdout)))
+            .query(cmd!(exec.sh(), "ccache --print-stats").envs(env))
+            .context("cannot run `ccache --print-stats`")?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let why = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            bail!(
+                "`ccache --print-stats` failed ({}): {why}",
+                describe(output.status)
+            );
+        }
+        CacheStats::parse(&String::from_utf8_lossy(&output.stdout))
+            .context("`ccache --print-stats` printed no hit or miss counter")
     }
 }
 
@@ -96,9 +109,11 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
-    /// `ccache --print-stats`: tab-separated counters.
-    pub fn parse(text: &str) -> CacheStats {
+    /// `ccache --print-stats`: tab-separated counters; `None` without the
+    /// hit and miss counters.
+    pub fn parse(text: &str) -> Option<CacheStats> {
         let mut stats = CacheStats::default();
+        let mut found = false;
         for line in text.lines() {
             let mut parts = line.split('\t');
             let (Some(key), Some(value)) = (parts.next(), parts.next()) else {
@@ -108,10 +123,11 @@ impl CacheStats {
             match key {
                 "direct_cache_hit" | "preprocessed_cache_hit" => stats.hits += value,
                 "cache_miss" => stats.misses += value,
-                _ => {}
+                _ => continue,
             }
+            found = true;
         }
-        stats
+        found.then_some(stats)
     }
 
     pub fn since(&self, before: &CacheStats) -> CacheStats {
@@ -160,10 +176,38 @@ mod tests {
     #[test]
     fn ccache_stats() {
         let text = "stats_updated_timestamp\t1764000000\ndirect_cache_hit\t10\npreprocessed_cache_hit\t2\ncache_miss\t4\n";
-        let stats = CacheStats::parse(text).since(&CacheStats { hits: 2, misses: 1 });
+        let stats = CacheStats::parse(text)
+            .unwrap()
+            .since(&CacheStats { hits: 2, misses: 1 });
         assert_eq!(
             stats.to_string(),
             "ccache: 10 hits, 3 misses (77% hit rate)"
         );
+    }
+
+    #[test]
+    fn a_failing_ccache_is_one_line_not_zeros() {
+        assert!(
+            which("ccache").is_some(),
+            "ccache is a host tool of the build: cargo xtask setup installs it"
+        );
+        let conf = std::env::temp_dir().join(format!("xtask-ccache-{}.conf", std::process::id()));
+        std::fs::write(&conf, "this is not a setting\n").unwrap();
+        let mut setup = CacheSetup::through(Path::new("/usr/lib/ccache"), "/usr/bin:/bin");
+        setup
+            .env
+            .push(("CCACHE_CONFIGPATH".into(), conf.display().to_string()));
+        let exec = Exec::new(false, false).unwrap();
+        let error = setup.stats(&exec).unwrap_err();
+        let _ = std::fs::remove_file(&conf);
+        let line = format!("{error:#}");
+        assert_eq!(
+            line,
+            format!(
+                "`ccache --print-stats` failed (exit status 1): ccache: error: {}:1: missing equal sign",
+                conf.display()
+            )
+        );
+        assert_eq!(CacheStats::parse("stats_updated_timestamp\t0\n"), None);
     }
 }

@@ -20,7 +20,7 @@ use crate::{
     util::exec::Exec,
 };
 
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// A reference to `Index::files`; the high bit marks a wildcard (a file
 /// that need not exist).
@@ -50,6 +50,9 @@ struct Object {
     /// Its `.cmd` file's mtime when read, as nanoseconds.
     cmd: u128,
     inputs: Vec<u32>,
+    /// Its `.cmd` file could not be read or is not one Kbuild wrote: its
+    /// inputs are unknown, so it is never "unchanged"; make decides.
+    unknown: bool,
 }
 
 /// What the stat pass found.
@@ -64,8 +67,24 @@ pub struct Comparison {
     pub elapsed: Duration,
 }
 
-fn index_path(p: &Prepared) -> PathBuf {
-    p.state().inputs_index()
+/// Where a build's files are: what the index reads and where it is kept.
+struct Layout<'a> {
+    build_dir: &'a Path,
+    tree: &'a Path,
+    index: PathBuf,
+    /// `arch/x86/boot/`: the boot image's objects, made after vmlinux.
+    boot: String,
+}
+
+impl<'a> Layout<'a> {
+    fn of(p: &'a Prepared) -> Layout<'a> {
+        Layout {
+            build_dir: &p.build_dir,
+            tree: &p.tree.path,
+            index: p.state().inputs_index(),
+            boot: format!("arch/{}/boot/", p.arch.src_arch),
+        }
+    }
 }
 
 fn nanos(t: SystemTime) -> u128 {
@@ -77,8 +96,8 @@ fn mtime(path: &Path) -> Option<u128> {
     path.metadata().and_then(|m| m.modified()).ok().map(nanos)
 }
 
-fn load(p: &Prepared) -> Option<Index> {
-    let bytes = std::fs::read(index_path(p)).ok()?;
+fn load(at: &Layout) -> Option<Index> {
+    let bytes = std::fs::read(&at.index).ok()?;
     let index: Index = bincode::deserialize(&bytes).ok()?;
     (index.format == FORMAT).then_some(index)
 }
@@ -102,10 +121,15 @@ pub enum Walk {
 /// Records the inputs of every object of `p`'s build, after a successful
 /// build.
 pub fn record(exec: &Exec, p: &Prepared, made_by: Walk) -> Result<()> {
-    let Some(vmlinux) = mtime(&p.build_dir.join("vmlinux")) else {
+    record_in(exec, &Layout::of(p), made_by)
+}
+
+fn record_in(exec: &Exec, at: &Layout, made_by: Walk) -> Result<()> {
+    let build_dir = at.build_dir;
+    let Some(vmlinux) = mtime(&build_dir.join("vmlinux")) else {
         return Ok(());
     };
-    let old = load(p).unwrap_or_default();
+    let old = load(at).unwrap_or_default();
     let old_objects: HashMap<&str, &Object> =
         old.objects.iter().map(|o| (o.path.as_str(), o)).collect();
     let mut files: Vec<String> = Vec::new();
@@ -127,11 +151,11 @@ pub fn record(exec: &Exec, p: &Prepared, made_by: Walk) -> Result<()> {
     // name paths from their own folders: an edit of objtool's own sources
     // takes `cargo xtask build`.
     let skipped = [
-        p.build_dir.join(crate::ctx::StateDir::NAME),
-        p.build_dir.join("source"),
-        p.build_dir.join("tools"),
+        build_dir.join(crate::ctx::StateDir::NAME),
+        build_dir.join("source"),
+        build_dir.join("tools"),
     ];
-    let walk = walkdir::WalkDir::new(&p.build_dir)
+    let walk = walkdir::WalkDir::new(build_dir)
         .into_iter()
         .filter_entry(|e| !skipped.iter().any(|s| e.path() == s));
     for entry in walk.filter_map(Result::ok) {
@@ -145,10 +169,10 @@ pub fn record(exec: &Exec, p: &Prepared, made_by: Walk) -> Result<()> {
         let dir = entry
             .path()
             .parent()
-            .and_then(|d| d.strip_prefix(&p.build_dir).ok())
+            .and_then(|d| d.strip_prefix(build_dir).ok())
             .unwrap_or(Path::new(""));
         let path = dir.join(format!("{object_name}.o"));
-        if !p.build_dir.join(&path).is_file() {
+        if !build_dir.join(&path).is_file() {
             continue;
         }
         let path = path.display().to_string();
@@ -166,39 +190,56 @@ pub fn record(exec: &Exec, p: &Prepared, made_by: Walk) -> Result<()> {
         {
             continue;
         }
-        let inputs = match old_objects.get(path.as_str()) {
-            Some(o) if o.cmd == cmd => o
-                .inputs
-                .iter()
-                .map(|&r| {
-                    let old_id = (r & !WILDCARD) as usize;
-                    let id = *renumbered[old_id]
-                        .get_or_insert_with(|| id_of(&old.files[old_id], &mut files));
-                    id | (r & WILDCARD)
-                })
-                .collect(),
-            _ => depfile::inputs(&std::fs::read_to_string(entry.path()).unwrap_or_default())
-                .into_iter()
-                .map(|input| match input {
-                    Input::File(f) => id_of(&f, &mut files),
-                    Input::Wildcard(f) => id_of(&f, &mut files) | WILDCARD,
-                })
-                .collect(),
+        let (inputs, unknown) = match old_objects.get(path.as_str()) {
+            Some(o) if o.cmd == cmd => {
+                let inputs = o
+                    .inputs
+                    .iter()
+                    .map(|&r| {
+                        let old_id = (r & !WILDCARD) as usize;
+                        let id = *renumbered[old_id]
+                            .get_or_insert_with(|| id_of(&old.files[old_id], &mut files));
+                        id | (r & WILDCARD)
+                    })
+                    .collect();
+                (inputs, o.unknown)
+            }
+            _ => match std::fs::read_to_string(entry.path())
+                .ok()
+                .and_then(|text| depfile::inputs(&text))
+            {
+                Some(inputs) => {
+                    let inputs = inputs
+                        .into_iter()
+                        .map(|input| match input {
+                            Input::File(f) => id_of(&f, &mut files),
+                            Input::Wildcard(f) => id_of(&f, &mut files) | WILDCARD,
+                        })
+                        .collect();
+                    (inputs, false)
+                }
+                None => (Vec::new(), true),
+            },
         };
         dirs.insert(dir.to_path_buf());
-        objects.push(Object { path, cmd, inputs });
+        objects.push(Object {
+            path,
+            cmd,
+            inputs,
+            unknown,
+        });
     }
     if let Walk::Full { began } = made_by {
         let began = nanos(began);
-        let times = stat_all(&files.iter().map(|f| resolve(p, f)).collect::<Vec<_>>());
+        let times = stat_all(&files.iter().map(|f| resolve(at, f)).collect::<Vec<_>>());
         objects.retain(|o| {
-            let built = mtime(&p.build_dir.join(&o.path)).unwrap_or(0);
+            let built = mtime(&build_dir.join(&o.path)).unwrap_or(0);
             let left_behind =
                 |&r: &u32| times[(r & !WILDCARD) as usize].is_some_and(|t| t > built && t < began);
             !o.inputs.iter().any(left_behind)
         });
     }
-    let tree = &p.tree.path;
+    let tree = at.tree;
     let mut makefiles: Vec<String> = dirs
         .iter()
         .flat_map(|d| [tree.join(d).join("Makefile"), tree.join(d).join("Kbuild")])
@@ -228,7 +269,7 @@ pub fn record(exec: &Exec, p: &Prepared, made_by: Walk) -> Result<()> {
         makefiles,
     };
     exec.write(
-        &index_path(p),
+        &at.index,
         bincode::serialize(&index).expect("plain data serializes"),
     )?;
     Ok(())
@@ -238,19 +279,30 @@ pub fn record(exec: &Exec, p: &Prepared, made_by: Walk) -> Result<()> {
 /// older than one of its recorded inputs (or a wildcard input that has
 /// appeared since), or newer than vmlinux. `Err` when the index cannot
 /// tell: there is none, vmlinux is not the one it was written for, a
-/// Makefile changed, or an object or input is gone; then make decides.
+/// Makefile changed, an object or input is gone, or an object's `.cmd`
+/// file could not be read; then make decides.
 pub fn compare(p: &Prepared) -> Result<Comparison, String> {
+    compare_in(&Layout::of(p))
+}
+
+fn compare_in(at: &Layout) -> Result<Comparison, String> {
     let start = Instant::now();
-    let index = load(p).ok_or("no index of the last build's inputs yet")?;
-    let vmlinux = mtime(&p.build_dir.join("vmlinux")).ok_or("no vmlinux")?;
+    let index = load(at).ok_or("no index of the last build's inputs yet")?;
+    if let Some(o) = index.objects.iter().find(|o| o.unknown) {
+        return Err(format!(
+            "the .cmd file of {} could not be read at the last build, so its inputs are unknown",
+            o.path
+        ));
+    }
+    let vmlinux = mtime(&at.build_dir.join("vmlinux")).ok_or("no vmlinux")?;
     if vmlinux != index.vmlinux {
         return Err("vmlinux was linked after the index was written".into());
     }
-    let files: Vec<PathBuf> = index.files.iter().map(|f| resolve(p, f)).collect();
+    let files: Vec<PathBuf> = index.files.iter().map(|f| resolve(at, f)).collect();
     let objects: Vec<PathBuf> = index
         .objects
         .iter()
-        .map(|o| p.build_dir.join(&o.path))
+        .map(|o| at.build_dir.join(&o.path))
         .collect();
     let makefiles: Vec<PathBuf> = index.makefiles.iter().map(PathBuf::from).collect();
     let (file_times, object_times, makefile_times) =
@@ -262,12 +314,12 @@ pub fn compare(p: &Prepared) -> Result<Comparison, String> {
         }
     }
     // The boot image's objects are made from vmlinux, so after it.
-    let boot = format!("arch/{}/boot/", p.arch.src_arch);
+    let boot = &at.boot;
     let (mut stale, mut first) = (Vec::new(), None);
     for ((object, path), built) in index.objects.iter().zip(&objects).zip(&object_times) {
         let built = built.ok_or_else(|| format!("{} is gone", path.display()))?;
         let mut why = None;
-        if built > vmlinux && !object.path.starts_with(&boot) {
+        if built > vmlinux && !object.path.starts_with(boot.as_str()) {
             why = Some(format!("{} is newer than vmlinux", object.path));
         }
         for &r in &object.inputs {
@@ -299,12 +351,12 @@ pub fn compare(p: &Prepared) -> Result<Comparison, String> {
 
 /// An input as a path: the `.cmd` files name it absolute, or relative to
 /// the build directory.
-fn resolve(p: &Prepared, name: &str) -> PathBuf {
+fn resolve(at: &Layout, name: &str) -> PathBuf {
     let path = Path::new(name);
     if path.is_absolute() {
         path.to_path_buf()
     } else {
-        p.build_dir.join(path)
+        at.build_dir.join(path)
     }
 }
 
@@ -323,4 +375,114 @@ fn stat_all(paths: &[PathBuf]) -> Vec<Option<u128>> {
             .flat_map(|h| h.join().expect("a stat thread does not panic"))
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree with two sources and a build directory with their objects,
+    /// `.cmd` files as fixdep writes them, and vmlinux, in a directory of
+    /// its own under the system's temporary directory.
+    struct Scratch {
+        root: PathBuf,
+    }
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let root =
+                std::env::temp_dir().join(format!("xtask-inputs-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(root.join("tree")).unwrap();
+            std::fs::create_dir_all(root.join("build/.study")).unwrap();
+            for source in ["a", "b"] {
+                std::fs::write(root.join(format!("tree/{source}.c")), "int x;\n").unwrap();
+            }
+            for object in ["a", "b"] {
+                let source = root.join(format!("tree/{object}.c"));
+                let cmd = format!(
+                    "savedcmd_{object}.o := gcc -c -o {object}.o {0}\n\n\
+                     source_{object}.o := {0}\n\n\
+                     deps_{object}.o := \\\n  include/generated/autoconf.h \\\n\n\
+                     {object}.o: $(deps_{object}.o)\n\n$(deps_{object}.o):\n",
+                    source.display()
+                );
+                std::fs::write(root.join(format!("build/.{object}.o.cmd")), cmd).unwrap();
+            }
+            std::fs::create_dir_all(root.join("build/include/generated")).unwrap();
+            std::fs::write(root.join("build/include/generated/autoconf.h"), "").unwrap();
+            for object in ["a.o", "b.o", "vmlinux"] {
+                std::fs::write(root.join("build").join(object), "ELF").unwrap();
+            }
+            Scratch { root }
+        }
+
+        fn layout(&self) -> Layout<'_> {
+            Layout {
+                build_dir: Box::leak(self.root.join("build").into_boxed_path()),
+                tree: Box::leak(self.root.join("tree").into_boxed_path()),
+                index: self.root.join("build/.study/inputs.index"),
+                boot: "arch/x86/boot/".into(),
+            }
+        }
+
+        fn compare_after_record(&self) -> Result<Comparison, String> {
+            let exec = Exec::new(false, false).unwrap();
+            let at = self.layout();
+            record_in(&exec, &at, Walk::Filtered).unwrap();
+            compare_in(&at)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+
+    #[test]
+    fn readable_cmd_files_give_nothing_changed_then_the_touched_source() {
+        let scratch = Scratch::new("readable");
+        let same = scratch.compare_after_record().unwrap();
+        assert_eq!((same.stale.len(), same.objects), (0, 2));
+        let later = SystemTime::now() + Duration::from_secs(60);
+        let source = std::fs::File::options()
+            .write(true)
+            .open(scratch.root.join("tree/b.c"))
+            .unwrap();
+        source.set_modified(later).unwrap();
+        assert_eq!(compare_in(&scratch.layout()).unwrap().stale, ["b.o"]);
+    }
+
+    #[test]
+    fn an_unreadable_cmd_file_leaves_the_decision_to_make() {
+        let scratch = Scratch::new("unreadable");
+        // Not UTF-8: read_to_string fails on it (as root, a mode of 000
+        // would not stop the read).
+        std::fs::write(
+            scratch.root.join("build/.b.o.cmd"),
+            b"savedcmd_b.o := \xff\xfe\n",
+        )
+        .unwrap();
+        let why = scratch.compare_after_record().err().expect("make decides");
+        assert_eq!(
+            why,
+            "the .cmd file of b.o could not be read at the last build, so its inputs are unknown"
+        );
+    }
+
+    #[test]
+    fn a_garbled_cmd_file_leaves_the_decision_to_make() {
+        let scratch = Scratch::new("garbled");
+        std::fs::write(
+            scratch.root.join("build/.a.o.cmd"),
+            "deps_a.o := \\\n  include/generated/autoconf.h \\\n",
+        )
+        .unwrap();
+        let why = scratch.compare_after_record().err().expect("make decides");
+        assert!(
+            why.starts_with("the .cmd file of a.o could not be read"),
+            "{why}"
+        );
+    }
 }

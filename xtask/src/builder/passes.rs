@@ -49,7 +49,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
         host_tools::require_for(&ctx.study_dir(), group, &p.arch.name, p.compiler)?;
     }
     let cache = CacheSetup::new(req.cache)?;
-    let cache_before = cache.as_ref().map(|c| c.stats(exec)).transpose()?;
+    let cache_before = cache.as_ref().and_then(|c| cache_stats(c, exec));
     let distcc_log = p.state().distcc_log();
     if req.distcc.is_some() {
         host_tools::require(&ctx.study_dir(), "distcc", &p.arch.name)?;
@@ -224,7 +224,7 @@ impl Made {
             Some(DistccStats::parse(&text))
         });
         let cache_stats = match (cache, cache_before) {
-            (Some(c), Some(before)) => Some(c.stats(exec)?.since(&before)),
+            (Some(c), Some(before)) => cache_stats(c, exec).map(|now| now.since(&before)),
             _ => None,
         };
         Ok(BuildOutcome {
@@ -242,6 +242,17 @@ impl Made {
             image: p.image(),
         })
     }
+}
+
+/// The compiler cache's counters, for the build's summary. Without them
+/// the build is the same, so a ccache that cannot give them is said in one
+/// line and the summary leaves the cache out (the compiles through it fail
+/// on their own if it is broken for them too).
+fn cache_stats(cache: &CacheSetup, exec: &Exec) -> Option<CacheStats> {
+    cache
+        .stats(exec)
+        .map_err(|e| eprintln!("note: {e:#}; the build's summary leaves the cache out"))
+        .ok()
 }
 
 /// The inputs index for the next build's "what changed" (builder::inputs).
@@ -396,7 +407,31 @@ fn run_make(
     if progress {
         eprintln!();
     }
-    Ok(status.map(|status| (log, status.success())))
+    let Some(status) = status else {
+        return Ok(None);
+    };
+    if !status.success() {
+        forget_failed(&ctx.exec, &p.build_dir, &log)?;
+    }
+    Ok(Some((log, status.success())))
+}
+
+/// Removes what a failed compile left of each object that did not build:
+/// gcc removes the outputs it was writing, the `.dwo` among them, but an
+/// object it never reached the assembler for keeps the last build's `.o`,
+/// and its `.cmd` that build's command. Once the object moves back to
+/// that command (up the ladder to the level it had, or its rule undone),
+/// if_changed finds the old `.o` current and nothing makes its `.dwo`
+/// again: the build's objects and split DWARF would disagree. Without the
+/// `.o` and its `.cmd`, make must compile it, whatever level it lands at.
+fn forget_failed(exec: &Exec, build_dir: &Path, log: &BuildLog) -> Result<()> {
+    let objects = log.failures.iter().map(|f| f.object.as_str());
+    for object in objects.filter(|o| o.ends_with(".o") && Path::new(o).is_relative()) {
+        for path in kbuild::object_outputs(build_dir, object) {
+            exec.remove_all(&path)?;
+        }
+    }
+    Ok(())
 }
 
 fn first_error(log: &BuildLog) -> String {

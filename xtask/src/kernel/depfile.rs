@@ -14,7 +14,15 @@ pub enum Input {
 
 /// The inputs of the object a `.cmd` file describes, its source first.
 /// A `.cmd` file without a dependency list (a link, an archive) gives none.
-pub fn inputs(text: &str) -> Vec<Input> {
+/// `None`: not a `.cmd` file as Kbuild writes them (no command line,
+/// `savedcmd_X := ` or before Linux 6.2 `cmd_X := `, or a dependency list
+/// cut off), whose inputs nobody can tell.
+pub fn inputs(text: &str) -> Option<Vec<Input>> {
+    let command =
+        |l: &str| (l.starts_with("savedcmd_") || l.starts_with("cmd_")) && l.contains(" := ");
+    if !text.lines().any(command) {
+        return None;
+    }
     let mut out = Vec::new();
     let mut in_deps = false;
     for line in text.lines() {
@@ -39,7 +47,7 @@ pub fn inputs(text: &str) -> Vec<Input> {
             in_deps = false;
         }
     }
-    out
+    (!in_deps).then_some(out)
 }
 
 /// The command Kbuild ran to compile the object (`savedcmd_X := ...`), as
@@ -78,7 +86,7 @@ mod tests {
                     \n\
                     $(deps_net/ipv4/tcp.o):\n";
         assert_eq!(
-            inputs(text),
+            inputs(text).unwrap(),
             [
                 Input::File("/k/net/ipv4/tcp.c".into()),
                 Input::File("/k/include/linux/compiler-version.h".into()),
@@ -107,6 +115,20 @@ mod tests {
 
     #[test]
     fn a_link_has_no_dependency_list() {
-        assert!(inputs("savedcmd_vmlinux.a := ar cDPrST vmlinux.a init/built-in.a\n").is_empty());
+        assert_eq!(
+            inputs("savedcmd_vmlinux.a := ar cDPrST vmlinux.a init/built-in.a\n"),
+            Some(Vec::new())
+        );
+    }
+
+    #[test]
+    fn a_garbled_or_cut_off_cmd_file_has_no_inputs_anyone_can_tell() {
+        assert_eq!(inputs(""), None);
+        assert_eq!(
+            inputs("source_x.o := x.c\ndeps_x.o := \\\n  x.h \\\n"),
+            None
+        );
+        let cut = "savedcmd_x.o := gcc -c x.c\nsource_x.o := x.c\ndeps_x.o := \\\n  x.h \\\n";
+        assert_eq!(inputs(cut), None);
     }
 }

@@ -9,6 +9,23 @@ pub fn overrides_path(build_dir: &Path) -> PathBuf {
     build_dir.join("study.mk")
 }
 
+/// What Kbuild keeps of one compiled object (`kernel/sched/core.o`,
+/// relative to the build directory): the object, its split DWARF (`.dwo`,
+/// written by the same compile when DEBUG_INFO_SPLIT is on) and the
+/// command it was made with (`.core.o.cmd`, which if_changed compares
+/// with the next command line).
+pub fn object_outputs(build_dir: &Path, object: &str) -> [PathBuf; 3] {
+    let path = build_dir.join(object);
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    [
+        path.with_extension("dwo"),
+        path.with_file_name(format!(".{name}.cmd")),
+        path,
+    ]
+}
+
 /// `make -C TREE O=DIR ARCH=A [VARS] TARGET`: the Kconfig steps.
 pub fn config_make<'a>(
     sh: &'a Shell,
@@ -138,6 +155,18 @@ mod tests {
         assert_eq!(
             walk_filter_var(Path::new("/b/.study/walk.mk")),
             "build=-f /b/.study/walk.mk obj"
+        );
+    }
+
+    #[test]
+    fn an_objects_outputs_are_the_object_its_dwo_and_its_cmd() {
+        assert_eq!(
+            object_outputs(Path::new("/b"), "kernel/sched/core.o"),
+            [
+                PathBuf::from("/b/kernel/sched/core.dwo"),
+                PathBuf::from("/b/kernel/sched/.core.o.cmd"),
+                PathBuf::from("/b/kernel/sched/core.o"),
+            ]
         );
     }
 
