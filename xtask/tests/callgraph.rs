@@ -188,3 +188,101 @@ fn svg_is_the_dot_drawn_by_graphviz() {
     assert!(drawn.contains("<svg"), "{drawn}");
     assert!(drawn.contains("tcp_write_xmit"), "the root is drawn");
 }
+
+/// Functions called only through a pointer list where their address is
+/// stored (`ip_rcv` in `ip_packet_type.func`, `tcp_v4_do_rcv` in
+/// `tcp_prot.backlog_rcv`), each entry checked against the relocation
+/// `readelf -r` shows in the object that defines the variable and against
+/// gdb's reading of the same slot in vmlinux. Reads the cached build
+/// without building it.
+#[test]
+fn where_a_functions_address_is_stored_is_among_its_callers() {
+    let _serial = serial();
+    let dir = cache().join("build-tiny");
+    assert!(dir.join("vmlinux").is_file(), "no tiny build in the cache");
+    let vmlinux = dir.join("vmlinux");
+    for function in ["ip_rcv", "tcp_v4_do_rcv", "ip_queue_xmit", "inet6_csk_xmit"] {
+        let json = graph(&[function, "--callers", "--depth", "1"]);
+        let stored = json["stored"].as_array().unwrap();
+        assert!(!stored.is_empty(), "{function}: no stored address: {json}");
+        for s in stored {
+            let variable = s["variable"].as_str().unwrap();
+            let offset = s["offset"].as_u64().unwrap();
+            let member = s["member"].as_str().unwrap_or_else(|| panic!("{s}"));
+            let file = s["file"].as_str().unwrap();
+            assert!(s["line"].as_u64().unwrap() > 0, "{s}");
+            let object = dir.join(file).with_extension("o");
+            // The object's relocation at the variable's slot names the
+            // function (or its section at the function's offset).
+            let symbols = readelf(&["-sW"], &object);
+            let symbol = |name: &str, kind: &str| -> Option<(u64, String)> {
+                symbols.lines().find_map(|l| {
+                    let w: Vec<&str> = l.split_whitespace().collect();
+                    (w.len() == 8 && w[7] == name && w[3] == kind)
+                        .then(|| (u64::from_str_radix(w[1], 16).unwrap(), w[6].to_string()))
+                })
+            };
+            let (at, ndx) = symbol(variable, "OBJECT").unwrap_or_else(|| panic!("{variable}"));
+            let sections = readelf(&["-SW"], &object);
+            let section = sections
+                .lines()
+                .find_map(|l| {
+                    let l = l.trim_start().strip_prefix('[')?;
+                    let (n, rest) = l.split_once(']')?;
+                    (n.trim() == ndx).then(|| rest.split_whitespace().next().unwrap().to_string())
+                })
+                .unwrap();
+            let relocations = readelf(&["-rW"], &object);
+            let mut in_section = false;
+            let mut found = None;
+            for l in relocations.lines() {
+                if l.starts_with("Relocation section") {
+                    in_section = l.contains(&format!("'.rela{section}'"));
+                    continue;
+                }
+                let w: Vec<&str> = l.split_whitespace().collect();
+                if in_section && w.len() >= 7 && u64::from_str_radix(w[0], 16) == Ok(at + offset) {
+                    found = Some((w[4].to_string(), w[6].to_string()));
+                }
+            }
+            let (target, addend) =
+                found.unwrap_or_else(|| panic!("{object:?}: no relocation at {variable}+{offset}"));
+            let addend = u64::from_str_radix(&addend, 16).unwrap();
+            match target.starts_with('.') {
+                false => assert_eq!((target.as_str(), addend), (function, 0), "{s}"),
+                true => assert_eq!(symbol(function, "FUNC").map(|f| f.0), Some(addend), "{s}"),
+            }
+            // gdb, on vmlinux: the member path, from the variable, is the
+            // slot, and holds the function.
+            let path = member.split_once('.').unwrap().1;
+            let out = std::process::Command::new("gdb")
+                .args(["-nx", "-batch", "-ex"])
+                .arg(format!("print &{variable}.{path}"))
+                .arg("-ex")
+                .arg(format!("print {variable}.{path}"))
+                .arg(&vmlinux)
+                .output()
+                .unwrap();
+            let gdb = String::from_utf8_lossy(&out.stdout);
+            let place = match offset {
+                0 => format!("<{variable}>"),
+                n => format!("<{variable}+{n}>"),
+            };
+            assert!(gdb.contains(&place), "gdb says {gdb} for {s}");
+            assert!(
+                gdb.contains(&format!("<{function}>")),
+                "gdb says {gdb} for {s}"
+            );
+        }
+    }
+}
+
+fn readelf(args: &[&str], object: &std::path::Path) -> String {
+    let out = std::process::Command::new("readelf")
+        .args(args)
+        .arg(object)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "readelf {args:?} {object:?}");
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     analysis::{
-        callgraph::decode::{decode_calls, Isa, RawCall},
+        callgraph::{
+            decode::{decode_calls, Isa, RawCall},
+            stored::{self, Stored},
+        },
         dwarf::lines::{tree_relative, SourceLines, Store},
     },
     study::callgraph_rules::CallgraphRules,
@@ -22,7 +25,7 @@ use crate::{
 
 /// Bumped when the index's layout or what goes into it changes (a decoder
 /// that reads more calls): an older file is made again.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Index {
@@ -35,6 +38,8 @@ pub struct Index {
     pub functions: Vec<Function>,
     /// Call sites the rules left out, by callee: `__fentry__` and the like.
     pub ignored: BTreeMap<String, usize>,
+    /// Where function addresses are stored in static initializers.
+    pub stored: Vec<Stored>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,6 +114,7 @@ impl Index {
             files,
             functions,
             ignored: BTreeMap::new(),
+            stored: Vec::new(),
         }
     }
 
@@ -119,6 +125,11 @@ impl Index {
 
     pub fn to_bytes(&self) -> Vec<u8> {
         bincode::serialize(self).expect("plain data serializes")
+    }
+
+    /// Where `f`'s address is stored in static initializers.
+    pub fn stored_of(&self, f: u32) -> impl Iterator<Item = &Stored> {
+        self.stored.iter().filter(move |s| s.function == f)
     }
 
     pub fn file(&self, id: Option<u32>) -> &str {
@@ -196,12 +207,14 @@ impl Index {
             }
             functions[i].calls = calls;
         }
+        let stored = stored::read(&file, vmlinux, &files.prefix, &functions)?;
         Ok(Index {
             format: FORMAT,
             key,
             files: files.names,
             functions,
             ignored,
+            stored,
         })
     }
 }

@@ -6,8 +6,10 @@
 
 pub mod decode;
 pub mod index;
+pub mod member;
 pub mod overlay;
 pub mod render;
+pub mod stored;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

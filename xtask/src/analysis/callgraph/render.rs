@@ -81,6 +81,9 @@ impl Map<'_> {
         let mut expanded = HashSet::new();
         for &root in &self.view.roots {
             out += &format!("{}\n", self.label(root));
+            if self.view.direction == Direction::Callers {
+                out += &self.stored_text(root);
+            }
             expanded.insert(root);
             self.tree(root, "", 1, &mut expanded, &mut out);
         }
@@ -156,6 +159,24 @@ impl Map<'_> {
                 self.tree(other, &format!("{prefix}{more}"), depth + 1, expanded, out);
             }
         }
+    }
+
+    /// Where `f`'s address is stored in a static initializer: the ways it
+    /// is called without a direct call.
+    fn stored_text(&self, f: u32) -> String {
+        self.index
+            .stored_of(f)
+            .map(|s| {
+                let member = s
+                    .member
+                    .as_deref()
+                    .unwrap_or("a pointer the DWARF does not name");
+                format!(
+                    "   ⇠ through `{member}` ({}, {}:{})\n",
+                    s.variable, s.file, s.line
+                )
+            })
+            .collect()
     }
 
     fn left_out(&self) -> String {
@@ -287,6 +308,17 @@ impl Map<'_> {
             functions: Vec<Node<'a>>,
             edges: Vec<JsonEdge<'a>>,
             left_out: &'a BTreeMap<String, usize>,
+            /// Where the roots' addresses are stored in static initializers.
+            stored: Vec<JsonStored<'a>>,
+        }
+        #[derive(Serialize)]
+        struct JsonStored<'a> {
+            function: &'a str,
+            variable: &'a str,
+            offset: u64,
+            member: Option<&'a str>,
+            file: &'a str,
+            line: u32,
         }
         let functions = self
             .view
@@ -340,6 +372,20 @@ impl Map<'_> {
             functions,
             edges,
             left_out: &self.index.ignored,
+            stored: self
+                .view
+                .roots
+                .iter()
+                .flat_map(|&r| self.index.stored_of(r))
+                .map(|s| JsonStored {
+                    function: self.name(s.function),
+                    variable: &s.variable,
+                    offset: s.offset,
+                    member: s.member.as_deref(),
+                    file: &s.file,
+                    line: s.line,
+                })
+                .collect(),
         };
         serde_json::to_string_pretty(&json).expect("plain data serializes") + "\n"
     }

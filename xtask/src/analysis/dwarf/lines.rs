@@ -113,7 +113,7 @@ impl<'a> SourceLines<'a> {
 
 /// The DWARF sections of `file`, by the names `name` gives them (a `.dwo`
 /// file's are `.debug_info.dwo` and so on).
-fn load_dwarf<'a>(
+pub(crate) fn load_dwarf<'a>(
     file: &object::File<'a>,
     name: impl Fn(gimli::SectionId) -> Option<&'static str>,
     store: &'a Store,

@@ -1,0 +1,254 @@
+//! The member of a variable at a byte offset, from the DWARF of the object
+//! that defines it: `tcp_prot` at 136 is `struct proto.backlog_rcv`. Read
+//! from the object's `.dwo` file (split DWARF, as Kbuild's
+//! `CONFIG_DEBUG_INFO_SPLIT` writes it beside the object).
+
+use std::{collections::HashMap, path::Path};
+
+use anyhow::{bail, Context, Result};
+use gimli::{constants, AttributeValue, UnitOffset};
+
+use crate::analysis::dwarf::lines::{load_dwarf, Store};
+
+type Reader<'a> = gimli::EndianSlice<'a, gimli::RunTimeEndian>;
+
+/// The file-scope and static variables of one object, with their types.
+pub struct Variables<'a> {
+    dwarf: gimli::Dwarf<Reader<'a>>,
+    unit: gimli::Unit<Reader<'a>>,
+    /// By name: the type and the declaration's line.
+    variables: HashMap<String, (UnitOffset, u32)>,
+    /// The unit's own source file, as the compiler named it.
+    pub unit_name: Option<String>,
+}
+
+impl<'a> Variables<'a> {
+    /// Those of `object`, from the `.dwo` file beside it.
+    pub fn of_object(object: &Path, store: &'a Store) -> Result<Variables<'a>> {
+        let path = object.with_extension("dwo");
+        let data =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let data: &'a [u8] = store.alloc(data);
+        let file = object::File::parse(data)
+            .with_context(|| format!("{}: not an ELF file", path.display()))?;
+        let mut dwarf = load_dwarf(&file, |id| id.dwo_name(), store)?;
+        dwarf.file_type = gimli::DwarfFileType::Dwo;
+        Variables::of_dwarf(dwarf)
+    }
+
+    /// Those of the first compilation unit of `dwarf`.
+    pub fn of_dwarf(dwarf: gimli::Dwarf<Reader<'a>>) -> Result<Variables<'a>> {
+        let Some(header) = dwarf.units().next()? else {
+            bail!("no compilation unit");
+        };
+        let unit = dwarf.unit(header)?;
+        let mut variables: HashMap<String, (UnitOffset, u32)> = HashMap::new();
+        let mut unit_name = None;
+        let mut entries = unit.entries();
+        while let Some((_, entry)) = entries.next_dfs()? {
+            let tag = entry.tag();
+            if tag == constants::DW_TAG_compile_unit {
+                unit_name =
+                    attr(entry, constants::DW_AT_name).and_then(|v| string(&dwarf, &unit, v));
+                continue;
+            }
+            if tag != constants::DW_TAG_variable {
+                continue;
+            }
+            // A definition of a variable declared before (`extern` in a
+            // header) names it and its type only in the declaration.
+            let declared = match attr(entry, constants::DW_AT_specification) {
+                Some(AttributeValue::UnitRef(offset)) => Some(unit.entry(offset)?),
+                _ => None,
+            };
+            let named = declared.as_ref().unwrap_or(entry);
+            let name = attr(named, constants::DW_AT_name).and_then(|v| string(&dwarf, &unit, v));
+            let ty = match attr(named, constants::DW_AT_type) {
+                Some(AttributeValue::UnitRef(offset)) => offset,
+                _ => continue,
+            };
+            let Some(name) = name else { continue };
+            let line = attr(entry, constants::DW_AT_decl_line)
+                .or_else(|| attr(named, constants::DW_AT_decl_line))
+                .and_then(|v| v.udata_value())
+                .unwrap_or(0) as u32;
+            let defined = attr(entry, constants::DW_AT_location).is_some();
+            if defined || !variables.contains_key(&name) {
+                variables.insert(name, (ty, line));
+            }
+        }
+        Ok(Variables {
+            dwarf,
+            unit,
+            variables,
+            unit_name,
+        })
+    }
+
+    /// The variable a symbol names: `ops.12`, a static in a function, is
+    /// `ops` in the DWARF.
+    fn variable(&self, symbol: &str) -> Option<(UnitOffset, u32)> {
+        self.variables.get(symbol).copied().or_else(|| {
+            let (base, suffix) = symbol.rsplit_once('.')?;
+            suffix.bytes().all(|b| b.is_ascii_digit()).then_some(())?;
+            self.variables.get(base).copied()
+        })
+    }
+
+    pub fn line(&self, symbol: &str) -> u32 {
+        self.variable(symbol).map_or(0, |v| v.1)
+    }
+
+    /// `struct proto.backlog_rcv` for `tcp_prot` at 136: the innermost named
+    /// structure or union around the pointer at `offset`, and the member
+    /// path in it. `None` when the slot is not a pointer member of a named
+    /// type (the variable is itself the pointer, or the DWARF lacks it).
+    pub fn member(&self, symbol: &str, offset: u64) -> Option<String> {
+        let (ty, _) = self.variable(symbol)?;
+        let (named, path) = self.path(ty, offset, 0)?;
+        Some(format!("{}.{}", named?, path.join(".")))
+    }
+
+    fn path(
+        &self,
+        ty: UnitOffset,
+        offset: u64,
+        depth: usize,
+    ) -> Option<(Option<String>, Vec<String>)> {
+        if depth > 32 {
+            return None;
+        }
+        let ty = self.strip(ty)?;
+        let entry = self.unit.entry(ty).ok()?;
+        match entry.tag() {
+            constants::DW_TAG_pointer_type if offset == 0 => Some((None, Vec::new())),
+            constants::DW_TAG_array_type => {
+                let element = self.type_of(&entry)?;
+                let size = self.size(element)?;
+                (size > 0).then_some(())?;
+                self.path(element, offset % size, depth + 1)
+            }
+            tag @ (constants::DW_TAG_structure_type | constants::DW_TAG_union_type) => {
+                let own = self.name(&entry).map(|n| match tag {
+                    constants::DW_TAG_union_type => format!("union {n}"),
+                    _ => format!("struct {n}"),
+                });
+                let mut tree = self.unit.entries_tree(Some(ty)).ok()?;
+                let root = tree.root().ok()?;
+                let mut children = root.children();
+                while let Ok(Some(child)) = children.next() {
+                    let member = child.entry();
+                    if member.tag() != constants::DW_TAG_member {
+                        continue;
+                    }
+                    let at = attr(member, constants::DW_AT_data_member_location)
+                        .and_then(|v| v.udata_value())
+                        .unwrap_or(0);
+                    let Some(member_ty) = self.type_of(member) else {
+                        continue;
+                    };
+                    if offset < at || self.size(member_ty).is_some_and(|s| offset >= at + s) {
+                        continue;
+                    }
+                    let Some((inner, mut path)) = self.path(member_ty, offset - at, depth + 1)
+                    else {
+                        continue;
+                    };
+                    if inner.is_some() {
+                        return Some((inner, path));
+                    }
+                    if let Some(name) = self.name(member) {
+                        path.insert(0, name);
+                    }
+                    return Some(match &own {
+                        Some(_) => (own, path),
+                        None => (None, path),
+                    });
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Through typedefs and qualifiers.
+    fn strip(&self, mut ty: UnitOffset) -> Option<UnitOffset> {
+        for _ in 0..32 {
+            let entry = self.unit.entry(ty).ok()?;
+            match entry.tag() {
+                constants::DW_TAG_typedef
+                | constants::DW_TAG_const_type
+                | constants::DW_TAG_volatile_type
+                | constants::DW_TAG_restrict_type
+                | constants::DW_TAG_atomic_type => ty = self.type_of(&entry)?,
+                _ => return Some(ty),
+            }
+        }
+        None
+    }
+
+    fn size(&self, ty: UnitOffset) -> Option<u64> {
+        let ty = self.strip(ty)?;
+        let entry = self.unit.entry(ty).ok()?;
+        if let Some(size) = attr(&entry, constants::DW_AT_byte_size).and_then(|v| v.udata_value()) {
+            return Some(size);
+        }
+        match entry.tag() {
+            constants::DW_TAG_pointer_type => Some(u64::from(self.unit.encoding().address_size)),
+            constants::DW_TAG_array_type => {
+                let element = self.size(self.type_of(&entry)?)?;
+                let mut count = 1;
+                let mut tree = self.unit.entries_tree(Some(ty)).ok()?;
+                let root = tree.root().ok()?;
+                let mut children = root.children();
+                while let Ok(Some(child)) = children.next() {
+                    let range = child.entry();
+                    if range.tag() != constants::DW_TAG_subrange_type {
+                        continue;
+                    }
+                    let n = match attr(range, constants::DW_AT_count) {
+                        Some(v) => v.udata_value()?,
+                        None => {
+                            attr(range, constants::DW_AT_upper_bound)
+                                .and_then(|v| v.udata_value())?
+                                + 1
+                        }
+                    };
+                    count *= n;
+                }
+                Some(element * count)
+            }
+            _ => None,
+        }
+    }
+
+    fn type_of(
+        &self,
+        entry: &gimli::DebuggingInformationEntry<'_, '_, Reader<'a>>,
+    ) -> Option<UnitOffset> {
+        match attr(entry, constants::DW_AT_type)? {
+            AttributeValue::UnitRef(offset) => Some(offset),
+            _ => None,
+        }
+    }
+
+    fn name(&self, entry: &gimli::DebuggingInformationEntry<'_, '_, Reader<'a>>) -> Option<String> {
+        string(&self.dwarf, &self.unit, attr(entry, constants::DW_AT_name)?)
+    }
+}
+
+fn string<'a>(
+    dwarf: &gimli::Dwarf<Reader<'a>>,
+    unit: &gimli::Unit<Reader<'a>>,
+    value: AttributeValue<Reader<'a>>,
+) -> Option<String> {
+    let s = dwarf.attr_string(unit, value).ok()?;
+    Some(String::from_utf8_lossy(s.slice()).into_owned())
+}
+
+fn attr<'a>(
+    entry: &gimli::DebuggingInformationEntry<'_, '_, Reader<'a>>,
+    at: constants::DwAt,
+) -> Option<AttributeValue<Reader<'a>>> {
+    entry.attr_value(at).ok().flatten()
+}

@@ -1,0 +1,254 @@
+//! Where each function's address is stored in a static initializer
+//! (`struct proto tcp_prot = { .backlog_rcv = tcp_v4_do_rcv }`): the
+//! absolute relocations in the data sections of each object vmlinux was
+//! linked from (vmlinux itself keeps none), the variable that holds the
+//! slot (the object's symbol around it), and the member at that offset
+//! (the variable's type in the object's DWARF, its `.dwo` file under
+//! split DWARF). Each entry is checked against vmlinux: the slot there must
+//! hold the function's address, so an object not linked in, or a name
+//! shared by two static variables, does not give a wrong entry.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+use object::{
+    Object, ObjectSection, ObjectSymbol, RelocationKind, RelocationTarget, SectionKind, SymbolKind,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{
+    callgraph::{index::Function, member},
+    dwarf::lines::Store,
+};
+
+/// One slot of a statically initialized variable that holds a function's
+/// address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    /// The function (an index into the index's functions).
+    pub function: u32,
+    /// The variable, as its symbol is named (`tcp_prot`).
+    pub variable: String,
+    /// The slot's offset in the variable.
+    pub offset: u64,
+    /// `struct proto.backlog_rcv`: the innermost named type around the
+    /// slot and the member path in it; `None` when the DWARF does not say.
+    pub member: Option<String>,
+    /// The object's source file and the variable's line.
+    pub file: String,
+    pub line: u32,
+}
+
+/// The objects vmlinux was linked from: the members of the thin archive
+/// `vmlinux.a` beside it (Kbuild's since 6.1). None without it.
+pub fn linked_objects(vmlinux: &Path) -> Result<Vec<PathBuf>> {
+    let dir = vmlinux.parent().unwrap_or(Path::new(""));
+    let archive = dir.join("vmlinux.a");
+    let Ok(data) = std::fs::read(&archive) else {
+        return Ok(Vec::new());
+    };
+    let file = object::read::archive::ArchiveFile::parse(&*data)
+        .with_context(|| format!("{}: not an archive", archive.display()))?;
+    let mut out = Vec::new();
+    for member in file.members() {
+        let member = member?;
+        let name = String::from_utf8_lossy(member.name()).into_owned();
+        if name.ends_with(".o") {
+            out.push(dir.join(name));
+        }
+    }
+    Ok(out)
+}
+
+/// vmlinux's view for the check: its data symbols by name, and the 8-byte
+/// word at an address.
+pub struct Linked<'a> {
+    symbols: HashMap<&'a str, Vec<u64>>,
+    sections: Vec<(u64, std::borrow::Cow<'a, [u8]>)>,
+    little: bool,
+}
+
+impl<'a> Linked<'a> {
+    pub fn new(file: &'a object::File<'a>) -> Linked<'a> {
+        let mut symbols: HashMap<&str, Vec<u64>> = HashMap::new();
+        for s in file.symbols().filter(|s| s.kind() == SymbolKind::Data) {
+            if let Ok(name) = s.name() {
+                symbols.entry(name).or_default().push(s.address());
+            }
+        }
+        let sections = file
+            .sections()
+            .filter(|s| matches!(s.kind(), SectionKind::Data | SectionKind::ReadOnlyData))
+            .filter_map(|s| Some((s.address(), s.uncompressed_data().ok()?)))
+            .collect();
+        Linked {
+            symbols,
+            sections,
+            little: file.is_little_endian(),
+        }
+    }
+
+    fn word(&self, addr: u64) -> Option<u64> {
+        self.sections.iter().find_map(|(start, data)| {
+            let from = addr.checked_sub(*start)? as usize;
+            let word: [u8; 8] = data.get(from..from + 8)?.try_into().ok()?;
+            Some(match self.little {
+                true => u64::from_le_bytes(word),
+                false => u64::from_be_bytes(word),
+            })
+        })
+    }
+
+    /// The function vmlinux's `variable` holds at `offset`, where one of
+    /// the variables of that name holds one.
+    fn held(
+        &self,
+        variable: &str,
+        offset: u64,
+        by_start: &impl Fn(u64) -> Option<u32>,
+    ) -> Vec<u32> {
+        self.symbols
+            .get(variable)
+            .into_iter()
+            .flatten()
+            .filter_map(|&at| by_start(self.word(at + offset)?))
+            .collect()
+    }
+}
+
+/// A slot found in one object, before the check against vmlinux.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    pub function: String,
+    pub variable: String,
+    pub offset: u64,
+}
+
+/// The slots of `object`'s data that an absolute, pointer-sized relocation
+/// fills with a function's address: to the function's symbol, or to its
+/// section at the function's offset (a static function).
+pub fn slots(object: &object::File) -> Vec<Slot> {
+    let width = if object.is_64() { 64 } else { 32 };
+    let functions: HashMap<(object::SectionIndex, u64), &str> = object
+        .symbols()
+        .filter(|s| s.kind() == SymbolKind::Text)
+        .filter_map(|s| Some(((s.section_index()?, s.address()), s.name().ok()?)))
+        .collect();
+    let mut out = Vec::new();
+    for section in object.sections() {
+        if !matches!(
+            section.kind(),
+            SectionKind::Data | SectionKind::ReadOnlyData
+        ) {
+            continue;
+        }
+        let mut variables: Vec<(u64, u64, &str)> = object
+            .symbols()
+            .filter(|s| s.kind() == SymbolKind::Data && s.section_index() == Some(section.index()))
+            .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?)))
+            .collect();
+        variables.sort();
+        for (offset, r) in section.relocations() {
+            if r.kind() != RelocationKind::Absolute || r.size() != width {
+                continue;
+            }
+            let RelocationTarget::Symbol(target) = r.target() else {
+                continue;
+            };
+            let Ok(target) = object.symbol_by_index(target) else {
+                continue;
+            };
+            let function = match target.kind() {
+                // Defined here, or in another object (vmlinux says which
+                // function the slot holds).
+                SymbolKind::Text | SymbolKind::Unknown if r.addend() == 0 => target.name().ok(),
+                SymbolKind::Section => target.section_index().and_then(|s| {
+                    functions
+                        .get(&(s, target.address().wrapping_add(r.addend() as u64)))
+                        .copied()
+                }),
+                _ => None,
+            };
+            let Some(function) = function else {
+                continue;
+            };
+            let at = variables.partition_point(|v| v.0 <= offset);
+            let Some(&(start, size, variable)) = at.checked_sub(1).map(|i| &variables[i]) else {
+                continue;
+            };
+            if offset < start + size {
+                out.push(Slot {
+                    function: function.to_string(),
+                    variable: variable.to_string(),
+                    offset: offset - start,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Every slot of every object vmlinux was linked from, checked against
+/// vmlinux, with its member named from the object's DWARF.
+pub fn read(
+    vmlinux: &object::File,
+    vmlinux_path: &Path,
+    tree_prefix: &str,
+    functions: &[Function],
+) -> Result<Vec<Stored>> {
+    let linked = Linked::new(vmlinux);
+    let starts: Vec<u64> = functions.iter().map(|f| f.addr).collect();
+    let by_start = |addr: u64| starts.binary_search(&addr).ok().map(|i| i as u32);
+    let mut out = Vec::new();
+    for path in linked_objects(vmlinux_path)? {
+        let Ok(data) = std::fs::read(&path) else {
+            continue;
+        };
+        let Ok(object) = object::File::parse(&*data) else {
+            continue;
+        };
+        let found: Vec<(Slot, u32)> = slots(&object)
+            .into_iter()
+            .filter_map(|slot| {
+                let held = linked.held(&slot.variable, slot.offset, &by_start);
+                let f = held
+                    .into_iter()
+                    .find(|&f| functions[f as usize].name == slot.function)?;
+                Some((slot, f))
+            })
+            .collect();
+        if found.is_empty() {
+            continue;
+        }
+        let store = Store::new();
+        let types = member::Variables::of_object(&path, &store).ok();
+        let source = types
+            .as_ref()
+            .and_then(|t| t.unit_name.clone())
+            .map(|n| crate::analysis::dwarf::lines::tree_relative(&n, tree_prefix))
+            .unwrap_or_else(|| path.with_extension("c").display().to_string());
+        for (slot, function) in found {
+            let (member, line) = types
+                .as_ref()
+                .map(|t| {
+                    (
+                        t.member(&slot.variable, slot.offset),
+                        t.line(&slot.variable),
+                    )
+                })
+                .unwrap_or((None, 0));
+            out.push(Stored {
+                function,
+                variable: slot.variable,
+                offset: slot.offset,
+                member,
+                file: source.clone(),
+                line,
+            });
+        }
+    }
+    Ok(out)
+}
