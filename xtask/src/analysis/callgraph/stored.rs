@@ -252,3 +252,65 @@ pub fn read(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slots and members of a small object gcc compiles with split
+    /// DWARF, against the C layout of x86_64 and arm64 (an int and its
+    /// padding before each pointer; `struct ops` is 16 bytes).
+    #[test]
+    fn slots_and_members_of_a_compiled_object() {
+        let dir = std::env::temp_dir().join(format!("xtask-stored-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("ops.c"),
+            "struct ops { int id; void (*handler)(void); };\n\
+             struct table { struct ops first; struct ops more[2]; };\n\
+             static void quiet(void) {}\n\
+             void loud(void) {}\n\
+             struct ops one = { .id = 1, .handler = loud };\n\
+             static struct table many = { .first = { .handler = quiet },\n\
+             \x20                           .more = { [1] = { .handler = loud } } };\n\
+             void *keep(void) { return &many; }\n",
+        )
+        .unwrap();
+        let status = std::process::Command::new("gcc")
+            .current_dir(&dir)
+            .args(["-c", "-O0", "-g", "-gsplit-dwarf", "ops.c", "-o", "ops.o"])
+            .status()
+            .expect("gcc runs");
+        assert!(status.success());
+        let data = std::fs::read(dir.join("ops.o")).unwrap();
+        let object = object::File::parse(&*data).unwrap();
+        let mut found: Vec<(String, String, u64)> = slots(&object)
+            .into_iter()
+            .map(|s| (s.function, s.variable, s.offset))
+            .collect();
+        found.sort();
+        let slot = |f: &str, v: &str, o| (f.to_string(), v.to_string(), o);
+        assert_eq!(
+            found,
+            [
+                slot("loud", "many", 40),
+                slot("loud", "one", 8),
+                slot("quiet", "many", 8)
+            ]
+        );
+        let store = Store::new();
+        let types = member::Variables::of_object(&dir.join("ops.o"), &store).unwrap();
+        assert_eq!(
+            types.member("one", 8).as_deref(),
+            Some("struct ops.handler")
+        );
+        assert_eq!(
+            types.member("many", 40).as_deref(),
+            Some("struct ops.handler")
+        );
+        assert_eq!(types.member("many", 0), None, "an int is no pointer");
+        assert_eq!(types.line("many"), 6);
+        assert_eq!(types.unit_name.as_deref(), Some("ops.c"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
