@@ -318,8 +318,11 @@ pub struct Callgraph {
     #[command(flatten)]
     pub target: TargetArgs,
     /// The function at the centre
-    #[arg(value_name = "FUNC")]
-    pub function: String,
+    #[arg(value_name = "FUNC", required_unless_present = "sites_under")]
+    pub function: Option<String>,
+    /// Instead of a graph: how many indirect call sites of the functions under DIR (tree-relative, e.g. net/) have their member named
+    #[arg(long, value_name = "DIR", conflicts_with = "run")]
+    pub sites_under: Option<String>,
     /// Levels of calls to follow
     #[arg(long, default_value_t = 2)]
     pub depth: usize,

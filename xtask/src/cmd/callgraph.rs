@@ -8,7 +8,7 @@ use xshell::cmd;
 
 use crate::{
     analysis::{
-        callgraph::{self, overlay::Overlay, render::Map, Direction, View},
+        callgraph::{self, overlay::Overlay, render::Map, sites::Sites, Direction, View},
         ftrace::Trace,
     },
     builder,
@@ -35,7 +35,13 @@ impl cli::Callgraph {
         }
         let rules = CallgraphRules::load(&ctx.study_dir())?;
         let index = callgraph::index_of(&ctx.exec, &p, &rules)?;
-        let roots = callgraph::lookup(&index, &self.function)?;
+        let sites = Sites::new(&index, p.tree.path.clone());
+        if let Some(dir) = &self.sites_under {
+            print!("{}", sites.tally(dir));
+            return Ok(());
+        }
+        let function = self.function.as_deref().expect("clap requires FUNC");
+        let roots = callgraph::lookup(&index, function)?;
         let direction = if self.callers {
             Direction::Callers
         } else {
@@ -63,6 +69,7 @@ impl cli::Callgraph {
             view: &view,
             layers: &layers,
             overlay: overlay.as_ref(),
+            sites: Some(&sites),
         };
         let text = match self.format {
             GraphFormat::Text => map.text().into_bytes(),
@@ -90,7 +97,7 @@ impl cli::Callgraph {
     /// FUNC's subtree in one run of the command, from function_graph.
     fn traced(&self, ctx: &Ctx, p: &Prepared) -> Result<Option<Trace>> {
         let request = TraceRequest {
-            setup: TraceSetup::graph_below(&self.function),
+            setup: TraceSetup::graph_below(self.function.as_deref().expect("clap requires FUNC")),
             command: &self.command,
             accel: self.accel.into(),
             timeout: std::time::Duration::from_secs(self.timeout),

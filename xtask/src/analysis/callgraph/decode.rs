@@ -22,6 +22,10 @@ pub enum RawCall {
     },
     Indirect {
         site: u64,
+        /// The offset of the load that fed the called register, `mov
+        /// OFF(%base),%reg` with `%base` not the frame or stack pointer
+        /// (through register copies): at -O0, the member called through.
+        load: Option<u64>,
     },
     /// An unconditional jump to a fixed address (a tail call when it lands
     /// on another function's start).
@@ -35,7 +39,7 @@ impl RawCall {
     pub fn site(&self) -> u64 {
         match *self {
             RawCall::Direct { site, .. }
-            | RawCall::Indirect { site }
+            | RawCall::Indirect { site, .. }
             | RawCall::Jump { site, .. } => site,
         }
     }
@@ -60,6 +64,7 @@ fn x86_64(addr: u64, code: &[u8]) -> Vec<RawCall> {
     let mut decoder = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
     let mut info = InstructionInfoFactory::new();
     let mut loaded: HashMap<Register, (u64, usize)> = HashMap::new();
+    let mut fed: HashMap<Register, u64> = HashMap::new();
     let mut out = Vec::new();
     for (n, instruction) in (&mut decoder).into_iter().enumerate() {
         let site = instruction.ip();
@@ -73,9 +78,17 @@ fn x86_64(addr: u64, code: &[u8]) -> Vec<RawCall> {
                     .then(|| loaded.get(&instruction.op0_register().full_register()))
                     .flatten()
                     .filter(|(_, at)| n - at <= LOADED_WITHIN);
+                let load = match instruction.op0_kind() {
+                    OpKind::Register => fed
+                        .get(&instruction.op0_register().full_register())
+                        .copied(),
+                    // `call *OFF(%base)`, as -Og writes it.
+                    OpKind::Memory => member_address(&instruction),
+                    _ => None,
+                };
                 out.push(match through {
                     Some(&(target, _)) => RawCall::Direct { site, target },
-                    None => RawCall::Indirect { site },
+                    None => RawCall::Indirect { site, load },
                 });
             }
             FlowControl::UnconditionalBranch if instruction.near_branch_target() != 0 => {
@@ -90,6 +103,7 @@ fn x86_64(addr: u64, code: &[u8]) -> Vec<RawCall> {
             loaded.insert(instruction.op0_register(), (instruction.immediate64(), n));
             continue;
         }
+        let feed = member_load(&instruction, &fed);
         for used in info.info(&instruction).used_registers() {
             if matches!(
                 used.access(),
@@ -99,10 +113,49 @@ fn x86_64(addr: u64, code: &[u8]) -> Vec<RawCall> {
                     | OpAccess::ReadCondWrite
             ) {
                 loaded.remove(&used.register().full_register());
+                fed.remove(&used.register().full_register());
             }
+        }
+        if let Some((register, offset)) = feed {
+            fed.insert(register, offset);
         }
     }
     out
+}
+
+/// The offset of a memory operand `OFF(%base)` that reads a member
+/// through a pointer: no index, `%base` neither the frame, stack nor
+/// instruction pointer (those are locals and globals).
+fn member_address(instruction: &iced_x86::Instruction) -> Option<u64> {
+    let base = instruction.memory_base();
+    let pointer = !matches!(
+        base,
+        Register::None | Register::RBP | Register::RSP | Register::RIP
+    );
+    (pointer && instruction.memory_index() == Register::None)
+        .then(|| instruction.memory_displacement64())
+}
+
+/// What a 64-bit `mov` into a register loads: a member at an offset from
+/// a pointer (`mov OFF(%base),%reg`, no index, `%base` neither the frame,
+/// stack nor instruction pointer: those are locals and globals), or what
+/// the register it copies held.
+fn member_load(
+    instruction: &iced_x86::Instruction,
+    fed: &HashMap<Register, u64>,
+) -> Option<(Register, u64)> {
+    let to = instruction.op0_register().full_register();
+    match instruction.code() {
+        Code::Mov_r64_rm64 if instruction.op1_kind() == OpKind::Memory => {
+            member_address(instruction).map(|offset| (to, offset))
+        }
+        Code::Mov_r64_rm64 | Code::Mov_rm64_r64 if instruction.op1_kind() == OpKind::Register => {
+            let from = instruction.op1_register().full_register();
+            (instruction.op0_kind() == OpKind::Register).then_some(())?;
+            fed.get(&from).map(|&offset| (to, offset))
+        }
+        _ => None,
+    }
 }
 
 /// A64 is fixed-width: `bl imm26`, `b imm26`, and `blr`/`blraa`/`blrab`
@@ -128,7 +181,7 @@ fn aarch64(addr: u64, code: &[u8]) -> Vec<RawCall> {
                 target: branch_target(),
             });
         } else if insn & 0xffff_fc1f == 0xd63f_0000 || insn & 0xfeff_f800 == 0xd63f_0800 {
-            out.push(RawCall::Indirect { site });
+            out.push(RawCall::Indirect { site, load: None });
         }
     }
     out
@@ -154,7 +207,10 @@ mod tests {
                     site: 0x1000,
                     target: 0x1015
                 },
-                RawCall::Indirect { site: 0x1005 },
+                RawCall::Indirect {
+                    site: 0x1005,
+                    load: None
+                },
                 RawCall::Jump {
                     site: 0x1007,
                     target: 0x110c
@@ -178,9 +234,38 @@ mod tests {
                     site: 0x100a,
                     target: 0x2000
                 },
-                RawCall::Indirect { site: 0x100f },
+                RawCall::Indirect {
+                    site: 0x100f,
+                    load: Some(0)
+                },
             ]
         );
+    }
+
+    /// The member an indirect call goes through: the load that fed the
+    /// register, through a copy, or the memory operand of the call; not a
+    /// local's stack slot.
+    #[test]
+    fn the_member_load_that_feeds_an_indirect_call() {
+        let code = [
+            0x48, 0x8b, 0x40, 0x28, // mov 0x28(%rax), %rax
+            0x4c, 0x8b, 0x40, 0x08, // mov 0x8(%rax), %r8
+            0x48, 0x89, 0xdf, // mov %rbx, %rdi
+            0x41, 0xff, 0xd0, // call *%r8: member at 8
+            0x48, 0x8b, 0x45, 0xe8, // mov -0x18(%rbp), %rax: a local
+            0xff, 0xd0, // call *%rax: no member
+            0x41, 0xff, 0x54, 0x24, 0x10, // call *0x10(%r12): member at 16
+            0x4c, 0x89, 0xc1, // mov %r8, %rcx: a copy
+            0xff, 0xd1, // call *%rcx: member at 8
+        ];
+        let loads: Vec<Option<u64>> = x86_64(0x1000, &code)
+            .into_iter()
+            .map(|c| match c {
+                RawCall::Indirect { load, .. } => load,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(loads, [Some(8), None, Some(16), Some(8)]);
     }
 
     #[test]
@@ -203,7 +288,10 @@ mod tests {
                     site: 0x1004,
                     target: 0x1000
                 },
-                RawCall::Indirect { site: 0x1008 },
+                RawCall::Indirect {
+                    site: 0x1008,
+                    load: None
+                },
                 RawCall::Jump {
                     site: 0x100c,
                     target: 0x1014

@@ -16,6 +16,7 @@ use crate::{
     analysis::{
         callgraph::{
             decode::{decode_calls, Isa, RawCall},
+            member::PointerMember,
             stored::{self, Stored},
         },
         dwarf::lines::{tree_relative, SourceLines, Store},
@@ -25,7 +26,7 @@ use crate::{
 
 /// Bumped when the index's layout or what goes into it changes (a decoder
 /// that reads more calls): an older file is made again.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 5;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Index {
@@ -40,6 +41,9 @@ pub struct Index {
     pub ignored: BTreeMap<String, usize>,
     /// Where function addresses are stored in static initializers.
     pub stored: Vec<Stored>,
+    /// The function-pointer members of named types, with their offsets
+    /// and their innermost named type's label (`member::Variables::pointer_members`).
+    pub members: Vec<PointerMember>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +66,9 @@ pub struct Call {
     pub file: Option<u32>,
     pub line: u32,
     pub target: Target,
+    /// An indirect call's member offset, from the load that fed it
+    /// (`decode`'s `RawCall::Indirect`).
+    pub load: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +122,7 @@ impl Index {
             functions,
             ignored: BTreeMap::new(),
             stored: Vec::new(),
+            members: Vec::new(),
         }
     }
 
@@ -194,6 +202,10 @@ impl Index {
                     }
                 };
                 let site = raw.site();
+                let load = match raw {
+                    RawCall::Indirect { load, .. } => load,
+                    _ => None,
+                };
                 let (file, line) = match lines.location(site) {
                     Ok(Some((file, line))) => (Some(files.id(file)), line),
                     _ => (None, 0),
@@ -203,11 +215,13 @@ impl Index {
                     file,
                     line,
                     target,
+                    load,
                 });
             }
             functions[i].calls = calls;
         }
-        let stored = stored::read(&file, vmlinux, &files.prefix, &functions)?;
+        let (stored, members) = stored::read(&file, vmlinux, &files.prefix, &functions)?;
+        let members = members.into_iter().collect();
         Ok(Index {
             format: FORMAT,
             key,
@@ -215,6 +229,7 @@ impl Index {
             functions,
             ignored,
             stored,
+            members,
         })
     }
 }

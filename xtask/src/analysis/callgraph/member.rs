@@ -12,6 +12,14 @@ use crate::analysis::dwarf::lines::{load_dwarf, Store};
 
 type Reader<'a> = gimli::EndianSlice<'a, gimli::RunTimeEndian>;
 
+/// A function-pointer member: its label from the outermost named type,
+/// its offset there, and its label from the innermost named type.
+pub type PointerMember = (String, u64, String);
+
+/// The innermost named type around a slot with the slot's offset in it
+/// (none yet, below it), and the member path in it.
+type MemberPath = (Option<(String, u64)>, Vec<String>);
+
 /// The file-scope and static variables of one object, with their types.
 pub struct Variables<'a> {
     dwarf: gimli::Dwarf<Reader<'a>>,
@@ -103,18 +111,15 @@ impl<'a> Variables<'a> {
     /// structure or union around the pointer at `offset`, and the member
     /// path in it. `None` when the slot is not a pointer member of a named
     /// type (the variable is itself the pointer, or the DWARF lacks it).
-    pub fn member(&self, symbol: &str, offset: u64) -> Option<String> {
+    /// With the member's offset in that type.
+    pub fn member(&self, symbol: &str, offset: u64) -> Option<(String, u64)> {
         let (ty, _) = self.variable(symbol)?;
         let (named, path) = self.path(ty, offset, 0)?;
-        Some(format!("{}.{}", named?, path.join(".")))
+        let (named, at) = named?;
+        Some((format!("{named}.{}", path.join(".")), at))
     }
 
-    fn path(
-        &self,
-        ty: UnitOffset,
-        offset: u64,
-        depth: usize,
-    ) -> Option<(Option<String>, Vec<String>)> {
+    fn path(&self, ty: UnitOffset, offset: u64, depth: usize) -> Option<MemberPath> {
         if depth > 32 {
             return None;
         }
@@ -160,14 +165,106 @@ impl<'a> Variables<'a> {
                     if let Some(name) = self.name(member) {
                         path.insert(0, name);
                     }
-                    return Some(match &own {
-                        Some(_) => (own, path),
-                        None => (None, path),
-                    });
+                    return Some((own.map(|own| (own, offset)), path));
                 }
                 None
             }
             _ => None,
+        }
+    }
+
+    /// The function-pointer members of the unit's named structures and
+    /// unions, with their offsets in them: `("struct proto.sendmsg", 40)`.
+    /// Those of an anonymous structure or union inside count as the named
+    /// one's; those of a named one inside count as both, with the
+    /// innermost named type's own label third (`struct
+    /// packet_offload.callbacks.gro_receive` at 16 is `struct
+    /// offload_callbacks.gro_receive`, which static initializers fill).
+    pub fn pointer_members(&self) -> Vec<PointerMember> {
+        let mut out = Vec::new();
+        let Ok(mut tree) = self.unit.entries_tree(None) else {
+            return out;
+        };
+        let Ok(root) = tree.root() else {
+            return out;
+        };
+        let mut children = root.children();
+        while let Ok(Some(child)) = children.next() {
+            let entry = child.entry();
+            let kind = match entry.tag() {
+                constants::DW_TAG_structure_type => "struct",
+                constants::DW_TAG_union_type => "union",
+                _ => continue,
+            };
+            if attr(entry, constants::DW_AT_declaration).is_some() {
+                continue;
+            }
+            let Some(name) = self.name(entry) else {
+                continue;
+            };
+            let label = format!("{kind} {name}");
+            self.pointers_in(entry.offset(), (&label, &label), 0, &mut out, 0);
+        }
+        out
+    }
+
+    fn pointers_in(
+        &self,
+        ty: UnitOffset,
+        (prefix, inner): (&str, &str),
+        base: u64,
+        out: &mut Vec<PointerMember>,
+        depth: usize,
+    ) {
+        let Ok(mut tree) = self.unit.entries_tree(Some(ty)) else {
+            return;
+        };
+        let Ok(root) = tree.root() else {
+            return;
+        };
+        let mut children = root.children();
+        while let Ok(Some(child)) = children.next() {
+            let member = child.entry();
+            if member.tag() != constants::DW_TAG_member {
+                continue;
+            }
+            let at = base
+                + attr(member, constants::DW_AT_data_member_location)
+                    .and_then(|v| v.udata_value())
+                    .unwrap_or(0);
+            let Some(member_ty) = self.type_of(member).and_then(|t| self.strip(t)) else {
+                continue;
+            };
+            let Ok(target) = self.unit.entry(member_ty) else {
+                continue;
+            };
+            let name = self.name(member);
+            let (path, inner_path) = match &name {
+                Some(n) => (format!("{prefix}.{n}"), format!("{inner}.{n}")),
+                None => (prefix.to_string(), inner.to_string()),
+            };
+            match target.tag() {
+                constants::DW_TAG_pointer_type => {
+                    let to = self.type_of(&target).and_then(|t| self.strip(t));
+                    let is_function = to
+                        .and_then(|t| self.unit.entry(t).ok())
+                        .is_some_and(|e| e.tag() == constants::DW_TAG_subroutine_type);
+                    if is_function && name.is_some() {
+                        out.push((path, at, inner_path));
+                    }
+                }
+                tag @ (constants::DW_TAG_structure_type | constants::DW_TAG_union_type)
+                    if depth < 8 =>
+                {
+                    let own = self.name(&target).map(|n| match tag {
+                        constants::DW_TAG_union_type => format!("union {n}"),
+                        _ => format!("struct {n}"),
+                    });
+                    let inner = own.unwrap_or(inner_path);
+                    self.pointers_in(member_ty, (&path, &inner), at, out, depth + 1)
+                }
+                _ => {}
+            }
         }
     }
 

@@ -9,6 +9,7 @@ pub mod index;
 pub mod member;
 pub mod overlay;
 pub mod render;
+pub mod sites;
 pub mod stored;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -68,6 +69,8 @@ pub struct Edge {
     /// A target a traced run called through one of `from`'s indirect
     /// sites (`sites`): known from the run, not from the code.
     pub taken_indirect: bool,
+    /// An indirect site's member offset (`index::Call::load`).
+    pub load: Option<u64>,
     /// (file, line) of each call site.
     pub sites: Vec<(Option<u32>, u32)>,
 }
@@ -209,6 +212,7 @@ fn callee_edges(index: &Index, f: u32) -> Vec<Edge> {
                     to: None,
                     tail: false,
                     taken_indirect: false,
+                    load: call.load,
                     sites: vec![site],
                 });
                 continue;
@@ -227,6 +231,7 @@ fn callee_edges(index: &Index, f: u32) -> Vec<Edge> {
                     to: Some(to),
                     tail,
                     taken_indirect: false,
+                    load: None,
                     sites: vec![site],
                 });
             }
@@ -255,6 +260,7 @@ fn taken_edges(index: &Index, f: u32, run: &overlay::Overlay) -> Vec<Edge> {
                 to: Some(to),
                 tail: false,
                 taken_indirect: true,
+                load: None,
                 sites: sites.clone(),
             })
         })

@@ -7,7 +7,11 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Serialize;
 
 use crate::{
-    analysis::callgraph::{overlay::Overlay, Direction, Edge, Index, View},
+    analysis::callgraph::{
+        overlay::Overlay,
+        sites::{Reach, Sites},
+        Direction, Edge, Index, View,
+    },
     study::layers::Layers,
 };
 
@@ -16,6 +20,9 @@ pub struct Map<'a> {
     pub view: &'a View,
     pub layers: &'a Layers,
     pub overlay: Option<&'a Overlay>,
+    /// What each indirect site can reach, when the tree's sources are at
+    /// hand.
+    pub sites: Option<&'a Sites<'a>>,
 }
 
 impl Map<'_> {
@@ -138,8 +145,9 @@ impl Map<'_> {
                     }
                 };
                 out.push_str(&format!(
-                    "{prefix}{branch}(indirect call)  ← {}{took}\n",
-                    self.sites(edge)
+                    "{prefix}{branch}(indirect call)  ← {}{}{took}\n",
+                    self.sites(edge),
+                    self.reach_text(edge)
                 ));
                 continue;
             };
@@ -158,6 +166,32 @@ impl Map<'_> {
             if !seen {
                 self.tree(other, &format!("{prefix}{more}"), depth + 1, expanded, out);
             }
+        }
+    }
+
+    fn reach(&self, edge: &Edge) -> Option<Reach> {
+        let &(file, line) = edge.sites.first()?;
+        Some(self.sites?.reach(file, line, edge.load))
+    }
+
+    /// `  through `struct proto.sendmsg`: 2 candidates: a, b`, or why not.
+    fn reach_text(&self, edge: &Edge) -> String {
+        match self.reach(edge) {
+            None => String::new(),
+            Some(Reach::Named {
+                members,
+                candidates,
+            }) => {
+                let names: Vec<&str> = candidates.iter().map(|&f| self.name(f)).collect();
+                format!(
+                    "  through `{}`: {} candidate{}: {}",
+                    members.join("` or `"),
+                    names.len(),
+                    if names.len() == 1 { "" } else { "s" },
+                    names.join(", ")
+                )
+            }
+            Some(Reach::Unnamed(why)) => format!("  (member not named: {why})"),
         }
     }
 
@@ -299,6 +333,13 @@ impl Map<'_> {
             sites: Vec<(&'a str, u32)>,
             #[serde(skip_serializing_if = "Option::is_none")]
             taken: Option<Vec<&'a str>>,
+            /// An indirect site's members, candidates, or why not named.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            through: Option<Vec<String>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            candidates: Option<Vec<&'a str>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            unnamed: Option<String>,
         }
         #[derive(Serialize)]
         struct Json<'a> {
@@ -343,7 +384,26 @@ impl Map<'_> {
             .view
             .edges
             .iter()
-            .map(|e| JsonEdge {
+            .map(|e| {
+                let reach = e.to.is_none().then(|| self.reach(e)).flatten();
+                let (through, candidates, unnamed) = match reach {
+                    None => (None, None, None),
+                    Some(Reach::Named {
+                        members,
+                        candidates,
+                    }) => (
+                        Some(members),
+                        Some(candidates.iter().map(|&f| self.name(f)).collect()),
+                        None,
+                    ),
+                    Some(Reach::Unnamed(why)) => (None, None, Some(why.to_string())),
+                };
+                (e, through, candidates, unnamed)
+            })
+            .map(|(e, through, candidates, unnamed)| JsonEdge {
+                through,
+                candidates,
+                unnamed,
                 from: self.name(e.from),
                 to: e.to.map(|t| self.name(t)),
                 tail: e.tail,

@@ -9,7 +9,7 @@
 //! shared by two static variables, does not give a wrong entry.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     path::{Path, PathBuf},
 };
 
@@ -20,7 +20,10 @@ use object::{
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{
-    callgraph::{index::Function, member},
+    callgraph::{
+        index::Function,
+        member::{self, PointerMember},
+    },
     dwarf::lines::Store,
 };
 
@@ -37,6 +40,9 @@ pub struct Stored {
     /// `struct proto.backlog_rcv`: the innermost named type around the
     /// slot and the member path in it; `None` when the DWARF does not say.
     pub member: Option<String>,
+    /// The slot's offset in that type: what a call through the member
+    /// loads from the pointer to it.
+    pub member_offset: Option<u64>,
     /// The object's source file and the variable's line.
     pub file: String,
     pub line: u32,
@@ -192,13 +198,16 @@ pub fn slots(object: &object::File) -> Vec<Slot> {
 }
 
 /// Every slot of every object vmlinux was linked from, checked against
-/// vmlinux, with its member named from the object's DWARF.
+/// vmlinux, with its member named from the object's DWARF; and every
+/// function-pointer member of a named type in those objects' DWARF, with
+/// its offset (those no initializer stores into too).
 pub fn read(
     vmlinux: &object::File,
     vmlinux_path: &Path,
     tree_prefix: &str,
     functions: &[Function],
-) -> Result<Vec<Stored>> {
+) -> Result<(Vec<Stored>, BTreeSet<PointerMember>)> {
+    let mut members = BTreeSet::new();
     let linked = Linked::new(vmlinux);
     let starts: Vec<u64> = functions.iter().map(|f| f.addr).collect();
     let by_start = |addr: u64| starts.binary_search(&addr).ok().map(|i| i as u32);
@@ -225,6 +234,9 @@ pub fn read(
         }
         let store = Store::new();
         let types = member::Variables::of_object(&path, &store).ok();
+        if let Some(types) = &types {
+            members.extend(types.pointer_members());
+        }
         let source = types
             .as_ref()
             .and_then(|t| t.unit_name.clone())
@@ -240,17 +252,19 @@ pub fn read(
                     )
                 })
                 .unwrap_or((None, 0));
+            let (member, member_offset) = member.unzip();
             out.push(Stored {
                 function,
                 variable: slot.variable,
                 offset: slot.offset,
                 member,
+                member_offset,
                 file: source.clone(),
                 line,
             });
         }
     }
-    Ok(out)
+    Ok((out, members))
 }
 
 #[cfg(test)]
@@ -300,14 +314,9 @@ mod tests {
         );
         let store = Store::new();
         let types = member::Variables::of_object(&dir.join("ops.o"), &store).unwrap();
-        assert_eq!(
-            types.member("one", 8).as_deref(),
-            Some("struct ops.handler")
-        );
-        assert_eq!(
-            types.member("many", 40).as_deref(),
-            Some("struct ops.handler")
-        );
+        let handler = Some(("struct ops.handler".to_string(), 8));
+        assert_eq!(types.member("one", 8), handler);
+        assert_eq!(types.member("many", 40), handler, "more[1].handler");
         assert_eq!(types.member("many", 0), None, "an int is no pointer");
         assert_eq!(types.line("many"), 6);
         assert_eq!(types.unit_name.as_deref(), Some("ops.c"));

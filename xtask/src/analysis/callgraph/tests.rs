@@ -18,6 +18,7 @@ fn function(name: &str, addr: u64, calls: Vec<Target>) -> Function {
                 file: Some(0),
                 line: 10 + i as u32,
                 target,
+                load: None,
             })
             .collect(),
     }
@@ -102,6 +103,7 @@ fn a_function_first_met_at_the_limit_is_expanded_where_it_is_higher() {
         view: &view,
         layers: &layers,
         overlay: None,
+        sites: None,
     };
     let text = map.text();
     let lines: Vec<&str> = text.lines().skip(1).collect();

@@ -1,0 +1,278 @@
+//! What each indirect call site can reach: the member it calls through,
+//! named from the site's own code and source line (at -O0 the load that
+//! feeds the call is `mov OFF(%reg),%reg`, and the line says `->NAME(`),
+//! matched against the members static initializers store into
+//! ([`stored`](super::stored)): every function stored in that member is
+//! a candidate. A site whose member cannot be named says why.
+
+use std::{
+    cell::RefCell,
+    collections::{BTreeSet, HashMap},
+    path::PathBuf,
+    sync::LazyLock,
+};
+
+use regex::Regex;
+
+use crate::analysis::callgraph::{Index, Target};
+
+/// What one indirect call site can reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Through `members` (`struct proto.sendmsg`; more than one when two
+    /// types have a member of that name at that offset): every function
+    /// stored in them, sorted by name.
+    Named {
+        members: Vec<String>,
+        candidates: Vec<u32>,
+    },
+    /// Why the member is not named.
+    Unnamed(Why),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    /// The called register was not loaded from a member (a pointer from
+    /// a local, a global or an argument, or a decoder that reads no loads).
+    NoLoad,
+    NoSource,
+    /// The line calls through no `->member(`: a macro, or a call split
+    /// over lines.
+    NoMemberOnLine(String),
+    /// The line's members at the loaded offset: no static initializer
+    /// stores a function there (set by code only, or not a member of it).
+    NotStored {
+        names: Vec<String>,
+        offset: u64,
+    },
+}
+
+impl Why {
+    /// One short word per kind, for a tally.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Why::NoLoad => "no member load feeds the call",
+            Why::NoSource => "the source line cannot be read",
+            Why::NoMemberOnLine(_) => "no `->member(` on the line",
+            Why::NotStored { .. } => "no static initializer stores into the member",
+        }
+    }
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Why::NoLoad => write!(
+                f,
+                "no member load feeds the call (a pointer from a local, a global or an argument)"
+            ),
+            Why::NoSource => write!(f, "its source line cannot be read"),
+            Why::NoMemberOnLine(text) => write!(f, "its line calls through no `->member(`: {text}"),
+            Why::NotStored { names, offset } => write!(
+                f,
+                "`{}` at offset {offset}: no static initializer stores a function there",
+                names.join("`, `")
+            ),
+        }
+    }
+}
+
+pub struct Sites<'a> {
+    index: &'a Index,
+    tree: PathBuf,
+    /// (the member's own name, its offset in its type) → the members.
+    members: HashMap<(String, u64), BTreeSet<String>>,
+    /// A member → the functions stored in it.
+    stored_in: HashMap<String, BTreeSet<u32>>,
+    sources: RefCell<HashMap<Option<u32>, Option<Vec<String>>>>,
+}
+
+impl<'a> Sites<'a> {
+    /// The sites of `index`, whose source files are under `tree`.
+    pub fn new(index: &'a Index, tree: PathBuf) -> Sites<'a> {
+        let mut members: HashMap<(String, u64), BTreeSet<String>> = HashMap::new();
+        let mut stored_in: HashMap<String, BTreeSet<u32>> = HashMap::new();
+        let mut inner_of: HashMap<&str, &str> = HashMap::new();
+        for (member, offset, inner) in &index.members {
+            let leaf = member.rsplit('.').next().unwrap_or(member);
+            members
+                .entry((leaf.to_string(), *offset))
+                .or_default()
+                .insert(member.clone());
+            inner_of.insert(member, inner);
+        }
+        for s in &index.stored {
+            let (Some(member), Some(offset)) = (&s.member, s.member_offset) else {
+                continue;
+            };
+            let leaf = member.rsplit('.').next().unwrap_or(member);
+            members
+                .entry((leaf.to_string(), offset))
+                .or_default()
+                .insert(member.clone());
+            stored_in
+                .entry(member.clone())
+                .or_default()
+                .insert(s.function);
+        }
+        // A member of a named type inside another: what is stored into the
+        // inner one.
+        for (member, inner) in inner_of {
+            if let Some(functions) = stored_in.get(inner).filter(|_| member != inner).cloned() {
+                stored_in
+                    .entry(member.to_string())
+                    .or_default()
+                    .extend(functions);
+            }
+        }
+        Sites {
+            index,
+            tree,
+            members,
+            stored_in,
+            sources: RefCell::default(),
+        }
+    }
+
+    /// The site at `file:line` whose call was fed by a load at `load`.
+    pub fn reach(&self, file: Option<u32>, line: u32, load: Option<u64>) -> Reach {
+        let Some(offset) = load else {
+            return Reach::Unnamed(Why::NoLoad);
+        };
+        let Some(text) = self.line(file, line) else {
+            return Reach::Unnamed(Why::NoSource);
+        };
+        let names = called_members(&text);
+        if names.is_empty() {
+            return Reach::Unnamed(Why::NoMemberOnLine(text.trim().to_string()));
+        }
+        let members: BTreeSet<&String> = names
+            .iter()
+            .filter_map(|n| self.members.get(&(n.clone(), offset)))
+            .flatten()
+            .collect();
+        if members.is_empty() {
+            return Reach::Unnamed(Why::NotStored { names, offset });
+        }
+        let candidates: BTreeSet<u32> = members
+            .iter()
+            .flat_map(|m| self.stored_in.get(*m).into_iter().flatten().copied())
+            .collect();
+        let mut candidates: Vec<u32> = candidates.into_iter().collect();
+        candidates.sort_by_key(|&f| &self.index.functions[f as usize].name);
+        Reach::Named {
+            members: members.into_iter().cloned().collect(),
+            candidates,
+        }
+    }
+
+    /// How many of the indirect sites of the functions defined under
+    /// `dir` (tree-relative, `net/`) have their member named, and why the
+    /// others do not, by kind: one line for the book.
+    pub fn tally(&self, dir: &str) -> String {
+        let (mut total, mut named, mut several, mut none) = (0, 0, 0, 0);
+        let mut why: std::collections::BTreeMap<&str, usize> = Default::default();
+        for f in &self.index.functions {
+            if !self.index.file(f.file).starts_with(dir) {
+                continue;
+            }
+            for call in f.calls.iter().filter(|c| c.target == Target::Indirect) {
+                total += 1;
+                match self.reach(call.file, call.line, call.load) {
+                    Reach::Named {
+                        members,
+                        candidates,
+                    } => {
+                        named += 1;
+                        several += usize::from(members.len() > 1);
+                        none += usize::from(candidates.is_empty());
+                    }
+                    Reach::Unnamed(w) => *why.entry(w.kind()).or_default() += 1,
+                }
+            }
+        }
+        let share = |n: usize| 100.0 * n as f64 / total.max(1) as f64;
+        let why: Vec<String> = why.into_iter().map(|(w, n)| format!("{w}: {n}")).collect();
+        format!(
+            "indirect call sites in functions under {dir}: {total}; member named: {named} ({:.1}%; \
+             of them {several} could be a member of more than one type, and {none} have no candidate \
+             in this build); not named: {}\n",
+            share(named),
+            why.join("; ")
+        )
+    }
+
+    fn line(&self, file: Option<u32>, line: u32) -> Option<String> {
+        let mut sources = self.sources.borrow_mut();
+        let lines = sources.entry(file).or_insert_with(|| {
+            let name = self.index.file(file);
+            let text = std::fs::read_to_string(self.tree.join(name)).ok()?;
+            Some(text.lines().map(String::from).collect())
+        });
+        lines
+            .as_ref()?
+            .get((line as usize).checked_sub(1)?)
+            .cloned()
+    }
+}
+
+/// The members a source line calls through: `p->f(`, `(*p->f)(`, `s.f(`,
+/// and the first argument of the kernel's `INDIRECT_CALL_*(p->f, ...)`
+/// (`READ_ONCE(p->f)` too) and `indirect_call_gro_receive*(p->f, ...)`.
+pub fn called_members(line: &str) -> Vec<String> {
+    static CALL: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?:->|\.)\s*([A-Za-z_]\w*)\s*\)?\s*\(").unwrap());
+    static WRAPPED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"(?i)indirect_call_\w+\(\s*(?:READ_ONCE\()?[^,]*?(?:->|\.)\s*([A-Za-z_]\w*)\s*\)?\s*,",
+        )
+        .unwrap()
+    });
+    let mut out: Vec<String> = Vec::new();
+    for re in [&*WRAPPED, &*CALL] {
+        for c in re.captures_iter(line) {
+            let name = c[1].to_string();
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_members_a_line_calls_through() {
+        let cases: [(&str, &[&str]); 8] = [
+            (
+                "\tINDIRECT_CALL_1(READ_ONCE(sk->sk_write_space),",
+                &["sk_write_space"],
+            ),
+            (
+                "\tpp = indirect_call_gro_receive_inet(ptype->callbacks.gro_receive,",
+                &["gro_receive"],
+            ),
+            (
+                "\terr = icsk->icsk_af_ops->queue_xmit(sk, skb, &inet->cork.fl);",
+                &["queue_xmit"],
+            ),
+            (
+                "\tret = pt_prev->func(skb, skb->dev, pt_prev, orig_dev);",
+                &["func"],
+            ),
+            (
+                "\treturn INDIRECT_CALL_INET(skb_dst(skb)->output, ip6_output, ip_output, net, sk, skb);",
+                &["output"],
+            ),
+            ("\t(*ops->handler)(data);", &["handler"]),
+            ("\tsk->sk_data_ready(sk);", &["sk_data_ready"]),
+            ("\tfn(arg);", &[]),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(called_members(line), expected, "{line}");
+        }
+    }
+}
