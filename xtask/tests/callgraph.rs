@@ -277,6 +277,86 @@ fn where_a_functions_address_is_stored_is_among_its_callers() {
     }
 }
 
+/// `__tcp_transmit_skb` calls through `icsk->icsk_af_ops->queue_xmit`: that
+/// site (found by its line in the tree) is named, and its candidates are
+/// `ip_queue_xmit`, and `inet6_csk_xmit` when the build has IPv6 (its
+/// .config); gdb on vmlinux finds each candidate in that member of a
+/// variable its callers name.
+#[test]
+fn an_indirect_site_lists_the_functions_stored_in_its_member() {
+    let _serial = serial();
+    let dir = cache().join("build-tiny");
+    assert!(dir.join("vmlinux").is_file(), "no tiny build in the cache");
+    let tree = kernel();
+    let function = "__tcp_transmit_skb";
+    let json = graph(&[function, "--depth", "1"]);
+    let source_line = |file: &str, line: u64| -> String {
+        let text = std::fs::read_to_string(tree.join(file)).unwrap_or_default();
+        text.lines()
+            .nth(line as usize - 1)
+            .unwrap_or("")
+            .to_string()
+    };
+    let indirect: Vec<&serde_json::Value> = json["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["from"] == function && e["to"].is_null())
+        .collect();
+    let site = indirect
+        .iter()
+        .find(|e| {
+            let s = &e["sites"][0];
+            source_line(s[0].as_str().unwrap(), s[1].as_u64().unwrap()).contains("->queue_xmit")
+        })
+        .unwrap_or_else(|| panic!("no indirect site of {function} on a `->queue_xmit` line"));
+    let through: Vec<&str> = site["through"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not named: {site}"))
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(through, ["struct inet_connection_sock_af_ops.queue_xmit"]);
+    let candidates: BTreeSet<&str> = site["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(candidates.contains("ip_queue_xmit"), "{candidates:?}");
+    let ipv6 = dot_config(&dir).get("IPV6").is_some_and(|v| v == "y");
+    assert_eq!(
+        candidates.contains("inet6_csk_xmit"),
+        ipv6,
+        "{candidates:?}"
+    );
+    for candidate in &candidates {
+        let callers = graph(&[candidate, "--callers", "--depth", "1"]);
+        let variables: Vec<&str> = callers["stored"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["member"] == through[0])
+            .map(|s| s["variable"].as_str().unwrap())
+            .collect();
+        assert!(!variables.is_empty(), "{candidate}: {callers}");
+        for variable in variables {
+            let out = std::process::Command::new("gdb")
+                .args(["-nx", "-batch", "-ex"])
+                .arg(format!("print {variable}.queue_xmit"))
+                .arg(dir.join("vmlinux"))
+                .output()
+                .unwrap();
+            let gdb = String::from_utf8_lossy(&out.stdout);
+            assert!(gdb.contains(&format!("<{candidate}>")), "gdb: {gdb}");
+        }
+    }
+    // Every indirect site is named or says why not.
+    for e in indirect {
+        assert!(e["through"].is_array() != e["unnamed"].is_string(), "{e}");
+    }
+}
+
 fn readelf(args: &[&str], object: &std::path::Path) -> String {
     let out = std::process::Command::new("readelf")
         .args(args)
