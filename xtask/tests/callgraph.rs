@@ -273,6 +273,20 @@ fn where_a_functions_address_is_stored_is_among_its_callers() {
                 gdb.contains(&format!("<{function}>")),
                 "gdb says {gdb} for {s}"
             );
+            // The sites that call through the member: each on a line of
+            // the tree that names the member.
+            let leaf = member.rsplit('.').next().unwrap();
+            for site in s["called_from"].as_array().unwrap() {
+                let (file, line) = (site[1].as_str().unwrap(), site[2].as_u64().unwrap());
+                let text = std::fs::read_to_string(kernel().join(file)).unwrap();
+                let text = text.lines().nth(line as usize - 1).unwrap();
+                assert!(text.contains(leaf), "{site}: {text}");
+            }
+        }
+        if function == "ip_rcv" {
+            // `__netif_receive_skb_core` delivers through `pt_prev->func`.
+            let sites = json["stored"][0]["called_from"].to_string();
+            assert!(sites.contains("net/core/dev.c"), "{sites}");
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::{
 
 /// Bumped when the index's layout or what goes into it changes (a decoder
 /// that reads more calls): an older file is made again.
-const FORMAT: u32 = 5;
+const FORMAT: u32 = 6;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Index {
@@ -44,6 +44,9 @@ pub struct Index {
     /// The function-pointer members of named types, with their offsets
     /// and their innermost named type's label (`member::Variables::pointer_members`).
     pub members: Vec<PointerMember>,
+    /// By compilation unit, the members its code can call through
+    /// (`stored::Read::visible`).
+    pub visible: BTreeMap<String, Vec<u32>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,6 +126,7 @@ impl Index {
             ignored: BTreeMap::new(),
             stored: Vec::new(),
             members: Vec::new(),
+            visible: BTreeMap::new(),
         }
     }
 
@@ -220,8 +224,11 @@ impl Index {
             }
             functions[i].calls = calls;
         }
-        let (stored, members) = stored::read(&file, vmlinux, &files.prefix, &functions)?;
-        let members = members.into_iter().collect();
+        let stored::Read {
+            stored,
+            members,
+            visible,
+        } = stored::read(&file, vmlinux, &files.prefix, &functions)?;
         Ok(Index {
             format: FORMAT,
             key,
@@ -230,6 +237,7 @@ impl Index {
             ignored,
             stored,
             members,
+            visible,
         })
     }
 }

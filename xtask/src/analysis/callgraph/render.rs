@@ -171,7 +171,7 @@ impl Map<'_> {
 
     fn reach(&self, edge: &Edge) -> Option<Reach> {
         let &(file, line) = edge.sites.first()?;
-        Some(self.sites?.reach(file, line, edge.load))
+        Some(self.sites?.reach(edge.from, file, line, edge.load))
     }
 
     /// `  through `struct proto.sendmsg`: 2 candidates: a, b`, or why not.
@@ -198,19 +198,47 @@ impl Map<'_> {
     /// Where `f`'s address is stored in a static initializer: the ways it
     /// is called without a direct call.
     fn stored_text(&self, f: u32) -> String {
-        self.index
-            .stored_of(f)
-            .map(|s| {
-                let member = s
-                    .member
-                    .as_deref()
-                    .unwrap_or("a pointer the DWARF does not name");
-                format!(
-                    "   ⇠ through `{member}` ({}, {}:{})\n",
-                    s.variable, s.file, s.line
-                )
-            })
-            .collect()
+        let mut out = String::new();
+        for s in self.index.stored_of(f) {
+            let member = s
+                .member
+                .as_deref()
+                .unwrap_or("a pointer the DWARF does not name");
+            out += &format!(
+                "   ⇠ through `{member}` ({}, {}:{})\n",
+                s.variable, s.file, s.line
+            );
+            let callers = self.calling_through(s.member.as_deref());
+            if callers.is_empty() && self.sites.is_some() && s.member.is_some() {
+                out += "     no indirect site calls through it (code that copies it elsewhere is not followed)\n";
+            } else if !callers.is_empty() {
+                const SHOWN: usize = 8;
+                let mut at: Vec<String> = callers
+                    .iter()
+                    .take(SHOWN)
+                    .map(|(f, file, line)| {
+                        format!(
+                            "{} ({}:{line})",
+                            self.name(*f),
+                            short(self.index.file(*file))
+                        )
+                    })
+                    .collect();
+                if callers.len() > SHOWN {
+                    at.push(format!("{} more", callers.len() - SHOWN));
+                }
+                out += &format!("     called through it at: {}\n", at.join(", "));
+            }
+        }
+        out
+    }
+
+    /// The indirect sites that call through `member`.
+    fn calling_through(&self, member: Option<&str>) -> Vec<(u32, Option<u32>, u32)> {
+        match (self.sites, member) {
+            (Some(sites), Some(member)) => sites.calling_through(member),
+            _ => Vec::new(),
+        }
     }
 
     fn left_out(&self) -> String {
@@ -360,6 +388,9 @@ impl Map<'_> {
             member: Option<&'a str>,
             file: &'a str,
             line: u32,
+            /// The indirect sites that call through the member: function,
+            /// file, line.
+            called_from: Vec<(&'a str, &'a str, u32)>,
         }
         let functions = self
             .view
@@ -444,11 +475,20 @@ impl Map<'_> {
                     member: s.member.as_deref(),
                     file: &s.file,
                     line: s.line,
+                    called_from: self
+                        .calling_through(s.member.as_deref())
+                        .into_iter()
+                        .map(|(f, file, line)| (self.name(f), self.index.file(file), line))
+                        .collect(),
                 })
                 .collect(),
         };
         serde_json::to_string_pretty(&json).expect("plain data serializes") + "\n"
     }
+}
+
+fn short(file: &str) -> &str {
+    file.rsplit('/').next().unwrap_or(file)
 }
 
 fn escape(text: &str) -> String {

@@ -80,36 +80,34 @@ impl std::fmt::Display for Why {
 pub struct Sites<'a> {
     index: &'a Index,
     tree: PathBuf,
-    /// (the member's own name, its offset in its type) → the members.
-    members: HashMap<(String, u64), BTreeSet<String>>,
+    /// (the member's own name, its offset in its type) → the members
+    /// (indexes into the index's `members`).
+    members: HashMap<(String, u64), BTreeSet<u32>>,
     /// A member → the functions stored in it.
     stored_in: HashMap<String, BTreeSet<u32>>,
+    /// A member of a named type inside another → the inner type's label.
+    inner_of: HashMap<String, String>,
     sources: RefCell<HashMap<Option<u32>, Option<Vec<String>>>>,
 }
 
 impl<'a> Sites<'a> {
     /// The sites of `index`, whose source files are under `tree`.
     pub fn new(index: &'a Index, tree: PathBuf) -> Sites<'a> {
-        let mut members: HashMap<(String, u64), BTreeSet<String>> = HashMap::new();
+        let mut members: HashMap<(String, u64), BTreeSet<u32>> = HashMap::new();
         let mut stored_in: HashMap<String, BTreeSet<u32>> = HashMap::new();
         let mut inner_of: HashMap<&str, &str> = HashMap::new();
-        for (member, offset, inner) in &index.members {
+        for (id, (member, offset, inner)) in index.members.iter().enumerate() {
             let leaf = member.rsplit('.').next().unwrap_or(member);
             members
                 .entry((leaf.to_string(), *offset))
                 .or_default()
-                .insert(member.clone());
+                .insert(id as u32);
             inner_of.insert(member, inner);
         }
         for s in &index.stored {
-            let (Some(member), Some(offset)) = (&s.member, s.member_offset) else {
+            let Some(member) = &s.member else {
                 continue;
             };
-            let leaf = member.rsplit('.').next().unwrap_or(member);
-            members
-                .entry((leaf.to_string(), offset))
-                .or_default()
-                .insert(member.clone());
             stored_in
                 .entry(member.clone())
                 .or_default()
@@ -117,7 +115,7 @@ impl<'a> Sites<'a> {
         }
         // A member of a named type inside another: what is stored into the
         // inner one.
-        for (member, inner) in inner_of {
+        for (&member, &inner) in &inner_of {
             if let Some(functions) = stored_in.get(inner).filter(|_| member != inner).cloned() {
                 stored_in
                     .entry(member.to_string())
@@ -130,12 +128,19 @@ impl<'a> Sites<'a> {
             tree,
             members,
             stored_in,
+            inner_of: inner_of
+                .into_iter()
+                .filter(|(m, i)| m != i)
+                .map(|(m, i)| (m.to_string(), i.to_string()))
+                .collect(),
             sources: RefCell::default(),
         }
     }
 
-    /// The site at `file:line` whose call was fed by a load at `load`.
-    pub fn reach(&self, file: Option<u32>, line: u32, load: Option<u64>) -> Reach {
+    /// The site at `file:line` in function `from`, whose call was fed by
+    /// a load at `load`. Only the members whose type `from`'s compilation
+    /// unit knows count (where the index knows its unit's types).
+    pub fn reach(&self, from: u32, file: Option<u32>, line: u32, load: Option<u64>) -> Reach {
         let Some(offset) = load else {
             return Reach::Unnamed(Why::NoLoad);
         };
@@ -146,10 +151,14 @@ impl<'a> Sites<'a> {
         if names.is_empty() {
             return Reach::Unnamed(Why::NoMemberOnLine(text.trim().to_string()));
         }
+        let unit = self.index.file(self.index.functions[from as usize].file);
+        let visible = self.index.visible.get(unit);
         let members: BTreeSet<&String> = names
             .iter()
             .filter_map(|n| self.members.get(&(n.clone(), offset)))
             .flatten()
+            .filter(|id| visible.is_none_or(|v| v.binary_search(id).is_ok()))
+            .map(|&id| &self.index.members[id as usize].0)
             .collect();
         if members.is_empty() {
             return Reach::Unnamed(Why::NotStored { names, offset });
@@ -166,19 +175,45 @@ impl<'a> Sites<'a> {
         }
     }
 
+    /// The indirect sites that call through `member` (labelled as a
+    /// stored slot is: from its innermost named type), or through the
+    /// same member of a type around it: (function, file, line).
+    pub fn calling_through(&self, member: &str) -> Vec<(u32, Option<u32>, u32)> {
+        let mut out = Vec::new();
+        for (i, f) in self.index.functions.iter().enumerate() {
+            for call in &f.calls {
+                if call.target != Target::Indirect || call.load.is_none() {
+                    continue;
+                }
+                let Reach::Named { members, .. } =
+                    self.reach(i as u32, call.file, call.line, call.load)
+                else {
+                    continue;
+                };
+                let through = |m: &String| {
+                    m == member || self.inner_of.get(m).is_some_and(|inner| inner == member)
+                };
+                if members.iter().any(through) && !out.contains(&(i as u32, call.file, call.line)) {
+                    out.push((i as u32, call.file, call.line));
+                }
+            }
+        }
+        out
+    }
+
     /// How many of the indirect sites of the functions defined under
     /// `dir` (tree-relative, `net/`) have their member named, and why the
     /// others do not, by kind: one line for the book.
     pub fn tally(&self, dir: &str) -> String {
         let (mut total, mut named, mut several, mut none) = (0, 0, 0, 0);
         let mut why: std::collections::BTreeMap<&str, usize> = Default::default();
-        for f in &self.index.functions {
+        for (i, f) in self.index.functions.iter().enumerate() {
             if !self.index.file(f.file).starts_with(dir) {
                 continue;
             }
             for call in f.calls.iter().filter(|c| c.target == Target::Indirect) {
                 total += 1;
-                match self.reach(call.file, call.line, call.load) {
+                match self.reach(i as u32, call.file, call.line, call.load) {
                     Reach::Named {
                         members,
                         candidates,

@@ -9,7 +9,7 @@
 //! shared by two static variables, does not give a wrong entry.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
 };
 
@@ -197,6 +197,17 @@ pub fn slots(object: &object::File) -> Vec<Slot> {
     out
 }
 
+/// What [`read`] finds.
+pub struct Read {
+    pub stored: Vec<Stored>,
+    /// Every function-pointer member of a named type.
+    pub members: Vec<PointerMember>,
+    /// By compilation unit (its tree-relative source file): the members
+    /// (indexes into `members`) its DWARF knows, the only ones its code
+    /// can call through.
+    pub visible: BTreeMap<String, Vec<u32>>,
+}
+
 /// Every slot of every object vmlinux was linked from, checked against
 /// vmlinux, with its member named from the object's DWARF; and every
 /// function-pointer member of a named type in those objects' DWARF, with
@@ -206,8 +217,9 @@ pub fn read(
     vmlinux_path: &Path,
     tree_prefix: &str,
     functions: &[Function],
-) -> Result<(Vec<Stored>, BTreeSet<PointerMember>)> {
-    let mut members = BTreeSet::new();
+) -> Result<Read> {
+    let mut members: HashMap<PointerMember, u32> = HashMap::new();
+    let mut visible: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let linked = Linked::new(vmlinux);
     let starts: Vec<u64> = functions.iter().map(|f| f.addr).collect();
     let by_start = |addr: u64| starts.binary_search(&addr).ok().map(|i| i as u32);
@@ -229,19 +241,26 @@ pub fn read(
                 Some((slot, f))
             })
             .collect();
-        if found.is_empty() {
-            continue;
-        }
         let store = Store::new();
         let types = member::Variables::of_object(&path, &store).ok();
-        if let Some(types) = &types {
-            members.extend(types.pointer_members());
-        }
         let source = types
             .as_ref()
             .and_then(|t| t.unit_name.clone())
             .map(|n| crate::analysis::dwarf::lines::tree_relative(&n, tree_prefix))
             .unwrap_or_else(|| path.with_extension("c").display().to_string());
+        if let Some(types) = &types {
+            let mut ids: Vec<u32> = types
+                .pointer_members()
+                .into_iter()
+                .map(|m| {
+                    let next = members.len() as u32;
+                    *members.entry(m).or_insert(next)
+                })
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            visible.entry(source.clone()).or_default().extend(ids);
+        }
         for (slot, function) in found {
             let (member, line) = types
                 .as_ref()
@@ -264,7 +283,17 @@ pub fn read(
             });
         }
     }
-    Ok((out, members))
+    for ids in visible.values_mut() {
+        ids.sort_unstable();
+        ids.dedup();
+    }
+    let mut by_id: Vec<(u32, PointerMember)> = members.into_iter().map(|(m, i)| (i, m)).collect();
+    by_id.sort_unstable_by_key(|(i, _)| *i);
+    Ok(Read {
+        stored: out,
+        members: by_id.into_iter().map(|(_, m)| m).collect(),
+        visible,
+    })
 }
 
 #[cfg(test)]
