@@ -201,7 +201,13 @@ fn where_a_functions_address_is_stored_is_among_its_callers() {
     let dir = cache().join("build-tiny");
     assert!(dir.join("vmlinux").is_file(), "no tiny build in the cache");
     let vmlinux = dir.join("vmlinux");
-    for function in ["ip_rcv", "tcp_v4_do_rcv", "ip_queue_xmit", "inet6_csk_xmit"] {
+    for function in [
+        "ip_rcv",
+        "tcp_v4_do_rcv",
+        "ip_queue_xmit",
+        "inet6_csk_xmit",
+        "tcp_sendmsg",
+    ] {
         let json = graph(&[function, "--callers", "--depth", "1"]);
         let stored = json["stored"].as_array().unwrap();
         assert!(!stored.is_empty(), "{function}: no stored address: {json}");

@@ -74,6 +74,9 @@ pub fn linked_objects(vmlinux: &Path) -> Result<Vec<PathBuf>> {
 pub struct Linked<'a> {
     symbols: HashMap<&'a str, Vec<u64>>,
     sections: Vec<(u64, std::borrow::Cow<'a, [u8]>)>,
+    /// Where vmlinux is linked without applying its relative relocations
+    /// (arm64), a slot holds zero and its value is the relocation's addend.
+    addends: HashMap<u64, u64>,
     little: bool,
 }
 
@@ -90,9 +93,16 @@ impl<'a> Linked<'a> {
             .filter(|s| matches!(s.kind(), SectionKind::Data | SectionKind::ReadOnlyData))
             .filter_map(|s| Some((s.address(), s.uncompressed_data().ok()?)))
             .collect();
+        let addends = file
+            .dynamic_relocations()
+            .into_iter()
+            .flatten()
+            .map(|(offset, r)| (offset, r.addend() as u64))
+            .collect();
         Linked {
             symbols,
             sections,
+            addends,
             little: file.is_little_endian(),
         }
     }
@@ -101,10 +111,14 @@ impl<'a> Linked<'a> {
         self.sections.iter().find_map(|(start, data)| {
             let from = addr.checked_sub(*start)? as usize;
             let word: [u8; 8] = data.get(from..from + 8)?.try_into().ok()?;
-            Some(match self.little {
+            let value = match self.little {
                 true => u64::from_le_bytes(word),
                 false => u64::from_be_bytes(word),
-            })
+            };
+            match value {
+                0 => self.addends.get(&addr).copied(),
+                value => Some(value),
+            }
         })
     }
 
