@@ -170,11 +170,18 @@ fn a_killed_run_leaves_no_qemu_and_no_files() {
                 .any(|(_, c)| c.contains("qemu-system"))),
             "QEMU never started"
         );
-        // The job and env files and the QMP socket, while it runs: QEMU
-        // may be up before the socket is.
+        // The job and env files, the QMP socket and the status folder,
+        // while it runs: QEMU may be up before the socket is.
+        let all_there = || {
+            let names = leftovers(pid);
+            names.len() == 4
+                && ["job-", "env-", "qmp-", "status-"]
+                    .iter()
+                    .all(|kind| names.iter().any(|n| n.starts_with(kind)))
+        };
         assert!(
-            wait_until(60, || leftovers(pid).len() == 3),
-            "job and env files and the QMP socket while it runs: {:?}",
+            wait_until(60, all_there),
+            "job and env files, QMP socket and status folder while it runs: {:?}",
             leftovers(pid)
         );
         signal(pid, sig);
