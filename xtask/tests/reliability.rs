@@ -252,7 +252,9 @@ fn a_killed_build_leaves_no_make_and_the_next_build_resumes() {
     // Without ccache, whose hits could finish every object before the
     // signal lands: each is gcc's work of a second or more. (Through
     // ccache's masquerade the command lines are the same either way.)
+    // -v: make's own lines on standard output, as they come.
     let mut args = on_tiny("build");
+    args.insert(0, "-v");
     args.extend(["--cache", "none"]);
     let mut child = spawn_tagged(&args, &repo(), &tag);
     let pid = child.id();

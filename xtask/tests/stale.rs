@@ -271,3 +271,58 @@ impl Drop for Cleanup {
         }
     }
 }
+
+/// A rebuild after touching tcp.c, through a pipe: the progress is plain
+/// lines whose total is what the build log shows compiled before the link
+/// (`1/1`), and none of make's lines reaches the output (they are in the
+/// build log).
+#[test]
+fn a_piped_rebuild_counts_only_what_changed_in_plain_lines() {
+    let _serial = serial();
+    tiny_build();
+    touch(&kernel().join("net/ipv4/tcp.c"));
+    let out = xtask(&on_tiny("build"));
+    assert!(out.status.success(), "{}", text(&out));
+    let log = make_output(&out);
+    let before_link: Vec<&str> = log
+        .lines()
+        .take_while(|l| l.trim() != "LD      vmlinux.o")
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some("CC" | "AS"), Some(o), None) if o.ends_with(".o") => Some(o),
+                _ => None,
+            }
+        })
+        .collect();
+    assert_eq!(before_link, ["net/ipv4/tcp.o"], "{log}");
+    let n = before_link.len();
+    let err = stderr(&out);
+    assert!(
+        err.lines().any(|l| l.starts_with(&format!(
+            "build: {n} object(s) to compile (the inputs index)"
+        ))),
+        "{err}"
+    );
+    assert!(
+        err.lines().any(
+            |l| l.starts_with(&format!("build: {n}/{n} objects (100%), "))
+                && l.ends_with(": net/ipv4/tcp.o")
+        ),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with(&format!("build: {n}/{n} objects, done in "))),
+        "{err}"
+    );
+    let printed: std::collections::BTreeSet<&str> = err
+        .lines()
+        .chain(std::str::from_utf8(&out.stdout).unwrap().lines())
+        .collect();
+    let made: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty() && printed.contains(l))
+        .collect();
+    assert_eq!(made, Vec::<&str>::new(), "make's lines in the output");
+}

@@ -16,6 +16,7 @@ pub mod outcome;
 pub mod passes;
 pub mod request;
 pub mod stale;
+pub mod watch;
 
 pub use passes::build;
 pub use request::{default_jobs, BuildRequest};

@@ -10,6 +10,7 @@ use crate::{
     },
     ctx::Prepared,
     kernel::buildlog::Stage,
+    util::exec::quote,
 };
 
 pub struct BuildOutcome {
@@ -41,6 +42,13 @@ impl BuildOutcome {
             self.warnings,
             self.passes
         );
+        if self.warnings > 0 {
+            println!(
+                "{} compiler warning(s), by object: {}",
+                self.warnings,
+                warnings_command(p)
+            );
+        }
         if !self.new_fallbacks.is_empty() {
             println!("{} files fell back:", self.new_fallbacks.len());
             for (object, r) in &self.new_fallbacks {
@@ -65,6 +73,21 @@ impl BuildOutcome {
         println!("vmlinux:    {}", self.build_dir.join("vmlinux").display());
         println!("boot image: {}", self.image.display());
     }
+}
+
+/// The command that shows a build's warnings: this build's profile,
+/// tree and directory, pasteable.
+pub fn warnings_command(p: &Prepared) -> String {
+    let words = [
+        "--profile".to_string(),
+        p.profile.name.clone(),
+        "--kernel".to_string(),
+        p.tree.path.display().to_string(),
+        "--build-dir".to_string(),
+        p.build_dir.display().to_string(),
+    ];
+    let words: Vec<String> = words.iter().map(|w| quote(w)).collect();
+    format!("cargo xtask build --warnings {}", words.join(" "))
 }
 
 pub fn human(d: Duration) -> String {

@@ -5,7 +5,6 @@
 
 use std::{
     collections::BTreeMap,
-    io::{IsTerminal, Write},
     path::Path,
     time::{Duration, Instant},
 };
@@ -20,13 +19,14 @@ use crate::{
         distcc::DistccStats,
         fallback::{self, Ladder, Learned, RecordedFallbacks},
         inputs,
-        outcome::{human, BuildOutcome},
+        outcome::BuildOutcome,
         request::{explicit_targets, make_command, wants_image, BuildRequest},
         stale::{self, built_stamp, Changes},
+        watch::{self, Plan, Watch},
     },
-    ctx::{Ctx, Prepared, StateDir},
+    ctx::{Ctx, Prepared},
     kernel::{
-        buildlog::{stage_of, BuildLog, Stage},
+        buildlog::{BuildLog, Stage},
         kbuild, linkfix,
     },
     study::host_tools,
@@ -130,7 +130,14 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
     let mut passes = 0;
     let checks;
     let mut stages = BTreeMap::new();
-    let expected = expected_objects(&p.build_dir);
+    let first = watch::nothing_built(&p.build_dir);
+    let plan = full_walk_plan(
+        ctx,
+        p,
+        req,
+        &fallback::overrides_text_with(p, &ladder.recorded),
+    )?;
+    let mut watch = Watch::new(exec, p, &plan)?;
     let began = std::time::SystemTime::now();
     loop {
         passes += 1;
@@ -140,7 +147,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
         )?;
         let cmd = make_command(exec.sh(), p, req, cache.as_ref(), None);
         stages.clear();
-        let Some((log, success)) = run_make(ctx, p, cmd, expected, start, &mut stages)? else {
+        let Some((log, success)) = run_make(&mut watch, exec, p, cmd, start, &mut stages)? else {
             return Ok(None);
         };
         compiled += log.compiled;
@@ -159,18 +166,21 @@ pub fn build(ctx: &Ctx, p: &Prepared, req: &BuildRequest) -> Result<Option<Build
         if !req.fallback {
             bail!("build failed: {}", failed());
         }
+        let moved_before = ladder.moved.len();
         if !ladder.after_failure(&log)? {
             bail!("build failed: {}", failed());
         }
         if passes == MAX_PASSES {
             bail!("still failing after {MAX_PASSES} passes: {}", failed());
         }
-        eprintln!(
+        watch.say(&format!(
             "pass {passes}: {} object(s) moved up so far; building again",
             ladder.moved.len()
-        );
+        ));
+        watch.next_pass(ladder.moved.len() - moved_before);
     }
-    record_expected(exec, &p.build_dir)?;
+    watch::learn(ctx, p, &watch, first)?;
+    watch.finish();
     learned.add(exec, &ladder.recorded)?;
     let recording = if explicit_targets(req) {
         Duration::ZERO
@@ -321,9 +331,11 @@ fn build_changed(
     );
     let cmd = make_command(exec.sh(), p, req, cache, Some(&filter));
     let mut stages = BTreeMap::new();
-    let Some((log, success)) = run_make(ctx, p, cmd, None, start, &mut stages)? else {
+    let mut watch = Watch::new(exec, p, &Plan::stale(ctx, p, &changed.stale))?;
+    let Some((log, success)) = run_make(&mut watch, exec, p, cmd, start, &mut stages)? else {
         return Ok(FastPath::DryRun);
     };
+    watch.finish();
     if !success {
         return Ok(FastPath::Incomplete(format!(
             "the build of what changed failed ({})",
@@ -372,48 +384,21 @@ fn starting_records(exec: &Exec, p: &Prepared, learned: &Learned) -> Result<Reco
     Ok(earlier)
 }
 
-/// Runs make, showing one progress line on a terminal (plain output with
-/// `-v` or when not a terminal), and keeps the whole output in build.log.
+/// Runs make under `watch`; after a failure, forgets what the failed
+/// objects left.
 fn run_make(
-    ctx: &Ctx,
+    watch: &mut Watch,
+    exec: &Exec,
     p: &Prepared,
     cmd: Cmd<'_>,
-    expected: Option<usize>,
     start: Instant,
     stages: &mut BTreeMap<Stage, Duration>,
 ) -> Result<Option<(BuildLog, bool)>> {
-    let tree_prefix = format!("{}/", p.tree.path.display());
-    let mut log = BuildLog::new(vec![tree_prefix]);
-    let progress = std::io::stderr().is_terminal() && !ctx.exec.verbose;
-    let mut file = ctx.exec.create(&p.state().build_log())?;
-    let status = ctx.exec.stream(cmd, |line| {
-        let _ = writeln!(file, "{line}");
-        log.line(line);
-        if let Some(stage) = stage_of(line) {
-            stages.entry(stage).or_insert_with(|| start.elapsed());
-        }
-        if progress {
-            let total = expected.map_or(String::new(), |e| format!("/{e}"));
-            let current = log.last_compiled.as_deref().unwrap_or("");
-            eprint!(
-                "\r\x1b[K[{}{total}] {} {current}",
-                log.compiled,
-                human(start.elapsed())
-            );
-        } else {
-            println!("{line}");
-        }
-    })?;
-    if progress {
-        eprintln!();
+    let ran = watch.run(exec, p, cmd, start, stages)?;
+    if let Some((log, false)) = &ran {
+        forget_failed(exec, &p.build_dir, log)?;
     }
-    let Some(status) = status else {
-        return Ok(None);
-    };
-    if !status.success() {
-        forget_failed(&ctx.exec, &p.build_dir, &log)?;
-    }
-    Ok(Some((log, status.success())))
+    Ok(ran)
 }
 
 /// Removes what a failed compile left of each object that did not build:
@@ -494,25 +479,14 @@ fn check_warnings(p: &Prepared, log: &BuildLog) -> Result<Vec<String>> {
     Ok(lines)
 }
 
-fn expected_objects(build_dir: &Path) -> Option<usize> {
-    std::fs::read_to_string(StateDir::of(build_dir).objects())
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Counts the objects Kbuild knows (their .cmd files), for the next
-/// build's progress line.
-fn record_expected(exec: &Exec, build_dir: &Path) -> Result<()> {
-    let count = walkdir::WalkDir::new(build_dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name().to_string_lossy().ends_with(".o.cmd")
-                && !e.path().starts_with(StateDir::of(build_dir).path())
-        })
-        .count();
-    exec.write(&StateDir::of(build_dir).objects(), format!("{count}\n"))?;
-    Ok(())
+/// What the full walk will compile, as far as the inputs index tells,
+/// or what a first build of its kind compiles.
+fn full_walk_plan(ctx: &Ctx, p: &Prepared, req: &BuildRequest, overrides: &str) -> Result<Plan> {
+    if explicit_targets(req) {
+        return Plan::unindexed(ctx, p, "make's own targets");
+    }
+    match stale::changes(p, req, overrides) {
+        Changes::Nothing(c) | Changes::Objects(c) => Ok(Plan::stale(ctx, p, &c.stale)),
+        Changes::Unknown(why) => Plan::unindexed(ctx, p, &why),
+    }
 }

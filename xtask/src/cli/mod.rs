@@ -187,6 +187,9 @@ pub struct Build {
     /// Compile on a distcc farm: a DISTCC_HOSTS list [default: $DISTCC_HOSTS]
     #[arg(long, value_name = "HOSTS")]
     pub distcc: Option<String>,
+    /// Build nothing: show the last build's compiler warnings, by object, from its build log
+    #[arg(long)]
+    pub warnings: bool,
     /// Extra make arguments, after `--`
     #[arg(last = true, value_name = "MAKE_ARGS")]
     pub make_args: Vec<String>,

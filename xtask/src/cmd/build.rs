@@ -1,19 +1,22 @@
 //! `cargo xtask build`: configure when needed, build with the fallback, and
 //! print the summary; refresh what clangd reads when it follows this build.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::{
     builder::{self, distcc, BuildRequest},
     cli,
     ctx::{clangd, Ctx, Prepared},
-    kernel::tree,
+    kernel::{buildlog, tree},
     util::lock::Access,
 };
 
 impl cli::Build {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let prepared = Prepared::new(ctx, &self.target.to_target())?;
+        if self.warnings {
+            return show_warnings(&prepared);
+        }
         if let Some(note) = tree::pin_note(&prepared.tree.version) {
             eprintln!("{note}");
         }
@@ -51,4 +54,30 @@ impl cli::Build {
         }
         Ok(())
     }
+}
+
+/// The last build's warnings, by object, from its build log.
+fn show_warnings(p: &Prepared) -> Result<()> {
+    let path = p.state().build_log();
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no build log at {}: build first (cargo xtask build)",
+            path.display()
+        )
+    })?;
+    let prefix = format!("{}/", p.tree.path.display());
+    let groups = buildlog::warnings_by_object(&text, &prefix);
+    let count: usize = groups.iter().map(|(_, lines)| lines.len()).sum();
+    println!(
+        "{count} warning(s) in {} object(s), from {}:",
+        groups.len(),
+        path.display()
+    );
+    for (object, lines) in groups {
+        println!("{object}:");
+        for line in lines {
+            println!("  {line}");
+        }
+    }
+    Ok(())
 }

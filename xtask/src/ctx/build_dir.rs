@@ -107,11 +107,6 @@ impl StateDir {
         self.0.join("walk.mk")
     }
 
-    /// How many objects the last build had, for the progress line.
-    pub fn objects(&self) -> PathBuf {
-        self.0.join("objects")
-    }
-
     pub fn build_log(&self) -> PathBuf {
         self.0.join("build.log")
     }

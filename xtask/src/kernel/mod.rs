@@ -10,5 +10,6 @@ pub mod depfile;
 pub mod kbuild;
 pub mod kconfig;
 pub mod linkfix;
+pub mod tarball;
 pub mod tree;
 pub mod uml_host;

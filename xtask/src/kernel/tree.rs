@@ -9,10 +9,14 @@ use anyhow::{bail, Context, Result};
 
 use xshell::cmd;
 
-use crate::util::{
-    exec::Exec,
-    lock::{Access, Wait},
-    supervise::TempPath,
+use crate::{
+    kernel::tarball,
+    util::{
+        exec::Exec,
+        lock::{Access, Wait},
+        progress::{Progress, Shown},
+        supervise::TempPath,
+    },
 };
 
 pub const DEBIAN_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
@@ -303,20 +307,27 @@ fn unpack_locked(exec: &Exec, tarball: &Path, dest: &Path) -> Result<Option<Kern
             tarball.display()
         )
     };
-    let cmd = cmd!(exec.sh(), "tar -xf {tarball} -C {tmp} --strip-components=1");
+    let cmd = tarball::unpack_command(exec, tarball, &tmp);
     // Removed on every way out but the rename, a signal included.
     let _tmp = TempPath::new(tmp.clone());
     exec.remove_all(&tmp)?;
     exec.create_dir_all(&tmp)?;
-    let out = exec.output(cmd)?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let why = stderr
-            .lines()
+    let total = tarball::unpacked_size(exec, tarball).map(|bytes| bytes / 1_000_000);
+    let mut progress = Progress::new("unpacking", "MB", total, Shown::detect());
+    let mut said = Vec::new();
+    let status = exec.stream(cmd, |line| match tarball::checkpoint(line) {
+        Some(records) => progress.at(records * tarball::RECORD / 1_000_000),
+        None => said.push(line.to_string()),
+    })?;
+    if status.is_some_and(|s| !s.success()) {
+        let why = said
+            .iter()
             .find(|l| !l.trim().is_empty())
-            .unwrap_or("tar failed")
-            .trim();
+            .map_or("tar failed", |l| l.trim());
         return Err(not_a_kernel(&format!("cannot be unpacked ({why})")));
+    }
+    if status.is_some() {
+        progress.finish();
     }
     exec.check(|| {
         KernelTree::open(&tmp)

@@ -5,6 +5,7 @@
 //! nothing of the command line.
 
 pub mod arch;
+pub mod build_size;
 pub mod callgraph_rules;
 pub mod clangd_flags;
 pub mod host_tools;

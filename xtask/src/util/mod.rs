@@ -8,4 +8,5 @@
 pub mod exec;
 pub mod fsutil;
 pub mod lock;
+pub mod progress;
 pub mod supervise;

@@ -437,12 +437,27 @@ pub fn build_with(profiles: Option<&Path>) -> Output {
     xtask(&args)
 }
 
+/// make's output in a build: its build log, which the build names
+/// (`make's output goes to PATH`), else (`-v`) standard output.
+pub fn make_output(output: &Output) -> String {
+    let said = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .find_map(|l| {
+            l.split_once("make's output goes to ")
+                .map(|(_, p)| p.trim().to_string())
+        });
+    match said {
+        Some(log) => std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{log}: {e}")),
+        None => String::from_utf8_lossy(&output.stdout).into_owned(),
+    }
+}
+
 /// Objects make compiled, from its `  CC  path.o` lines, once each, without
 /// the ones every link makes: the export table, the version stamp, and the
 /// boot image's own objects, which embed the new vmlinux.
 pub fn compiled_objects(output: &Output) -> Vec<String> {
     let link_stage = [".vmlinux.export.o", "init/version-timestamp.o"];
-    let mut objects: Vec<String> = String::from_utf8_lossy(&output.stdout)
+    let mut objects: Vec<String> = make_output(output)
         .lines()
         .filter_map(|l| l.strip_prefix("  CC      "))
         .filter(|o| o.ends_with(".o") && !link_stage.contains(o) && !o.starts_with(".tmp_"))

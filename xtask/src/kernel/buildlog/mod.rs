@@ -274,6 +274,47 @@ impl BuildLog {
     }
 }
 
+/// The object a `  CC      net/ipv4/tcp.o` line says was compiled.
+pub fn compiled_object(line: &str) -> Option<&str> {
+    COMPILE
+        .captures(line)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str())
+}
+
+/// The warnings of a build log, grouped by the object whose block they
+/// are in (make's `--output-sync=target` keeps each object's diagnostics
+/// after its `CC` line), in the order the objects came, each line with
+/// `tree_prefix` stripped. An object compiled again (a later pass) keeps
+/// its last compile's warnings; warnings before any object (the build's
+/// preparation) and after the link's first line (objtool on vmlinux.o,
+/// modpost) are under `vmlinux` or `(preparation)`.
+pub fn warnings_by_object(text: &str, tree_prefix: &str) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    let mut current = "(preparation)".to_string();
+    let mut linking = false;
+    for line in text.lines() {
+        if let Some(object) = compiled_object(line).filter(|_| !linking) {
+            current = object.to_string();
+            groups.retain(|(o, _)| *o != current);
+            continue;
+        }
+        if !linking && stage_of(line).is_some() {
+            linking = true;
+            current = "vmlinux".to_string();
+        }
+        if !line.contains(": warning: ") {
+            continue;
+        }
+        let line = line.strip_prefix(tree_prefix).unwrap_or(line).to_string();
+        match groups.iter_mut().find(|(o, _)| *o == current) {
+            Some((_, lines)) => lines.push(line),
+            None => groups.push((current.clone(), vec![line])),
+        }
+    }
+    groups
+}
+
 /// Who failed an object's block, and the line that says so: the compiler's
 /// first error; else objtool's first complaint about the code; else the tool
 /// that failed around the compile (`fixdep: error opening file: ...: No such

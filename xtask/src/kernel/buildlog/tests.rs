@@ -337,3 +337,47 @@ fn counts_progress_and_warnings() {
         Some("arch/x86/entry/entry_64.o")
     );
 }
+
+#[test]
+fn warnings_group_by_object_and_a_later_compile_replaces_them() {
+    let text = "
+  CC      scripts/mod/empty.o
+/k/scripts/mod/empty.c:1:1: warning: before
+  CC      net/ipv4/tcp.o
+/k/net/ipv4/tcp.c:10:3: warning: unused variable 'x' [-Wunused-variable]
+   10 |   int x;
+/k/include/net/sock.h:5:1: warning: in a header
+  CC      mm/memory.o
+  CC      net/ipv4/ping.o
+/k/net/ipv4/ping.c:7:2: warning: one
+# linux-study: pass 2
+  CC      net/ipv4/tcp.o
+/k/net/ipv4/tcp.c:10:3: warning: unused variable 'x' [-Wunused-variable]
+  LD      vmlinux.o
+vmlinux.o: warning: objtool: foo+0x1: unreachable instruction
+  CC      init/version-timestamp.o
+";
+    let groups = warnings_by_object(text, "/k/");
+    let shown: Vec<(&str, Vec<&str>)> = groups
+        .iter()
+        .map(|(o, l)| (o.as_str(), l.iter().map(String::as_str).collect()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                "scripts/mod/empty.o",
+                vec!["scripts/mod/empty.c:1:1: warning: before"]
+            ),
+            ("net/ipv4/ping.o", vec!["net/ipv4/ping.c:7:2: warning: one"]),
+            (
+                "net/ipv4/tcp.o",
+                vec!["net/ipv4/tcp.c:10:3: warning: unused variable 'x' [-Wunused-variable]"]
+            ),
+            (
+                "vmlinux",
+                vec!["vmlinux.o: warning: objtool: foo+0x1: unreachable instruction"]
+            ),
+        ]
+    );
+}

@@ -31,6 +31,8 @@ use crate::util::supervise::{Mode, Supervised};
 
 mod files;
 
+pub use files::Sink;
+
 pub struct Exec {
     sh: Shell,
     dry_run: bool,
