@@ -19,12 +19,15 @@ use object::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{
-    callgraph::{
-        index::Function,
-        member::{self, PointerMember},
+use crate::{
+    analysis::{
+        callgraph::{
+            index::Function,
+            member::{self, PointerMember},
+        },
+        dwarf::lines::Store,
     },
-    dwarf::lines::Store,
+    util::progress::{Progress, Shown},
 };
 
 /// One slot of a statically initialized variable that holds a function's
@@ -238,7 +241,18 @@ pub fn read(
     let starts: Vec<u64> = functions.iter().map(|f| f.addr).collect();
     let by_start = |addr: u64| starts.binary_search(&addr).ok().map(|i| i as u32);
     let mut out = Vec::new();
-    for path in linked_objects(vmlinux_path)? {
+    let objects = linked_objects(vmlinux_path)?;
+    // Most of a first index's time: every object and its split DWARF.
+    let mut progress = Progress::new(
+        "callgraph, reading the objects",
+        "objects",
+        Some(objects.len() as u64),
+        Shown::detect(),
+    );
+    let build_dir = vmlinux_path.parent().unwrap_or(Path::new(""));
+    for path in objects {
+        let shown = path.strip_prefix(build_dir).unwrap_or(&path);
+        progress.step(&shown.display().to_string());
         let Ok(data) = std::fs::read(&path) else {
             continue;
         };
@@ -297,6 +311,7 @@ pub fn read(
             });
         }
     }
+    progress.finish();
     for ids in visible.values_mut() {
         ids.sort_unstable();
         ids.dedup();
