@@ -56,7 +56,7 @@ fn first_build_size(ctx: &Ctx, p: &Prepared) -> Result<Option<(BuildSize, String
         let path = learned_path(&ctx.root, p);
         return Ok(Some((
             size,
-            format!("the last first build's ({})", path.display()),
+            format!("the count the last one measured, in {}", path.display()),
         )));
     }
     let known = build_size::known(
@@ -65,7 +65,7 @@ fn first_build_size(ctx: &Ctx, p: &Prepared) -> Result<Option<(BuildSize, String
         &p.tree.version,
         &p.arch.name,
     )?;
-    Ok(known.map(|size| (size, "study/build-size.toml's".to_string())))
+    Ok(known.map(|size| (size, "the count in study/build-size.toml".to_string())))
 }
 
 /// Whether nothing of the image was compiled in `build_dir` yet.
@@ -102,7 +102,7 @@ impl Plan {
         Ok(match first {
             Some((size, whose)) => Plan {
                 total: Some(size.objects),
-                source: format!("a first build: {whose} count"),
+                source: format!("a first build: {whose}"),
                 link,
             },
             None => Plan {
