@@ -12,7 +12,10 @@ use std::{
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::ctx::StateDir;
+use crate::{
+    ctx::StateDir,
+    util::progress::{Progress, Shown},
+};
 
 /// The file name's prefix; the run's pid follows, so a dead run's socket
 /// is removed with its other files (`supervise::remove_stale`).
@@ -149,20 +152,78 @@ impl Qmp {
 
 /// `dump-guest-memory` as drgn and crash read it: an ELF vmcore of guest
 /// physical memory, with the guest's VMCOREINFO note, written by QEMU to
-/// `file` (an absolute path).
+/// `file` (an absolute path). Detached, so that `query-dump` tells how
+/// far it is (bytes written of the total) for the progress display.
 pub fn dump_guest_memory(socket: &Path, file: &Path) -> Result<()> {
-    // A 1 GiB guest takes seconds under load; the dump is synchronous.
-    let mut qmp = Qmp::connect(socket, Duration::from_secs(600))?;
+    // A 1 GiB guest takes seconds under load.
+    let bound = Duration::from_secs(600);
+    let mut qmp = Qmp::connect(socket, bound)?;
     qmp.execute(
         "dump-guest-memory",
-        json!({ "paging": false, "protocol": format!("file:{}", file.display()) }),
+        json!({ "paging": false, "detach": true, "protocol": format!("file:{}", file.display()) }),
     )?;
+    let mut progress = Progress::new("vmcore", "MB", None, Shown::detect());
+    let start = std::time::Instant::now();
+    loop {
+        let state = DumpState::of(&qmp.execute("query-dump", json!({}))?);
+        if state.total > 0 {
+            progress.set(|s| s.total = Some(state.total / 1_000_000));
+            progress.at(state.completed / 1_000_000);
+        }
+        match state.status.as_str() {
+            "completed" => break,
+            "failed" => bail!("QEMU could not write the vmcore {}", file.display()),
+            _ if start.elapsed() > bound => {
+                bail!(
+                    "QEMU's dump to {} took over {}s",
+                    file.display(),
+                    bound.as_secs()
+                )
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    progress.finish();
     Ok(())
+}
+
+/// What `query-dump` says: `active`, `completed`, `failed` (or `none`),
+/// and the bytes written of the total.
+#[derive(Debug, PartialEq, Eq)]
+struct DumpState {
+    status: String,
+    completed: u64,
+    total: u64,
+}
+
+impl DumpState {
+    fn of(reply: &Value) -> DumpState {
+        DumpState {
+            status: reply["status"].as_str().unwrap_or("none").to_string(),
+            completed: reply["completed"].as_u64().unwrap_or(0),
+            total: reply["total"].as_u64().unwrap_or(0),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_dump_as_qemu_says_it() {
+        let reply = json!({"status": "active", "completed": 1048576, "total": 1073741824});
+        assert_eq!(
+            DumpState::of(&reply),
+            DumpState {
+                status: "active".into(),
+                completed: 1048576,
+                total: 1073741824
+            }
+        );
+        assert_eq!(DumpState::of(&json!({})).status, "none");
+    }
 
     #[test]
     fn a_socket_path_too_long_for_sun_path_is_refused() {
