@@ -4,7 +4,9 @@
 //! make passes), `fallback` (the ladder: where each object stands, what was
 //! recorded, and what moves after a failed pass), `stale` (whether the
 //! image must be built again), `inputs` (what the last build was made
-//! from: "nothing changed" without make's walk), `outcome` (what a build did), the compiler
+//! from: "nothing changed" without make's walk), `watch` (make's output
+//! into the build log and the progress display, with the total known before
+//! the first object), `outcome` (what a build did), the compiler
 //! cache and the distcc farm. It uses `ctx`, `kernel`, `study` and `util`.
 
 pub mod ccache;

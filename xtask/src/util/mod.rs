@@ -1,8 +1,9 @@
 //! The bottom layer: starting processes ([`exec`], the one executor, over
 //! xshell), supervising them so none outlives the tool ([`supervise`]:
 //! process groups, parent-death signals, bounds, the signal handler and
-//! temporary files), file locks that name their holder ([`lock`]), and
-//! writing files safely ([`fsutil`]). It knows nothing of kernels or
+//! temporary files), file locks that name their holder ([`lock`]),
+//! writing files safely ([`fsutil`]), and how far a long step is
+//! ([`progress`]). It knows nothing of kernels or
 //! profiles and uses no other module of the crate.
 
 pub mod exec;
