@@ -238,6 +238,7 @@ pub fn read(
     let starts: Vec<u64> = functions.iter().map(|f| f.addr).collect();
     let by_start = |addr: u64| starts.binary_search(&addr).ok().map(|i| i as u32);
     let mut out = Vec::new();
+    let mut known = member::KnownTypes::new();
     for path in linked_objects(vmlinux_path)? {
         let Ok(data) = std::fs::read(&path) else {
             continue;
@@ -264,7 +265,7 @@ pub fn read(
             .unwrap_or_else(|| path.with_extension("c").display().to_string());
         if let Some(types) = &types {
             let mut ids: Vec<u32> = types
-                .pointer_members()
+                .pointer_members(&mut known)
                 .into_iter()
                 .map(|m| {
                     let next = members.len() as u32;
