@@ -79,7 +79,8 @@ impl<'a> Variables<'a> {
     /// The unit's variables, read once, when a slot asks: the whole unit's
     /// tree is walked, for the static variables inside functions.
     fn variables(&self) -> &HashMap<String, (UnitOffset, u32)> {
-        self.variables.get_or_init(|| self.read_variables().unwrap_or_default())
+        self.variables
+            .get_or_init(|| self.read_variables().unwrap_or_default())
     }
 
     fn read_variables(&self) -> Result<HashMap<String, (UnitOffset, u32)>> {
