@@ -30,7 +30,7 @@ fn callees_are_the_call_instructions_of_the_function() {
     let edges = json["edges"].as_array().unwrap();
     let ours: BTreeSet<String> = edges
         .iter()
-        .filter(|e| e["from"] == function && !e["tail"].as_bool().unwrap())
+        .filter(|e| e["from"] == function && e["kind"] == "direct")
         .filter_map(|e| e["to"].as_str().map(String::from))
         .collect();
     assert_eq!(ours, expected, "direct callees of {function}");
@@ -173,6 +173,21 @@ fn the_overlay_is_what_the_trace_holds() {
             let name = took["function"].as_str().unwrap();
             assert!(traced.contains(name), "{e}");
             assert!(took["calls"].as_u64().unwrap() > 0, "{e}");
+            // Drawn as its own kind of edge, apart from what the site can call.
+            let drawn = |kind: &str| {
+                edges
+                    .iter()
+                    .any(|d| d["kind"] == kind && d["from"] == e["from"] && d["to"] == name)
+            };
+            assert!(drawn("did call"), "no `did call` edge to {name}: {e}");
+            assert_eq!(
+                drawn("can call"),
+                lists(e, name) || {
+                    let from = e["from"].clone();
+                    edges.iter().any(|o| o["from"] == from && lists(o, name))
+                },
+                "{name}: {e}"
+            );
             if lists(e, name) {
                 placed += 1;
             } else if let Some(why) = e["unnamed"].as_str() {
@@ -391,6 +406,16 @@ fn an_indirect_site_lists_the_functions_stored_in_its_member() {
         .map(|c| c.as_str().unwrap())
         .collect();
     assert!(candidates.contains("ip_queue_xmit"), "{candidates:?}");
+    // Each candidate is a `can call` edge of its own kind from that site.
+    let can_call: BTreeSet<&str> = json["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "can call" && e["from"] == function)
+        .filter(|e| e["sites"] == site["sites"])
+        .map(|e| e["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(can_call, candidates);
     let ipv6 = dot_config(&dir).get("IPV6").is_some_and(|v| v == "y");
     assert_eq!(
         candidates.contains("inet6_csk_xmit"),

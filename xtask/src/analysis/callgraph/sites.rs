@@ -258,6 +258,50 @@ impl<'a> Sites<'a> {
         out
     }
 
+    /// How `caller` reached `callee` from its call at `file:line` (`file`
+    /// as gdb names it, ending in the index's tree-relative name): through
+    /// the member of an indirect site there, said as "`struct
+    /// proto.sendmsg`" (or why it is not named); `None` for a direct call,
+    /// or a line the index has no call on.
+    pub fn reached_through(
+        &self,
+        caller: &str,
+        file: &str,
+        line: u32,
+        callee: &str,
+    ) -> Option<String> {
+        let mut indirect = None;
+        for (i, f) in self.index.functions.iter().enumerate() {
+            if f.name != caller {
+                continue;
+            }
+            for call in &f.calls {
+                let here = call.line == line && {
+                    let name = self.index.file(call.file);
+                    file == name || file.ends_with(&format!("/{name}"))
+                };
+                if !here {
+                    continue;
+                }
+                match call.target {
+                    Target::Direct(to) | Target::Tail(to)
+                        if self.index.functions[to as usize].name == callee =>
+                    {
+                        return None
+                    }
+                    Target::Indirect if indirect.is_none() => {
+                        indirect = Some(self.reach(i as u32, call.file, call.line, call.load));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Some(match indirect? {
+            Reach::Named { members, .. } => format!("`{}`", members.join("` or `")),
+            Reach::Unnamed(why) => format!("a pointer ({why})"),
+        })
+    }
+
     /// How many of the indirect sites of the functions defined under
     /// `dir` (tree-relative, `net/`) have their member named, and why the
     /// others do not, by kind: one line for the book.
@@ -357,6 +401,72 @@ pub fn stored_members(line: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A frame reached from its caller's indirect site names the member;
+    /// one reached by a direct call does not.
+    #[test]
+    fn a_frame_reached_through_a_pointer_names_the_member() {
+        use crate::analysis::callgraph::{
+            index::{Call, Function},
+            stored::Stored,
+        };
+        let tree = std::env::temp_dir().join(format!("xtask-sites-{}", std::process::id()));
+        std::fs::create_dir_all(tree.join("net")).unwrap();
+        let mut source = vec![String::new(); 9];
+        source.push("\tb();".into());
+        source.push("\terr = sk->sk_prot->sendmsg(sk, msg, size);".into());
+        std::fs::write(tree.join("net/x.c"), source.join("\n")).unwrap();
+        let call = |line, target, load| Call {
+            site: u64::from(line),
+            file: Some(0),
+            line,
+            target,
+            load,
+        };
+        let function = |name: &str, addr, calls| Function {
+            name: name.into(),
+            addr,
+            size: 16,
+            file: Some(0),
+            traceable: true,
+            calls,
+        };
+        let mut index = Index::of(
+            vec!["net/x.c".into()],
+            vec![
+                function(
+                    "a",
+                    0x10,
+                    vec![
+                        call(10, Target::Direct(1), None),
+                        call(11, Target::Indirect, Some(40)),
+                    ],
+                ),
+                function("b", 0x20, Vec::new()),
+                function("tcp_sendmsg", 0x30, Vec::new()),
+            ],
+        );
+        let member = "struct proto.sendmsg".to_string();
+        index.members = vec![(member.clone(), 40, member.clone())];
+        index.stored = vec![Stored {
+            function: 2,
+            variable: "tcp_prot".into(),
+            offset: 40,
+            member: Some(member),
+            member_offset: Some(40),
+            file: "net/x.c".into(),
+            line: 1,
+        }];
+        let sites = Sites::new(&index, tree.clone());
+        let gdb_file = format!("{}/net/x.c", tree.display());
+        assert_eq!(
+            sites.reached_through("a", &gdb_file, 11, "tcp_sendmsg"),
+            Some("`struct proto.sendmsg`".to_string())
+        );
+        assert_eq!(sites.reached_through("a", &gdb_file, 10, "b"), None);
+        assert_eq!(sites.reached_through("a", &gdb_file, 12, "b"), None);
+        std::fs::remove_dir_all(&tree).unwrap();
+    }
 
     #[test]
     fn the_members_a_line_stores_into() {

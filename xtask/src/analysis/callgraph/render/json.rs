@@ -22,6 +22,11 @@ impl Map<'_> {
         }
         #[derive(Serialize)]
         struct JsonEdge<'a> {
+            /// `direct`, `tail`, `indirect` (a site; `to` is null), `did
+            /// call` (a target the run took through an indirect site of
+            /// `from`), or `can call` (a candidate of the indirect site at
+            /// `sites`, from where its member is stored).
+            kind: &'static str,
             from: &'a str,
             /// null: an indirect call.
             to: Option<&'a str>,
@@ -124,29 +129,56 @@ impl Map<'_> {
                 };
                 (e, through, candidates, unnamed)
             })
-            .map(|(e, through, candidates, unnamed)| JsonEdge {
-                through,
-                candidates,
-                unnamed,
-                from: self.name(e.from),
-                to: e.to.map(|t| self.name(t)),
-                tail: e.tail,
-                taken_indirect: e.taken_indirect,
-                sites: e
+            .flat_map(|(e, through, candidates, unnamed)| {
+                let can: Vec<&str> = candidates.clone().unwrap_or_default();
+                let sites: Vec<(&str, u32)> = e
                     .sites
                     .iter()
                     .map(|(file, line)| (self.index.file(*file), *line))
-                    .collect(),
-                taken: self.took(e).map(|t| {
-                    t.iter()
-                        .map(|(name, t)| JsonTook {
-                            function: name,
-                            calls: t.calls,
-                            sure: t.placed.sure(),
-                            placed: t.placed.how(),
-                        })
-                        .collect()
-                }),
+                    .collect();
+                let can_call = can.into_iter().map(move |to| JsonEdge {
+                    kind: "can call",
+                    from: self.name(e.from),
+                    to: Some(to),
+                    tail: false,
+                    taken_indirect: false,
+                    sites: sites.clone(),
+                    taken: None,
+                    through: None,
+                    candidates: None,
+                    unnamed: None,
+                });
+                std::iter::once(JsonEdge {
+                    kind: match (e.to, e.tail, e.taken_indirect) {
+                        (None, _, _) => "indirect",
+                        (_, true, _) => "tail",
+                        (_, _, true) => "did call",
+                        _ => "direct",
+                    },
+                    through,
+                    candidates,
+                    unnamed,
+                    from: self.name(e.from),
+                    to: e.to.map(|t| self.name(t)),
+                    tail: e.tail,
+                    taken_indirect: e.taken_indirect,
+                    sites: e
+                        .sites
+                        .iter()
+                        .map(|(file, line)| (self.index.file(*file), *line))
+                        .collect(),
+                    taken: self.took(e).map(|t| {
+                        t.iter()
+                            .map(|(name, t)| JsonTook {
+                                function: name,
+                                calls: t.calls,
+                                sure: t.placed.sure(),
+                                placed: t.placed.how(),
+                            })
+                            .collect()
+                    }),
+                })
+                .chain(can_call)
             })
             .collect();
         let json = Json {

@@ -81,7 +81,7 @@ impl Map<'_> {
             self.view.depth
         );
         if self.overlay.is_some() {
-            out += "; ✓ reached by the run (calls, total time), ✗ not reached, · not traceable (notrace, or inline: a real call at -O0 that function_graph never shows)";
+            out += "; ✓ reached by the run (calls, total time), ✗ not reached, · not traceable (notrace, or inline: a real call at -O0 that function_graph never shows); at an indirect call, `can call`: the functions stored in its member, `did call`: what the run took there";
         }
         out.push('\n');
         let mut expanded = HashSet::new();
@@ -139,7 +139,7 @@ impl Map<'_> {
             };
             let tail = match (edge.tail, edge.taken_indirect) {
                 (true, _) => " (tail call)",
-                (_, true) => " (through an indirect call)",
+                (_, true) => " (did call, through an indirect call)",
                 _ => "",
             };
             let seen = expanded.contains(&other);
@@ -182,11 +182,11 @@ impl Map<'_> {
         };
         let mut out = String::new();
         if !sure.is_empty() {
-            out += &format!("  ✓ the run took here: {}", list(&sure));
+            out += &format!("  ✓ did call here: {}", list(&sure));
         }
         if let Some((_, t)) = maybe.first() {
             out += &format!(
-                "  ? the run took, here or at another site ({}): {}",
+                "  ? did call, here or at another site ({}): {}",
                 t.placed.how(),
                 list(&maybe)
             );
@@ -214,7 +214,7 @@ impl Map<'_> {
             }) => {
                 let names: Vec<&str> = candidates.iter().map(|&f| self.name(f)).collect();
                 format!(
-                    "  through `{}`: {} candidate{}: {}",
+                    "  through `{}`: can call {} candidate{}: {}",
                     members.join("` or `"),
                     names.len(),
                     if names.len() == 1 { "" } else { "s" },
@@ -406,15 +406,40 @@ impl Map<'_> {
                         "  i{i} [shape=point, label=\"\"];\n  f{} -> i{i} [label=\"indirect {sites}\", fontsize=8, style=dotted];\n",
                         edge.from
                     );
-                    if let Some(taken) = self.took(edge) {
-                        for name in taken.keys() {
-                            out += &format!(
-                                "  t{i}_{} [label=\"{}\", shape=ellipse];\n  i{i} -> t{i}_{} [style=bold];\n",
-                                ident(name),
-                                escape(name),
-                                ident(name)
-                            );
-                        }
+                    // Can call: grey, dashed, to a grey oval; did call: bold blue.
+                    let taken = self.took(edge);
+                    let candidates = match self.reach(edge) {
+                        Some(Reach::Named { candidates, .. }) => candidates,
+                        _ => Vec::new(),
+                    };
+                    let mut names: Vec<&str> = candidates.iter().map(|&c| self.name(c)).collect();
+                    names.extend(taken.into_iter().flat_map(|t| t.keys().map(String::as_str)));
+                    names.sort_unstable();
+                    names.dedup();
+                    let shown = names.len().min(DOT_CANDIDATES);
+                    for name in &names[..shown] {
+                        let did = taken.is_some_and(|t| t.contains_key(*name));
+                        let (node, edge_style) = match did {
+                            true => (
+                                "shape=ellipse, style=bold",
+                                "style=bold, color=\"#1f5fbf\", label=\"did call\", fontsize=8",
+                            ),
+                            false => (
+                                "shape=ellipse, style=dashed, color=grey, fontcolor=grey40",
+                                "style=dashed, color=grey, label=\"can call\", fontsize=8",
+                            ),
+                        };
+                        out += &format!(
+                            "  t{i}_{id} [label=\"{}\", {node}];\n  i{i} -> t{i}_{id} [{edge_style}];\n",
+                            escape(name),
+                            id = ident(name),
+                        );
+                    }
+                    if names.len() > shown {
+                        out += &format!(
+                            "  t{i}_more [label=\"{} more candidates\", shape=plaintext, fontcolor=grey40];\n  i{i} -> t{i}_more [style=dashed, color=grey];\n",
+                            names.len() - shown
+                        );
                     }
                 }
             }
@@ -422,6 +447,10 @@ impl Map<'_> {
         out + "}\n"
     }
 }
+
+/// How many of an indirect site's candidates DOT draws (the rest are one
+/// "N more" node): `sk_data_ready` has dozens.
+const DOT_CANDIDATES: usize = 12;
 
 fn short(file: &str) -> &str {
     file.rsplit('/').next().unwrap_or(file)
