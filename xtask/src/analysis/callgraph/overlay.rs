@@ -149,7 +149,7 @@ impl Overlay {
 /// Each run's target through a function's indirect sites, at the site
 /// whose candidates hold it; where several could be it, at each of them,
 /// said so.
-fn place(
+pub(super) fn place(
     index: &Index,
     indirect: &BTreeMap<u32, BTreeMap<String, usize>>,
     sites: &Sites,
