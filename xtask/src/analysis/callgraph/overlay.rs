@@ -53,8 +53,12 @@ pub struct Took {
 pub enum Placed {
     /// Among this site's candidates, and no other site's of the function.
     Candidate,
-    /// The function's only indirect site (its candidates may not hold it).
+    /// The function's only indirect site, whose member is not named.
     OnlySite,
+    /// The function's only indirect site is named and does not list it:
+    /// the run came another way the index does not follow (a pointer
+    /// handed to an unseen helper: `NF_HOOK`'s `okfn`).
+    Unlisted,
     /// No site's candidates hold it, and this is the function's only site
     /// whose member is not named.
     OnlyUnnamed,
@@ -70,6 +74,9 @@ impl Placed {
         match self {
             Placed::Candidate => "a candidate of this site only".into(),
             Placed::OnlySite => "the function's only indirect site".into(),
+            Placed::Unlisted => {
+                "its only indirect site does not list it: maybe through a pointer handed to a helper ftrace cannot see".into()
+            }
             Placed::OnlyUnnamed => {
                 "no site lists it; the only site whose member is not named".into()
             }
@@ -78,7 +85,7 @@ impl Placed {
     }
 
     pub fn sure(&self) -> bool {
-        !matches!(self, Placed::OneOf(_))
+        !matches!(self, Placed::OneOf(_) | Placed::Unlisted)
     }
 }
 
@@ -182,6 +189,7 @@ pub(super) fn place(
             let every: Vec<u64> = reach.iter().map(|s| s.0).collect();
             let (at, placed) = match (listing.len(), unnamed.len(), every.len()) {
                 (1, _, _) => (listing, Placed::Candidate),
+                (0, 0, 1) => (every, Placed::Unlisted),
                 (0, _, 1) => (every, Placed::OnlySite),
                 (0, 1, _) => (unnamed, Placed::OnlyUnnamed),
                 (0, 0, n) => (every, Placed::OneOf(n)),

@@ -250,7 +250,13 @@ impl<'a> Sites<'a> {
                 let through = |m: &String| {
                     m == member || self.inner_of.get(m).is_some_and(|inner| inner == member)
                 };
-                if members.iter().any(through) && !out.contains(&(i as u32, call.file, call.line)) {
+                // A static inline helper built out of line in many objects
+                // (`dst_output`) is one site of the source.
+                let same = |&(g, file, line): &(u32, Option<u32>, u32)| {
+                    self.index.functions[g as usize].name == f.name
+                        && (file, line) == (call.file, call.line)
+                };
+                if members.iter().any(through) && !out.iter().any(same) {
                     out.push((i as u32, call.file, call.line));
                 }
             }

@@ -184,12 +184,13 @@ impl Map<'_> {
         if !sure.is_empty() {
             out += &format!("  ✓ did call here: {}", list(&sure));
         }
-        if let Some((_, t)) = maybe.first() {
-            out += &format!(
-                "  ? did call, here or at another site ({}): {}",
-                t.placed.how(),
-                list(&maybe)
-            );
+        // Those not placed here for sure, by how they were placed.
+        let mut by_how: BTreeMap<String, Vec<(&String, &Took)>> = BTreeMap::new();
+        for (n, t) in maybe {
+            by_how.entry(t.placed.how()).or_default().push((n, t));
+        }
+        for (how, t) in by_how {
+            out += &format!("  ? did call, here or elsewhere ({how}): {}", list(&t));
         }
         out
     }
