@@ -190,5 +190,21 @@ fn a_runs_target_is_placed_at_the_site_that_lists_it_or_said_ambiguous() {
         Some(Placed::OneOf(2)),
         "all named, none lists it"
     );
+    // b's one site, through sendmsg too: d is not listed there, so not
+    // placed there as sure.
+    index.functions[1].calls[0] = Call {
+        site: 0x20,
+        file: Some(0),
+        line: 11,
+        target: Target::Indirect,
+        load: Some(40),
+    };
+    let sites = Sites::new(&index, tree.clone());
+    let taken: std::collections::BTreeMap<String, usize> =
+        [("c".to_string(), 1), ("d".to_string(), 1)].into();
+    let placed = place(&index, &[(1, taken)].into(), &sites);
+    assert_eq!(placed[&0x20]["c"].placed, Placed::Candidate);
+    assert_eq!(placed[&0x20]["d"].placed, Placed::Unlisted);
+    assert!(!Placed::Unlisted.sure());
     std::fs::remove_dir_all(&tree).unwrap();
 }
