@@ -11,7 +11,10 @@ use std::{collections::BTreeSet, time::Duration};
 use anyhow::{bail, Result};
 
 use crate::{
-    analysis::{callgraph, ftrace::Trace},
+    analysis::{
+        callgraph::{self, sites::Sites},
+        ftrace::Trace,
+    },
     ctx::{Ctx, Prepared},
     guest::{
         gdb::batch_at_stop,
@@ -41,6 +44,24 @@ impl Frame {
         let prefix = format!("{}/", tree.display());
         file.strip_prefix(prefix.as_str()).unwrap_or(file)
     }
+}
+
+/// For each frame, how its caller (the frame above) reached it through a
+/// pointer, if it did: the member of the call graph's indirect site at the
+/// caller's line.
+pub fn reached_through(ctx: &Ctx, p: &Prepared, frames: &[Frame]) -> Result<Vec<Option<String>>> {
+    let rules = CallgraphRules::load(&ctx.study_dir())?;
+    let index = callgraph::index_of(&ctx.exec, p, &rules)?;
+    let sites = Sites::new(&index, p.tree.path.clone());
+    Ok(frames
+        .iter()
+        .enumerate()
+        .map(|(i, frame)| {
+            let caller = frames.get(i + 1).filter(|c| c.entry.is_none())?;
+            let (file, line) = caller.location.rsplit_once(':')?;
+            sites.reached_through(&caller.function, file, line.parse().ok()?, &frame.function)
+        })
+        .collect())
 }
 
 /// `study-bt`'s lines, frame #0 first.

@@ -56,7 +56,7 @@ impl cli::Callgraph {
                 let Some(trace) = self.traced(ctx, &p)? else {
                     return Ok(());
                 };
-                Some(Overlay::new(&index, &trace))
+                Some(Overlay::new(&index, &trace, &sites))
             }
         };
         let view = match &overlay {

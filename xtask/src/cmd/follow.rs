@@ -2,8 +2,10 @@
 //! of CMD took, from the entry from user space through FUNC down to the
 //! driver, at -O0 in a layer of the build directory's profile; rebuilt
 //! with the usual fallback, and each frame's `<optimized out>` counted
-//! before and after. `follow --clear` removes the layer (the next build
-//! puts the files back at the profile's levels).
+//! before and after, and a frame reached through a pointer says through
+//! which member (the call graph's indirect site at its caller's line).
+//! `follow --clear` removes the layer (the next build puts the files back
+//! at the profile's levels).
 
 use std::collections::BTreeSet;
 
@@ -76,7 +78,8 @@ impl cli::Follow {
         let Some(after) = follow::frames_at(ctx, &p, function, &self.command)? else {
             return Ok(());
         };
-        print!("{}", table(&p, &before, &after)?);
+        let through = follow::reached_through(ctx, &p, &after)?;
+        print!("{}", table(&p, &before, &after, &through)?);
         Ok(())
     }
 }
@@ -86,7 +89,12 @@ impl cli::Follow {
 /// put it there, recorded in the build directory or known in
 /// study/fallback.toml. A frame at its rule's level with values absent
 /// has no such reason, and the table says that, not a reason.
-fn table(p: &Prepared, before: &[Frame], after: &[Frame]) -> Result<String> {
+fn table(
+    p: &Prepared,
+    before: &[Frame],
+    after: &[Frame],
+    through: &[Option<String>],
+) -> Result<String> {
     let recorded = fallback::RecordedFallbacks::load(&p.build_dir)?;
     let placement = fallback::placement(p, &recorded);
     let mut out = format!(
@@ -112,6 +120,9 @@ fn table(p: &Prepared, before: &[Frame], after: &[Frame]) -> Result<String> {
             frame.function,
             frame.optimized_out.len()
         );
+        if let Some(Some(member)) = through.get(i) {
+            out += &format!("       ↑ reached through {member}\n");
+        }
     }
     Ok(out)
 }

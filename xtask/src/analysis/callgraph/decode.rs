@@ -1,5 +1,7 @@
 //! The calls in one function's machine code: direct calls with their
-//! target, indirect calls, and jumps that may be tail calls.
+//! target, indirect calls, and jumps that may be tail calls; and the
+//! stores of a function's address into a member through a pointer
+//! (`sk->sk_destruct = inet_sock_destruct`, at -O0 `movq $fn, OFF(%reg)`).
 
 use std::collections::HashMap;
 
@@ -45,11 +47,29 @@ impl RawCall {
     }
 }
 
-/// The calls in `code`, which starts at `addr`.
-pub fn decode_calls(isa: Isa, addr: u64, code: &[u8]) -> Vec<RawCall> {
+/// A function's address stored into a member through a pointer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawStore {
+    /// The storing instruction.
+    pub site: u64,
+    /// The function's address.
+    pub value: u64,
+    /// The member's offset from the pointer.
+    pub offset: u64,
+}
+
+/// The calls in `code`, which starts at `addr`, and the stores of an
+/// address `is_function` accepts into a member (x86_64 only: arm64's
+/// `adrp; add; str` is not read).
+pub fn decode(
+    isa: Isa,
+    addr: u64,
+    code: &[u8],
+    is_function: &dyn Fn(u64) -> bool,
+) -> (Vec<RawCall>, Vec<RawStore>) {
     match isa {
-        Isa::X86_64 => x86_64(addr, code),
-        Isa::Aarch64 => aarch64(addr, code),
+        Isa::X86_64 => x86_64(addr, code, is_function),
+        Isa::Aarch64 => (aarch64(addr, code), Vec::new()),
     }
 }
 
@@ -60,14 +80,32 @@ const LOADED_WITHIN: usize = 4;
 /// UML is built with `-mcmodel=large`: a direct call in the source is
 /// `movabs $target, %reg; call *%reg`, which counts as direct here when no
 /// instruction wrote the register in between.
-fn x86_64(addr: u64, code: &[u8]) -> Vec<RawCall> {
+fn x86_64(
+    addr: u64,
+    code: &[u8],
+    is_function: &dyn Fn(u64) -> bool,
+) -> (Vec<RawCall>, Vec<RawStore>) {
     let mut decoder = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
     let mut info = InstructionInfoFactory::new();
     let mut loaded: HashMap<Register, (u64, usize)> = HashMap::new();
     let mut fed: HashMap<Register, u64> = HashMap::new();
+    // Registers that hold a function's address, and those that hold a
+    // member's address (`lea OFF(%base),%reg`, as WRITE_ONCE takes it).
+    let mut holds: HashMap<Register, u64> = HashMap::new();
+    let mut member_at: HashMap<Register, u64> = HashMap::new();
     let mut out = Vec::new();
+    let mut stores = Vec::new();
     for (n, instruction) in (&mut decoder).into_iter().enumerate() {
         let site = instruction.ip();
+        if let Some((value, offset)) = address_store(&instruction, &holds, &member_at) {
+            if is_function(value) {
+                stores.push(RawStore {
+                    site,
+                    value,
+                    offset,
+                });
+            }
+        }
         match instruction.flow_control() {
             FlowControl::Call => out.push(RawCall::Direct {
                 site,
@@ -99,10 +137,10 @@ fn x86_64(addr: u64, code: &[u8]) -> Vec<RawCall> {
             }
             _ => {}
         }
-        if instruction.code() == Code::Mov_r64_imm64 {
-            loaded.insert(instruction.op0_register(), (instruction.immediate64(), n));
-            continue;
-        }
+        let held = function_address(&instruction).filter(|&v| is_function(v));
+        let member = (instruction.code() == Code::Lea_r64_m)
+            .then(|| member_address(&instruction))
+            .flatten();
         let feed = member_load(&instruction, &fed);
         for used in info.info(&instruction).used_registers() {
             if matches!(
@@ -112,15 +150,66 @@ fn x86_64(addr: u64, code: &[u8]) -> Vec<RawCall> {
                     | OpAccess::ReadWrite
                     | OpAccess::ReadCondWrite
             ) {
-                loaded.remove(&used.register().full_register());
-                fed.remove(&used.register().full_register());
+                let written = used.register().full_register();
+                loaded.remove(&written);
+                fed.remove(&written);
+                holds.remove(&written);
+                member_at.remove(&written);
             }
         }
         if let Some((register, offset)) = feed {
             fed.insert(register, offset);
         }
+        let to = instruction.op0_register().full_register();
+        if let Some(value) = held {
+            holds.insert(to, value);
+        }
+        if let Some(offset) = member {
+            member_at.insert(to, offset);
+        }
+        if instruction.code() == Code::Mov_r64_imm64 {
+            loaded.insert(instruction.op0_register(), (instruction.immediate64(), n));
+        }
     }
-    out
+    (out, stores)
+}
+
+/// The address a register is loaded with: `movabs $a`, `mov $a` (sign
+/// extended, the kernel's code model) or `lea a(%rip)`.
+fn function_address(instruction: &iced_x86::Instruction) -> Option<u64> {
+    (instruction.op0_kind() == OpKind::Register).then_some(())?;
+    match instruction.code() {
+        Code::Mov_r64_imm64 => Some(instruction.immediate64()),
+        Code::Mov_rm64_imm32 => Some(instruction.immediate32to64() as u64),
+        Code::Lea_r64_m if instruction.memory_base() == Register::RIP => {
+            Some(instruction.memory_displacement64())
+        }
+        _ => None,
+    }
+}
+
+/// A store of an address into a member: `movq $a, OFF(%base)`, or `mov
+/// %reg, OFF(%base)` with `%reg` holding one; `OFF(%base)` a member (see
+/// [`member_address`]), or a displacement from a member's address.
+fn address_store(
+    instruction: &iced_x86::Instruction,
+    holds: &HashMap<Register, u64>,
+    member_at: &HashMap<Register, u64>,
+) -> Option<(u64, u64)> {
+    (instruction.op0_kind() == OpKind::Memory).then_some(())?;
+    let value = match instruction.code() {
+        Code::Mov_rm64_imm32 => instruction.immediate32to64() as u64,
+        Code::Mov_rm64_r64 => *holds.get(&instruction.op1_register().full_register())?,
+        _ => return None,
+    };
+    let offset = member_address(instruction)?;
+    let base = instruction.memory_base().full_register();
+    Some((
+        value,
+        member_at
+            .get(&base)
+            .map_or(offset, |at| at.wrapping_add(offset)),
+    ))
 }
 
 /// The offset of a memory operand `OFF(%base)` that reads a member
@@ -201,7 +290,7 @@ mod tests {
             0xc3,
         ];
         assert_eq!(
-            x86_64(0x1000, &code),
+            x86_64(0x1000, &code, &|_| false).0,
             [
                 RawCall::Direct {
                     site: 0x1000,
@@ -228,7 +317,7 @@ mod tests {
             0xff, 0xd0, // call *%rax: indirect
         ];
         assert_eq!(
-            x86_64(0x1000, &code),
+            x86_64(0x1000, &code, &|_| false).0,
             [
                 RawCall::Direct {
                     site: 0x100a,
@@ -258,7 +347,8 @@ mod tests {
             0x4c, 0x89, 0xc1, // mov %r8, %rcx: a copy
             0xff, 0xd1, // call *%rcx: member at 8
         ];
-        let loads: Vec<Option<u64>> = x86_64(0x1000, &code)
+        let loads: Vec<Option<u64>> = x86_64(0x1000, &code, &|_| false)
+            .0
             .into_iter()
             .map(|c| match c {
                 RawCall::Indirect { load, .. } => load,

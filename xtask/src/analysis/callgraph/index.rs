@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::{
     analysis::{
         callgraph::{
-            decode::{decode_calls, Isa, RawCall},
+            decode::{decode, Isa, RawCall},
             member::PointerMember,
-            stored::{self, Stored},
+            stored::{self, CodeStore, Stored},
         },
         dwarf::lines::{tree_relative, SourceLines, Store},
     },
@@ -26,7 +26,7 @@ use crate::{
 
 /// Bumped when the index's layout or what goes into it changes (a decoder
 /// that reads more calls): an older file is made again.
-const FORMAT: u32 = 6;
+const FORMAT: u32 = 7;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Index {
@@ -41,6 +41,8 @@ pub struct Index {
     pub ignored: BTreeMap<String, usize>,
     /// Where function addresses are stored in static initializers.
     pub stored: Vec<Stored>,
+    /// Where code stores function addresses into members.
+    pub code_stores: Vec<CodeStore>,
     /// The function-pointer members of named types, with their offsets
     /// and their innermost named type's label (`member::Variables::pointer_members`).
     pub members: Vec<PointerMember>,
@@ -125,6 +127,7 @@ impl Index {
             functions,
             ignored: BTreeMap::new(),
             stored: Vec::new(),
+            code_stores: Vec::new(),
             members: Vec::new(),
             visible: BTreeMap::new(),
         }
@@ -174,6 +177,7 @@ impl Index {
         let mut files = Files::new(tree);
         let mut ignored: BTreeMap<String, usize> = BTreeMap::new();
         let sections = code_sections(&file);
+        let mut code_stores = Vec::new();
         for i in 0..functions.len() {
             let (addr, size) = (functions[i].addr, functions[i].size);
             let Some(code) = code_of(&sections, addr, size) else {
@@ -181,7 +185,23 @@ impl Index {
             };
             functions[i].file = lines.own_file(addr)?.map(|f| files.id(&f));
             let mut calls = Vec::new();
-            for raw in decode_calls(isa, addr, code) {
+            let is_function = |a: u64| by_start(a).is_some();
+            let (raw_calls, raw_stores) = decode(isa, addr, code, &is_function);
+            for raw in raw_stores {
+                let (file, line) = match lines.location(raw.site) {
+                    Ok(Some((file, line))) => (Some(files.id(file)), line),
+                    _ => (None, 0),
+                };
+                code_stores.push(CodeStore {
+                    function: by_start(raw.value).expect("is_function"),
+                    by: i as u32,
+                    site: raw.site,
+                    file,
+                    line,
+                    offset: raw.offset,
+                });
+            }
+            for raw in raw_calls {
                 let target = match raw {
                     RawCall::Indirect { .. } => Target::Indirect,
                     RawCall::Direct { target, .. } | RawCall::Jump { target, .. } => {
@@ -236,6 +256,7 @@ impl Index {
             functions,
             ignored,
             stored,
+            code_stores,
             members,
             visible,
         })

@@ -3,18 +3,25 @@
 //! from the object's `.dwo` file (split DWARF, as Kbuild's
 //! `CONFIG_DEBUG_INFO_SPLIT` writes it beside the object).
 
-use std::{collections::HashMap, path::Path};
+use std::{cell::OnceCell, collections::HashMap, path::Path};
 
 use anyhow::{bail, Context, Result};
 use gimli::{constants, AttributeValue, UnitOffset};
 
-use crate::analysis::dwarf::lines::{load_dwarf, Store};
+use crate::analysis::dwarf::{
+    lines::{load_dwarf, Store},
+    split::split_files,
+};
 
 type Reader<'a> = gimli::EndianSlice<'a, gimli::RunTimeEndian>;
 
 /// A function-pointer member: its label from the outermost named type,
 /// its offset there, and its label from the innermost named type.
 pub type PointerMember = (String, u64, String);
+
+/// The pointer members of the named types read so far, by the type's
+/// label, size and declaration line.
+pub type KnownTypes = HashMap<(String, Option<u64>, Option<u64>), Vec<PointerMember>>;
 
 /// The innermost named type around a slot with the slot's offset in it
 /// (none yet, below it), and the member path in it.
@@ -24,16 +31,18 @@ type MemberPath = (Option<(String, u64)>, Vec<String>);
 pub struct Variables<'a> {
     dwarf: gimli::Dwarf<Reader<'a>>,
     unit: gimli::Unit<Reader<'a>>,
-    /// By name: the type and the declaration's line.
-    variables: HashMap<String, (UnitOffset, u32)>,
+    /// By name: the type and the declaration's line (read when first asked).
+    variables: OnceCell<HashMap<String, (UnitOffset, u32)>>,
     /// The unit's own source file, as the compiler named it.
     pub unit_name: Option<String>,
 }
 
 impl<'a> Variables<'a> {
-    /// Those of `object`, from the `.dwo` file beside it.
+    /// Those of `object`, from the `.dwo` file its skeleton unit names.
     pub fn of_object(object: &Path, store: &'a Store) -> Result<Variables<'a>> {
-        let path = object.with_extension("dwo");
+        let Some(path) = split_files(object)?.into_iter().next() else {
+            bail!("{}: no split DWARF (-gsplit-dwarf)", object.display());
+        };
         let data =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let data: &'a [u8] = store.alloc(data);
@@ -50,17 +59,36 @@ impl<'a> Variables<'a> {
             bail!("no compilation unit");
         };
         let unit = dwarf.unit(header)?;
+        let unit_name = {
+            let mut entries = unit.entries();
+            match entries.next_dfs()? {
+                Some((_, root)) => {
+                    attr(root, constants::DW_AT_name).and_then(|v| string(&dwarf, &unit, v))
+                }
+                None => None,
+            }
+        };
+        Ok(Variables {
+            dwarf,
+            unit,
+            variables: OnceCell::new(),
+            unit_name,
+        })
+    }
+
+    /// The unit's variables, read once, when a slot asks: the whole unit's
+    /// tree is walked, for the static variables inside functions.
+    fn variables(&self) -> &HashMap<String, (UnitOffset, u32)> {
+        self.variables
+            .get_or_init(|| self.read_variables().unwrap_or_default())
+    }
+
+    fn read_variables(&self) -> Result<HashMap<String, (UnitOffset, u32)>> {
+        let (dwarf, unit) = (&self.dwarf, &self.unit);
         let mut variables: HashMap<String, (UnitOffset, u32)> = HashMap::new();
-        let mut unit_name = None;
         let mut entries = unit.entries();
         while let Some((_, entry)) = entries.next_dfs()? {
-            let tag = entry.tag();
-            if tag == constants::DW_TAG_compile_unit {
-                unit_name =
-                    attr(entry, constants::DW_AT_name).and_then(|v| string(&dwarf, &unit, v));
-                continue;
-            }
-            if tag != constants::DW_TAG_variable {
+            if entry.tag() != constants::DW_TAG_variable {
                 continue;
             }
             // A definition of a variable declared before (`extern` in a
@@ -70,7 +98,7 @@ impl<'a> Variables<'a> {
                 _ => None,
             };
             let named = declared.as_ref().unwrap_or(entry);
-            let name = attr(named, constants::DW_AT_name).and_then(|v| string(&dwarf, &unit, v));
+            let name = attr(named, constants::DW_AT_name).and_then(|v| string(dwarf, unit, v));
             let ty = match attr(named, constants::DW_AT_type) {
                 Some(AttributeValue::UnitRef(offset)) => offset,
                 _ => continue,
@@ -85,21 +113,17 @@ impl<'a> Variables<'a> {
                 variables.insert(name, (ty, line));
             }
         }
-        Ok(Variables {
-            dwarf,
-            unit,
-            variables,
-            unit_name,
-        })
+        Ok(variables)
     }
 
     /// The variable a symbol names: `ops.12`, a static in a function, is
     /// `ops` in the DWARF.
     fn variable(&self, symbol: &str) -> Option<(UnitOffset, u32)> {
-        self.variables.get(symbol).copied().or_else(|| {
+        let variables = self.variables();
+        variables.get(symbol).copied().or_else(|| {
             let (base, suffix) = symbol.rsplit_once('.')?;
             suffix.bytes().all(|b| b.is_ascii_digit()).then_some(())?;
-            self.variables.get(base).copied()
+            variables.get(base).copied()
         })
     }
 
@@ -180,7 +204,10 @@ impl<'a> Variables<'a> {
     /// innermost named type's own label third (`struct
     /// packet_offload.callbacks.gro_receive` at 16 is `struct
     /// offload_callbacks.gro_receive`, which static initializers fill).
-    pub fn pointer_members(&self) -> Vec<PointerMember> {
+    ///
+    /// A type is read once for all units (`known`): the same header's
+    /// structure, met again in another unit, by its label, size and line.
+    pub fn pointer_members(&self, known: &mut KnownTypes) -> Vec<PointerMember> {
         let mut out = Vec::new();
         let Ok(mut tree) = self.unit.entries_tree(None) else {
             return out;
@@ -203,7 +230,20 @@ impl<'a> Variables<'a> {
                 continue;
             };
             let label = format!("{kind} {name}");
-            self.pointers_in(entry.offset(), (&label, &label), 0, &mut out, 0);
+            let number = |at| attr(entry, at).and_then(|v| v.udata_value());
+            let key = (
+                label,
+                number(constants::DW_AT_byte_size),
+                number(constants::DW_AT_decl_line),
+            );
+            if let Some(members) = known.get(&key) {
+                out.extend(members.iter().cloned());
+                continue;
+            }
+            let mut members = Vec::new();
+            self.pointers_in(entry.offset(), (&key.0, &key.0), 0, &mut members, 0);
+            out.extend(members.iter().cloned());
+            known.insert(key, members);
         }
         out
     }

@@ -71,6 +71,8 @@ pub struct Edge {
     pub taken_indirect: bool,
     /// An indirect site's member offset (`index::Call::load`).
     pub load: Option<u64>,
+    /// An indirect site's address (`index::Call::site`).
+    pub at: Option<u64>,
     /// (file, line) of each call site.
     pub sites: Vec<(Option<u32>, u32)>,
 }
@@ -213,6 +215,7 @@ fn callee_edges(index: &Index, f: u32) -> Vec<Edge> {
                     tail: false,
                     taken_indirect: false,
                     load: call.load,
+                    at: Some(call.site),
                     sites: vec![site],
                 });
                 continue;
@@ -232,6 +235,7 @@ fn callee_edges(index: &Index, f: u32) -> Vec<Edge> {
                     tail,
                     taken_indirect: false,
                     load: None,
+                    at: None,
                     sites: vec![site],
                 });
             }
@@ -240,28 +244,38 @@ fn callee_edges(index: &Index, f: u32) -> Vec<Edge> {
     edges
 }
 
-/// The targets a run called through `f`'s indirect sites, as edges.
+/// The targets a run called through `f`'s indirect sites, as edges, each
+/// with the sites it was placed at (`overlay::Placed`).
 fn taken_edges(index: &Index, f: u32, run: &overlay::Overlay) -> Vec<Edge> {
     let Some(taken) = run.indirect.get(&f) else {
         return Vec::new();
     };
-    let sites: Vec<(Option<u32>, u32)> = index.functions[f as usize]
+    let indirect: Vec<&index::Call> = index.functions[f as usize]
         .calls
         .iter()
         .filter(|c| c.target == Target::Indirect)
-        .map(|c| (c.file, c.line))
         .collect();
     taken
         .keys()
         .filter_map(|name| {
             let to = index.functions.iter().position(|g| &g.name == name)? as u32;
+            let sites = indirect
+                .iter()
+                .filter(|c| {
+                    run.at_site
+                        .get(&c.site)
+                        .is_some_and(|t| t.contains_key(name))
+                })
+                .map(|c| (c.file, c.line))
+                .collect();
             Some(Edge {
                 from: f,
                 to: Some(to),
                 tail: false,
                 taken_indirect: true,
                 load: None,
-                sites: sites.clone(),
+                at: None,
+                sites,
             })
         })
         .collect()

@@ -1,13 +1,17 @@
 //! What one traced run reached of the static graph: each function's calls
 //! and time, each caller → callee pair the run took, and, for a function
 //! with indirect call sites, the targets the run called that are none of
-//! its direct callees (function_graph's parent → child), and the helpers
+//! its direct callees (function_graph's parent → child), placed at the
+//! indirect site whose candidates hold it ([`Placed`]), and the helpers
 //! ftrace cannot see that a run's call went through.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::analysis::{
-    callgraph::{Index, Target},
+    callgraph::{
+        sites::{Reach, Sites},
+        Index, Target,
+    },
     ftrace::{base_name, Call, Trace},
 };
 
@@ -30,6 +34,59 @@ pub struct Overlay {
     /// Functions ftrace does not see that a run went through: followed in
     /// the view as if reached.
     pub bridges: HashSet<u32>,
+    /// By indirect call site (its address): the targets the run took there
+    /// (or may have: see [`Placed`]), with their calls.
+    pub at_site: BTreeMap<u64, BTreeMap<String, Took>>,
+}
+
+/// A target a run took through an indirect site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Took {
+    pub calls: usize,
+    pub placed: Placed,
+}
+
+/// How a run's target was placed at one of its function's indirect sites.
+/// ftrace's function_graph gives the caller and the callee, not the call
+/// instruction: the site is the one whose candidates hold the callee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placed {
+    /// Among this site's candidates, and no other site's of the function.
+    Candidate,
+    /// The function's only indirect site, whose member is not named.
+    OnlySite,
+    /// The function's only indirect site is named and does not list it:
+    /// the run came another way the index does not follow (a pointer
+    /// handed to an unseen helper: `NF_HOOK`'s `okfn`).
+    Unlisted,
+    /// No site's candidates hold it, and this is the function's only site
+    /// whose member is not named.
+    OnlyUnnamed,
+    /// One of this many sites: those whose candidates hold it, or (none
+    /// does) those not named, or (all are named) every site. The run's
+    /// calls are the function's, not this site's.
+    OneOf(usize),
+}
+
+impl Placed {
+    /// How the place was found, for the text and the JSON.
+    pub fn how(&self) -> String {
+        match self {
+            Placed::Candidate => "a candidate of this site only".into(),
+            Placed::OnlySite => "the function's only indirect site".into(),
+            Placed::Unlisted => {
+                "its only indirect site does not list it: maybe through a pointer handed to a helper ftrace cannot see".into()
+            }
+            Placed::OnlyUnnamed => {
+                "no site lists it; the only site whose member is not named".into()
+            }
+            Placed::OneOf(n) => format!("ambiguous: one of {n} sites"),
+        }
+    }
+
+    pub fn sure(&self) -> bool {
+        !matches!(self, Placed::OneOf(_) | Placed::Unlisted)
+    }
 }
 
 /// How deep a search goes through functions ftrace cannot see (an
@@ -38,7 +95,9 @@ pub struct Overlay {
 const BRIDGE_DEPTH: usize = 4;
 
 impl Overlay {
-    pub fn new(index: &Index, trace: &Trace) -> Overlay {
+    /// The run in `trace` on `index`; what it took at indirect sites
+    /// placed by their candidates (`sites`).
+    pub fn new(index: &Index, trace: &Trace, sites: &Sites) -> Overlay {
         let mut overlay = Overlay::default();
         for root in &trace.roots {
             walk(root, &mut overlay);
@@ -66,7 +125,7 @@ impl Overlay {
                 if direct_callees(index, p).any(|to| to == c) {
                     continue;
                 }
-                if let Some((through, bridge)) = explain(index, p, c) {
+                if let Some((through, bridge)) = explain(index, p, c, sites) {
                     overlay.bridges.extend(bridge);
                     if let Some(u) = through {
                         *overlay
@@ -79,6 +138,7 @@ impl Overlay {
                 }
             }
         }
+        overlay.at_site = place(index, &overlay.indirect, sites);
         overlay
     }
 
@@ -93,6 +153,63 @@ impl Overlay {
     }
 }
 
+/// Each run's target through a function's indirect sites, at the site
+/// whose candidates hold it; where several could be it, at each of them,
+/// said so.
+pub(super) fn place(
+    index: &Index,
+    indirect: &BTreeMap<u32, BTreeMap<String, usize>>,
+    sites: &Sites,
+) -> BTreeMap<u64, BTreeMap<String, Took>> {
+    let mut out: BTreeMap<u64, BTreeMap<String, Took>> = BTreeMap::new();
+    for (&u, targets) in indirect {
+        let reach: Vec<(u64, Reach)> = index.functions[u as usize]
+            .calls
+            .iter()
+            .filter(|c| c.target == Target::Indirect)
+            .map(|c| (c.site, sites.reach(u, c.file, c.line, c.load)))
+            .collect();
+        for (name, &calls) in targets {
+            let lists = |r: &Reach| match r {
+                Reach::Named { candidates, .. } => candidates
+                    .iter()
+                    .any(|&c| index.functions[c as usize].name == *name),
+                Reach::Unnamed(_) => false,
+            };
+            let listing: Vec<u64> = reach
+                .iter()
+                .filter(|(_, r)| lists(r))
+                .map(|s| s.0)
+                .collect();
+            let unnamed: Vec<u64> = reach
+                .iter()
+                .filter(|(_, r)| matches!(r, Reach::Unnamed(_)))
+                .map(|s| s.0)
+                .collect();
+            let every: Vec<u64> = reach.iter().map(|s| s.0).collect();
+            let (at, placed) = match (listing.len(), unnamed.len(), every.len()) {
+                (1, _, _) => (listing, Placed::Candidate),
+                (0, 0, 1) => (every, Placed::Unlisted),
+                (0, _, 1) => (every, Placed::OnlySite),
+                (0, 1, _) => (unnamed, Placed::OnlyUnnamed),
+                (0, 0, n) => (every, Placed::OneOf(n)),
+                (0, n, _) => (unnamed, Placed::OneOf(n)),
+                (n, _, _) => (listing, Placed::OneOf(n)),
+            };
+            for site in at {
+                out.entry(site).or_default().insert(
+                    name.clone(),
+                    Took {
+                        calls,
+                        placed: placed.clone(),
+                    },
+                );
+            }
+        }
+    }
+    out
+}
+
 fn direct_callees(index: &Index, f: u32) -> impl Iterator<Item = u32> + '_ {
     index.functions[f as usize]
         .calls
@@ -105,21 +222,36 @@ fn direct_callees(index: &Index, f: u32) -> impl Iterator<Item = u32> + '_ {
 
 /// How `p` reached `c` unseen, breadth first through untraceable callees:
 /// `(None, bridge)` when the last of `bridge` calls `c` directly,
-/// `(Some(u), bridge)` when `c` came through an indirect site of `u`.
-fn explain(index: &Index, p: u32, c: u32) -> Option<(Option<u32>, Vec<u32>)> {
+/// `(Some(u), bridge)` when `c` came through an indirect site of `u`: the
+/// nearest `u` with a site whose candidates hold `c`, else the nearest
+/// with an indirect site.
+fn explain(index: &Index, p: u32, c: u32, sites: &Sites) -> Option<(Option<u32>, Vec<u32>)> {
     let mut queue = std::collections::VecDeque::from([(p, Vec::new())]);
     let mut visited = HashSet::from([p]);
     let mut indirect = None;
+    let name = &index.functions[c as usize].name;
     while let Some((u, bridge)) = queue.pop_front() {
         if u != p && direct_callees(index, u).any(|to| to == c) {
             return Some((None, bridge));
         }
-        let has_indirect = index.functions[u as usize]
-            .calls
-            .iter()
-            .any(|call| call.target == Target::Indirect);
-        if has_indirect && indirect.is_none() {
-            indirect = Some((Some(u), bridge.clone()));
+        let mut lists = false;
+        let mut has_indirect = false;
+        for call in index.functions[u as usize].calls.iter() {
+            if call.target != Target::Indirect {
+                continue;
+            }
+            has_indirect = true;
+            if let Reach::Named { candidates, .. } = sites.reach(u, call.file, call.line, call.load)
+            {
+                lists |= candidates
+                    .iter()
+                    .any(|&f| index.functions[f as usize].name == *name);
+            }
+        }
+        if lists && indirect.as_ref().is_none_or(|(_, listed)| !listed) {
+            indirect = Some(((Some(u), bridge.clone()), true));
+        } else if has_indirect && indirect.is_none() {
+            indirect = Some(((Some(u), bridge.clone()), false));
         }
         if bridge.len() == BRIDGE_DEPTH {
             continue;
@@ -132,7 +264,7 @@ fn explain(index: &Index, p: u32, c: u32) -> Option<(Option<u32>, Vec<u32>)> {
             }
         }
     }
-    indirect
+    indirect.map(|(found, _)| found)
 }
 
 fn walk(call: &Call, overlay: &mut Overlay) {

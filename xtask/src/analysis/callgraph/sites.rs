@@ -2,8 +2,10 @@
 //! named from the site's own code and source line (at -O0 the load that
 //! feeds the call is `mov OFF(%reg),%reg`, and the line says `->NAME(`),
 //! matched against the members static initializers store into
-//! ([`stored`](super::stored)): every function stored in that member is
-//! a candidate. A site whose member cannot be named says why.
+//! ([`stored`](super::stored)) and code stores into (named the same way,
+//! from the store's offset and its line's `->member =`): every function
+//! stored in that member is a candidate. A site whose member cannot be
+//! named says why.
 
 use std::{
     cell::RefCell,
@@ -88,6 +90,8 @@ pub struct Sites<'a> {
     /// A member of a named type inside another → the inner type's label.
     inner_of: HashMap<String, String>,
     sources: RefCell<HashMap<Option<u32>, Option<Vec<String>>>>,
+    /// Each of the index's code stores: the members it stores into.
+    pub code_members: Vec<Vec<String>>,
 }
 
 impl<'a> Sites<'a> {
@@ -123,7 +127,7 @@ impl<'a> Sites<'a> {
                     .extend(functions);
             }
         }
-        Sites {
+        let mut sites = Sites {
             index,
             tree,
             members,
@@ -134,7 +138,68 @@ impl<'a> Sites<'a> {
                 .map(|(m, i)| (m.to_string(), i.to_string()))
                 .collect(),
             sources: RefCell::default(),
+            code_members: Vec::new(),
+        };
+        // Code stores, named from their lines; a member of a named type
+        // inside another counts as the inner one's too.
+        let code_members: Vec<Vec<String>> = index
+            .code_stores
+            .iter()
+            .map(|c| {
+                let names = sites
+                    .line(c.file, c.line)
+                    .map(|l| stored_members(&l))
+                    .unwrap_or_default();
+                sites
+                    .members_at(c.by, &names, c.offset)
+                    .into_iter()
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        for (c, members) in index.code_stores.iter().zip(&code_members) {
+            for m in members {
+                for m in std::iter::once(m).chain(sites.inner_of.get(m)) {
+                    sites
+                        .stored_in
+                        .entry(m.clone())
+                        .or_default()
+                        .insert(c.function);
+                }
+            }
         }
+        // An outer label of an inner member stored into by code.
+        let outer: Vec<(String, String)> = sites
+            .inner_of
+            .iter()
+            .map(|(m, i)| (m.clone(), i.clone()))
+            .collect();
+        for (member, inner) in outer {
+            if let Some(functions) = sites.stored_in.get(&inner).cloned() {
+                sites.stored_in.entry(member).or_default().extend(functions);
+            }
+        }
+        sites.code_members = code_members;
+        sites
+    }
+
+    /// A member's label from its innermost named type.
+    pub fn inner<'m>(&'m self, member: &'m str) -> &'m str {
+        self.inner_of.get(member).map_or(member, String::as_str)
+    }
+
+    /// The members named `names` at `offset` whose type the unit of
+    /// function `from` knows (where the index knows its unit's types).
+    fn members_at(&self, from: u32, names: &[String], offset: u64) -> BTreeSet<&String> {
+        let unit = self.index.file(self.index.functions[from as usize].file);
+        let visible = self.index.visible.get(unit);
+        names
+            .iter()
+            .filter_map(|n| self.members.get(&(n.clone(), offset)))
+            .flatten()
+            .filter(|id| visible.is_none_or(|v| v.binary_search(id).is_ok()))
+            .map(|&id| &self.index.members[id as usize].0)
+            .collect()
     }
 
     /// The site at `file:line` in function `from`, whose call was fed by
@@ -151,15 +216,7 @@ impl<'a> Sites<'a> {
         if names.is_empty() {
             return Reach::Unnamed(Why::NoMemberOnLine(text.trim().to_string()));
         }
-        let unit = self.index.file(self.index.functions[from as usize].file);
-        let visible = self.index.visible.get(unit);
-        let members: BTreeSet<&String> = names
-            .iter()
-            .filter_map(|n| self.members.get(&(n.clone(), offset)))
-            .flatten()
-            .filter(|id| visible.is_none_or(|v| v.binary_search(id).is_ok()))
-            .map(|&id| &self.index.members[id as usize].0)
-            .collect();
+        let members = self.members_at(from, &names, offset);
         if members.is_empty() {
             return Reach::Unnamed(Why::NotStored { names, offset });
         }
@@ -193,12 +250,62 @@ impl<'a> Sites<'a> {
                 let through = |m: &String| {
                     m == member || self.inner_of.get(m).is_some_and(|inner| inner == member)
                 };
-                if members.iter().any(through) && !out.contains(&(i as u32, call.file, call.line)) {
+                // A static inline helper built out of line in many objects
+                // (`dst_output`) is one site of the source.
+                let same = |&(g, file, line): &(u32, Option<u32>, u32)| {
+                    self.index.functions[g as usize].name == f.name
+                        && (file, line) == (call.file, call.line)
+                };
+                if members.iter().any(through) && !out.iter().any(same) {
                     out.push((i as u32, call.file, call.line));
                 }
             }
         }
         out
+    }
+
+    /// How `caller` reached `callee` from its call at `file:line` (`file`
+    /// as gdb names it, ending in the index's tree-relative name): through
+    /// the member of an indirect site there, said as "`struct
+    /// proto.sendmsg`" (or why it is not named); `None` for a direct call,
+    /// or a line the index has no call on.
+    pub fn reached_through(
+        &self,
+        caller: &str,
+        file: &str,
+        line: u32,
+        callee: &str,
+    ) -> Option<String> {
+        let mut indirect = None;
+        for (i, f) in self.index.functions.iter().enumerate() {
+            if f.name != caller {
+                continue;
+            }
+            for call in &f.calls {
+                let here = call.line == line && {
+                    let name = self.index.file(call.file);
+                    file == name || file.ends_with(&format!("/{name}"))
+                };
+                if !here {
+                    continue;
+                }
+                match call.target {
+                    Target::Direct(to) | Target::Tail(to)
+                        if self.index.functions[to as usize].name == callee =>
+                    {
+                        return None
+                    }
+                    Target::Indirect if indirect.is_none() => {
+                        indirect = Some(self.reach(i as u32, call.file, call.line, call.load));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Some(match indirect? {
+            Reach::Named { members, .. } => format!("`{}`", members.join("` or `")),
+            Reach::Unnamed(why) => format!("a pointer ({why})"),
+        })
     }
 
     /// How many of the indirect sites of the functions defined under
@@ -275,9 +382,117 @@ pub fn called_members(line: &str) -> Vec<String> {
     out
 }
 
+/// The members a source line stores into: `p->f = `, `s.f = ` (not
+/// `==`), and the first argument of `WRITE_ONCE(p->f, ...)` and
+/// `rcu_assign_pointer(p->f, ...)`.
+pub fn stored_members(line: &str) -> Vec<String> {
+    static ASSIGN: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?:->|\.)\s*([A-Za-z_]\w*)\s*=(?:[^=]|$)").unwrap());
+    static WRAPPED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?:WRITE_ONCE|rcu_assign_pointer)\(\s*[^,]*?(?:->|\.)\s*([A-Za-z_]\w*)\s*,")
+            .unwrap()
+    });
+    let mut out: Vec<String> = Vec::new();
+    for re in [&*WRAPPED, &*ASSIGN] {
+        for c in re.captures_iter(line) {
+            let name = c[1].to_string();
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A frame reached from its caller's indirect site names the member;
+    /// one reached by a direct call does not.
+    #[test]
+    fn a_frame_reached_through_a_pointer_names_the_member() {
+        use crate::analysis::callgraph::{
+            index::{Call, Function},
+            stored::Stored,
+        };
+        let tree = std::env::temp_dir().join(format!("xtask-sites-{}", std::process::id()));
+        std::fs::create_dir_all(tree.join("net")).unwrap();
+        let mut source = vec![String::new(); 9];
+        source.push("\tb();".into());
+        source.push("\terr = sk->sk_prot->sendmsg(sk, msg, size);".into());
+        std::fs::write(tree.join("net/x.c"), source.join("\n")).unwrap();
+        let call = |line, target, load| Call {
+            site: u64::from(line),
+            file: Some(0),
+            line,
+            target,
+            load,
+        };
+        let function = |name: &str, addr, calls| Function {
+            name: name.into(),
+            addr,
+            size: 16,
+            file: Some(0),
+            traceable: true,
+            calls,
+        };
+        let mut index = Index::of(
+            vec!["net/x.c".into()],
+            vec![
+                function(
+                    "a",
+                    0x10,
+                    vec![
+                        call(10, Target::Direct(1), None),
+                        call(11, Target::Indirect, Some(40)),
+                    ],
+                ),
+                function("b", 0x20, Vec::new()),
+                function("tcp_sendmsg", 0x30, Vec::new()),
+            ],
+        );
+        let member = "struct proto.sendmsg".to_string();
+        index.members = vec![(member.clone(), 40, member.clone())];
+        index.stored = vec![Stored {
+            function: 2,
+            variable: "tcp_prot".into(),
+            offset: 40,
+            member: Some(member),
+            member_offset: Some(40),
+            file: "net/x.c".into(),
+            line: 1,
+        }];
+        let sites = Sites::new(&index, tree.clone());
+        let gdb_file = format!("{}/net/x.c", tree.display());
+        assert_eq!(
+            sites.reached_through("a", &gdb_file, 11, "tcp_sendmsg"),
+            Some("`struct proto.sendmsg`".to_string())
+        );
+        assert_eq!(sites.reached_through("a", &gdb_file, 10, "b"), None);
+        assert_eq!(sites.reached_through("a", &gdb_file, 12, "b"), None);
+        std::fs::remove_dir_all(&tree).unwrap();
+    }
+
+    #[test]
+    fn the_members_a_line_stores_into() {
+        let cases: [(&str, &[&str]); 5] = [
+            (
+                "\tsk->sk_destruct\t   = inet_sock_destruct;",
+                &["sk_destruct"],
+            ),
+            (
+                "\tWRITE_ONCE(sk->sk_data_ready, sk_data_ready);",
+                &["sk_data_ready"],
+            ),
+            ("\trcu_assign_pointer(ops->hook, fn);", &["hook"]),
+            ("\tif (sk->sk_destruct == inet_sock_destruct)", &[]),
+            ("\tnew.handler = f;", &["handler"]),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(stored_members(line), expected, "{line}");
+        }
+    }
 
     #[test]
     fn the_members_a_line_calls_through() {

@@ -51,6 +51,22 @@ pub struct Stored {
     pub line: u32,
 }
 
+/// A function's address stored by code into a member through a pointer
+/// (`sk->sk_destruct = inet_sock_destruct`): the member is named from the
+/// line and the offset, as an indirect site's is (`sites::Sites`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeStore {
+    /// The function whose address is stored.
+    pub function: u32,
+    /// The function whose code stores it, and the store's address.
+    pub by: u32,
+    pub site: u64,
+    pub file: Option<u32>,
+    pub line: u32,
+    /// The member's offset from the pointer.
+    pub offset: u64,
+}
+
 /// The objects vmlinux was linked from: the members of the thin archive
 /// `vmlinux.a` beside it (Kbuild's since 6.1). None without it.
 pub fn linked_objects(vmlinux: &Path) -> Result<Vec<PathBuf>> {
@@ -250,6 +266,7 @@ pub fn read(
         Shown::detect(),
     );
     let build_dir = vmlinux_path.parent().unwrap_or(Path::new(""));
+    let mut known = member::KnownTypes::new();
     for path in objects {
         let shown = path.strip_prefix(build_dir).unwrap_or(&path);
         progress.step(&shown.display().to_string());
@@ -278,7 +295,7 @@ pub fn read(
             .unwrap_or_else(|| path.with_extension("c").display().to_string());
         if let Some(types) = &types {
             let mut ids: Vec<u32> = types
-                .pointer_members()
+                .pointer_members(&mut known)
                 .into_iter()
                 .map(|m| {
                     let next = members.len() as u32;

@@ -122,3 +122,89 @@ fn a_function_first_met_at_the_limit_is_expanded_where_it_is_higher() {
         .collect();
     assert_eq!(names, ["r", "x", "y", "y", "z"], "{text}");
 }
+
+/// A run's target through an indirect site is placed at the one site whose
+/// candidates hold it; where two sites list it, or none does, it is placed
+/// at each, as one of them, not guessed.
+#[test]
+fn a_runs_target_is_placed_at_the_site_that_lists_it_or_said_ambiguous() {
+    use super::{
+        overlay::{place, Placed},
+        sites::Sites,
+        stored::Stored,
+    };
+    let tree = std::env::temp_dir().join(format!("xtask-place-{}", std::process::id()));
+    std::fs::create_dir_all(tree.join("net/ipv4")).unwrap();
+    let mut source = vec![String::new(); 10];
+    source.push("\terr = sk->sk_prot->sendmsg(sk, msg, size);".into());
+    source.push("\terr = sk->sk_prot->recvmsg(sk, msg, size);".into());
+    std::fs::write(tree.join("net/ipv4/x.c"), source.join("\n")).unwrap();
+    let mut index = index();
+    // a's sites: 10 direct, 11 through sendmsg (at 40), 12 through recvmsg (at 48).
+    index.functions[0].calls[1].load = Some(40);
+    index.functions[0].calls[2] = Call {
+        site: 0x12,
+        file: Some(0),
+        line: 12,
+        target: Target::Indirect,
+        load: Some(48),
+    };
+    let member = |m: &str, at| (format!("struct proto.{m}"), at, format!("struct proto.{m}"));
+    index.members = vec![member("sendmsg", 40), member("recvmsg", 48)];
+    let stored = |function, m: &str, offset| Stored {
+        function,
+        variable: "tcp_prot".into(),
+        offset,
+        member: Some(format!("struct proto.{m}")),
+        member_offset: Some(offset),
+        file: "net/ipv4/x.c".into(),
+        line: 1,
+    };
+    // b in sendmsg only; c in both; d in neither.
+    index.stored = vec![
+        stored(1, "sendmsg", 40),
+        stored(2, "sendmsg", 40),
+        stored(2, "recvmsg", 48),
+    ];
+    let sites = Sites::new(&index, tree.clone());
+    let taken: std::collections::BTreeMap<String, usize> = [
+        ("b".to_string(), 3),
+        ("c".to_string(), 2),
+        ("d".to_string(), 1),
+    ]
+    .into();
+    let placed = place(&index, &[(0, taken)].into(), &sites);
+    let at = |site: u64, name: &str| {
+        placed
+            .get(&site)
+            .and_then(|t| t.get(name))
+            .map(|t| t.placed.clone())
+    };
+    assert_eq!(at(0x11, "b"), Some(Placed::Candidate));
+    assert_eq!(placed[&0x11]["b"].calls, 3);
+    assert_eq!(at(0x12, "b"), None);
+    assert_eq!(at(0x11, "c"), Some(Placed::OneOf(2)));
+    assert_eq!(at(0x12, "c"), Some(Placed::OneOf(2)));
+    assert_eq!(
+        at(0x11, "d"),
+        Some(Placed::OneOf(2)),
+        "all named, none lists it"
+    );
+    // b's one site, through sendmsg too: d is not listed there, so not
+    // placed there as sure.
+    index.functions[1].calls[0] = Call {
+        site: 0x20,
+        file: Some(0),
+        line: 11,
+        target: Target::Indirect,
+        load: Some(40),
+    };
+    let sites = Sites::new(&index, tree.clone());
+    let taken: std::collections::BTreeMap<String, usize> =
+        [("c".to_string(), 1), ("d".to_string(), 1)].into();
+    let placed = place(&index, &[(1, taken)].into(), &sites);
+    assert_eq!(placed[&0x20]["c"].placed, Placed::Candidate);
+    assert_eq!(placed[&0x20]["d"].placed, Placed::Unlisted);
+    assert!(!Placed::Unlisted.sure());
+    std::fs::remove_dir_all(&tree).unwrap();
+}

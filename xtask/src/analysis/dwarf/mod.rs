@@ -291,6 +291,42 @@ fn summarize_file<'a>(
     file_type: DwarfFileType,
     path: &Path,
 ) -> Result<ObjectSummary> {
+    let mut summary = ObjectSummary::default();
+    each_unit(file, file_type, &mut |unit| {
+        if let Some(dwo_name) = &unit.root.dwo_name {
+            let dwo = split::dwo_path(path, unit.root.comp_dir.as_deref(), dwo_name)?;
+            summary.absorb(summarize_as(&dwo, DwarfFileType::Dwo)?);
+            return Ok(());
+        }
+        let mut counted = ObjectSummary {
+            units: 1,
+            ..ObjectSummary::default()
+        };
+        let bare = bare_header(unit.header, unit.debug_info, unit.endian)?;
+        count_unit(&bare, unit.abbreviations, &mut counted)?;
+        counted.level = unit.root.producer.as_deref().and_then(level_of_producer);
+        counted.producer = unit.root.producer;
+        summary.absorb(counted);
+        Ok(())
+    })?;
+    Ok(summary)
+}
+
+/// One unit of a file, as [`each_unit`] gives it.
+struct UnitAt<'u, 'a> {
+    root: Root,
+    header: &'u UnitHeader<Reader<'a>>,
+    abbreviations: &'u Abbreviations,
+    debug_info: &'a [u8],
+    endian: RunTimeEndian,
+}
+
+/// Each unit of `file`, its header and root read with relocations applied.
+fn each_unit<'a>(
+    file: &'a object::File<'a>,
+    file_type: DwarfFileType,
+    visit: &mut dyn FnMut(UnitAt<'_, '_>) -> Result<()>,
+) -> Result<()> {
     let endian = if file.is_little_endian() {
         RunTimeEndian::Little
     } else {
@@ -320,27 +356,19 @@ fn summarize_file<'a>(
     dwarf.file_type = file_type;
     let debug_info = section(SectionId::DebugInfo).map_or(&[][..], |s| &*s.data);
 
-    let mut summary = ObjectSummary::default();
     let mut headers = dwarf.units();
     while let Some(header) = headers.next()? {
         let abbreviations = dwarf.abbreviations(&header)?;
         let root = read_root(&dwarf, &header, &abbreviations)?;
-        if let Some(dwo_name) = &root.dwo_name {
-            let dwo = split::dwo_path(path, root.comp_dir.as_deref(), dwo_name)?;
-            summary.absorb(summarize_as(&dwo, DwarfFileType::Dwo)?);
-            continue;
-        }
-        let mut unit = ObjectSummary {
-            units: 1,
-            ..ObjectSummary::default()
-        };
-        let bare = bare_header(&header, debug_info, endian)?;
-        count_unit(&bare, &abbreviations, &mut unit)?;
-        unit.level = root.producer.as_deref().and_then(level_of_producer);
-        unit.producer = root.producer;
-        summary.absorb(unit);
+        visit(UnitAt {
+            root,
+            header: &header,
+            abbreviations: &abbreviations,
+            debug_info,
+            endian,
+        })?;
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// The level the last `-O` flag of a producer string selects.

@@ -1,8 +1,8 @@
-//! Where a skeleton unit's `.dwo` file is.
+//! Where a skeleton unit's `.dwo` file is, and the ones an object's units name.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 /// The `.dwo` file a skeleton unit of `object` (an object or vmlinux) names:
 /// `dwo_name` under the unit's compilation directory, as the compiler wrote
@@ -29,6 +29,24 @@ pub(crate) fn dwo_path(object: &Path, comp_dir: Option<&str>, dwo_name: &str) ->
         object.display(),
         as_written.display()
     )
+}
+
+/// The split DWARF files the skeleton units of the object at `path` name,
+/// in unit order, found as [`dwo_path`] finds them; none for an
+/// object whose DWARF is its own.
+pub(crate) fn split_files(path: &Path) -> Result<Vec<PathBuf>> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = object::File::parse(&*data)
+        .with_context(|| format!("{} is not an ELF object file", path.display()))?;
+    let mut out = Vec::new();
+    super::each_unit(&file, gimli::DwarfFileType::Main, &mut |unit| {
+        if let Some(dwo_name) = &unit.root.dwo_name {
+            out.push(dwo_path(path, unit.root.comp_dir.as_deref(), dwo_name)?);
+        }
+        Ok(())
+    })
+    .with_context(|| format!("cannot read the DWARF of {}", path.display()))?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -4,12 +4,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use serde::Serialize;
-
 use crate::{
     analysis::callgraph::{
-        overlay::Overlay,
+        overlay::{Overlay, Took},
         sites::{Reach, Sites},
+        stored::CodeStore,
         Direction, Edge, Index, View,
     },
     study::layers::Layers,
@@ -82,7 +81,7 @@ impl Map<'_> {
             self.view.depth
         );
         if self.overlay.is_some() {
-            out += "; ✓ reached by the run (calls, total time), ✗ not reached, · not traceable (notrace, or inline: a real call at -O0 that function_graph never shows)";
+            out += "; ✓ reached by the run (calls, total time), ✗ not reached, · not traceable (notrace, or inline: a real call at -O0 that function_graph never shows); at an indirect call, `can call`: the functions stored in its member, `did call`: what the run took there";
         }
         out.push('\n');
         let mut expanded = HashSet::new();
@@ -130,20 +129,7 @@ impl Map<'_> {
                 Direction::Callers => Some(edge.from),
             };
             let Some(other) = other else {
-                // A run says what a function reached through its indirect
-                // sites, not through which: said at the first of them.
-                let first = edges.iter().position(|e| e.to.is_none()) == Some(i);
-                let took = match self.overlay.and_then(|o| o.indirect.get(&f)) {
-                    None => String::new(),
-                    Some(_) if !first => "  (the run's targets: at the first indirect call)".into(),
-                    Some(t) => {
-                        let t: Vec<String> = t.iter().map(|(n, c)| format!("{n} ×{c}")).collect();
-                        format!(
-                            "  ✓ through its indirect calls the run took: {}",
-                            t.join(", ")
-                        )
-                    }
-                };
+                let took = self.took_text(edge);
                 out.push_str(&format!(
                     "{prefix}{branch}(indirect call)  ← {}{}{took}\n",
                     self.sites(edge),
@@ -153,7 +139,7 @@ impl Map<'_> {
             };
             let tail = match (edge.tail, edge.taken_indirect) {
                 (true, _) => " (tail call)",
-                (_, true) => " (through an indirect call)",
+                (_, true) => " (did call, through an indirect call)",
                 _ => "",
             };
             let seen = expanded.contains(&other);
@@ -167,6 +153,51 @@ impl Map<'_> {
                 self.tree(other, &format!("{prefix}{more}"), depth + 1, expanded, out);
             }
         }
+    }
+
+    /// What the run took at an indirect site: `  ✓ the run took here:
+    /// ip_queue_xmit ×3`, and what it took at this site or another.
+    fn took_text(&self, edge: &Edge) -> String {
+        let Some(took) = self.took(edge) else {
+            return String::new();
+        };
+        let (sure, maybe): (Vec<_>, Vec<_>) = took.iter().partition(|(_, t)| t.placed.sure());
+        // A target a named site does not list was stored where the index
+        // does not look (a local's initializer: `DEFINE_WAIT_FUNC`).
+        let listed = |name: &str| match self.reach(edge) {
+            Some(Reach::Named { candidates, .. }) => {
+                candidates.iter().any(|&c| self.name(c) == name)
+            }
+            _ => true,
+        };
+        let list = |t: &[(&String, &Took)]| -> String {
+            let t: Vec<String> = t
+                .iter()
+                .map(|(n, t)| match listed(n) {
+                    true => format!("{n} ×{}", t.calls),
+                    false => format!("{n} ×{} (not among its candidates)", t.calls),
+                })
+                .collect();
+            t.join(", ")
+        };
+        let mut out = String::new();
+        if !sure.is_empty() {
+            out += &format!("  ✓ did call here: {}", list(&sure));
+        }
+        // Those not placed here for sure, by how they were placed.
+        let mut by_how: BTreeMap<String, Vec<(&String, &Took)>> = BTreeMap::new();
+        for (n, t) in maybe {
+            by_how.entry(t.placed.how()).or_default().push((n, t));
+        }
+        for (how, t) in by_how {
+            out += &format!("  ? did call, here or elsewhere ({how}): {}", list(&t));
+        }
+        out
+    }
+
+    /// The run's targets at an indirect site's edge.
+    fn took(&self, edge: &Edge) -> Option<&BTreeMap<String, Took>> {
+        self.overlay?.at_site.get(&edge.at?)
     }
 
     fn reach(&self, edge: &Edge) -> Option<Reach> {
@@ -184,7 +215,7 @@ impl Map<'_> {
             }) => {
                 let names: Vec<&str> = candidates.iter().map(|&f| self.name(f)).collect();
                 format!(
-                    "  through `{}`: {} candidate{}: {}",
+                    "  through `{}`: can call {} candidate{}: {}",
                     members.join("` or `"),
                     names.len(),
                     if names.len() == 1 { "" } else { "s" },
@@ -195,21 +226,49 @@ impl Map<'_> {
         }
     }
 
-    /// Where `f`'s address is stored in a static initializer: the ways it
-    /// is called without a direct call.
+    /// Where `f`'s address is stored in a static initializer or by code:
+    /// the ways it is called without a direct call.
     fn stored_text(&self, f: u32) -> String {
         let mut out = String::new();
-        for s in self.index.stored_of(f) {
-            let member = s
-                .member
-                .as_deref()
-                .unwrap_or("a pointer the DWARF does not name");
-            out += &format!(
-                "   ⇠ through `{member}` ({}, {}:{})\n",
-                s.variable, s.file, s.line
+        let mut slots: Vec<(String, Option<&str>)> = self
+            .index
+            .stored_of(f)
+            .map(|s| {
+                let member = s
+                    .member
+                    .as_deref()
+                    .unwrap_or("a pointer the DWARF does not name");
+                (
+                    format!(
+                        "   ⇠ through `{member}` ({}, {}:{})\n",
+                        s.variable, s.file, s.line
+                    ),
+                    s.member.as_deref(),
+                )
+            })
+            .collect();
+        for (by, member) in self.code_stored(f) {
+            let at = format!(
+                "{} ({}:{})",
+                self.name(by.by),
+                self.index.file(by.file),
+                by.line
             );
-            let callers = self.calling_through(s.member.as_deref());
-            if callers.is_empty() && self.sites.is_some() && s.member.is_some() {
+            slots.push(match member {
+                Some(m) => (
+                    format!("   ⇠ through `{m}`, stored by code in {at}\n"),
+                    Some(m),
+                ),
+                None => (
+                    format!("   ⇠ stored by code in {at}, into a member not named\n"),
+                    None,
+                ),
+            });
+        }
+        for (line, member) in slots {
+            out += &line;
+            let callers = self.calling_through(member);
+            if callers.is_empty() && self.sites.is_some() && member.is_some() {
                 out += "     no indirect site calls through it (code that copies it elsewhere is not followed)\n";
             } else if !callers.is_empty() {
                 const SHOWN: usize = 8;
@@ -229,6 +288,31 @@ impl Map<'_> {
                 }
                 out += &format!("     called through it at: {}\n", at.join(", "));
             }
+        }
+        out
+    }
+
+    /// Where code stores `f`'s address, with the member (its innermost
+    /// named type's label), one entry per member.
+    fn code_stored(&self, f: u32) -> Vec<(&CodeStore, Option<&str>)> {
+        let Some(sites) = self.sites else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, c) in self.index.code_stores.iter().enumerate() {
+            if c.function != f {
+                continue;
+            }
+            let mut inner: Vec<&str> = sites.code_members[i]
+                .iter()
+                .map(|m| sites.inner(m))
+                .collect();
+            inner.sort_unstable();
+            inner.dedup();
+            if inner.is_empty() {
+                out.push((c, None));
+            }
+            out.extend(inner.into_iter().map(|m| (c, Some(m))));
         }
         out
     }
@@ -323,169 +407,51 @@ impl Map<'_> {
                         "  i{i} [shape=point, label=\"\"];\n  f{} -> i{i} [label=\"indirect {sites}\", fontsize=8, style=dotted];\n",
                         edge.from
                     );
-                    if let Some(taken) = self.overlay.and_then(|o| o.indirect.get(&edge.from)) {
-                        for name in taken.keys() {
-                            out += &format!(
-                                "  t{i}_{} [label=\"{}\", shape=ellipse];\n  i{i} -> t{i}_{} [style=bold];\n",
-                                ident(name),
-                                escape(name),
-                                ident(name)
-                            );
-                        }
+                    // Can call: grey, dashed, to a grey oval; did call: bold blue.
+                    let taken = self.took(edge);
+                    let candidates = match self.reach(edge) {
+                        Some(Reach::Named { candidates, .. }) => candidates,
+                        _ => Vec::new(),
+                    };
+                    let mut names: Vec<&str> = candidates.iter().map(|&c| self.name(c)).collect();
+                    names.extend(taken.into_iter().flat_map(|t| t.keys().map(String::as_str)));
+                    names.sort_unstable();
+                    names.dedup();
+                    let shown = names.len().min(DOT_CANDIDATES);
+                    for name in &names[..shown] {
+                        let did = taken.is_some_and(|t| t.contains_key(*name));
+                        let (node, edge_style) = match did {
+                            true => (
+                                "shape=ellipse, style=bold",
+                                "style=bold, color=\"#1f5fbf\", label=\"did call\", fontsize=8",
+                            ),
+                            false => (
+                                "shape=ellipse, style=dashed, color=grey, fontcolor=grey40",
+                                "style=dashed, color=grey, label=\"can call\", fontsize=8",
+                            ),
+                        };
+                        out += &format!(
+                            "  t{i}_{id} [label=\"{}\", {node}];\n  i{i} -> t{i}_{id} [{edge_style}];\n",
+                            escape(name),
+                            id = ident(name),
+                        );
+                    }
+                    if names.len() > shown {
+                        out += &format!(
+                            "  t{i}_more [label=\"{} more candidates\", shape=plaintext, fontcolor=grey40];\n  i{i} -> t{i}_more [style=dashed, color=grey];\n",
+                            names.len() - shown
+                        );
                     }
                 }
             }
         }
         out + "}\n"
     }
-
-    pub fn json(&self) -> String {
-        #[derive(Serialize)]
-        struct Node<'a> {
-            name: &'a str,
-            file: &'a str,
-            layer: Option<&'a str>,
-            depth: usize,
-            traceable: bool,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            reached: Option<(usize, f64)>,
-        }
-        #[derive(Serialize)]
-        struct JsonEdge<'a> {
-            from: &'a str,
-            /// null: an indirect call.
-            to: Option<&'a str>,
-            tail: bool,
-            /// A target the run took through an indirect site.
-            taken_indirect: bool,
-            sites: Vec<(&'a str, u32)>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            taken: Option<Vec<&'a str>>,
-            /// An indirect site's members, candidates, or why not named.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            through: Option<Vec<String>>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            candidates: Option<Vec<&'a str>>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            unnamed: Option<String>,
-        }
-        #[derive(Serialize)]
-        struct Json<'a> {
-            direction: &'a str,
-            depth: usize,
-            roots: Vec<&'a str>,
-            functions: Vec<Node<'a>>,
-            edges: Vec<JsonEdge<'a>>,
-            left_out: &'a BTreeMap<String, usize>,
-            /// Where the roots' addresses are stored in static initializers.
-            stored: Vec<JsonStored<'a>>,
-        }
-        #[derive(Serialize)]
-        struct JsonStored<'a> {
-            function: &'a str,
-            variable: &'a str,
-            offset: u64,
-            member: Option<&'a str>,
-            file: &'a str,
-            line: u32,
-            /// The indirect sites that call through the member: function,
-            /// file, line.
-            called_from: Vec<(&'a str, &'a str, u32)>,
-        }
-        let functions = self
-            .view
-            .functions
-            .iter()
-            .map(|(&f, &depth)| {
-                let function = &self.index.functions[f as usize];
-                Node {
-                    name: &function.name,
-                    file: self.file_of(f),
-                    layer: self.layer(f),
-                    depth,
-                    traceable: function.traceable,
-                    reached: self
-                        .overlay
-                        .and_then(|o| o.reached(&function.name))
-                        .map(|r| (r.calls, r.us)),
-                }
-            })
-            .collect();
-        let edges = self
-            .view
-            .edges
-            .iter()
-            .map(|e| {
-                let reach = e.to.is_none().then(|| self.reach(e)).flatten();
-                let (through, candidates, unnamed) = match reach {
-                    None => (None, None, None),
-                    Some(Reach::Named {
-                        members,
-                        candidates,
-                    }) => (
-                        Some(members),
-                        Some(candidates.iter().map(|&f| self.name(f)).collect()),
-                        None,
-                    ),
-                    Some(Reach::Unnamed(why)) => (None, None, Some(why.to_string())),
-                };
-                (e, through, candidates, unnamed)
-            })
-            .map(|(e, through, candidates, unnamed)| JsonEdge {
-                through,
-                candidates,
-                unnamed,
-                from: self.name(e.from),
-                to: e.to.map(|t| self.name(t)),
-                tail: e.tail,
-                taken_indirect: e.taken_indirect,
-                sites: e
-                    .sites
-                    .iter()
-                    .map(|(file, line)| (self.index.file(*file), *line))
-                    .collect(),
-                taken: match (self.overlay, e.to) {
-                    (Some(o), None) => o
-                        .indirect
-                        .get(&e.from)
-                        .map(|t| t.keys().map(String::as_str).collect()),
-                    _ => None,
-                },
-            })
-            .collect();
-        let json = Json {
-            direction: match self.view.direction {
-                Direction::Callees => "callees",
-                Direction::Callers => "callers",
-            },
-            depth: self.view.depth,
-            roots: self.view.roots.iter().map(|&r| self.name(r)).collect(),
-            functions,
-            edges,
-            left_out: &self.index.ignored,
-            stored: self
-                .view
-                .roots
-                .iter()
-                .flat_map(|&r| self.index.stored_of(r))
-                .map(|s| JsonStored {
-                    function: self.name(s.function),
-                    variable: &s.variable,
-                    offset: s.offset,
-                    member: s.member.as_deref(),
-                    file: &s.file,
-                    line: s.line,
-                    called_from: self
-                        .calling_through(s.member.as_deref())
-                        .into_iter()
-                        .map(|(f, file, line)| (self.name(f), self.index.file(file), line))
-                        .collect(),
-                })
-                .collect(),
-        };
-        serde_json::to_string_pretty(&json).expect("plain data serializes") + "\n"
-    }
 }
+
+/// How many of an indirect site's candidates DOT draws (the rest are one
+/// "N more" node): `sk_data_ready` has dozens.
+const DOT_CANDIDATES: usize = 12;
 
 fn short(file: &str) -> &str {
     file.rsplit('/').next().unwrap_or(file)
@@ -500,3 +466,5 @@ fn ident(name: &str) -> String {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect()
 }
+
+mod json;
