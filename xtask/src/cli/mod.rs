@@ -72,6 +72,10 @@ pub enum Command {
     Ci(Ci),
     /// Build, boot with the gdb stub waiting, and stop in gdb at FUNC: one command
     Debug(Debug),
+    /// Record one run of CMD in QEMU (an initramfs guest), to replay and step backwards through
+    Record(Record),
+    /// Replay a recording, under gdb with -b/-x/--batch (reverse-next, reverse-finish, watch -l)
+    Replay(Replay),
     /// Run packetdrill scripts in the guest (the kernel tree's suite by default)
     Packetdrill(Packetdrill),
     /// The static call graph around FUNC, from vmlinux; with --run, what one run reached of it
@@ -458,6 +462,40 @@ pub struct Debug {
     /// The command to run in the guest, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Record {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The recording's name, a folder under the build's .study/record/
+    #[arg(long, default_value = "last", value_name = "NAME")]
+    pub name: String,
+    /// Seconds before a guest that has not reported an exit status is killed
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// The command to record, after `--`: a guest program or a busybox applet
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Replay {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The recording to replay
+    #[arg(value_name = "NAME", default_value = "last")]
+    pub name: String,
+    #[command(flatten)]
+    pub session: Session,
+    /// The stub's port on 127.0.0.1 [default: a free one]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Leave every reverse command to QEMU, which replays from the boot
+    /// (about 20 s each on tiny) [default: gdb's own record from the first
+    /// stop answers at once back to it; `record stop` hands over to QEMU]
+    #[arg(long)]
+    pub qemu_reverse: bool,
 }
 
 #[derive(Args, Debug)]

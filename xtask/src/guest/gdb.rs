@@ -44,7 +44,19 @@ pub struct Session<'a> {
     pub release: Option<&'a Path>,
     /// `study-record` at the first stop: see [`GdbRequest::record`].
     pub record: bool,
+    /// See [`GdbRequest::no_reverse`].
+    pub no_reverse: Option<&'a str>,
 }
+
+/// gdb's reverse commands, each of which [`GdbRequest::no_reverse`] hooks.
+const REVERSE: [&str; 6] = [
+    "reverse-step",
+    "reverse-next",
+    "reverse-stepi",
+    "reverse-nexti",
+    "reverse-continue",
+    "reverse-finish",
+];
 
 /// The gdb script: load vmlinux and its helpers, connect, break, continue;
 /// with batch commands, run them at the first stop, then detach.
@@ -74,6 +86,18 @@ pub fn script(s: &Session) -> String {
     line(format!("directory {}", s.tree.display()));
     for command in s.before_connect {
         line(command.clone());
+    }
+    if let Some(why) = s.no_reverse {
+        // A hook that fails stops its command; gdb's own recording
+        // (study-record) still answers.
+        let why = why.replace(['"', '\\'], "'");
+        for command in REVERSE {
+            line(format!("define hook-{command}"));
+            line(format!(
+                "python if gdb.current_recording() is None or gdb.current_recording().method != 'full': raise gdb.GdbError(\"{why}\")"
+            ));
+            line("end".into());
+        }
     }
     line(format!("target remote 127.0.0.1:{}", s.port));
     if let Some(release) = s.release {
@@ -138,6 +162,9 @@ pub struct GdbRequest<'a> {
     /// gdb's process record from the first stop (`study-record`), so that
     /// reverse commands go back to it at once: `debug --record`.
     pub record: bool,
+    /// Reverse commands fail with this line unless gdb's own recording
+    /// answers them: a replay on a QEMU that cannot run backwards.
+    pub no_reverse: Option<String>,
 }
 
 /// A task name fit for the session file: letters, digits, `_`, `-`, `.`,
@@ -205,6 +232,7 @@ pub fn gdb_command<'a>(
         index_cache: index_cache.as_deref(),
         release: req.release,
         record: req.record,
+        no_reverse: req.no_reverse.as_deref(),
     };
     let text = script(&session);
     let script_path = p.state().gdb().join(format!("session-{}.gdb", req.port));
@@ -229,6 +257,51 @@ pub fn gdb_command<'a>(
         cmd!(sh, "nice -n 10 {gdb} -q {batch...} -x {script_path}")
     } else {
         cmd!(sh, "{gdb} -q {batch...} -x {script_path}")
+    })
+}
+
+/// Boots `argv` in the background as `run` asks (its console in the build's
+/// debug folder), runs gdb on it as `gdb` asks (the held command released
+/// at gdb's first continue), and stops the guest when gdb exits: `debug`
+/// and `replay`. gdb's exit status is ours.
+pub fn session_on_guest(
+    ctx: &Ctx,
+    p: &Prepared,
+    run: &RunRequest,
+    argv: &[String],
+    gdb: GdbRequest,
+) -> Result<std::process::ExitCode> {
+    let console = p.state().debug().join(format!("console-{}.log", gdb.port));
+    let guest = start_background(&ctx.exec, p, run, argv, &console)?;
+    let release = release_file(p, run);
+    if guest.is_some() {
+        eprintln!(
+            "guest console: {} (`tail -f` it in another terminal)",
+            console.display()
+        );
+        if release.is_some() {
+            eprintln!(
+                "the kernel boots while gdb reads vmlinux; the command starts at gdb's \
+                 first continue (--from-boot: stop in the boot too)"
+            );
+        }
+    }
+    let gdb = GdbRequest {
+        release: release.as_deref(),
+        ..gdb
+    };
+    let status = run_gdb(&ctx.exec, p, &ctx.study_dir(), &gdb)?;
+    if let Some(guest) = &guest {
+        match guest.exit() {
+            Some(code) => eprintln!("the guest command exited with status {code}"),
+            None => eprintln!("gdb exited; stopping the guest"),
+        }
+    }
+    drop(guest);
+    Ok(if status.success() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
     })
 }
 
@@ -293,6 +366,7 @@ pub fn batch_at_stop_output(
         index_cache: false,
         release: release.as_deref(),
         record: false,
+        no_reverse: None,
     };
     let output = ctx
         .exec
@@ -363,6 +437,7 @@ mod tests {
             index_cache: None,
             release: None,
             record: false,
+            no_reverse: None,
         };
         expect_test::expect![[r#"
             set pagination off
@@ -422,6 +497,7 @@ mod tests {
             index_cache: None,
             release: Some(Path::new("/b/study/.study/run/release-1234-99")),
             record: false,
+            no_reverse: None,
         };
         expect_test::expect![[r#"
             set pagination off
@@ -466,6 +542,7 @@ mod tests {
             index_cache: None,
             release: None,
             record: false,
+            no_reverse: None,
         };
         let text = script(&s);
         let at = |l: &str| text.lines().position(|x| x == l).unwrap();

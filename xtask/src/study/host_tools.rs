@@ -159,7 +159,7 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Tool>> {
         if let Some(deb) = &tool.deb {
             let Some(dir) = deb_dir(deb) else {
                 bail!(
-                    "{}: tool `{}`: deb = \"{deb}\" needs the form NAME:ARCH",
+                    "{}: tool `{}`: deb = \"{deb}\" needs the form NAME:ARCH or NAME:ARCH/SUITE",
                     path.display(),
                     tool.name
                 );
@@ -261,10 +261,22 @@ fn packages<'a>(
     out
 }
 
-/// Where a `NAME:ARCH` package is unpacked, relative to the repo root.
+/// A `deb` tool's package, architecture and suite: `NAME:ARCH`, or
+/// `NAME:ARCH/SUITE` for a release of another suite (backports).
+pub fn deb_parts(deb: &str) -> Option<(&str, &str, Option<&str>)> {
+    let (name, rest) = deb.split_once(':')?;
+    let (arch, suite) = match rest.split_once('/') {
+        Some((arch, suite)) => (arch, Some(suite)),
+        None => (rest, None),
+    };
+    (!name.is_empty() && !arch.is_empty() && suite != Some("")).then_some((name, arch, suite))
+}
+
+/// Where a `NAME:ARCH[/SUITE]` package is unpacked, relative to the repo
+/// root.
 pub fn deb_dir(deb: &str) -> Option<String> {
-    let (name, arch) = deb.split_once(':')?;
-    (!name.is_empty() && !arch.is_empty()).then(|| format!("{DEB_DIR}/{name}_{arch}"))
+    let (name, arch, _) = deb_parts(deb)?;
+    Some(format!("{DEB_DIR}/{name}_{arch}"))
 }
 
 /// The `deb` tools of `tools`, in file order, once each.
