@@ -755,3 +755,27 @@ while recording (gdb steps each instruction); `record stop` ends it."""
 
 
 StudyRecord()
+
+
+class StudyRecordStop(gdb.Command):
+    """study-record-stop: end gdb's recording where the guest really is.
+Going backwards through gdb's log writes the old registers and memory into
+the guest, whose own clock stays at the log's end: a plain `record stop`
+there leaves the guest a mix of two moments, and under `replay` QEMU's
+replay would run on from it. This goes to the log's end first (`record goto
+end`), then stops recording; on `replay`, reverse commands then go to QEMU,
+which replays from the boot (about 20 s each on tiny)."""
+
+    def __init__(self):
+        super().__init__("study-record-stop", gdb.COMMAND_RUNNING)
+
+    def invoke(self, arg, from_tty):
+        if gdb.current_recording() is None:
+            raise gdb.GdbError("study-record-stop: gdb is not recording")
+        gdb.execute("record goto end", to_string=True)
+        gdb.execute("record stop", to_string=True)
+        gdb.execute("frame")
+        gdb.write("study-record-stop: back at the log's end, recording stopped\n")
+
+
+StudyRecordStop()

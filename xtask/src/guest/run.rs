@@ -136,6 +136,7 @@ fn guest_spec(
         out_dir: req.out_dir.clone(),
         status: None,
         gdb_port: req.gdb_port,
+        nokaslr: false,
         wait_gdb: req.wait_gdb,
         hold: None,
         verbose,
@@ -294,6 +295,9 @@ fn prepare<'a>(
             }
             let mut q = p.arch.qemu()?.clone();
             if let Some(rr) = &req.rr {
+                // The replay boots what was recorded, with gdb or without.
+                guest.nokaslr = true;
+                guest.verbose = false;
                 q.binary = rr.qemu.binary.clone();
                 guest.qemu_args.extend(rr.qemu_args());
                 rr.check_cmdline(exec, &qemu::kernel_cmdline(&q, &guest))?;
