@@ -25,19 +25,22 @@ const STEPS: usize = 4;
 /// the one `setup --install` unpacks; found by asking each its version.
 fn qemu_that_reverses() -> Option<String> {
     let unpacked = repo().join("target/debs/qemu-system-x86_amd64/usr/bin/qemu-system-x86_64");
-    ["qemu-system-x86_64".to_string(), unpacked.display().to_string()]
-        .into_iter()
-        .find(|q| {
-            let out = std::process::Command::new(q).arg("--version").output();
-            let Ok(out) = out else { return false };
-            let text = String::from_utf8_lossy(&out.stdout).to_string();
-            let major = text
-                .split("version ")
-                .nth(1)
-                .and_then(|v| v.split('.').next())
-                .and_then(|m| m.parse::<u32>().ok());
-            major.is_some_and(|m| m >= 10)
-        })
+    [
+        "qemu-system-x86_64".to_string(),
+        unpacked.display().to_string(),
+    ]
+    .into_iter()
+    .find(|q| {
+        let out = std::process::Command::new(q).arg("--version").output();
+        let Ok(out) = out else { return false };
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let major = text
+            .split("version ")
+            .nth(1)
+            .and_then(|v| v.split('.').next())
+            .and_then(|m| m.parse::<u32>().ok());
+        major.is_some_and(|m| m >= 10)
+    })
 }
 
 fn recordings() -> PathBuf {
@@ -163,7 +166,11 @@ fn watch_stop(out: &Output) -> (usize, u64, u64) {
     let c = re
         .captures(&stdout)
         .unwrap_or_else(|| panic!("the watchpoint did not stop:\n{}", text(out)));
-    (c[3].parse().unwrap(), c[1].parse().unwrap(), c[2].parse().unwrap())
+    (
+        c[3].parse().unwrap(),
+        c[1].parse().unwrap(),
+        c[2].parse().unwrap(),
+    )
 }
 
 fn walk_session() -> Output {
@@ -206,9 +213,16 @@ fn reverse_steps_retrace_the_way_forward_and_two_replays_agree() {
         let seen = forward
             .iter()
             .find(|f| f["pc"] == stop["pc"])
-            .unwrap_or_else(|| panic!("reverse-next stopped where the way forward never was: {stop}"));
+            .unwrap_or_else(|| {
+                panic!("reverse-next stopped where the way forward never was: {stop}")
+            });
         assert_eq!(stop["line"], seen["line"]);
-        assert_eq!(stop["locals"], seen["locals"], "back at line {}", line(stop));
+        assert_eq!(
+            stop["locals"],
+            seen["locals"],
+            "back at line {}",
+            line(stop)
+        );
     }
     let mut order: Vec<usize> = back
         .iter()

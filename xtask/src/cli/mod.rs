@@ -465,40 +465,6 @@ pub struct Debug {
 }
 
 #[derive(Args, Debug)]
-pub struct Record {
-    #[command(flatten)]
-    pub target: TargetArgs,
-    /// The recording's name, a folder under the build's .study/record/
-    #[arg(long, default_value = "last", value_name = "NAME")]
-    pub name: String,
-    /// Seconds before a guest that has not reported an exit status is killed
-    #[arg(long, default_value_t = 600)]
-    pub timeout: u64,
-    /// The command to record, after `--`: a guest program or a busybox applet
-    #[arg(last = true, required = true, value_name = "CMD")]
-    pub command: Vec<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct Replay {
-    #[command(flatten)]
-    pub target: TargetArgs,
-    /// The recording to replay
-    #[arg(value_name = "NAME", default_value = "last")]
-    pub name: String,
-    #[command(flatten)]
-    pub session: Session,
-    /// The stub's port on 127.0.0.1 [default: a free one]
-    #[arg(long)]
-    pub port: Option<u16>,
-    /// Leave every reverse command to QEMU, which replays from the boot
-    /// (about 20 s each on tiny) [default: gdb's own record from the first
-    /// stop answers at once back to it; `record stop` hands over to QEMU]
-    #[arg(long)]
-    pub qemu_reverse: bool,
-}
-
-#[derive(Args, Debug)]
 pub struct Packetdrill {
     #[command(flatten)]
     pub target: TargetArgs,
@@ -623,8 +589,10 @@ impl From<TracerArg> for Tracer {
 
 pub mod completions;
 mod live_state;
+mod time_travel;
 pub use completions::Completions;
 pub use live_state::{Drgn, Dump};
+pub use time_travel::{Record, Replay};
 
 #[cfg(test)]
 mod tests;

@@ -517,6 +517,41 @@ mod tests {
         .assert_eq(&script(&s));
     }
 
+    /// A replay on a QEMU that cannot reverse: each reverse command is
+    /// hooked before connecting, and the hook lets gdb's own record answer.
+    #[test]
+    fn reverse_commands_are_refused_with_the_line_given() {
+        let s = Session {
+            build_dir: Path::new("/b/tiny"),
+            tree: Path::new("/src/linux"),
+            study_py: Path::new("/r/study/gdb/study.py"),
+            port: 1234,
+            before_connect: &[],
+            modules: false,
+            gdb_scripts: false,
+            hardware: false,
+            breaks: &[],
+            only_comm: None,
+            scripts: &[],
+            batch: &[],
+            index_cache: None,
+            release: None,
+            record: false,
+            no_reverse: Some("QEMU 7.2 \"cannot\""),
+        };
+        let text = script(&s);
+        let at = |l: &str| text.lines().position(|x| x == l).unwrap();
+        for command in REVERSE {
+            assert!(at(&format!("define hook-{command}")) < at("target remote 127.0.0.1:1234"));
+        }
+        assert!(
+            text.contains(
+                "current_recording().method != 'full': raise gdb.GdbError(\"QEMU 7.2 'cannot'\")"
+            ),
+            "{text}"
+        );
+    }
+
     /// UML's commands come before the connection: gdb reads the libraries
     /// of the kernel process locally and lets its own signals through.
     #[test]
