@@ -779,3 +779,20 @@ which replays from the boot (about 20 s each on tiny)."""
 
 
 StudyRecordStop()
+
+
+class StudyNoReverse(gdb.Command):
+    """study-no-reverse WHY: fail with WHY unless gdb's own record is on.
+`replay` hooks each reverse command with it on a QEMU that cannot run
+backwards: gdb's record (study-record) still answers them."""
+
+    def __init__(self):
+        super().__init__("study-no-reverse", gdb.COMMAND_RUNNING)
+
+    def invoke(self, arg, from_tty):
+        recording = gdb.current_recording()
+        if recording is None or recording.method != "full":
+            raise gdb.GdbError(arg)
+
+
+StudyNoReverse()

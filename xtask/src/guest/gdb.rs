@@ -89,13 +89,11 @@ pub fn script(s: &Session) -> String {
     }
     if let Some(why) = s.no_reverse {
         // A hook that fails stops its command; gdb's own recording
-        // (study-record) still answers.
-        let why = why.replace(['"', '\\'], "'");
+        // (study-record) still answers (study.py's study-no-reverse).
+        let why = why.replace('\n', " ");
         for command in REVERSE {
             line(format!("define hook-{command}"));
-            line(format!(
-                "python if gdb.current_recording() is None or gdb.current_recording().method != 'full': raise gdb.GdbError(\"{why}\")"
-            ));
+            line(format!("study-no-reverse {why}"));
             line("end".into());
         }
     }
@@ -545,9 +543,7 @@ mod tests {
             assert!(at(&format!("define hook-{command}")) < at("target remote 127.0.0.1:1234"));
         }
         assert!(
-            text.contains(
-                "current_recording().method != 'full': raise gdb.GdbError(\"QEMU 7.2 'cannot'\")"
-            ),
+            text.contains("define hook-reverse-next\nstudy-no-reverse QEMU 7.2 \"cannot\"\nend\n"),
             "{text}"
         );
     }
