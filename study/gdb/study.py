@@ -755,3 +755,44 @@ while recording (gdb steps each instruction); `record stop` ends it."""
 
 
 StudyRecord()
+
+
+class StudyRecordStop(gdb.Command):
+    """study-record-stop: end gdb's recording where the guest really is.
+Going backwards through gdb's log writes the old registers and memory into
+the guest, whose own clock stays at the log's end: a plain `record stop`
+there leaves the guest a mix of two moments, and under `replay` QEMU's
+replay would run on from it. This goes to the log's end first (`record goto
+end`), then stops recording; on `replay`, reverse commands then go to QEMU,
+which replays from the boot (about 20 s each on tiny)."""
+
+    def __init__(self):
+        super().__init__("study-record-stop", gdb.COMMAND_RUNNING)
+
+    def invoke(self, arg, from_tty):
+        if gdb.current_recording() is None:
+            raise gdb.GdbError("study-record-stop: gdb is not recording")
+        gdb.execute("record goto end", to_string=True)
+        gdb.execute("record stop", to_string=True)
+        gdb.execute("frame")
+        gdb.write("study-record-stop: back at the log's end, recording stopped\n")
+
+
+StudyRecordStop()
+
+
+class StudyNoReverse(gdb.Command):
+    """study-no-reverse WHY: fail with WHY unless gdb's own record is on.
+`replay` hooks each reverse command with it on a QEMU that cannot run
+backwards: gdb's record (study-record) still answers them."""
+
+    def __init__(self):
+        super().__init__("study-no-reverse", gdb.COMMAND_RUNNING)
+
+    def invoke(self, arg, from_tty):
+        recording = gdb.current_recording()
+        if recording is None or recording.method != "full":
+            raise gdb.GdbError(arg)
+
+
+StudyNoReverse()

@@ -104,11 +104,14 @@ fn install_pip(ctx: &Ctx, pip: &[&str]) -> Result<()> {
 fn unpack_deb(ctx: &Ctx, deb: &str) -> Result<()> {
     let exec = &ctx.exec;
     let sh = exec.sh();
-    let (Some(dir), Some((name, arch))) = (host_tools::deb_dir(deb), deb.split_once(':')) else {
-        bail!("deb = \"{deb}\" needs the form NAME:ARCH");
+    let (Some(dir), Some((name, arch, suite))) =
+        (host_tools::deb_dir(deb), host_tools::deb_parts(deb))
+    else {
+        bail!("deb = \"{deb}\" needs the form NAME:ARCH or NAME:ARCH/SUITE");
     };
+    let native = answer(exec, cmd!(sh, "dpkg --print-architecture"))?;
     let known = answer(exec, cmd!(sh, "dpkg --print-foreign-architectures"))?;
-    if !known.lines().any(|a| a.trim() == arch) {
+    if native.trim() != arch && !known.lines().any(|a| a.trim() == arch) {
         exec.require_root(&format!(
             "apt does not know {arch} packages yet ({deb}): run `sudo dpkg --add-architecture {arch} && sudo apt-get update`, or this as root"
         ))?;
@@ -122,7 +125,16 @@ fn unpack_deb(ctx: &Ctx, deb: &str) -> Result<()> {
     exec.remove_all(&partial)?;
     {
         let _in = sh.push_dir(&download);
-        exec.run(cmd!(sh, "apt-get download -q {deb}"))?;
+        exec.run(cmd!(sh, "apt-get download -q {deb}"))
+            .map_err(|e| match suite {
+                // The one failure with a known fix: apt does not know the suite.
+                Some(suite) => e.context(format!(
+                    "apt-get could not download {name} from {suite}: add {suite} to apt's sources \
+                 (`deb http://deb.debian.org/debian {suite} main`), run `apt-get update`, then \
+                 `cargo xtask setup --install` again"
+                )),
+                None => e,
+            })?;
     }
     // A dry run downloaded nothing: the name it would find.
     let file = exec

@@ -63,6 +63,8 @@ fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::Ci(flags) => flags.run(&ctx)?,
         Command::Packetdrill(flags) => flags.run(&ctx)?,
         Command::Debug(flags) => flags.run(&ctx)?,
+        Command::Record(flags) => flags.run(&ctx)?,
+        Command::Replay(flags) => flags.run(&ctx)?,
         Command::Callgraph(flags) => flags.run(&ctx).map(done)?,
         Command::Follow(flags) => flags.run(&ctx).map(done)?,
         Command::Drgn(flags) => flags.run(&ctx)?,

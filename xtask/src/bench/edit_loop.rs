@@ -188,6 +188,7 @@ fn one_loop(ctx: &Ctx, p: &Prepared, request: &BuildRequest, from_boot: bool) ->
         index_cache: false,
         release: release.as_deref(),
         record: false,
+        no_reverse: None,
     };
     let gdb_start = SystemTime::now();
     let output = ctx

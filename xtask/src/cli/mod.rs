@@ -72,6 +72,10 @@ pub enum Command {
     Ci(Ci),
     /// Build, boot with the gdb stub waiting, and stop in gdb at FUNC: one command
     Debug(Debug),
+    /// Record one run of CMD in QEMU (an initramfs guest), to replay and step backwards through
+    Record(Record),
+    /// Replay a recording, under gdb with -b/-x/--batch (reverse-next, reverse-finish, watch -l)
+    Replay(Replay),
     /// Run packetdrill scripts in the guest (the kernel tree's suite by default)
     Packetdrill(Packetdrill),
     /// The static call graph around FUNC, from vmlinux; with --run, what one run reached of it
@@ -588,8 +592,10 @@ impl From<TracerArg> for Tracer {
 
 pub mod completions;
 mod live_state;
+mod time_travel;
 pub use completions::Completions;
 pub use live_state::{Drgn, Dump};
+pub use time_travel::{Record, Replay};
 
 #[cfg(test)]
 mod tests;

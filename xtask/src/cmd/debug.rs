@@ -13,10 +13,9 @@ use crate::{
     cli,
     ctx::{Ctx, Prepared},
     guest::{
-        gdb::{free_port, run_gdb, GdbRequest},
-        hold::release_file,
+        gdb::{free_port, session_on_guest, GdbRequest},
         qemu::Accel,
-        run::{start_background, RunRequest},
+        run::RunRequest,
     },
     util::lock::Access,
 };
@@ -72,21 +71,6 @@ impl cli::Debug {
             cpu_features,
             ..RunRequest::new(Accel::Tcg)
         };
-        let console = p.state().debug().join(format!("console-{port}.log"));
-        let guest = start_background(&ctx.exec, &p, &request, &self.command, &console)?;
-        let release = release_file(&p, &request);
-        if guest.is_some() {
-            eprintln!(
-                "guest console: {} (`tail -f` it in another terminal)",
-                console.display()
-            );
-            if release.is_some() {
-                eprintln!(
-                    "the kernel boots while gdb reads vmlinux; the command starts at gdb's \
-                     first continue (--from-boot: stop in the boot too)"
-                );
-            }
-        }
         let gdb = GdbRequest {
             port,
             hardware: false,
@@ -95,21 +79,10 @@ impl cli::Debug {
             scripts: &self.session.scripts,
             batch: &self.session.batch,
             index_cache: unchanged,
-            release: release.as_deref(),
+            release: None,
             record: self.record,
+            no_reverse: None,
         };
-        let status = run_gdb(&ctx.exec, &p, &ctx.study_dir(), &gdb)?;
-        if let Some(guest) = &guest {
-            match guest.exit() {
-                Some(code) => eprintln!("the guest command exited with status {code}"),
-                None => eprintln!("gdb exited; stopping the guest"),
-            }
-        }
-        drop(guest);
-        Ok(if status.success() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        })
+        session_on_guest(ctx, &p, &request, &self.command, gdb)
     }
 }

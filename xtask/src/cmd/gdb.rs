@@ -35,6 +35,7 @@ impl cli::Gdb {
             // A guest of `run --wait-gdb` waits at the reset vector.
             release: None,
             record: false,
+            no_reverse: None,
         };
         let status = run_gdb(&ctx.exec, &p, &ctx.study_dir(), &request)?;
         Ok(if status.success() {

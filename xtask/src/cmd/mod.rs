@@ -16,6 +16,8 @@ pub mod gdb;
 pub mod kernel;
 pub mod opt_report;
 pub mod packetdrill;
+pub mod record;
+pub mod replay;
 pub mod run;
 pub mod setup;
 pub mod trace;

@@ -64,6 +64,7 @@ impl cli::Run {
             files: Vec::new(),
             console_to_stderr: false,
             linger: false,
+            rr: None,
         };
         if self.command.is_empty() {
             return run::interactive(ctx, &p, &request);

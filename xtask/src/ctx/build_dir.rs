@@ -156,6 +156,11 @@ impl StateDir {
         self.0.join("bench")
     }
 
+    /// `record`'s recordings, one folder each (guest::recording).
+    pub fn recordings(&self) -> PathBuf {
+        self.0.join("record")
+    }
+
     /// What a run leaves while it runs, removed when stale.
     pub fn run_dirs(&self) -> [PathBuf; 3] {
         [self.run(), self.initramfs(), self.trace()]

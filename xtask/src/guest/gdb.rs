@@ -44,7 +44,19 @@ pub struct Session<'a> {
     pub release: Option<&'a Path>,
     /// `study-record` at the first stop: see [`GdbRequest::record`].
     pub record: bool,
+    /// See [`GdbRequest::no_reverse`].
+    pub no_reverse: Option<&'a str>,
 }
+
+/// gdb's reverse commands, each of which [`GdbRequest::no_reverse`] hooks.
+const REVERSE: [&str; 6] = [
+    "reverse-step",
+    "reverse-next",
+    "reverse-stepi",
+    "reverse-nexti",
+    "reverse-continue",
+    "reverse-finish",
+];
 
 /// The gdb script: load vmlinux and its helpers, connect, break, continue;
 /// with batch commands, run them at the first stop, then detach.
@@ -74,6 +86,16 @@ pub fn script(s: &Session) -> String {
     line(format!("directory {}", s.tree.display()));
     for command in s.before_connect {
         line(command.clone());
+    }
+    if let Some(why) = s.no_reverse {
+        // A hook that fails stops its command; gdb's own recording
+        // (study-record) still answers (study.py's study-no-reverse).
+        let why = why.replace('\n', " ");
+        for command in REVERSE {
+            line(format!("define hook-{command}"));
+            line(format!("study-no-reverse {why}"));
+            line("end".into());
+        }
     }
     line(format!("target remote 127.0.0.1:{}", s.port));
     if let Some(release) = s.release {
@@ -138,6 +160,9 @@ pub struct GdbRequest<'a> {
     /// gdb's process record from the first stop (`study-record`), so that
     /// reverse commands go back to it at once: `debug --record`.
     pub record: bool,
+    /// Reverse commands fail with this line unless gdb's own recording
+    /// answers them: a replay on a QEMU that cannot run backwards.
+    pub no_reverse: Option<String>,
 }
 
 /// A task name fit for the session file: letters, digits, `_`, `-`, `.`,
@@ -205,6 +230,7 @@ pub fn gdb_command<'a>(
         index_cache: index_cache.as_deref(),
         release: req.release,
         record: req.record,
+        no_reverse: req.no_reverse.as_deref(),
     };
     let text = script(&session);
     let script_path = p.state().gdb().join(format!("session-{}.gdb", req.port));
@@ -229,6 +255,51 @@ pub fn gdb_command<'a>(
         cmd!(sh, "nice -n 10 {gdb} -q {batch...} -x {script_path}")
     } else {
         cmd!(sh, "{gdb} -q {batch...} -x {script_path}")
+    })
+}
+
+/// Boots `argv` in the background as `run` asks (its console in the build's
+/// debug folder), runs gdb on it as `gdb` asks (the held command released
+/// at gdb's first continue), and stops the guest when gdb exits: `debug`
+/// and `replay`. gdb's exit status is ours.
+pub fn session_on_guest(
+    ctx: &Ctx,
+    p: &Prepared,
+    run: &RunRequest,
+    argv: &[String],
+    gdb: GdbRequest,
+) -> Result<std::process::ExitCode> {
+    let console = p.state().debug().join(format!("console-{}.log", gdb.port));
+    let guest = start_background(&ctx.exec, p, run, argv, &console)?;
+    let release = release_file(p, run);
+    if guest.is_some() {
+        eprintln!(
+            "guest console: {} (`tail -f` it in another terminal)",
+            console.display()
+        );
+        if release.is_some() {
+            eprintln!(
+                "the kernel boots while gdb reads vmlinux; the command starts at gdb's \
+                 first continue (--from-boot: stop in the boot too)"
+            );
+        }
+    }
+    let gdb = GdbRequest {
+        release: release.as_deref(),
+        ..gdb
+    };
+    let status = run_gdb(&ctx.exec, p, &ctx.study_dir(), &gdb)?;
+    if let Some(guest) = &guest {
+        match guest.exit() {
+            Some(code) => eprintln!("the guest command exited with status {code}"),
+            None => eprintln!("gdb exited; stopping the guest"),
+        }
+    }
+    drop(guest);
+    Ok(if status.success() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
     })
 }
 
@@ -293,6 +364,7 @@ pub fn batch_at_stop_output(
         index_cache: false,
         release: release.as_deref(),
         record: false,
+        no_reverse: None,
     };
     let output = ctx
         .exec
@@ -363,6 +435,7 @@ mod tests {
             index_cache: None,
             release: None,
             record: false,
+            no_reverse: None,
         };
         expect_test::expect![[r#"
             set pagination off
@@ -422,6 +495,7 @@ mod tests {
             index_cache: None,
             release: Some(Path::new("/b/study/.study/run/release-1234-99")),
             record: false,
+            no_reverse: None,
         };
         expect_test::expect![[r#"
             set pagination off
@@ -439,6 +513,39 @@ mod tests {
             continue
         "#]]
         .assert_eq(&script(&s));
+    }
+
+    /// A replay on a QEMU that cannot reverse: each reverse command is
+    /// hooked before connecting, and the hook lets gdb's own record answer.
+    #[test]
+    fn reverse_commands_are_refused_with_the_line_given() {
+        let s = Session {
+            build_dir: Path::new("/b/tiny"),
+            tree: Path::new("/src/linux"),
+            study_py: Path::new("/r/study/gdb/study.py"),
+            port: 1234,
+            before_connect: &[],
+            modules: false,
+            gdb_scripts: false,
+            hardware: false,
+            breaks: &[],
+            only_comm: None,
+            scripts: &[],
+            batch: &[],
+            index_cache: None,
+            release: None,
+            record: false,
+            no_reverse: Some("QEMU 7.2 \"cannot\""),
+        };
+        let text = script(&s);
+        let at = |l: &str| text.lines().position(|x| x == l).unwrap();
+        for command in REVERSE {
+            assert!(at(&format!("define hook-{command}")) < at("target remote 127.0.0.1:1234"));
+        }
+        assert!(
+            text.contains("define hook-reverse-next\nstudy-no-reverse QEMU 7.2 \"cannot\"\nend\n"),
+            "{text}"
+        );
     }
 
     /// UML's commands come before the connection: gdb reads the libraries
@@ -466,6 +573,7 @@ mod tests {
             index_cache: None,
             release: None,
             record: false,
+            no_reverse: None,
         };
         let text = script(&s);
         let at = |l: &str| text.lines().position(|x| x == l).unwrap();

@@ -16,6 +16,7 @@ pub mod packetdrill_script;
 pub mod programs;
 pub mod qemu;
 pub mod qmp;
+pub mod recording;
 pub mod run;
 pub mod run_request;
 pub mod status;

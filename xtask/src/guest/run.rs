@@ -20,7 +20,7 @@ use crate::{
         initramfs,
         programs::{self, guest_bin_dir, guest_env, guest_init},
         qemu::{self, Accel, Guest, Root},
-        qmp,
+        qmp, recording,
         status::StatusFolder,
         uml,
     },
@@ -136,6 +136,7 @@ fn guest_spec(
         out_dir: req.out_dir.clone(),
         status: None,
         gdb_port: req.gdb_port,
+        nokaslr: false,
         wait_gdb: req.wait_gdb,
         hold: None,
         verbose,
@@ -188,7 +189,7 @@ fn prepare<'a>(
         }
         Ok(())
     })?;
-    let initramfs = req.initramfs || p.arch.is_foreign();
+    let initramfs = req.initramfs || p.arch.is_foreign() || req.rr.is_some();
     if initramfs && p.arch.runner == Runner::Uml {
         bail!("UML runs on the host's root over hostfs; --initramfs is for QEMU guests");
     }
@@ -213,8 +214,18 @@ fn prepare<'a>(
             env: b"PATH=/bin\0",
             files: &req.files,
         };
-        let (cpio, dir) = initramfs::build(exec, p, &contents)?;
-        temp.extend(dir);
+        let cpio = match &req.rr {
+            // A replay boots the recording's bytes.
+            Some(rr) if rr.mode == recording::Mode::Replay => rr.dir.join(recording::INITRAMFS),
+            _ => {
+                let (cpio, dir) = initramfs::build(exec, p, &contents)?;
+                temp.extend(dir);
+                if let Some(rr) = &req.rr {
+                    exec.copy(&cpio, &rr.dir.join(recording::INITRAMFS))?;
+                }
+                cpio
+            }
+        };
         guest = guest_spec(exec, p, req, Root::Initramfs(cpio), false, verbose);
         guest.job = Some("/study/job".into());
         guest.env = Some("/study/env".into());
@@ -256,6 +267,8 @@ fn prepare<'a>(
     }
     // A shell's status is the user's to see; a command's is ours to read.
     let status = match argv {
+        // QEMU cannot replay a 9p export: init prints the status instead.
+        Some(_) if req.rr.is_some() => None,
         Some(_) => {
             exec.create_dir_all(&run_dir)?;
             Some(StatusFolder::create(exec, &run_dir, req.linger)?)
@@ -280,9 +293,17 @@ fn prepare<'a>(
                     run_dir.display()
                 ),
             }
-            let q = p.arch.qemu()?;
+            let mut q = p.arch.qemu()?.clone();
+            if let Some(rr) = &req.rr {
+                // The replay boots what was recorded, with gdb or without.
+                guest.nokaslr = true;
+                guest.verbose = false;
+                q.binary = rr.qemu.binary.clone();
+                guest.qemu_args.extend(rr.qemu_args());
+                rr.check_cmdline(exec, &qemu::kernel_cmdline(&q, &guest))?;
+            }
             require(exec, &q.binary, &q.package)?;
-            qemu::qemu_command(exec.sh(), q, &guest)
+            qemu::qemu_command(exec.sh(), &q, &guest)
         }
         Runner::Uml => {
             let u = p.arch.uml.as_ref().expect("checked when loaded");

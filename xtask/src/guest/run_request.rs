@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use crate::guest::qemu::Accel;
+use crate::guest::{qemu::Accel, recording::Rr};
 
 pub struct RunRequest {
     pub accel: Accel,
@@ -35,6 +35,10 @@ pub struct RunRequest {
     /// The guest stays up after its command, until the tool stops it: for
     /// a reader of its memory (drgn, `dump`), whatever the command does.
     pub linger: bool,
+    /// Record or replay the run (QEMU's record/replay, on an initramfs:
+    /// the status comes from the console, as QEMU cannot replay a 9p
+    /// export).
+    pub rr: Option<Rr>,
 }
 
 impl RunRequest {
@@ -58,6 +62,7 @@ impl RunRequest {
             files: Vec::new(),
             console_to_stderr: false,
             linger: false,
+            rr: None,
         }
     }
 }

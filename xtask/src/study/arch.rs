@@ -44,6 +44,20 @@ pub struct Arch {
     /// record can follow; none where that is not set up.
     #[serde(default)]
     pub record: Option<Record>,
+    /// Which QEMU `record` and `replay` take; none where they are not set
+    /// up.
+    #[serde(default)]
+    pub replay: Option<Replay>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Replay {
+    /// The oldest QEMU whose reverse execution works, `MAJOR.MINOR`.
+    pub min_qemu: String,
+    /// The host tool (study/host-tools.toml) to take when the QEMU on PATH
+    /// is older.
+    pub qemu_tool: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

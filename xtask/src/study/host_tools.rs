@@ -27,9 +27,8 @@ pub struct Tool {
     /// The PyPI package, installed into [`PIP_VENV`].
     #[serde(default)]
     pub pip: Option<String>,
-    /// A Debian package of another architecture (`NAME:ARCH`), fetched
-    /// with `apt-get download` and unpacked under [`DEB_DIR`]: its programs
-    /// are for a guest, and installing it would replace the host's own.
+    /// A Debian package unpacked under [`DEB_DIR`], not installed over the
+    /// host's own: `NAME:ARCH` (a guest's), `NAME:ARCH/SUITE` (a release's).
     #[serde(default)]
     pub deb: Option<String>,
     /// A crate at a pinned version (`NAME@VERSION`), built with `cargo
@@ -158,9 +157,9 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Tool>> {
         }
         if let Some(deb) = &tool.deb {
             let Some(dir) = deb_dir(deb) else {
+                let at = path.display();
                 bail!(
-                    "{}: tool `{}`: deb = \"{deb}\" needs the form NAME:ARCH",
-                    path.display(),
+                    "{at}: tool `{}`: deb = \"{deb}\" needs NAME:ARCH[/SUITE]",
                     tool.name
                 );
             };
@@ -261,10 +260,18 @@ fn packages<'a>(
     out
 }
 
-/// Where a `NAME:ARCH` package is unpacked, relative to the repo root.
+/// A `deb` tool's name, architecture and suite.
+pub fn deb_parts(deb: &str) -> Option<(&str, &str, Option<&str>)> {
+    let (name, rest) = deb.split_once(':')?;
+    let (arch, suite) = rest.split_once('/').unzip();
+    let arch = arch.unwrap_or(rest);
+    (!name.is_empty() && !arch.is_empty() && suite != Some("")).then_some((name, arch, suite))
+}
+
+/// Where a `deb` tool is unpacked, relative to the repo root.
 pub fn deb_dir(deb: &str) -> Option<String> {
-    let (name, arch) = deb.split_once(':')?;
-    (!name.is_empty() && !arch.is_empty()).then(|| format!("{DEB_DIR}/{name}_{arch}"))
+    let (name, arch, _) = deb_parts(deb)?;
+    Some(format!("{DEB_DIR}/{name}_{arch}"))
 }
 
 /// The `deb` tools of `tools`, in file order, once each.

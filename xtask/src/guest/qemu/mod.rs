@@ -54,6 +54,9 @@ pub struct Guest {
     /// under UML.
     pub status: Option<PathBuf>,
     pub gdb_port: Option<u16>,
+    /// The kernel at its link address even without a gdb stub: a recorded
+    /// run, which its replays under gdb must boot the same.
+    pub nokaslr: bool,
     pub wait_gdb: bool,
     /// init starts the job once this file exists (a path on the root
     /// filesystem), which gdb creates as it first continues: the stub need
@@ -204,7 +207,7 @@ pub fn kernel_cmdline(q: &Qemu, guest: &Guest) -> String {
     words.extend(init_words(guest, status));
     // A panic reboots at once, and -no-reboot turns that into QEMU exiting.
     words.push("panic=-1".into());
-    if guest.gdb_port.is_some() {
+    if guest.gdb_port.is_some() || guest.nokaslr {
         words.push("nokaslr".into());
     }
     if guest.qmp.is_some() {
@@ -397,6 +400,7 @@ pub(crate) fn test_guest() -> Guest {
         out_dir: None,
         status: None,
         gdb_port: None,
+        nokaslr: false,
         wait_gdb: false,
         hold: None,
         verbose: false,

@@ -1,0 +1,385 @@
+//! `record` and `replay` on `tiny`: one run of tcp-echo recorded by QEMU,
+//! then replayed, plain and under gdb, with real reverse execution. The
+//! expectations come from the same runs: the recording's own console, the
+//! way forward of each session (each reverse-next lands on a line and the
+//! values seen there), a forward watchpoint on a fresh replay, and a second
+//! replay of the same recording. Ignored, with the reason, on a host whose
+//! QEMU cannot run backwards (`setup --install` unpacks one that can).
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Output,
+};
+
+use common::*;
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::Value;
+
+const COMMAND: [&str; 4] = ["tcp-echo", "-4", "-n", "1"];
+const NAME: &str = "test-replay";
+const STEPS: usize = 4;
+
+/// A QEMU that reverses, as the README's setup leaves it: the host's, or
+/// the one `setup --install` unpacks; found by asking each its version.
+fn qemu_that_reverses() -> Option<String> {
+    let unpacked = repo().join("target/debs/qemu-system-x86_amd64/usr/bin/qemu-system-x86_64");
+    [
+        "qemu-system-x86_64".to_string(),
+        unpacked.display().to_string(),
+    ]
+    .into_iter()
+    .find(|q| {
+        let out = std::process::Command::new(q).arg("--version").output();
+        let Ok(out) = out else { return false };
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let major = text
+            .split("version ")
+            .nth(1)
+            .and_then(|v| v.split('.').next())
+            .and_then(|m| m.parse::<u32>().ok());
+        major.is_some_and(|m| m >= 10)
+    })
+}
+
+fn recordings() -> PathBuf {
+    cache().join("build-tiny/.study/record")
+}
+
+/// Records tcp-echo once (the tests share it).
+fn recorded() -> &'static Output {
+    static ONCE: std::sync::OnceLock<Output> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        tiny_build();
+        let mut args = on_tiny("record");
+        args.extend(["--name", NAME, "--"]);
+        args.extend(COMMAND);
+        let out = xtask(&args);
+        assert!(out.status.success(), "{}", text(&out));
+        out
+    })
+}
+
+fn replay(extra: &[&str]) -> Output {
+    let mut args = on_tiny("replay");
+    args.push(NAME);
+    args.extend(extra);
+    let out = xtask(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    out
+}
+
+/// The line tcp-echo prints: its port is the kernel's pick, so the same
+/// line is the same run.
+fn echo_line(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("tcp-echo:"))
+        .unwrap_or_else(|| panic!("no tcp-echo line:\n{}", text(out)))
+        .to_string()
+}
+
+fn plain_replay_prints_the_recorded_console() {
+    let recorded = recorded();
+    for file in [
+        "replay.bin",
+        "snapshots.qcow2",
+        "initramfs.cpio",
+        "build-id",
+        "command",
+        "exit",
+    ] {
+        assert!(recordings().join(NAME).join(file).is_file(), "{file}");
+    }
+    let replayed = replay(&[]);
+    assert_eq!(echo_line(&replayed), echo_line(recorded));
+    assert!(text(&replayed).contains("exited with status 0, as recorded"));
+}
+
+/// Forward STEPS lines one instruction at a time, then back by
+/// reverse-next (gdb's record), then hand over to QEMU (study-record-stop)
+/// for one reverse-stepi; then, from tcp_push, a watchpoint run backwards.
+/// One JSON line per stop.
+const WALK: &str = r#"
+import json
+import gdb
+
+def here(direction):
+    frame = gdb.selected_frame()
+    stop = {
+        "dir": direction,
+        "function": frame.name(),
+        "line": frame.find_sal().line,
+        "pc": frame.pc(),
+        "locals": gdb.execute("info locals", to_string=True),
+    }
+    print("WALK " + json.dumps(stop))
+    return stop
+
+class Walk(gdb.Command):
+    def __init__(self):
+        super().__init__("test-walk", gdb.COMMAND_USER)
+
+    def invoke(self, arg, from_tty):
+        lines = int(arg)
+        forward = [here("forward")]
+        changes = 0
+        while changes < lines and len(forward) < 400:
+            gdb.execute("stepi", to_string=True)
+            forward.append(here("forward"))
+            if forward[-1]["line"] != forward[-2]["line"]:
+                changes += 1
+        for _ in range(3 * lines):
+            gdb.execute("reverse-next", to_string=True)
+            if here("back")["pc"] == forward[0]["pc"]:
+                break
+        gdb.execute("study-record-stop", to_string=True)
+        here("end")
+        gdb.execute("reverse-stepi", to_string=True)
+        here("qemu")
+
+Walk()
+"#;
+
+fn walk_script() -> PathBuf {
+    let path = cache().join("replay-walk.py");
+    std::fs::write(&path, WALK).unwrap();
+    path
+}
+
+fn stops(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("WALK "))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Where a watchpoint on `tp->write_seq` stopped: (line, old, new).
+fn watch_stop(out: &Output) -> (usize, u64, u64) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let re = regex::Regex::new(
+        r"Old value = (\d+)\nNew value = (\d+)\n(?:.*\n)*?.*at \S*net/ipv4/tcp\.c:(\d+)",
+    )
+    .unwrap();
+    let c = re
+        .captures(&stdout)
+        .unwrap_or_else(|| panic!("the watchpoint did not stop:\n{}", text(out)));
+    (
+        c[3].parse().unwrap(),
+        c[1].parse().unwrap(),
+        c[2].parse().unwrap(),
+    )
+}
+
+fn walk_session() -> Output {
+    let script = walk_script();
+    let walk = format!("test-walk {STEPS}");
+    replay(&[
+        "-b",
+        "tcp_sendmsg_locked",
+        "-x",
+        script.to_str().unwrap(),
+        "--batch",
+        &walk,
+        "--batch",
+        "study-record",
+        "--batch",
+        "break tcp_push",
+        "--batch",
+        "continue",
+        "--batch",
+        "up",
+        "--batch",
+        "watch -l tp->write_seq",
+        "--batch",
+        "reverse-continue",
+    ])
+}
+
+fn reverse_steps_retrace_the_way_forward_and_two_replays_agree() {
+    recorded();
+    let first = walk_session();
+    let all = stops(&first);
+    let of = |d: &str| all.iter().filter(|s| s["dir"] == d).collect::<Vec<_>>();
+    let (forward, back) = (of("forward"), of("back"));
+    let line = |s: &Value| s["line"].as_i64().unwrap();
+    let mut forward_lines: Vec<i64> = forward.iter().map(|s| line(s)).collect();
+    forward_lines.dedup();
+    assert_eq!(forward_lines.len(), STEPS + 1, "{}", text(&first));
+    assert!(!back.is_empty(), "{}", text(&first));
+    for stop in &back {
+        let seen = forward
+            .iter()
+            .find(|f| f["pc"] == stop["pc"])
+            .unwrap_or_else(|| {
+                panic!("reverse-next stopped where the way forward never was: {stop}")
+            });
+        assert_eq!(stop["line"], seen["line"]);
+        assert_eq!(
+            stop["locals"],
+            seen["locals"],
+            "back at line {}",
+            line(stop)
+        );
+    }
+    let mut order: Vec<usize> = back
+        .iter()
+        .map(|s| forward_lines.iter().position(|f| *f == line(s)).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] >= w[1]), "{forward_lines:?}");
+    order.dedup();
+    assert_eq!(order, (0..STEPS).rev().collect::<Vec<_>>());
+    assert_eq!(back.last().unwrap()["pc"], forward[0]["pc"]);
+    // study-record-stop: at the end of gdb's log, the guest's own moment;
+    // QEMU's reverse-stepi: the instruction before it, as the way forward
+    // saw it.
+    let end = of("end")[0];
+    assert_eq!(end["pc"], forward.last().unwrap()["pc"]);
+    let qemu = of("qemu")[0];
+    let before = &forward[forward.len() - 2];
+    assert_eq!(qemu["pc"], before["pc"], "{}", text(&first));
+    assert_eq!(qemu["locals"], before["locals"]);
+    // The watchpoint run backwards: the line the tree has, writing the field.
+    let (at, old, new) = watch_stop(&first);
+    let tcp_c = std::fs::read_to_string(kernel().join("net/ipv4/tcp.c")).unwrap();
+    assert!(tcp_c.lines().nth(at - 1).unwrap().contains("write_seq"));
+
+    // A second replay: the same stops, values and write.
+    let second = walk_session();
+    assert_eq!(stops(&second), all);
+    assert_eq!(watch_stop(&second), (at, old, new));
+
+    // A forward watchpoint on a fresh replay, set where the way back began
+    // (tp assigned): it stops after the same write, the values swapped.
+    let forward = replay(&[
+        "--qemu-reverse",
+        "-b",
+        "tcp_sendmsg_locked",
+        "--batch",
+        "next",
+        "--batch",
+        "watch -l tp->write_seq",
+        "--batch",
+        "continue",
+    ]);
+    let (after, f_old, f_new) = watch_stop(&forward);
+    assert_eq!((f_old, f_new), (new, old), "{}", text(&forward));
+    assert!(after >= at && after - at <= 2, "{after} against {at}");
+}
+
+/// One error line, naming the input, and nothing written.
+fn refused(out: &Output, says: &str) {
+    assert!(!out.status.success());
+    let said = text(out);
+    let errors: Vec<&str> = said.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{said}");
+    assert!(errors[0].contains(says), "{said}");
+    assert!(!said.contains("$ /"), "nothing ran:\n{said}");
+}
+
+fn listing(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        out.push(e.path());
+        if e.path().is_dir() {
+            out.extend(listing(&e.path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn bad_inputs_are_refused_in_one_line_with_nothing_written() {
+    recorded();
+    let source = recordings().join(NAME);
+    // Another vmlinux's: its build ID differs.
+    let other = recordings().join("test-other-vmlinux");
+    let missing = recordings().join("test-missing-file");
+    for dir in [&other, &missing] {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        for e in std::fs::read_dir(&source).unwrap().flatten() {
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+    }
+    std::fs::write(other.join("build-id"), "0123456789abcdef\n").unwrap();
+    std::fs::remove_file(missing.join("snapshots.qcow2")).unwrap();
+    // Only the recordings: other runs of the shared build come and go.
+    let before = listing(&recordings());
+    let mut args = on_tiny("replay");
+    args.push("test-other-vmlinux");
+    refused(&xtask(&args), "of another vmlinux");
+    let mut args = on_tiny("replay");
+    args.push("test-missing-file");
+    refused(&xtask(&args), "lacks");
+    // A host program only a 9p root has.
+    let mut args = on_tiny("record");
+    args.extend(["--name", "test-9p", "--", "/usr/bin/true"]);
+    refused(&xtask(&args), "9p");
+    assert_eq!(listing(&recordings()), before, "a refusal wrote");
+    std::fs::remove_dir_all(&other).unwrap();
+    std::fs::remove_dir_all(&missing).unwrap();
+    // UML runs no QEMU.
+    let dir = cache().join("build-um-replay-refused");
+    let (tree, _) = &*TINY;
+    let um = xtask(&[
+        "--arch",
+        "um",
+        "record",
+        "--profile",
+        "tiny",
+        "--kernel",
+        tree,
+        "--build-dir",
+        dir.to_str().unwrap(),
+        "--",
+        "true",
+    ]);
+    refused(&um, "UML runs no QEMU");
+    assert!(!dir.exists(), "the refusal wrote {}", dir.display());
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let qemu = qemu_that_reverses();
+    if qemu.is_none() {
+        eprintln!(
+            "skipped: no QEMU 10 or later (Debian 12's 7.2 and Ubuntu 24.04's 8.2 are older): \
+             `cargo xtask setup --install` unpacks bookworm-backports' 10.0.2"
+        );
+    }
+    let trial = |name: &'static str, f: fn()| {
+        Trial::test(name, move || {
+            std::panic::catch_unwind(|| {
+                let _serial = serial();
+                f()
+            })
+            .map_err(|e| {
+                Failed::from(
+                    e.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default(),
+                )
+            })
+        })
+        .with_ignored_flag(qemu.is_none())
+    };
+    let trials = vec![
+        trial(
+            "plain_replay_prints_the_recorded_console",
+            plain_replay_prints_the_recorded_console,
+        ),
+        trial(
+            "reverse_steps_retrace_the_way_forward_and_two_replays_agree",
+            reverse_steps_retrace_the_way_forward_and_two_replays_agree,
+        ),
+        trial(
+            "bad_inputs_are_refused_in_one_line_with_nothing_written",
+            bad_inputs_are_refused_in_one_line_with_nothing_written,
+        ),
+    ];
+    libtest_mimic::run(&args, trials).exit();
+}
