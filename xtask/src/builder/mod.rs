@@ -5,12 +5,13 @@
 //! recorded, and what moves after a failed pass), `stale` (whether the
 //! image must be built again), `inputs` (what the last build was made
 //! from: "nothing changed" without make's walk), `outcome` (what a build did), the compiler
-//! cache and the distcc farm. It uses `ctx`, `kernel`, `study` and `util`.
+//! cache and the distcc farm; `freebsd`, a FreeBSD tree's build (make.py). It uses `ctx`, `kernel`, `study` and `util`.
 
 pub mod ccache;
 pub mod configure;
 pub mod distcc;
 pub mod fallback;
+pub mod freebsd;
 pub mod inputs;
 pub mod outcome;
 pub mod passes;

@@ -14,10 +14,21 @@ use crate::{
 impl cli::Build {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let prepared = Prepared::new(ctx, &self.target.to_target())?;
-        if let Some(note) = tree::pin_note(&prepared.tree.version) {
+        if let Some(note) =
+            tree::pin_note(&prepared.tree.version).filter(|_| prepared.freebsd.is_none())
+        {
             eprintln!("{note}");
         }
         let _lock = prepared.lock(ctx, Access::Exclusive)?;
+        if prepared.freebsd.is_some() {
+            let request = BuildRequest {
+                jobs: self.jobs.unwrap_or_else(builder::default_jobs),
+                fallback: !self.no_fallback,
+                make_args: self.make_args,
+                ..BuildRequest::default_for_run()
+            };
+            return builder::freebsd::build(ctx, &prepared, &request);
+        }
         // --distcc, else the DISTCC_HOSTS the distcc client itself reads.
         let hosts = self.distcc.clone().or_else(|| {
             std::env::var("DISTCC_HOSTS")
