@@ -19,7 +19,9 @@
  *   study.status=p9fs:TAG
  *                      the host's status folder (xtask/src/guest/status.rs),
  *                      mounted on /status before the command starts; it holds
- *                      "token" (the host's), and gets "status" ("N\n").
+ *                      "token" (the host's) and, optionally, "linger" (the
+ *                      host's: stay up after the command until the host
+ *                      stops the guest), and gets "status" ("N\n").
  *                      Unlike Linux's init it stays mounted: p9fs has no
  *                      detached mount, and a forced unmount would revoke the
  *                      status file init keeps open.
@@ -38,6 +40,7 @@
 #include <sys/socket.h>
 #include <sys/sockio.h>
 #include <sys/uio.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -269,6 +272,12 @@ int main(int argc, char **argv, char **envp)
 	struct report r;
 	open_report(&r);
 	report_status(&r, run());
+	/* The host's "linger": the guest stays up for a reader of its memory. */
+	long linger = sys(SYS_open, "/status/linger", O_RDONLY, 0);
+	while (linger >= 0) {
+		struct timespec t = { 3600, 0 };
+		sys(SYS_nanosleep, &t, 0, 0);
+	}
 	sys(SYS_reboot, RB_POWEROFF | RB_NOSYNC, 0, 0);
 	for (;;)
 		sys(SYS_sched_yield, 0, 0, 0);

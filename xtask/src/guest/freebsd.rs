@@ -13,11 +13,13 @@ use serde::Deserialize;
 use xshell::{Cmd, Shell};
 
 use crate::{
+    ctx::Prepared,
     guest::{
         qemu::{qemu_opt_value, ROOT_TAG},
-        status::STATUS_TAG,
+        run_request::RunRequest,
+        status::{StatusFolder, STATUS_TAG},
     },
-    util::exec::{cmd_text, Exec},
+    util::exec::{to_shell, Exec},
 };
 
 #[derive(Debug, Deserialize)]
@@ -26,6 +28,44 @@ pub struct GuestData {
     pub qemu: QemuData,
     pub kenv: KenvData,
     pub programs: ProgramsData,
+    pub gdb: GdbData,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GdbData {
+    pub file: String,
+    pub setup: Vec<String>,
+    pub source_prefix: String,
+    pub helpers: Vec<String>,
+}
+
+/// What gdb's session does for a FreeBSD kernel, before it connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GdbSetup {
+    /// Commands before `file`, the sources' prefix mapped to the tree.
+    pub setup: Vec<String>,
+    /// The kernel gdb reads.
+    pub file: PathBuf,
+    /// The tree's helper scripts, each sourced (a failing one reported).
+    pub helpers: Vec<PathBuf>,
+}
+
+impl GdbData {
+    /// The session's setup for the build in `build_dir` of `tree`.
+    pub fn setup(&self, tree: &Path, build_dir: &Path) -> GdbSetup {
+        let mut setup = self.setup.clone();
+        setup.push(format!(
+            "set substitute-path {} {}",
+            self.source_prefix,
+            tree.display()
+        ));
+        GdbSetup {
+            setup,
+            file: build_dir.join(&self.file),
+            helpers: self.helpers.iter().map(|h| tree.join(h)).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,6 +235,52 @@ pub fn qemu_command<'a>(sh: &'a Shell, data: &GuestData, guest: &FreebsdGuest) -
         .args(guest.qemu_args.iter().cloned()))
 }
 
+/// A FreeBSD guest ready to start: QEMU's command line and the status
+/// folder its init reports in. `study_dir`: the study data.
+pub fn prepare<'a>(
+    exec: &'a Exec,
+    p: &Prepared,
+    study_dir: &Path,
+    req: &RunRequest,
+    argv: Option<&[String]>,
+    verbose: bool,
+) -> Result<(Cmd<'a>, StatusFolder)> {
+    let Some(argv) = argv else {
+        bail!(
+            "a FreeBSD guest has no shell (no FreeBSD userland: its init runs one command); \
+             give one after `--`, e.g. `run -- tcp-echo`"
+        );
+    };
+    if req.initramfs {
+        bail!("--initramfs is for Linux guests: a FreeBSD guest's root is already its own folder over 9p");
+    }
+    let data = GuestData::load(study_dir)?;
+    let root = build_root(exec, &data, study_dir, &p.tree.path, &p.build_dir)?;
+    let run_dir = p.state().run();
+    exec.create_dir_all(&run_dir)?;
+    let status = StatusFolder::create(exec, &run_dir, req.linger)?;
+    let guest = FreebsdGuest {
+        kernel: p.image(),
+        root,
+        argv: argv.to_vec(),
+        status: Some(status.dir.clone()),
+        mem: req.mem.clone(),
+        cpus: req.cpus,
+        gdb_port: req.gdb_port,
+        // No held command (study.hold) yet: a debugger's guest waits at the
+        // reset vector while gdb reads kernel.full.
+        wait_gdb: req.gdb_port.is_some() && (req.wait_gdb || req.hold_for_gdb),
+        verbose,
+        append: req.append.clone(),
+        qemu_args: req.qemu_args.clone(),
+    };
+    exec.require(
+        &data.qemu.binary,
+        &format!("run `apt-get install {}`", data.qemu.package),
+    )?;
+    Ok((qemu_command(exec.sh(), &data, &guest)?, status))
+}
+
 /// The guest's root in the build directory: /bin with study-init and the
 /// programs, and the empty /dev (devfs) and /status (the status folder).
 pub fn root_dir(build_dir: &Path) -> PathBuf {
@@ -259,17 +345,8 @@ pub fn build_root(
         let partial = bin.join(format!(".{}.partial", program.name));
         let cmd = compile_command(exec.sh(), data, tree, &include, &source, &partial);
         // The stamp holds the command line: new flags or a new tree rebuild.
-        let line = format!(
-            "{}\n",
-            cmd_text(compile_command(
-                exec.sh(),
-                data,
-                tree,
-                &include,
-                &source,
-                &partial
-            ))
-        );
+        let again = compile_command(exec.sh(), data, tree, &include, &source, &partial);
+        let line = format!("{}\n", to_shell(&again.into()));
         let stamp = bin.join(format!(".{}.cmd", program.name));
         let fresh = std::fs::read_to_string(&stamp).is_ok_and(|s| s == line)
             && newer(&exe, &source)

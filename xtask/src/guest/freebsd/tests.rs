@@ -1,4 +1,5 @@
 use super::*;
+use crate::util::exec::cmd_text;
 
 fn data() -> GuestData {
     GuestData::load(&crate::study::shipped()).unwrap()
