@@ -13,7 +13,7 @@
  * -append fills through the PVH start info: FreeBSD splits that line at
  * spaces, tabs and commas and keeps at most 127 bytes of each word, with no
  * quoting, so every value here is %XX-encoded by the host (xtask's
- * guest::freebsd) and decoded below:
+ * guest::freebsd_guest) and decoded below:
  *   study.argv.N=WORD  the command's words, N = 0, 1, ...; a word with no
  *                      '/' is looked for in /bin.
  *   study.status=p9fs:TAG

@@ -13,7 +13,7 @@ use xshell::{cmd, Cmd};
 use crate::{
     ctx::{Ctx, Prepared},
     guest::{
-        freebsd::{GdbSetup, GuestData},
+        freebsd_guest::{GdbSetup, GuestData},
         hold::release_file,
         qemu::Accel,
         run::{start_background, RunRequest},
@@ -43,7 +43,7 @@ pub struct Session<'a> {
     pub index_cache: Option<&'a Path>,
     /// Created at the first continue: see [`GdbRequest::release`].
     pub release: Option<&'a Path>,
-    /// A FreeBSD kernel's file, setup and helpers (guest::freebsd), for
+    /// A FreeBSD kernel's file, setup and helpers (guest::freebsd_guest), for
     /// vmlinux and its scripts.
     pub freebsd: Option<&'a GdbSetup>,
     /// `study-record` at the first stop: see [`GdbRequest::record`].

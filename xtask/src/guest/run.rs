@@ -16,7 +16,7 @@ use crate::{
     guest::{
         clock::host_tsc_khz,
         console::{supervise, Bound, Debugger},
-        freebsd,
+        freebsd_guest,
         hold::{release_path, wait_of, GdbWait},
         initramfs,
         programs::{self, guest_bin_dir, guest_env, guest_init},
@@ -191,7 +191,7 @@ fn prepare<'a>(
     })?;
     if p.freebsd.is_some() {
         let study_dir = project_root().join("study");
-        let (cmd, status) = freebsd::prepare(exec, p, &study_dir, req, argv, verbose)?;
+        let (cmd, status) = freebsd_guest::prepare(exec, p, &study_dir, req, argv, verbose)?;
         return Ok(Launch {
             cmd,
             temp: Vec::new(),

@@ -64,6 +64,9 @@ fn kernel_configuration() {
         nodevice vt_vga
         nodevice vt_efifb
         nodevice vt_vbefb
+        nodevice sc
+        options P9FS
+        device virtio_p9fs
     "#]]
     .assert_eq(&kernconf(
         &d.build.kernconf,
