@@ -161,7 +161,16 @@ pub fn kenv_words(data: &GuestData, guest: &FreebsdGuest) -> Result<Vec<String>>
     if guest.status.is_some() {
         words.push(format!("study.status=p9fs:{STATUS_TAG}"));
     }
-    for (i, arg) in guest.argv.iter().enumerate() {
+    words.extend(argv_words(&guest.argv)?);
+    words.extend(guest.append.iter().cloned());
+    Ok(words)
+}
+
+/// The command's words as kenv variables, `study.argv.N`, each refused in
+/// one line when FreeBSD would cut it.
+pub fn argv_words(argv: &[String]) -> Result<Vec<String>> {
+    let mut words = Vec::new();
+    for (i, arg) in argv.iter().enumerate() {
         let word = format!("study.argv.{i}={}", encode(arg));
         if word.len() > KENV_WORD_MAX {
             bail!(
@@ -172,7 +181,6 @@ pub fn kenv_words(data: &GuestData, guest: &FreebsdGuest) -> Result<Vec<String>>
         }
         words.push(word);
     }
-    words.extend(guest.append.iter().cloned());
     Ok(words)
 }
 
@@ -254,6 +262,8 @@ pub fn prepare<'a>(
     if req.initramfs {
         bail!("--initramfs is for Linux guests: a FreeBSD guest's root is already its own folder over 9p");
     }
+    // Refused before anything is written.
+    argv_words(argv)?;
     let data = GuestData::load(study_dir)?;
     let root = build_root(exec, &data, study_dir, &p.tree.path, &p.build_dir)?;
     let run_dir = p.state().run();
