@@ -278,6 +278,11 @@ int main(int argc, char **argv, char **envp)
 		struct timespec t = { 3600, 0 };
 		sys(SYS_nanosleep, &t, 0, 0);
 	}
+	/* FreeBSD waits kern.shutdown.poweroff_delay (5 s) before powering off,
+	 * for disk caches; this guest has no disk. */
+	static const char delay[] = "kern.shutdown.poweroff_delay";
+	int zero = 0;
+	sys6(SYS___sysctlbyname, (long)delay, sizeof delay - 1, 0, 0, (long)&zero, sizeof zero);
 	sys(SYS_reboot, RB_POWEROFF | RB_NOSYNC, 0, 0);
 	for (;;)
 		sys(SYS_sched_yield, 0, 0, 0);
