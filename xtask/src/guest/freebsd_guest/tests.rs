@@ -78,6 +78,13 @@ fn with_gdb_verbose_and_extras() {
 fn words_are_encoded_and_bounded() {
     assert_eq!(encode("a b,c\"d%e/f.g:h=-"), "a%20b%2Cc%22d%25e/f.g:h=-");
     assert_eq!(encode("é"), "%C3%A9");
+    let spaced = FreebsdGuest {
+        argv: vec!["tcp-echo".into(), "-s".into(), "1 2,3".into()],
+        ..guest()
+    };
+    assert!(kenv_words(&data(), &spaced)
+        .unwrap()
+        .ends_with(&["study.argv.2=1%202%2C3".to_string()]));
     let long = "x".repeat(120);
     let g = FreebsdGuest {
         argv: vec!["tcp-echo".into(), long.clone()],
