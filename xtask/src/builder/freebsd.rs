@@ -164,7 +164,7 @@ impl<'a> Plan<'a> {
             self.p.profile.rules.default.flag(),
             self.data.rules.head.join("; ")
         );
-        for o in objects.iter().filter(|o| o.takes_cflags()) {
+        for o in objects {
             let (step, _) = place.step_for(&o.object());
             let flags = self
                 .p
@@ -270,12 +270,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<()> {
     let place = placement(p, &recorded);
     let mut levels: BTreeMap<String, usize> = BTreeMap::new();
     for o in &objects {
-        let step = if o.takes_cflags() {
-            place.step_for(&o.object()).0
-        } else {
-            "own flags".to_string()
-        };
-        *levels.entry(step).or_default() += 1;
+        *levels.entry(place.step_for(&o.object()).0).or_default() += 1;
     }
     let counts: Vec<String> = levels.iter().map(|(l, n)| format!("{n} at {l}")).collect();
     println!(
@@ -298,7 +293,12 @@ pub fn build(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<()> {
 /// two build directories of one tree share it.
 pub fn ensure_toolchain(exec: &Exec, plan: &Plan, jobs: usize, wait: Wait) -> Result<()> {
     let dir = &plan.toolchain;
-    let lock_path = dir.with_extension("lock");
+    let sibling = |ext: &str| {
+        let mut name = dir.file_name().unwrap_or_default().to_os_string();
+        name.push(ext);
+        dir.with_file_name(name)
+    };
+    let lock_path = sibling(".lock");
     if let Some(parent) = lock_path.parent() {
         exec.create_dir_all(parent)?;
     }
@@ -311,7 +311,7 @@ pub fn ensure_toolchain(exec: &Exec, plan: &Plan, jobs: usize, wait: Wait) -> Re
     }
     exec.create_dir_all(dir)?;
     let start = Instant::now();
-    let log = dir.with_extension("log");
+    let log = sibling(".log");
     let Some((ok, _)) = run_make_py(exec, plan, &plan.toolchain_argv(jobs), &log)? else {
         return Ok(());
     };
@@ -348,6 +348,7 @@ fn run_make_py(
         .sh()
         .cmd("python3")
         .args(argv)
+        .envs(&plan.data.build.env)
         .env("MAKEOBJDIRPREFIX", &plan.toolchain);
     let mut sink = exec.create(log)?;
     let mut text = String::new();

@@ -406,6 +406,15 @@ impl Prepared {
         self.config().is_ok_and(|c| c.get(option) == "y")
     }
 
+    /// The linked kernel with its DWARF, what gdb and opt-report read:
+    /// `vmlinux`, or a FreeBSD build's `kernel.full`.
+    pub fn debug_image(&self) -> PathBuf {
+        match &self.freebsd {
+            Some(f) => self.build_dir.join(&f.build.images[0]),
+            None => self.build_dir.join("vmlinux"),
+        }
+    }
+
     /// What QEMU boots: `vmlinux` where it can, else the boot image; a
     /// FreeBSD build's `kernel`.
     pub fn image(&self) -> PathBuf {

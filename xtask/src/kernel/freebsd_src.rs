@@ -155,10 +155,12 @@ impl KernelObject {
         )
     }
 
-    /// Whether the kernel's C flags, and so the rules, reach it.
-    pub fn takes_cflags(&self) -> bool {
+    /// Its own compile command, when it is not the kernel's plain one
+    /// (`${NORMAL_C}`): a `compile-with` line of sys/conf/files*, which may
+    /// set a level of its own after the rules'.
+    pub fn own_command(&self) -> Option<&str> {
         let c = self.command.trim();
-        c == "${NORMAL_C}" || c == "${NORMAL_C_NOWERROR}" || c.contains("${CFLAGS}")
+        (c != "${NORMAL_C}" && c != "${NORMAL_C_NOWERROR}").then_some(c)
     }
 }
 

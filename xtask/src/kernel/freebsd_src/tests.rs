@@ -167,7 +167,7 @@ vnode_if.c: $S/tools/vnode_if.awk $S/kern/vnode_if.src
     let objects = objects_from_makefile(text);
     let got: Vec<(String, String, bool)> = objects
         .iter()
-        .map(|o| (o.file.clone(), o.object(), o.takes_cflags()))
+        .map(|o| (o.file.clone(), o.object(), o.own_command().is_none()))
         .collect();
     assert_eq!(
         got,
