@@ -177,6 +177,32 @@ impl<'a> Plan<'a> {
     }
 }
 
+/// The rules fragment with the fallbacks the build directory recorded:
+/// `config --show-overrides`.
+pub fn overrides_text(ctx: &Ctx, p: &Prepared) -> Result<String> {
+    let recorded = RecordedFallbacks::load(&p.build_dir)?;
+    Plan::new(&ctx.root, p)?.fragment(&recorded)
+}
+
+/// `cargo xtask config` of a FreeBSD tree: the kernel configuration and
+/// the rules fragment in the build directory (config(8) itself runs in
+/// buildkernel's first stage, with the toolchain's config).
+pub fn configure(ctx: &Ctx, p: &Prepared) -> Result<()> {
+    let plan = Plan::new(&ctx.root, p)?;
+    let recorded = RecordedFallbacks::load(&p.build_dir)?;
+    ctx.exec.create_dir_all(&p.build_dir)?;
+    ctx.exec.write(&plan.kernconf_path(), plan.kernconf())?;
+    ctx.exec
+        .write(&plan.fragment_path(), plan.fragment(&recorded)?)?;
+    eprintln!(
+        "config: {} and {} for FreeBSD {}; `cargo xtask build` builds them",
+        plan.kernconf_path().display(),
+        plan.fragment_path().display(),
+        p.tree.version
+    );
+    Ok(())
+}
+
 /// `cargo xtask build` of a FreeBSD tree.
 pub fn build(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<()> {
     let plan = Plan::new(&ctx.root, p)?;
