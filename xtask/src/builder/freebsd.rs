@@ -160,9 +160,10 @@ impl<'a> Plan<'a> {
     fn flags_now(&self, objects: &[KernelObject], recorded: &RecordedFallbacks) -> String {
         let place = placement(self.p, recorded);
         let mut out = format!(
-            "# default {}; {}\n",
+            "# default {}; {}; {}\n",
             self.p.profile.rules.default.flag(),
-            self.data.rules.head.join("; ")
+            self.data.rules.head.join("; "),
+            fb::rule_form()
         );
         for o in objects {
             let (step, _) = place.step_for(&o.object());
