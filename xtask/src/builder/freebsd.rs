@@ -160,11 +160,12 @@ impl<'a> Plan<'a> {
     fn flags_now(&self, objects: &[KernelObject], recorded: &RecordedFallbacks) -> String {
         let place = placement(self.p, recorded);
         let mut out = format!(
-            "# default {}; {}\n",
+            "# default {}; {}; {}\n",
             self.p.profile.rules.default.flag(),
-            self.data.rules.head.join("; ")
+            self.data.rules.head.join("; "),
+            fb::rule_form()
         );
-        for o in objects.iter().filter(|o| o.takes_cflags()) {
+        for o in objects {
             let (step, _) = place.step_for(&o.object());
             let flags = self
                 .p
@@ -175,6 +176,32 @@ impl<'a> Plan<'a> {
         }
         out
     }
+}
+
+/// The rules fragment with the fallbacks the build directory recorded:
+/// `config --show-overrides`.
+pub fn overrides_text(ctx: &Ctx, p: &Prepared) -> Result<String> {
+    let recorded = RecordedFallbacks::load(&p.build_dir)?;
+    Plan::new(&ctx.root, p)?.fragment(&recorded)
+}
+
+/// `cargo xtask config` of a FreeBSD tree: the kernel configuration and
+/// the rules fragment in the build directory (config(8) itself runs in
+/// buildkernel's first stage, with the toolchain's config).
+pub fn configure(ctx: &Ctx, p: &Prepared) -> Result<()> {
+    let plan = Plan::new(&ctx.root, p)?;
+    let recorded = RecordedFallbacks::load(&p.build_dir)?;
+    ctx.exec.create_dir_all(&p.build_dir)?;
+    ctx.exec.write(&plan.kernconf_path(), plan.kernconf())?;
+    ctx.exec
+        .write(&plan.fragment_path(), plan.fragment(&recorded)?)?;
+    eprintln!(
+        "config: {} and {} for FreeBSD {}; `cargo xtask build` builds them",
+        plan.kernconf_path().display(),
+        plan.fragment_path().display(),
+        p.tree.version
+    );
+    Ok(())
 }
 
 /// `cargo xtask build` of a FreeBSD tree.
@@ -270,12 +297,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<()> {
     let place = placement(p, &recorded);
     let mut levels: BTreeMap<String, usize> = BTreeMap::new();
     for o in &objects {
-        let step = if o.takes_cflags() {
-            place.step_for(&o.object()).0
-        } else {
-            "own flags".to_string()
-        };
-        *levels.entry(step).or_default() += 1;
+        *levels.entry(place.step_for(&o.object()).0).or_default() += 1;
     }
     let counts: Vec<String> = levels.iter().map(|(l, n)| format!("{n} at {l}")).collect();
     println!(
@@ -298,7 +320,12 @@ pub fn build(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<()> {
 /// two build directories of one tree share it.
 pub fn ensure_toolchain(exec: &Exec, plan: &Plan, jobs: usize, wait: Wait) -> Result<()> {
     let dir = &plan.toolchain;
-    let lock_path = dir.with_extension("lock");
+    let sibling = |ext: &str| {
+        let mut name = dir.file_name().unwrap_or_default().to_os_string();
+        name.push(ext);
+        dir.with_file_name(name)
+    };
+    let lock_path = sibling(".lock");
     if let Some(parent) = lock_path.parent() {
         exec.create_dir_all(parent)?;
     }
@@ -311,7 +338,7 @@ pub fn ensure_toolchain(exec: &Exec, plan: &Plan, jobs: usize, wait: Wait) -> Re
     }
     exec.create_dir_all(dir)?;
     let start = Instant::now();
-    let log = dir.with_extension("log");
+    let log = sibling(".log");
     let Some((ok, _)) = run_make_py(exec, plan, &plan.toolchain_argv(jobs), &log)? else {
         return Ok(());
     };
@@ -348,6 +375,7 @@ fn run_make_py(
         .sh()
         .cmd("python3")
         .args(argv)
+        .envs(&plan.data.build.env)
         .env("MAKEOBJDIRPREFIX", &plan.toolchain);
     let mut sink = exec.create(log)?;
     let mut text = String::new();

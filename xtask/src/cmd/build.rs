@@ -19,6 +19,14 @@ impl cli::Build {
         {
             eprintln!("{note}");
         }
+        let linux_only =
+            self.distcc.is_some() || self.suggest_config || !matches!(self.cache, cli::Cache::Auto);
+        if prepared.freebsd.is_some() && linux_only {
+            anyhow::bail!(
+                "--distcc, --suggest-config and --cache are for a Linux tree; a FreeBSD build \
+                 takes -j, --no-fallback and make arguments"
+            );
+        }
         let _lock = prepared.lock(ctx, Access::Exclusive)?;
         if prepared.freebsd.is_some() {
             let request = BuildRequest {

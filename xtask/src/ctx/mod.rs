@@ -253,13 +253,8 @@ impl Prepared {
         for (what, path) in [("kernel tree", &tree.path), ("build directory", &build_dir)] {
             refuse_kbuild_unsafe(what, path)?;
         }
-        let mut profile = names_for_tree(&ctx.exec, profile, &tree, &ctx.root);
-        let layer = StateDir::of(&build_dir).follow();
-        if let Ok(text) = std::fs::read_to_string(&layer) {
-            let mut rules = profile.rules.rules.clone();
-            rules.extend(crate::study::profile::layer_rules(&layer, &text)?);
-            profile.rules = crate::study::opt_rules::OptRules::new(profile.rules.default, rules);
-        }
+        let profile = names_for_tree(&ctx.exec, profile, &tree, &ctx.root);
+        let profile = with_follow_rules(profile, &build_dir)?;
         let mut make_vars = arch.make_vars(compiler)?;
         make_vars.extend(linker.make_vars(compiler).map_err(anyhow::Error::msg)?);
         let compiler_version = arch
@@ -330,6 +325,7 @@ impl Prepared {
         for (what, path) in [("kernel tree", &tree.path), ("build directory", &build_dir)] {
             refuse_kbuild_unsafe(what, path)?;
         }
+        let profile = with_follow_rules(profile, &build_dir)?;
         let cc = Path::new(&data.build.cross_bindir).join("clang");
         let compiler_version = compiler_version(&ctx.exec, &cc.display().to_string());
         Ok(Prepared {
@@ -406,6 +402,15 @@ impl Prepared {
         self.config().is_ok_and(|c| c.get(option) == "y")
     }
 
+    /// The linked kernel with its DWARF, what gdb and opt-report read:
+    /// `vmlinux`, or a FreeBSD build's `kernel.full`.
+    pub fn debug_image(&self) -> PathBuf {
+        match &self.freebsd {
+            Some(f) => self.build_dir.join(&f.build.images[0]),
+            None => self.build_dir.join("vmlinux"),
+        }
+    }
+
     /// What QEMU boots: `vmlinux` where it can, else the boot image; a
     /// FreeBSD build's `kernel`.
     pub fn image(&self) -> PathBuf {
@@ -446,6 +451,18 @@ impl Prepared {
             state_dir: self.state().path().to_path_buf(),
         })
     }
+}
+
+/// The profile with `follow`'s rules for this build directory laid over
+/// its own.
+fn with_follow_rules(mut profile: Profile, build_dir: &Path) -> Result<Profile> {
+    let layer = StateDir::of(build_dir).follow();
+    if let Ok(text) = std::fs::read_to_string(&layer) {
+        let mut rules = profile.rules.rules.clone();
+        rules.extend(crate::study::profile::layer_rules(&layer, &text)?);
+        profile.rules = crate::study::opt_rules::OptRules::new(profile.rules.default, rules);
+    }
+    Ok(profile)
 }
 
 /// `CC -dumpfullversion -dumpversion`: gcc's full version (clang answers

@@ -49,7 +49,9 @@ pub fn kernconf(name: &str, include: &str, lines: &[String]) -> String {
 
 /// The rules as bmake text: one line per rule, `${.IMPSRC:M...}` keyed on the
 /// source being compiled, which expands to the rule's flags for a source
-/// under its path and to nothing for any other. bmake expands CFLAGS when a
+/// under its path and to nothing for any other. `:C/.+/`, not `.*`: bmake
+/// applies `:C` to the empty word that `:M` leaves for any other source,
+/// and `.*` matches it (measured: every object at -O0). bmake expands CFLAGS when a
 /// command runs, so each compile sees only its own; clang takes the last -O,
 /// so the rules go least specific first and the per-object flags last, as
 /// GNU make's precedence gives on Linux.
@@ -128,8 +130,15 @@ fn impsrc_line(pattern: &str, flags: &[String]) -> Result<String> {
         bail!("flags {text:?} hold {c:?}, which a bmake :C modifier cannot carry");
     }
     Ok(format!(
-        "CONF_CFLAGS+= ${{.IMPSRC:M{pattern}:C/.*/{text}/}}"
+        "CONF_CFLAGS+= ${{.IMPSRC:M{pattern}:C/.+/{text}/}}"
     ))
+}
+
+/// How a rule reaches the compiler, as one sample line: the build records
+/// it with every object's flags, so a change of the form itself (not of a
+/// rule) rebuilds every object.
+pub fn rule_form() -> String {
+    impsrc_line("${S}/DIR/*", &["-LEVEL".to_string()]).expect("plain flags")
 }
 
 /// One compiled C object in the kernel's object directory.
@@ -155,10 +164,12 @@ impl KernelObject {
         )
     }
 
-    /// Whether the kernel's C flags, and so the rules, reach it.
-    pub fn takes_cflags(&self) -> bool {
+    /// Its own compile command, when it is not the kernel's plain one
+    /// (`${NORMAL_C}`): a `compile-with` line of sys/conf/files*, which may
+    /// set a level of its own after the rules'.
+    pub fn own_command(&self) -> Option<&str> {
         let c = self.command.trim();
-        c == "${NORMAL_C}" || c == "${NORMAL_C_NOWERROR}" || c.contains("${CFLAGS}")
+        (c != "${NORMAL_C}" && c != "${NORMAL_C_NOWERROR}").then_some(c)
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Build {
     pub cross_bindir: String,
     pub cc: String,
     pub args: Vec<String>,
+    /// make.py's environment beyond MAKEOBJDIRPREFIX.
+    pub env: BTreeMap<String, String>,
     pub toolchain_target: String,
     pub toolchain_args: Vec<String>,
     pub kernel_target: String,
