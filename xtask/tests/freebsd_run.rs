@@ -5,12 +5,13 @@
 //! the user's: these tests use the one STUDY_FREEBSD_TREE names (a 15.1
 //! tree, see docs/src/freebsd-run.md), and without it are ignored, with
 //! that reason on a line of its own. They share the build directory of
-//! tests/freebsd.rs (target/freebsd-test/build-study): one build, built by
-//! the first test that needs it.
+//! tests/freebsd.rs (target/freebsd-test/build-study): `run` builds it
+//! when it has no kernel yet (as for any build directory), and these tests
+//! do not rebuild one that tests/freebsd.rs built.
 
 mod common;
 
-use std::{path::PathBuf, sync::LazyLock};
+use std::path::PathBuf;
 
 use common::*;
 use libtest_mimic::{Arguments, Trial};
@@ -38,13 +39,7 @@ fn on(command: &'static str) -> Vec<&'static str> {
     ]
 }
 
-static BUILT: LazyLock<()> = LazyLock::new(|| {
-    let out = xtask(&on("build"));
-    assert!(out.status.success(), "{}", text(&out));
-});
-
 fn run(command: &[&str]) -> std::process::Output {
-    LazyLock::force(&BUILT);
     let mut args = on("run");
     args.push("--");
     args.extend(command);
@@ -83,7 +78,6 @@ fn a_failing_command_returns_its_status() {
 /// every argument and local readable (the -O0 rules cover sys/netinet and
 /// sys/net), counted by gdb's own study-frame.
 fn gdb_stops_with_every_variable_readable() {
-    LazyLock::force(&BUILT);
     let chain = ["tcp_usr_send", "tcp_output", "ip_output", "if_simloop"];
     let stops = stops_along(&on("debug"), &chain, &["tcp-echo", "-4", "-n", "1"]);
     let seen: Vec<&str> = stops.iter().map(|(n, _)| n.as_str()).collect();
