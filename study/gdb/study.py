@@ -102,7 +102,8 @@ thread's through the same function."""
 
 class StudyBreak(gdb.Command):
     """study-break [-h] [-c COMM] FUNC: break at FUNC's first line after the
-prologue. -h uses a hardware breakpoint (needed under KVM before the kernel
+prologue, in each out-of-line copy of it ($study_break_first is the first
+breakpoint made, $bpnum the last). -h uses a hardware breakpoint (needed under KVM before the kernel
 maps itself); -c stops only in tasks named COMM."""
 
     def __init__(self):
@@ -122,11 +123,15 @@ maps itself); -c stops only in tasks named COMM."""
         if len(args) != 1:
             raise gdb.GdbError("usage: study-break [-h] [-c COMM] FUNC")
         kind = gdb.BP_HARDWARE_BREAKPOINT if hardware else gdb.BP_BREAKPOINT
+        made = []
         for addr in body_addresses(args[0]):
             if comm is None:
-                gdb.Breakpoint("*0x%x" % addr, type=kind)
+                made.append(gdb.Breakpoint("*0x%x" % addr, type=kind))
             else:
-                TaskBreakpoint("*0x%x" % addr, kind, comm)
+                made.append(TaskBreakpoint("*0x%x" % addr, kind, comm))
+        # One breakpoint a copy: `commands $study_break_first-$bpnum` gives
+        # them all the same commands.
+        gdb.set_convenience_variable("study_break_first", made[0].number)
 
 
 StudyBreak()
