@@ -352,10 +352,11 @@ pub fn build_root(
     for program in &data.programs.list {
         let source = sources.join(&program.source);
         let exe = bin.join(&program.name);
-        let partial = bin.join(format!(".{}.partial", program.name));
+        // One per process: two runs of one build directory compile at once.
+        let partial = bin.join(format!(".{}.partial-{}", program.name, std::process::id()));
         let cmd = compile_command(exec.sh(), data, tree, &include, &source, &partial);
         // The stamp holds the command line: new flags or a new tree rebuild.
-        let again = compile_command(exec.sh(), data, tree, &include, &source, &partial);
+        let again = compile_command(exec.sh(), data, tree, &include, &source, &exe);
         let line = format!("{}\n", to_shell(&again.into()));
         let stamp = bin.join(format!(".{}.cmd", program.name));
         let fresh = std::fs::read_to_string(&stamp).is_ok_and(|s| s == line)
