@@ -250,7 +250,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<()> {
             let place = placement(p, &recorded);
             let (current, _) = place.step_for(&object);
             let rule = place.rule_level(&object);
-            let error = error_for(&log, &o.source);
+            let error = fb::error_for(&log, &o.source);
             let Some((next, class)) = p.policy.next_step(&current, &error) else {
                 bail!(
                     "{} fails even at -{current}, so it is not the optimization level: {error}; see {}",
@@ -388,21 +388,6 @@ fn run_make_py(
         }
     })?;
     Ok(status.map(|s| (s.success(), text)))
-}
-
-/// The compiler's error lines for `source` (the first error of the log when
-/// none names it): what the ladder's classes match and the record keeps.
-fn error_for(log: &str, source: &str) -> String {
-    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" error: ")).collect();
-    let named: Vec<&str> = errors
-        .iter()
-        .copied()
-        .filter(|l| l.contains(source))
-        .collect();
-    let pick = if named.is_empty() { errors } else { named };
-    pick.first()
-        .map(|l| l.rsplit(" error: ").next().unwrap_or(l).trim().to_string())
-        .unwrap_or_else(|| "no error line in the log".to_string())
 }
 
 /// Removes the objects whose flags differ from those the last build
