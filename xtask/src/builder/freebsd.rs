@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::{
     builder::{
-        fallback::{placement, Recorded, RecordedFallbacks},
+        fallback::{placement, same_error, Recorded, RecordedFallbacks},
         outcome::human,
         BuildRequest,
     },
@@ -260,7 +260,7 @@ pub fn build(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<()> {
             };
             if recorded
                 .get(&object, &rule)
-                .is_some_and(|r| r.reason == error)
+                .is_some_and(|r| same_error(&r.reason, &error))
             {
                 bail!(
                     "{} fails again with the same error one step up: {error}; see {}",
