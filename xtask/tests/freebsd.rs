@@ -177,7 +177,7 @@ fn main() {
     let missing = std::env::var_os(TREE_VAR).is_none();
     if missing {
         eprintln!(
-            "ignored: every test of tests/freebsd.rs: {TREE_VAR} names no FreeBSD tree \
+            "skipped: every test of tests/freebsd.rs: {TREE_VAR} names no FreeBSD tree \
              (set it to a 15.1 tree: docs/src/freebsd.md says how to get one)"
         );
     }
