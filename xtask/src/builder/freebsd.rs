@@ -251,17 +251,24 @@ pub fn build(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<()> {
             let (current, _) = place.step_for(&object);
             let rule = place.rule_level(&object);
             let error = fb::error_for(&log, &o.source);
-            let Some((next, class)) = p.policy.next_step(&current, &error) else {
+            let next = p.policy.next_step(&current, &error);
+            let same_again = recorded
+                .get(&object, &rule)
+                .is_some_and(|r| same_error(&r.reason, &error));
+            if next.is_none() || same_again {
+                // Not the level (a typo, say): its moves undone, so that once
+                // it is fixed it builds at its rule's level again.
+                recorded.object.remove(&object);
+                recorded.save(exec, &p.build_dir)?;
+            }
+            let Some((next, class)) = next else {
                 bail!(
                     "{} fails even at -{current}, so it is not the optimization level: {error}; see {}",
                     o.source,
                     log_path.display()
                 );
             };
-            if recorded
-                .get(&object, &rule)
-                .is_some_and(|r| same_error(&r.reason, &error))
-            {
+            if same_again {
                 bail!(
                     "{} fails again with the same error one step up: {error}; see {}",
                     o.source,
