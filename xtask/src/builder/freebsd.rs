@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::{
     builder::{
-        fallback::{placement, Recorded, RecordedFallbacks},
+        fallback::{placement, same_error, Recorded, RecordedFallbacks},
         outcome::human,
         BuildRequest,
     },
@@ -250,18 +250,25 @@ pub fn build(ctx: &Ctx, p: &Prepared, request: &BuildRequest) -> Result<()> {
             let place = placement(p, &recorded);
             let (current, _) = place.step_for(&object);
             let rule = place.rule_level(&object);
-            let error = error_for(&log, &o.source);
-            let Some((next, class)) = p.policy.next_step(&current, &error) else {
+            let error = fb::error_for(&log, &o.source);
+            let next = p.policy.next_step(&current, &error);
+            let same_again = recorded
+                .get(&object, &rule)
+                .is_some_and(|r| same_error(&r.reason, &error));
+            if next.is_none() || same_again {
+                // Not the level (a typo, say): its moves undone, so that once
+                // it is fixed it builds at its rule's level again.
+                recorded.object.remove(&object);
+                recorded.save(exec, &p.build_dir)?;
+            }
+            let Some((next, class)) = next else {
                 bail!(
                     "{} fails even at -{current}, so it is not the optimization level: {error}; see {}",
                     o.source,
                     log_path.display()
                 );
             };
-            if recorded
-                .get(&object, &rule)
-                .is_some_and(|r| r.reason == error)
-            {
+            if same_again {
                 bail!(
                     "{} fails again with the same error one step up: {error}; see {}",
                     o.source,
@@ -388,21 +395,6 @@ fn run_make_py(
         }
     })?;
     Ok(status.map(|s| (s.success(), text)))
-}
-
-/// The compiler's error lines for `source` (the first error of the log when
-/// none names it): what the ladder's classes match and the record keeps.
-fn error_for(log: &str, source: &str) -> String {
-    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" error: ")).collect();
-    let named: Vec<&str> = errors
-        .iter()
-        .copied()
-        .filter(|l| l.contains(source))
-        .collect();
-    let pick = if named.is_empty() { errors } else { named };
-    pick.first()
-        .map(|l| l.rsplit(" error: ").next().unwrap_or(l).trim().to_string())
-        .unwrap_or_else(|| "no error line in the log".to_string())
 }
 
 /// Removes the objects whose flags differ from those the last build

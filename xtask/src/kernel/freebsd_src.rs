@@ -221,6 +221,21 @@ pub fn failed_objects(log: &str) -> Vec<String> {
     out
 }
 
+/// The compiler's error lines for `source` (the first error of the log when
+/// none names it): what the ladder's classes match and the record keeps.
+pub fn error_for(log: &str, source: &str) -> String {
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" error: ")).collect();
+    let named: Vec<&str> = errors
+        .iter()
+        .copied()
+        .filter(|l| l.contains(source))
+        .collect();
+    let pick = if named.is_empty() { errors } else { named };
+    pick.first()
+        .map(|l| l.rsplit(" error: ").next().unwrap_or(l).trim().to_string())
+        .unwrap_or_else(|| "no error line in the log".to_string())
+}
+
 /// make.py's command line for `target`, as argv (without the interpreter):
 /// the driver, the cross tools, the architecture, the fixed arguments, the
 /// target and its own arguments.

@@ -201,6 +201,14 @@ make[2]: stopped in /b/obj/STUDY
 *** [buildkernel] Error code 2
 ";
     assert_eq!(failed_objects(log), ["tcp_lro.o"]);
+    assert_eq!(error_for(log, "sys/netinet/tcp_lro.c"), "something");
+    let header = "/src/sys/sys/x.h:3:1: error: in a header\n/src/sys/netinet/tcp_lro.c:9:1: error: its own\n";
+    assert_eq!(error_for(header, "sys/netinet/tcp_lro.c"), "its own");
+    assert_eq!(error_for(header, "sys/kern/other.c"), "in a header");
+    assert_eq!(
+        error_for("", "sys/kern/other.c"),
+        "no error line in the log"
+    );
     let newvers = "TYPE=\"FreeBSD\"\nREVISION=\"15.1\"\nBRANCH=\"RELEASE-p1\"\n";
     assert_eq!(version_from_newvers(newvers).as_deref(), Some("15.1"));
     assert_eq!(version_from_newvers("TYPE=\"FreeBSD\"\n"), None);
