@@ -291,6 +291,20 @@ pub fn prepare<'a>(
     Ok((qemu_command(exec.sh(), &data, &guest)?, status))
 }
 
+/// Refuses, in one line, a command this guest mode does not have yet on a
+/// FreeBSD build (`trace`, `drgn`, `dump`, `packetdrill`, `callgraph`):
+/// they read Linux's vmlinux, ftrace or /proc.
+pub fn refuse_on_freebsd(p: &Prepared, command: &str) -> Result<()> {
+    if p.freebsd.is_some() {
+        bail!(
+            "{command}: not on a FreeBSD build yet ({}); `run`, `debug` and `gdb` are \
+             (docs/src/freebsd-run.md)",
+            p.tree.path.display()
+        );
+    }
+    Ok(())
+}
+
 /// The guest's root in the build directory: /bin with study-init and the
 /// programs, and the empty /dev (devfs) and /status (the status folder).
 pub fn root_dir(build_dir: &Path) -> PathBuf {
