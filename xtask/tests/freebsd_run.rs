@@ -87,6 +87,27 @@ fn gdb_stops_with_every_variable_readable() {
     every_variable_readable(&chain, &stops);
 }
 
+/// What this guest mode lacks is refused in one line, before anything is
+/// booted: trace reads ftrace, which a FreeBSD kernel has not.
+fn trace_is_refused_in_one_line() {
+    let mut args = on("trace");
+    args.extend(["tcp_output", "--", "tcp-echo"]);
+    let out = xtask(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(
+        stderr.trim_end().lines().last().unwrap_or_default(),
+        format!(
+            "error: trace: not on a FreeBSD build yet ({}); `run`, `debug` and `gdb` are \
+             (docs/src/freebsd-run.md)",
+            tree()
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(!stderr.contains("qemu-system"), "{stderr}");
+}
+
 fn main() {
     let args = Arguments::from_args();
     let missing = std::env::var_os(TREE_VAR).is_none();
@@ -106,6 +127,10 @@ fn main() {
         on_tree(
             "freebsd_gdb_stops_with_every_variable_readable",
             gdb_stops_with_every_variable_readable,
+        ),
+        on_tree(
+            "freebsd_trace_is_refused_in_one_line",
+            trace_is_refused_in_one_line,
         ),
     ];
     libtest_mimic::run(&args, trials).exit();
