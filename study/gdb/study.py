@@ -27,6 +27,10 @@ def body_address(name):
         if StudyModules.pending is not None:
             hint = "; module symbols are not loaded yet: they load at the first stop"
         raise gdb.GdbError("study-break: no function %s (%s%s)" % (name, e, hint))
+    return _body_from(start, name)
+
+
+def _body_from(start, name):
     block = gdb.block_for_pc(start)
     while block is not None and block.function is None:
         block = block.superblock
@@ -45,13 +49,36 @@ def body_address(name):
     return start
 
 
-def current_comm():
-    """The running task's name, through the kernel's own gdb scripts; None
-without them."""
+def body_addresses(name):
+    """body_address of every out-of-line copy of FUNC: a static function
+(FreeBSD's tcp_output is a static inline in tcp_var.h, at -O0 one copy per
+file that calls it) has one per unit, and `&FUNC` names only one."""
+    first = body_address(name)
+    starts = set()
     try:
-        return gdb.parse_and_eval("$lx_current().comm").string()
-    except gdb.error:
-        return None
+        statics = gdb.lookup_static_symbols(name)
+    except (AttributeError, gdb.error):
+        statics = []
+    for sym in statics:
+        if sym.addr_class == gdb.SYMBOL_LOC_BLOCK:
+            starts.add(int(sym.value().address))
+    addrs = {first}
+    for start in starts:
+        addrs.add(_body_from(start, name))
+    return sorted(addrs)
+
+
+def current_comm():
+    """The running task's name, through Linux's own gdb scripts, or on
+FreeBSD the current thread's (the pcpu at %gs's base); None without
+either."""
+    for expr in ("$lx_current().comm",
+                 "((struct pcpu *)$gs_base)->pc_curthread->td_name"):
+        try:
+            return gdb.parse_and_eval(expr).string()
+        except gdb.error:
+            continue
+    return None
 
 
 class TaskBreakpoint(gdb.Breakpoint):
@@ -75,7 +102,8 @@ thread's through the same function."""
 
 class StudyBreak(gdb.Command):
     """study-break [-h] [-c COMM] FUNC: break at FUNC's first line after the
-prologue. -h uses a hardware breakpoint (needed under KVM before the kernel
+prologue, in each out-of-line copy of it ($study_break_first is the first
+breakpoint made, $bpnum the last). -h uses a hardware breakpoint (needed under KVM before the kernel
 maps itself); -c stops only in tasks named COMM."""
 
     def __init__(self):
@@ -94,12 +122,16 @@ maps itself); -c stops only in tasks named COMM."""
             del args[at:at + 2]
         if len(args) != 1:
             raise gdb.GdbError("usage: study-break [-h] [-c COMM] FUNC")
-        addr = body_address(args[0])
         kind = gdb.BP_HARDWARE_BREAKPOINT if hardware else gdb.BP_BREAKPOINT
-        if comm is None:
-            gdb.Breakpoint("*0x%x" % addr, type=kind)
-        else:
-            TaskBreakpoint("*0x%x" % addr, kind, comm)
+        made = []
+        for addr in body_addresses(args[0]):
+            if comm is None:
+                made.append(gdb.Breakpoint("*0x%x" % addr, type=kind))
+            else:
+                made.append(TaskBreakpoint("*0x%x" % addr, kind, comm))
+        # One breakpoint a copy: `commands $study_break_first-$bpnum` gives
+        # them all the same commands.
+        gdb.set_convenience_variable("study_break_first", made[0].number)
 
 
 StudyBreak()

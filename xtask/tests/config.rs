@@ -139,7 +139,8 @@ fn a_kernel_or_tarball_that_is_not_one_is_one_line() {
     assert_eq!(
         stderr,
         format!(
-            "error: --kernel {}: no Linux tree there (no Kconfig and Makefile at its top); \
+            "error: --kernel {}: no Linux tree there (no Kconfig and Makefile at its top), \
+             nor a FreeBSD one (no sys/conf/newvers.sh and tools/build/make.py); \
              point --kernel at a kernel source tree\n",
             dir.display()
         )

@@ -132,11 +132,22 @@ pub fn own_flag_source(
     None
 }
 
-/// Every kernel C object in the build dir, with what its `.cmd` says and
-/// what its DWARF says.
-pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
-    let recorded = RecordedFallbacks::load(&p.build_dir)?;
-    let placement = placement(p, &recorded);
+/// One compiled C object to report on.
+struct Candidate {
+    /// Tree-relative, as the rules key it: `net/ipv4/tcp.o`.
+    rel: String,
+    /// The object file.
+    path: PathBuf,
+    /// Its command line (Kbuild's `.cmd`), or the flags the FreeBSD build
+    /// recorded for it: the last -O there is the level it was asked for.
+    command: String,
+    /// A FreeBSD object's own compile command, which may set its level
+    /// after the rules' (a `compile-with` of sys/conf/files*).
+    own_command: Option<String>,
+}
+
+/// Every kernel C object in a Kbuild directory, with what its `.cmd` says.
+fn kbuild_candidates(p: &Prepared) -> Result<Vec<Candidate>> {
     let mut candidates = Vec::new();
     for entry in walkdir::WalkDir::new(&p.build_dir)
         .into_iter()
@@ -156,13 +167,6 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
             .unwrap_or(&object)
             .display()
             .to_string();
-        if !filters.is_empty()
-            && !filters
-                .iter()
-                .any(|f| rel.starts_with(f.trim_end_matches('/')))
-        {
-            continue;
-        }
         let Ok(cmd) = std::fs::read_to_string(entry.path()) else {
             continue;
         };
@@ -177,12 +181,65 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
         {
             continue;
         }
-        candidates.push((rel, object, command.to_string()));
+        candidates.push(Candidate {
+            rel,
+            path: object,
+            command: command.to_string(),
+            own_command: None,
+        });
     }
-    candidates.sort();
-    let summaries = summarize_all(candidates.iter().map(|(_, o, _)| o.clone()).collect());
+    Ok(candidates)
+}
+
+/// Every C object of a FreeBSD kernel: config(8)'s Makefile names each
+/// object's source, and the build recorded the flags it asked for.
+fn freebsd_candidates(p: &Prepared) -> Result<Vec<Candidate>> {
+    let plan = crate::builder::freebsd::Plan::new(&crate::ctx::project_root(), p)?;
+    let recorded = std::fs::read_to_string(p.state().object_flags()).unwrap_or_default();
+    let flags: BTreeMap<&str, &str> = recorded
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    let dir = plan.kernel_objdir();
+    Ok(plan
+        .objects()
+        .into_iter()
+        .filter(|o| dir.join(&o.file).is_file())
+        .map(|o| Candidate {
+            rel: o.object(),
+            path: dir.join(&o.file),
+            command: flags.get(o.file.as_str()).unwrap_or(&"").to_string(),
+            own_command: o.own_command().map(String::from),
+        })
+        .collect())
+}
+
+/// Every kernel C object in the build dir, with what its command line says
+/// and what its DWARF says.
+pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
+    let recorded = RecordedFallbacks::load(&p.build_dir)?;
+    let placement = placement(p, &recorded);
+    let mut candidates = match p.freebsd {
+        Some(_) => freebsd_candidates(p)?,
+        None => kbuild_candidates(p)?,
+    };
+    candidates.retain(|c| {
+        filters.is_empty()
+            || filters
+                .iter()
+                .any(|f| c.rel.starts_with(f.trim_end_matches('/')))
+    });
+    candidates.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let summaries = summarize_all(candidates.iter().map(|c| c.path.clone()).collect());
     let mut reports = Vec::new();
-    for ((rel, path, command), summary) in candidates.into_iter().zip(summaries) {
+    for (candidate, summary) in candidates.into_iter().zip(summaries) {
+        let Candidate {
+            rel,
+            path,
+            command,
+            own_command,
+        } = candidate;
         let (step_name, why) = placement.step_for(&rel);
         let source = source_of(&rel);
         let default_level = why.is_none() && p.profile.rules.rule_for(&source).is_none();
@@ -200,26 +257,28 @@ pub fn collect(p: &Prepared, filters: &[String]) -> Result<Vec<ObjectReport>> {
         let last_level = command.split_whitespace().rev().find_map(Level::from_flag);
         let default_flag = p.profile.rules.default.flag();
         let default_in_command = command.split_whitespace().any(|w| w == default_flag);
-        let flag_source = match last_level {
-            Some(last) if default_level && last != step.level => {
+        let (summary, dwarf_error) = match summary {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
+        let actual = summary.as_ref().and_then(|s| s.level);
+        let flag_source = match (last_level, own_command) {
+            // Its own compile command, and a level other than its rule's.
+            (_, Some(own)) if actual.is_some_and(|a| a != step.level) => {
+                Some(format!("compile-with \"{own}\" (sys/conf/files*)"))
+            }
+            (Some(last), _) if default_level && last != step.level => {
                 own_flag_source(&p.tree.path, &rel, last, default_in_command)
             }
             _ => None,
         };
         let own_flags = flag_source.is_some();
-        let (summary, dwarf_error) = match summary {
-            Ok(s) => (Some(s), None),
-            Err(e) => (None, Some(format!("{e:#}"))),
-        };
         reports.push(ObjectReport {
             source,
             object: rel,
             expected_step: step.name.clone(),
             expected: step.level.name().to_string(),
-            actual: summary
-                .as_ref()
-                .and_then(|s| s.level)
-                .map(|l| l.name().to_string()),
+            actual: actual.map(|l| l.name().to_string()),
             command_level: last_level.map(|l| l.name().to_string()),
             own_flags,
             flag_source,

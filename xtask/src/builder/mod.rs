@@ -7,12 +7,14 @@
 //! from: "nothing changed" without make's walk), `watch` (make's output
 //! into the build log and the progress display, with the total known before
 //! the first object), `outcome` (what a build did), the compiler
-//! cache and the distcc farm. It uses `ctx`, `kernel`, `study` and `util`.
+//! cache and the distcc farm; `freebsd`, a FreeBSD tree's build (make.py).
+//! It uses `ctx`, `kernel`, `study` and `util`.
 
 pub mod ccache;
 pub mod configure;
 pub mod distcc;
 pub mod fallback;
+pub mod freebsd;
 pub mod inputs;
 pub mod outcome;
 pub mod passes;

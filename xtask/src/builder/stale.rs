@@ -25,6 +25,19 @@ use crate::{
 /// asking make would cost a no-op build's seconds on every run. A build
 /// takes the directory's lock alone, then goes back to sharing it.
 pub fn ensure_built(ctx: &Ctx, p: &Prepared, lock: &mut BuildLock) -> Result<()> {
+    // A FreeBSD build has no .config: built once its image is there; source
+    // and rule edits need `cargo xtask build`, as on Linux.
+    if p.freebsd.is_some() {
+        if !p.image().exists() {
+            lock.exclusive()?;
+            if !p.image().exists() {
+                eprintln!("{} is missing: building", p.image().display());
+                crate::builder::freebsd::build(ctx, p, &BuildRequest::default_for_run())?;
+            }
+            lock.shared()?;
+        }
+        return Ok(());
+    }
     if is_stale(p) {
         lock.exclusive()?;
         // Another command may have built it while this one waited.

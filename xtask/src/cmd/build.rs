@@ -17,10 +17,29 @@ impl cli::Build {
         if self.warnings {
             return show_warnings(&prepared);
         }
-        if let Some(note) = tree::pin_note(&prepared.tree.version) {
+        if let Some(note) =
+            tree::pin_note(&prepared.tree.version).filter(|_| prepared.freebsd.is_none())
+        {
             eprintln!("{note}");
         }
+        let linux_only =
+            self.distcc.is_some() || self.suggest_config || !matches!(self.cache, cli::Cache::Auto);
+        if prepared.freebsd.is_some() && linux_only {
+            anyhow::bail!(
+                "--distcc, --suggest-config and --cache are for a Linux tree; a FreeBSD build \
+                 takes -j, --no-fallback and make arguments"
+            );
+        }
         let _lock = prepared.lock(ctx, Access::Exclusive)?;
+        if prepared.freebsd.is_some() {
+            let request = BuildRequest {
+                jobs: self.jobs.unwrap_or_else(builder::default_jobs),
+                fallback: !self.no_fallback,
+                make_args: self.make_args,
+                ..BuildRequest::default_for_run()
+            };
+            return builder::freebsd::build(ctx, &prepared, &request);
+        }
         // --distcc, else the DISTCC_HOSTS the distcc client itself reads.
         let hosts = self.distcc.clone().or_else(|| {
             std::env::var("DISTCC_HOSTS")

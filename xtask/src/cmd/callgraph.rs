@@ -28,6 +28,7 @@ impl cli::Callgraph {
             bail!("--run traces the command after `--`: give both, or neither");
         }
         let p = Prepared::new(ctx, &self.target.to_target())?;
+        crate::guest::freebsd_guest::refuse_on_freebsd(&p, "callgraph")?;
         let mut lock = p.lock(ctx, Access::Shared)?;
         if self.run {
             tracing::require_ftrace(ctx, &p)?;

@@ -48,7 +48,11 @@ impl cli::Debug {
                 quick: true,
                 ..BuildRequest::default_for_run()
             };
-            if let Some(outcome) = builder::build(ctx, &p, &quick)? {
+            if p.freebsd.is_some() {
+                // make.py's own walk: no index of the inputs to skip it.
+                builder::freebsd::build(ctx, &p, &quick)?;
+                unchanged = false;
+            } else if let Some(outcome) = builder::build(ctx, &p, &quick)? {
                 unchanged = outcome.passes == 0;
                 eprintln!(
                     "built in {:.1} s ({} objects compiled)",

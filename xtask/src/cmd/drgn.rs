@@ -20,6 +20,7 @@ use crate::{
 impl cli::Drgn {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
+        crate::guest::freebsd_guest::refuse_on_freebsd(&p, "drgn")?;
         let mut lock = p.lock(ctx, Access::Shared)?;
         builder::ensure_built(ctx, &p, &mut lock)?;
         let work = match self.code {

@@ -16,6 +16,7 @@ use crate::{
 impl cli::Dump {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
+        crate::guest::freebsd_guest::refuse_on_freebsd(&p, "dump")?;
         let mut lock = p.lock(ctx, Access::Shared)?;
         builder::ensure_built(ctx, &p, &mut lock)?;
         let file = vmcore_path(&self.file)?;

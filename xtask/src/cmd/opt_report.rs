@@ -14,7 +14,7 @@ use crate::{
 impl cli::OptReport {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
-        if !p.build_dir.join("vmlinux").is_file() && !p.build_dir.join(".config").is_file() {
+        if !p.debug_image().is_file() && !p.build_dir.join(".config").is_file() {
             bail!(
                 "{} is not built: run `cargo xtask build --profile {}`",
                 p.build_dir.display(),

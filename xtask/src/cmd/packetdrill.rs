@@ -25,6 +25,7 @@ use crate::{
 impl cli::Packetdrill {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
+        crate::guest::freebsd_guest::refuse_on_freebsd(&p, "packetdrill")?;
         let spec = Packetdrill::load(&ctx.study_dir())?;
         let binary = packetdrill_script::find_binary(self.packetdrill.as_deref())?;
         let suite = p.tree.path.join(&spec.suite);

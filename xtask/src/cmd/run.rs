@@ -25,7 +25,11 @@ impl cli::Run {
         let mut lock = p.lock(ctx, Access::Shared)?;
         if self.build {
             lock.exclusive()?;
-            builder::build(ctx, &p, &BuildRequest::default_for_run())?;
+            if p.freebsd.is_some() {
+                builder::freebsd::build(ctx, &p, &BuildRequest::default_for_run())?;
+            } else {
+                builder::build(ctx, &p, &BuildRequest::default_for_run())?;
+            }
             lock.shared()?;
         } else {
             builder::ensure_built(ctx, &p, &mut lock)?;

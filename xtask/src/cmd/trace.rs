@@ -29,6 +29,7 @@ impl cli::Trace {
             check_function(function, self.tracer.into()).map_err(anyhow::Error::msg)?;
         }
         let p = Prepared::new(ctx, &self.target.to_target())?;
+        crate::guest::freebsd_guest::refuse_on_freebsd(&p, "trace")?;
         tracing::require_ftrace(ctx, &p)?;
         let mut lock = p.lock(ctx, Access::Shared)?;
         builder::ensure_built(ctx, &p, &mut lock)?;

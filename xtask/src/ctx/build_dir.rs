@@ -107,6 +107,19 @@ impl StateDir {
         self.0.join("walk.mk")
     }
 
+    /// A FreeBSD build's flags per object, as the last build was asked
+    /// to compile it: BSD make does not rebuild an object whose flags
+    /// alone changed, so the builder removes the objects whose line differs.
+    pub fn object_flags(&self) -> PathBuf {
+        self.0.join("object-flags")
+    }
+
+    /// Which kernel, release and tree the directory was built from
+    /// (`FreeBSD 15.1 /path/to/src`): a FreeBSD build directory's owner.
+    pub fn built_from(&self) -> PathBuf {
+        self.0.join("built-from")
+    }
+
     pub fn build_log(&self) -> PathBuf {
         self.0.join("build.log")
     }

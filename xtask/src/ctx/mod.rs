@@ -17,6 +17,7 @@ use crate::{
     },
     study::{
         arch::Arch,
+        os::{FreeBsd, Os},
         policy::Policy,
         profile::Profile,
         profile::Profiles,
@@ -216,6 +217,8 @@ pub struct Prepared {
     pub compiler_version: Option<String>,
     /// CROSS_COMPILE= for a foreign architecture with gcc, CC= or LLVM=.
     make_vars: Vec<String>,
+    /// study/os/freebsd.toml, for a FreeBSD tree (`tree.os`); `None` for Linux.
+    pub freebsd: Option<FreeBsd>,
 }
 
 impl Prepared {
@@ -224,6 +227,9 @@ impl Prepared {
         let profile = profiles.get(target.profile.as_deref())?.clone();
         let tree = ctx.tree()?;
         let arch = ctx.arch()?;
+        if tree.os == Os::FreeBsd {
+            return Prepared::new_freebsd(ctx, target, &profiles, profile, tree, arch);
+        }
         let compiler = target.cc.unwrap_or(profile.cc);
         let linker = target.ld.unwrap_or(match compiler.family {
             Family::Gcc => profile.linker_for(&arch.name),
@@ -247,13 +253,8 @@ impl Prepared {
         for (what, path) in [("kernel tree", &tree.path), ("build directory", &build_dir)] {
             refuse_kbuild_unsafe(what, path)?;
         }
-        let mut profile = names_for_tree(&ctx.exec, profile, &tree, &ctx.root);
-        let layer = StateDir::of(&build_dir).follow();
-        if let Ok(text) = std::fs::read_to_string(&layer) {
-            let mut rules = profile.rules.rules.clone();
-            rules.extend(crate::study::profile::layer_rules(&layer, &text)?);
-            profile.rules = crate::study::opt_rules::OptRules::new(profile.rules.default, rules);
-        }
+        let profile = names_for_tree(&ctx.exec, profile, &tree, &ctx.root);
+        let profile = with_follow_rules(profile, &build_dir)?;
         let mut make_vars = arch.make_vars(compiler)?;
         make_vars.extend(linker.make_vars(compiler).map_err(anyhow::Error::msg)?);
         let compiler_version = arch
@@ -270,6 +271,74 @@ impl Prepared {
             policy: ctx.policy()?,
             compiler,
             linker,
+            freebsd: None,
+        })
+    }
+
+    /// A profile on a FreeBSD tree: its rules are study.toml's
+    /// `[os.freebsd.optimization]`, its compiler make.py's cross clang, and
+    /// its build directory `NAME-freebsd`, beside the Linux one.
+    fn new_freebsd(
+        ctx: &Ctx,
+        target: &Target,
+        profiles: &Profiles,
+        mut profile: Profile,
+        tree: KernelTree,
+        arch: Arch,
+    ) -> Result<Prepared> {
+        let data = FreeBsd::load(&ctx.study_dir())?;
+        data.arch(&arch.name)?;
+        let older = |v: &str| crate::kernel::tree::parse_version(v).map(|(a, b, _)| (a, b));
+        if older(&tree.version) < older(&data.min_version) {
+            bail!(
+                "{}: FreeBSD {} is older than {}, the oldest this tool builds (study/{})",
+                tree.path.display(),
+                tree.version,
+                data.min_version,
+                FreeBsd::FILE
+            );
+        }
+        let compiler: Toolchain = data.build.cc.parse().map_err(anyhow::Error::msg)?;
+        if let Some(cc) = target.cc.filter(|cc| *cc != compiler) {
+            bail!(
+                "--cc {cc}: a FreeBSD kernel builds with {compiler}, make.py's cross compiler \
+                 from {} (study/{})",
+                data.build.cross_bindir,
+                FreeBsd::FILE
+            );
+        }
+        profile.rules = profiles
+            .os_rules
+            .get(Os::FreeBsd.name())
+            .cloned()
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: no [os.freebsd.optimization] table: the rules for a FreeBSD tree",
+                    profiles.path.display()
+                )
+            })?;
+        let mut dir_name = format!("{}-{}", profile.name, Os::FreeBsd.name());
+        if arch.name != Arch::default_name() {
+            dir_name = format!("{dir_name}-{}", arch.name);
+        }
+        let build_dir = ctx.build_dir(target.build_dir.as_deref(), &dir_name);
+        for (what, path) in [("kernel tree", &tree.path), ("build directory", &build_dir)] {
+            refuse_kbuild_unsafe(what, path)?;
+        }
+        let profile = with_follow_rules(profile, &build_dir)?;
+        let cc = Path::new(&data.build.cross_bindir).join("clang");
+        let compiler_version = compiler_version(&ctx.exec, &cc.display().to_string());
+        Ok(Prepared {
+            make_vars: vec![],
+            compiler_version,
+            profile,
+            tree,
+            arch,
+            build_dir,
+            policy: ctx.policy()?,
+            compiler,
+            linker: Linker::Lld,
+            freebsd: Some(data),
         })
     }
 
@@ -333,8 +402,23 @@ impl Prepared {
         self.config().is_ok_and(|c| c.get(option) == "y")
     }
 
-    /// What QEMU boots: `vmlinux` where it can, else the boot image.
+    /// The linked kernel with its DWARF, what gdb and opt-report read:
+    /// `vmlinux`, or a FreeBSD build's `kernel.full`.
+    pub fn debug_image(&self) -> PathBuf {
+        match &self.freebsd {
+            Some(f) => self.build_dir.join(&f.build.images[0]),
+            None => self.build_dir.join("vmlinux"),
+        }
+    }
+
+    /// What QEMU boots: `vmlinux` where it can, else the boot image; a
+    /// FreeBSD build's `kernel`.
     pub fn image(&self) -> PathBuf {
+        if let Some(f) = &self.freebsd {
+            return self
+                .build_dir
+                .join(f.build.images.last().expect("images is not empty"));
+        }
         if self.boots_vmlinux() {
             self.build_dir.join("vmlinux")
         } else {
@@ -367,6 +451,18 @@ impl Prepared {
             state_dir: self.state().path().to_path_buf(),
         })
     }
+}
+
+/// The profile with `follow`'s rules for this build directory laid over
+/// its own.
+fn with_follow_rules(mut profile: Profile, build_dir: &Path) -> Result<Profile> {
+    let layer = StateDir::of(build_dir).follow();
+    if let Ok(text) = std::fs::read_to_string(&layer) {
+        let mut rules = profile.rules.rules.clone();
+        rules.extend(crate::study::profile::layer_rules(&layer, &text)?);
+        profile.rules = crate::study::opt_rules::OptRules::new(profile.rules.default, rules);
+    }
+    Ok(profile)
 }
 
 /// `CC -dumpfullversion -dumpversion`: gcc's full version (clang answers

@@ -13,6 +13,7 @@ use xshell::{cmd, Cmd};
 use crate::{
     ctx::{Ctx, Prepared},
     guest::{
+        freebsd_guest::{GdbSetup, GuestData},
         hold::release_file,
         qemu::Accel,
         run::{start_background, RunRequest},
@@ -42,6 +43,9 @@ pub struct Session<'a> {
     pub index_cache: Option<&'a Path>,
     /// Created at the first continue: see [`GdbRequest::release`].
     pub release: Option<&'a Path>,
+    /// A FreeBSD kernel's file, setup and helpers (guest::freebsd_guest), for
+    /// vmlinux and its scripts.
+    pub freebsd: Option<&'a GdbSetup>,
     /// `study-record` at the first stop: see [`GdbRequest::record`].
     pub record: bool,
     /// See [`GdbRequest::no_reverse`].
@@ -73,10 +77,21 @@ pub fn script(s: &Session) -> String {
         line("set index-cache enabled on".into());
     }
     line(format!("add-auto-load-safe-path {}", s.build_dir.display()));
-    line(format!("file {}", s.build_dir.join("vmlinux").display()));
+    if let Some(fb) = s.freebsd {
+        for l in &fb.setup {
+            line(l.clone());
+        }
+    }
+    let kernel = s
+        .freebsd
+        .map_or(s.build_dir.join("vmlinux"), |fb| fb.file.clone());
+    line(format!("file {}", kernel.display()));
     // Our helpers first: `study-safe` reports a failing helper command and
     // goes on, so the breakpoints and -x scripts below are never dropped.
     line(format!("source {}", s.study_py.display()));
+    for helper in s.freebsd.map_or(&[][..], |fb| &fb.helpers) {
+        line(format!("study-safe source {}", helper.display()));
+    }
     if s.gdb_scripts {
         line(format!(
             "study-safe source {}",
@@ -197,14 +212,26 @@ pub fn gdb_command<'a>(
     req: &GdbRequest,
 ) -> Result<Cmd<'a>> {
     host_tools::require(study_dir, "gdb", &p.arch.name)?;
-    if !p.build_dir.join("vmlinux").is_file() {
+    let freebsd = match &p.freebsd {
+        Some(_) => Some(
+            GuestData::load(study_dir)?
+                .gdb
+                .setup(&p.tree.path, &p.build_dir),
+        ),
+        None => None,
+    };
+    let kernel = freebsd
+        .as_ref()
+        .map_or(p.build_dir.join("vmlinux"), |fb| fb.file.clone());
+    if !kernel.is_file() {
         bail!(
-            "no vmlinux in {}: run `cargo xtask build --profile {}`",
+            "no {} in {}: run `cargo xtask build --profile {}`",
+            kernel.file_name().unwrap_or_default().to_string_lossy(),
             p.build_dir.display(),
             p.profile.name
         );
     }
-    let config = p.config()?;
+    let modules = freebsd.is_none() && p.config()?.get("MODULES") == "y";
     let study_py = study_dir.join("gdb/study.py");
     let index_cache = if req.index_cache {
         let dir = p.state().gdb_index_cache();
@@ -220,7 +247,7 @@ pub fn gdb_command<'a>(
         study_py: &study_py,
         port: req.port,
         before_connect: p.arch.uml.as_ref().map_or(&[], |u| u.gdb_init.as_slice()),
-        modules: config.get("MODULES") == "y",
+        modules,
         gdb_scripts: p.build_dir.join("vmlinux-gdb.py").exists(),
         hardware: req.hardware,
         breaks: req.breaks,
@@ -229,6 +256,7 @@ pub fn gdb_command<'a>(
         batch: req.batch,
         index_cache: index_cache.as_deref(),
         release: req.release,
+        freebsd: freebsd.as_ref(),
         record: req.record,
         no_reverse: req.no_reverse.as_deref(),
     };
@@ -434,6 +462,7 @@ mod tests {
             batch: &batch,
             index_cache: None,
             release: None,
+            freebsd: None,
             record: false,
             no_reverse: None,
         };
@@ -473,6 +502,49 @@ mod tests {
         assert!(file > 3);
     }
 
+    /// A FreeBSD kernel: the OS ABI and the sources' prefix set before
+    /// kernel.full is read, the tree's helpers sourced safely, no vmlinux
+    /// scripts.
+    #[test]
+    fn a_freebsd_session() {
+        let breaks = vec!["tcp_output".to_string()];
+        let data = GuestData::load(&crate::study::shipped()).unwrap().gdb;
+        let fb = data.setup(Path::new("/src/fb"), Path::new("/b/study-freebsd"));
+        let s = Session {
+            build_dir: Path::new("/b/study-freebsd"),
+            tree: Path::new("/src/fb"),
+            study_py: Path::new("/r/study/gdb/study.py"),
+            port: 1234,
+            before_connect: &[],
+            modules: false,
+            gdb_scripts: false,
+            hardware: false,
+            breaks: &breaks,
+            only_comm: None,
+            scripts: &[],
+            batch: &[],
+            index_cache: None,
+            release: None,
+            freebsd: Some(&fb),
+            record: false,
+        };
+        expect_test::expect![[r#"
+            set pagination off
+            set confirm off
+            add-auto-load-safe-path /b/study-freebsd
+            set osabi none
+            set substitute-path /usr/src /src/fb
+            file /b/study-freebsd/kernel.full
+            source /r/study/gdb/study.py
+            study-safe source /src/fb/sys/tools/kernel-gdb.py
+            directory /src/fb
+            target remote 127.0.0.1:1234
+            study-break tcp_output
+            continue
+        "#]]
+        .assert_eq(&script(&s));
+    }
+
     /// The held command is released by the first continue, whether the
     /// script's own or one typed after a failing line ended the script.
     #[test]
@@ -494,6 +566,7 @@ mod tests {
             batch: &[],
             index_cache: None,
             release: Some(Path::new("/b/study/.study/run/release-1234-99")),
+            freebsd: None,
             record: false,
             no_reverse: None,
         };
@@ -572,6 +645,7 @@ mod tests {
             batch: &[],
             index_cache: None,
             release: None,
+            freebsd: None,
             record: false,
             no_reverse: None,
         };

@@ -31,9 +31,9 @@ pub fn release_file(p: &Prepared, req: &RunRequest) -> Option<PathBuf> {
 
 /// What `req` gets on `p`'s guest, with or without a command: the host's
 /// root unless the guest boots an initramfs (`--initramfs`, or a foreign
-/// architecture's).
+/// architecture's) or is FreeBSD (a root of its own, guest::freebsd_guest).
 pub(super) fn wait_of(p: &Prepared, req: &RunRequest, has_command: bool) -> GdbWait {
-    let host_root = !(req.initramfs || p.arch.is_foreign());
+    let host_root = !(req.initramfs || p.arch.is_foreign() || p.freebsd.is_some());
     gdb_wait(req, p.arch.runner, host_root, has_command)
 }
 

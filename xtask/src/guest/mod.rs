@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod console;
 pub mod drgn;
+pub mod freebsd_guest;
 pub mod gdb;
 pub mod hold;
 pub mod initramfs;

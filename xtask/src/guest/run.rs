@@ -16,6 +16,7 @@ use crate::{
     guest::{
         clock::host_tsc_khz,
         console::{supervise, Bound, Debugger},
+        freebsd_guest,
         hold::{release_path, wait_of, GdbWait},
         initramfs,
         programs::{self, guest_bin_dir, guest_env, guest_init},
@@ -189,6 +190,16 @@ fn prepare<'a>(
         }
         Ok(())
     })?;
+    if p.freebsd.is_some() {
+        let study_dir = project_root().join("study");
+        let (cmd, status) = freebsd_guest::prepare(exec, p, &study_dir, req, argv, verbose)?;
+        return Ok(Launch {
+            cmd,
+            temp: Vec::new(),
+            qmp: None,
+            status: Some(status),
+        });
+    }
     let initramfs = req.initramfs || p.arch.is_foreign() || req.rr.is_some();
     if initramfs && p.arch.runner == Runner::Uml {
         bail!("UML runs on the host's root over hostfs; --initramfs is for QEMU guests");

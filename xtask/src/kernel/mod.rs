@@ -7,6 +7,7 @@
 pub mod buildlog;
 pub mod compdb;
 pub mod depfile;
+pub mod freebsd_src;
 pub mod kbuild;
 pub mod kconfig;
 pub mod linkfix;

@@ -10,7 +10,8 @@ use anyhow::{bail, Context, Result};
 use xshell::cmd;
 
 use crate::{
-    kernel::tarball,
+    kernel::{freebsd_src as freebsd, tarball},
+    study::os::Os,
     util::{
         exec::Exec,
         lock::{Access, Wait},
@@ -36,6 +37,9 @@ pub const ORIGIN_FILE: &str = ".linux-study-origin";
 pub struct KernelTree {
     pub path: PathBuf,
     pub version: String,
+    /// Which kernel it is: Linux, or FreeBSD (recognised by its own files,
+    /// `kernel::freebsd_src::MARKERS`).
+    pub os: Os,
 }
 
 impl KernelTree {
@@ -48,14 +52,18 @@ impl KernelTree {
     /// directory that holds something else is their mistake, said in one
     /// line, not a checkout to fetch.
     pub fn open_given(path: &Path, explicit: bool) -> Result<KernelTree> {
+        if freebsd::is_tree(path) {
+            return KernelTree::open_freebsd(path);
+        }
         let makefile = path.join("Makefile");
         if !path.join("Kconfig").is_file() || !makefile.is_file() {
             let holds_files = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some());
             if explicit && holds_files {
                 bail!(
-                    "--kernel {}: no Linux tree there (no Kconfig and Makefile at its top); \
-                     point --kernel at a kernel source tree",
-                    path.display()
+                    "--kernel {}: no Linux tree there (no Kconfig and Makefile at its top), \
+                     nor a FreeBSD one (no {}); point --kernel at a kernel source tree",
+                    path.display(),
+                    freebsd::MARKERS.join(" and ")
                 );
             }
             bail!(
@@ -78,7 +86,33 @@ impl KernelTree {
         if let Some(refusal) = too_old(&version) {
             bail!("{}: {refusal}", path.display());
         }
-        Ok(KernelTree { path, version })
+        Ok(KernelTree {
+            path,
+            version,
+            os: Os::Linux,
+        })
+    }
+
+    /// A FreeBSD tree: its release from `sys/conf/newvers.sh`. Whether the
+    /// tool supports that release is study/os/freebsd.toml's to say.
+    fn open_freebsd(path: &Path) -> Result<KernelTree> {
+        let newvers = path.join(freebsd::MARKERS[0]);
+        let text = std::fs::read_to_string(&newvers)
+            .with_context(|| format!("cannot read {}", newvers.display()))?;
+        let version = freebsd::version_from_newvers(&text).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: no REVISION= line; is this a FreeBSD tree?",
+                newvers.display()
+            )
+        })?;
+        let path = path
+            .canonicalize()
+            .with_context(|| format!("cannot resolve {}", path.display()))?;
+        Ok(KernelTree {
+            path,
+            version,
+            os: Os::FreeBsd,
+        })
     }
 
     /// `6.12` from `6.12.117`: the key for version-specific data.
@@ -532,7 +566,8 @@ mod tests {
         assert_eq!(
             err,
             format!(
-                "--kernel {}: no Linux tree there (no Kconfig and Makefile at its top); \
+                "--kernel {}: no Linux tree there (no Kconfig and Makefile at its top), \
+                 nor a FreeBSD one (no sys/conf/newvers.sh and tools/build/make.py); \
                  point --kernel at a kernel source tree",
                 dir.display()
             )

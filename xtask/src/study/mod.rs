@@ -12,6 +12,7 @@ pub mod host_tools;
 pub mod layers;
 pub mod opt_rules;
 pub mod origin;
+pub mod os;
 pub mod packetdrill_suite;
 pub mod policy;
 pub mod profile;

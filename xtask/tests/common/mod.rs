@@ -608,7 +608,7 @@ pub fn stops_along(debug: &[&str], functions: &[&str], command: &[&str]) -> Vec<
     let mut script = String::new();
     for function in functions {
         script.push_str(&format!(
-            "study-break {function}\ncommands\nsilent\necho @@stop {function}\\n\nstudy-frame\necho @@end\\n\ndelete $_hit_bpnum\ncontinue\nend\n"
+            "study-break {function}\ncommands $study_break_first-$bpnum\nsilent\necho @@stop {function}\\n\nstudy-frame\necho @@end\\n\ndelete $_hit_bpnum\ncontinue\nend\n"
         ));
     }
     script.push_str("continue\n");

@@ -120,7 +120,7 @@ fn next_higher_level(policy: &Policy, current: &str) -> Option<String> {
 }
 
 /// Whether a recorded reason carries `error`, line and column numbers aside.
-fn same_error(reason: &str, error: &str) -> bool {
+pub(crate) fn same_error(reason: &str, error: &str) -> bool {
     let digitless = |s: &str| {
         s.chars()
             .filter(|c| !c.is_ascii_digit())

@@ -19,6 +19,7 @@ use crate::study::{
 };
 
 mod extends;
+mod os_rules;
 use extends::extended;
 
 #[derive(Deserialize)]
@@ -32,6 +33,10 @@ struct RawFile {
     /// and the older names a tree may still use.
     #[serde(default)]
     renamed: BTreeMap<String, Vec<String>>,
+    /// Another kernel's rules (`[os.freebsd.optimization]`): its tree's
+    /// paths, the same levels and ladder.
+    #[serde(default)]
+    os: BTreeMap<Spanned<String>, os_rules::RawOs>,
 }
 
 /// Option name → value, each with where it stands in the file.
@@ -190,6 +195,8 @@ impl Profile {
 pub struct Profiles {
     pub default: String,
     pub profiles: BTreeMap<String, Profile>,
+    /// The rules of each other kernel (`freebsd`), for every profile.
+    pub os_rules: BTreeMap<String, OptRules>,
     pub path: PathBuf,
 }
 
@@ -250,9 +257,11 @@ impl Profiles {
                 .cloned()
                 .expect("profiles is not empty"),
         };
+        let os_rules = os_rules::resolve(raw.os, &at)?;
         Ok(Profiles {
             default,
             profiles,
+            os_rules,
             path: path.to_path_buf(),
         })
     }
