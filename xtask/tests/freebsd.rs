@@ -92,6 +92,7 @@ fn unit(object: &Path) -> Option<(String, String)> {
 }
 
 fn builds_and_opt_report_check_passes() {
+    let _serial = serial();
     LazyLock::force(&BUILT);
     for image in ["kernel.full", "kernel"] {
         assert!(build_dir().join(image).is_file(), "no {image} at the top");
@@ -106,6 +107,7 @@ fn builds_and_opt_report_check_passes() {
 /// read by readelf from each object's DW_AT_producer (-grecord-command-line:
 /// the last -O on it) against the rules read from study.toml here.
 fn dwarf_levels_are_the_rules() {
+    let _serial = serial();
     LazyLock::force(&BUILT);
     let rules = rules();
     let tree = Path::new(&tree()).canonicalize().unwrap();
@@ -156,6 +158,55 @@ fn dwarf_levels_are_the_rules() {
     assert!(others > 100, "only {others} objects at the default");
 }
 
+/// The last -O of an object's DW_AT_producer.
+fn level_of(object: &Path) -> String {
+    let (_, producer) = unit(object).expect("DWARF");
+    producer
+        .split_whitespace()
+        .rev()
+        .find(|w| w.starts_with("-O"))
+        .unwrap_or("none")
+        .to_string()
+}
+
+/// BSD make does not rebuild an object whose flags alone changed: the tool
+/// removes it. A rule added for one file rebuilds that object at its level
+/// and leaves the others as they were; taken away, the object goes back.
+fn a_rule_change_rebuilds_that_object_only() {
+    let _serial = serial();
+    LazyLock::force(&BUILT);
+    let objdir = build_dir().join("obj/STUDY");
+    let (changed, other) = (objdir.join("uipc_usrreq.o"), objdir.join("tcp_output.o"));
+    let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let other_before = mtime(&other);
+    assert_eq!(level_of(&changed), "-Og");
+    let profiles = repo().join("target/freebsd-test/study.toml");
+    let profile_text = shipped_profiles().replace(
+        "\"sys/kern/uipc_sockbuf.c\" = \"O0\"\n",
+        "\"sys/kern/uipc_sockbuf.c\" = \"O0\"\n\"sys/kern/uipc_usrreq.c\" = \"O0\"\n",
+    );
+    assert_ne!(
+        profile_text,
+        shipped_profiles(),
+        "the fixture's anchor moved"
+    );
+    std::fs::write(&profiles, profile_text).unwrap();
+    let mut with_rule = vec!["--profiles".to_string(), profiles.display().to_string()];
+    with_rule.extend(args("build"));
+    let out = run(&with_rule);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("build: 1 object(s) whose flags changed removed"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(level_of(&changed), "-O0");
+    assert_eq!(mtime(&other), other_before, "tcp_output.o was rebuilt");
+    let out = run(&args("build"));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(level_of(&changed), "-Og");
+}
+
 /// `--dry-run` prints make.py's command lines and writes nothing.
 fn dry_run_prints_make_py_and_writes_nothing() {
     let dir = repo().join("target/freebsd-test/dry-run");
@@ -191,6 +242,10 @@ fn main() {
             builds_and_opt_report_check_passes,
         ),
         trial("dwarf_levels_are_the_rules", dwarf_levels_are_the_rules),
+        trial(
+            "a_rule_change_rebuilds_that_object_only",
+            a_rule_change_rebuilds_that_object_only,
+        ),
     ]
     .into_iter()
     .map(|t| t.with_ignored_flag(missing))
