@@ -17,7 +17,7 @@ use crate::{
     },
     ctx::{Ctx, Prepared},
     guest::{
-        gdb::batch_at_stop,
+        gdb_session::batch_at_stop,
         trace_script::TraceSetup,
         tracing::{self, TraceRequest},
     },

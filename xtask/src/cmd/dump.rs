@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use crate::{
     builder, cli,
     ctx::{Ctx, Prepared},
-    guest::{gdb::batch_at_stop_output, kvm, live::LiveGuest, qmp},
+    guest::{gdb_session::batch_at_stop_output, kvm, live::LiveGuest, qmp},
     util::{lock::Access, supervise::TempPath},
 };
 

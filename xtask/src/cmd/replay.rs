@@ -12,7 +12,8 @@ use crate::{
     cli,
     ctx::{Ctx, Prepared},
     guest::{
-        gdb::{free_port, session_on_guest, GdbRequest},
+        gdb::{free_port, GdbRequest},
+        gdb_session::session_on_guest,
         qemu::Accel,
         recording::{self, Mode, Recording, Rr},
         run::{self, RunRequest},

@@ -9,6 +9,7 @@ pub mod console;
 pub mod drgn;
 pub mod freebsd_guest;
 pub mod gdb;
+pub mod gdb_session;
 pub mod hold;
 pub mod initramfs;
 pub mod kvm;
