@@ -88,24 +88,30 @@ fn gdb_stops_with_every_variable_readable() {
 }
 
 /// What this guest mode lacks is refused in one line, before anything is
-/// booted: trace reads ftrace, which a FreeBSD kernel has not.
+/// booted: trace reads ftrace, which a FreeBSD kernel has not; record
+/// boots Linux's initramfs.
 fn trace_is_refused_in_one_line() {
-    let mut args = on("trace");
-    args.extend(["tcp_output", "--", "tcp-echo"]);
-    let out = xtask(&args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{}", text(&out));
-    assert_eq!(
-        stderr.trim_end().lines().last().unwrap_or_default(),
-        format!(
-            "error: trace: not on a FreeBSD build yet ({}); `run`, `debug` and `gdb` are \
-             (docs/src/freebsd-run.md)",
-            tree()
-        ),
-        "{}",
-        text(&out)
-    );
-    assert!(!stderr.contains("qemu-system"), "{stderr}");
+    for (command, args) in [
+        ("trace", &["tcp_output", "--", "tcp-echo"][..]),
+        ("record", &["--", "tcp-echo"][..]),
+    ] {
+        let mut full = on(command);
+        full.extend(args.iter().copied());
+        let out = xtask(&full);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{}", text(&out));
+        assert_eq!(
+            stderr.trim_end().lines().last().unwrap_or_default(),
+            format!(
+                "error: {command}: not on a FreeBSD build yet ({}); `run`, `debug` and `gdb` \
+                 are (docs/src/freebsd-run.md)",
+                tree()
+            ),
+            "{}",
+            text(&out)
+        );
+        assert!(!stderr.contains("qemu-system"), "{stderr}");
+    }
 }
 
 fn main() {

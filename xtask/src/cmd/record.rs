@@ -11,6 +11,7 @@ use crate::{
     builder, cli,
     ctx::{Ctx, Prepared},
     guest::{
+        freebsd_guest,
         qemu::Accel,
         recording::{self, Mode, Rr},
         run::{self, RunRequest},
@@ -22,6 +23,7 @@ use crate::{
 impl cli::Record {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
+        freebsd_guest::refuse_on_freebsd(&p, "record")?;
         let setup = recording::setup(&p)?;
         let dir = recording::dir_of(&p, &self.name)?;
         refuse_host_program(&self.command)?;

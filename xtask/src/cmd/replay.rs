@@ -12,6 +12,7 @@ use crate::{
     cli,
     ctx::{Ctx, Prepared},
     guest::{
+        freebsd_guest,
         gdb::{free_port, GdbRequest},
         gdb_session::session_on_guest,
         qemu::Accel,
@@ -24,6 +25,7 @@ use crate::{
 impl cli::Replay {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
+        freebsd_guest::refuse_on_freebsd(&p, "replay")?;
         let setup = recording::setup(&p)?;
         let dir = recording::dir_of(&p, &self.name)?;
         // Not rebuilt: a recording is of the vmlinux that is there.

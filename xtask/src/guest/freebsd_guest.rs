@@ -292,8 +292,8 @@ pub fn prepare<'a>(
 }
 
 /// Refuses, in one line, a command this guest mode does not have yet on a
-/// FreeBSD build (`trace`, `drgn`, `dump`, `packetdrill`, `callgraph`):
-/// they read Linux's vmlinux, ftrace or /proc.
+/// FreeBSD build (`trace`, `drgn`, `dump`, `packetdrill`, `callgraph`, `record`, `replay`):
+/// they read Linux's vmlinux, ftrace or /proc, or boot an initramfs.
 pub fn refuse_on_freebsd(p: &Prepared, command: &str) -> Result<()> {
     if p.freebsd.is_some() {
         bail!(
