@@ -13,7 +13,10 @@ use crate::{
     ctx::Ctx,
     kernel::tree::{self, KernelTree, DEBIAN_TARBALL},
     study::host_tools::{self, Tool, PIP_VENV},
-    util::exec::{describe, which, Exec},
+    util::{
+        apt_sources,
+        exec::{describe, which, Exec},
+    },
 };
 
 /// Installs `missing`, every source in turn, then checks that each is
@@ -123,18 +126,13 @@ fn unpack_deb(ctx: &Ctx, deb: &str) -> Result<()> {
     let partial = ctx.root.join(format!("{dir}.partial"));
     exec.create_dir_all(&download)?;
     exec.remove_all(&partial)?;
+    let private = match suite {
+        Some(suite) => suite_apt_options(ctx, suite)?,
+        None => Vec::new(),
+    };
     {
         let _in = sh.push_dir(&download);
-        exec.run(cmd!(sh, "apt-get download -q {deb}"))
-            .map_err(|e| match suite {
-                // The one failure with a known fix: apt does not know the suite.
-                Some(suite) => e.context(format!(
-                    "apt-get could not download {name} from {suite}: add {suite} to apt's sources \
-                 (`deb http://deb.debian.org/debian {suite} main`), run `apt-get update`, then \
-                 `cargo xtask setup --install` again"
-                )),
-                None => e,
-            })?;
+        exec.run(cmd!(sh, "apt-get download -q {private...} {deb}"))?;
     }
     // A dry run downloaded nothing: the name it would find.
     let file = exec
@@ -147,6 +145,54 @@ fn unpack_deb(ctx: &Ctx, deb: &str) -> Result<()> {
         println!("unpacked {deb} into {}", dest.display());
         Ok(())
     })
+}
+
+/// apt options that make another suite of the host's archive (bookworm-
+/// backports beside bookworm) known to one apt-get, through a source list
+/// and package lists of the project's own under target/debs/apt/: the
+/// host's apt configuration is not touched, and a host that already has
+/// the suite in its sources works the same.
+fn suite_apt_options(ctx: &Ctx, suite: &str) -> Result<Vec<String>> {
+    let exec = &ctx.exec;
+    let mut sources = Vec::new();
+    let parts = std::fs::read_dir("/etc/apt/sources.list.d")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "list" || x == "sources"));
+    for path in std::iter::once(PathBuf::from("/etc/apt/sources.list")).chain(parts) {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            sources.push(text);
+        }
+    }
+    let Some(line) = apt_sources::line_for_suite(suite, &sources) else {
+        bail!(
+            "no apt source in /etc/apt serves {}, whose {suite} suite `setup` would fetch: add \
+             the Debian archive to apt's sources",
+            suite.split('-').next().unwrap_or(suite)
+        );
+    };
+    let dir = ctx.root.join(host_tools::DEB_DIR).join("apt");
+    let list = dir.join(format!("{suite}.list"));
+    let lists = dir.join("lists");
+    exec.create_dir_all(&lists.join("partial"))?;
+    exec.write(&list, format!("{line}\n"))?;
+    let options: Vec<String> = [
+        format!("Dir::Etc::SourceList={}", list.display()),
+        format!("Dir::Etc::SourceParts={}", dir.join("none").display()),
+        format!("Dir::State::Lists={}", lists.display()),
+        // The host's package caches stay the host's.
+        "Dir::Cache::pkgcache=".to_string(),
+        "Dir::Cache::srcpkgcache=".to_string(),
+    ]
+    .into_iter()
+    .flat_map(|o| ["-o".to_string(), o])
+    .collect();
+    let sh = exec.sh();
+    let update = &options;
+    exec.run(cmd!(sh, "apt-get update -q {update...}"))?;
+    Ok(options)
 }
 
 /// What a read-only query printed; its failure is an error of one line

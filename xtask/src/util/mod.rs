@@ -6,6 +6,7 @@
 //! ([`progress`]). It knows nothing of kernels or
 //! profiles and uses no other module of the crate.
 
+pub mod apt_sources;
 pub mod exec;
 pub mod fsutil;
 pub mod lock;
