@@ -37,6 +37,18 @@ pub fn choose_accel(ctx: &Ctx, p: &Prepared, requested: AccelChoice) -> Result<A
         // The kernel is a host process: nothing to accelerate.
         return Ok(Accel::Tcg);
     }
+    if p.freebsd.is_some() {
+        // No probe: its boot would run a Linux command, and the FreeBSD
+        // guest's accelerator is data (study/guest/freebsd/guest.toml).
+        if requested == AccelChoice::Kvm {
+            bail!(
+                "--accel kvm: a FreeBSD guest runs under TCG (study/guest/freebsd/guest.toml: \
+                 KVM stops at its first x87 instruction on these hosts)"
+            );
+        }
+        eprintln!("accel: tcg (a FreeBSD guest, study/guest/freebsd/guest.toml)");
+        return Ok(Accel::Tcg);
+    }
     let (accel, why) = match requested {
         AccelChoice::Kvm if p.arch.is_foreign() => bail!(
             "--accel kvm: KVM runs {} guests on an {} host only",
