@@ -13,9 +13,8 @@ use std::{
     process::Output,
 };
 
-use common::*;
-use libtest_mimic::{Arguments, Failed, Trial};
-use serde_json::Value;
+use common::{reverse::*, *};
+use libtest_mimic::{Arguments, Trial};
 
 const COMMAND: [&str; 4] = ["tcp-echo", "-4", "-n", "1"];
 const NAME: &str = "test-replay";
@@ -97,64 +96,14 @@ fn plain_replay_prints_the_recorded_console() {
     assert!(text(&replayed).contains("exited with status 0, as recorded"));
 }
 
-/// Forward STEPS lines one instruction at a time, then back by
-/// reverse-next (gdb's record), then hand over to QEMU (study-record-stop)
-/// for one reverse-stepi; then, from tcp_push, a watchpoint run backwards.
-/// One JSON line per stop.
-const WALK: &str = r#"
-import json
-import gdb
-
-def here(direction):
-    frame = gdb.selected_frame()
-    stop = {
-        "dir": direction,
-        "function": frame.name(),
-        "line": frame.find_sal().line,
-        "pc": frame.pc(),
-        "locals": gdb.execute("info locals", to_string=True),
-    }
-    print("WALK " + json.dumps(stop))
-    return stop
-
-class Walk(gdb.Command):
-    def __init__(self):
-        super().__init__("test-walk", gdb.COMMAND_USER)
-
-    def invoke(self, arg, from_tty):
-        lines = int(arg)
-        forward = [here("forward")]
-        changes = 0
-        while changes < lines and len(forward) < 400:
-            gdb.execute("stepi", to_string=True)
-            forward.append(here("forward"))
-            if forward[-1]["line"] != forward[-2]["line"]:
-                changes += 1
-        for _ in range(3 * lines):
-            gdb.execute("reverse-next", to_string=True)
-            if here("back")["pc"] == forward[0]["pc"]:
-                break
-        gdb.execute("study-record-stop", to_string=True)
+/// After the walk's way back (gdb's record), hand over to QEMU
+/// (study-record-stop) for one reverse-stepi; then, from tcp_push, a
+/// watchpoint run backwards (the session's `--batch` commands).
+const THEN: &str = r#"        gdb.execute("study-record-stop", to_string=True)
         here("end")
         gdb.execute("reverse-stepi", to_string=True)
         here("qemu")
-
-Walk()
 "#;
-
-fn walk_script() -> PathBuf {
-    let path = cache().join("replay-walk.py");
-    std::fs::write(&path, WALK).unwrap();
-    path
-}
-
-fn stops(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("WALK "))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 /// Where a watchpoint on `tp->write_seq` stopped: (line, old, new).
 fn watch_stop(out: &Output) -> (usize, u64, u64) {
@@ -174,70 +123,23 @@ fn watch_stop(out: &Output) -> (usize, u64, u64) {
 }
 
 fn walk_session() -> Output {
-    let script = walk_script();
-    let walk = format!("test-walk {STEPS}");
-    replay(&[
-        "-b",
-        "tcp_sendmsg_locked",
-        "-x",
-        script.to_str().unwrap(),
-        "--batch",
-        &walk,
-        "--batch",
-        "study-record",
-        "--batch",
-        "break tcp_push",
-        "--batch",
-        "continue",
-        "--batch",
-        "up",
-        "--batch",
-        "watch -l tp->write_seq",
-        "--batch",
-        "reverse-continue",
-    ])
+    let walk = walk_flags("replay-walk.py", THEN, STEPS);
+    let walk: Vec<&str> = walk.iter().map(String::as_str).collect();
+    replay(&[&walk[..], &["--batch", "study-record"], &WATCH_BACK].concat())
 }
 
 fn reverse_steps_retrace_the_way_forward_and_two_replays_agree() {
     recorded();
     let first = walk_session();
-    let all = stops(&first);
-    let of = |d: &str| all.iter().filter(|s| s["dir"] == d).collect::<Vec<_>>();
-    let (forward, back) = (of("forward"), of("back"));
-    let line = |s: &Value| s["line"].as_i64().unwrap();
-    let mut forward_lines: Vec<i64> = forward.iter().map(|s| line(s)).collect();
-    forward_lines.dedup();
-    assert_eq!(forward_lines.len(), STEPS + 1, "{}", text(&first));
-    assert!(!back.is_empty(), "{}", text(&first));
-    for stop in &back {
-        let seen = forward
-            .iter()
-            .find(|f| f["pc"] == stop["pc"])
-            .unwrap_or_else(|| {
-                panic!("reverse-next stopped where the way forward never was: {stop}")
-            });
-        assert_eq!(stop["line"], seen["line"]);
-        assert_eq!(
-            stop["locals"],
-            seen["locals"],
-            "back at line {}",
-            line(stop)
-        );
-    }
-    let mut order: Vec<usize> = back
-        .iter()
-        .map(|s| forward_lines.iter().position(|f| *f == line(s)).unwrap())
-        .collect();
-    assert!(order.windows(2).all(|w| w[0] >= w[1]), "{forward_lines:?}");
-    order.dedup();
-    assert_eq!(order, (0..STEPS).rev().collect::<Vec<_>>());
-    assert_eq!(back.last().unwrap()["pc"], forward[0]["pc"]);
+    let all = walk_stops(&first);
+    assert_retraced(&all, STEPS, &first);
+    let forward = stops_of(&all, "forward");
     // study-record-stop: at the end of gdb's log, the guest's own moment;
     // QEMU's reverse-stepi: the instruction before it, as the way forward
     // saw it.
-    let end = of("end")[0];
+    let end = stops_of(&all, "end")[0];
     assert_eq!(end["pc"], forward.last().unwrap()["pc"]);
-    let qemu = of("qemu")[0];
+    let qemu = stops_of(&all, "qemu")[0];
     let before = &forward[forward.len() - 2];
     assert_eq!(qemu["pc"], before["pc"], "{}", text(&first));
     assert_eq!(qemu["locals"], before["locals"]);
@@ -248,22 +150,12 @@ fn reverse_steps_retrace_the_way_forward_and_two_replays_agree() {
 
     // A second replay: the same stops, values and write.
     let second = walk_session();
-    assert_eq!(stops(&second), all);
+    assert_eq!(walk_stops(&second), all);
     assert_eq!(watch_stop(&second), (at, old, new));
 
     // A forward watchpoint on a fresh replay, set where the way back began
     // (tp assigned): it stops after the same write, the values swapped.
-    let forward = replay(&[
-        "--qemu-reverse",
-        "-b",
-        "tcp_sendmsg_locked",
-        "--batch",
-        "next",
-        "--batch",
-        "watch -l tp->write_seq",
-        "--batch",
-        "continue",
-    ]);
+    let forward = replay(&[&["--qemu-reverse"][..], &WATCH_FORWARD].concat());
     let (after, f_old, f_new) = watch_stop(&forward);
     assert_eq!((f_old, f_new), (new, old), "{}", text(&forward));
     assert!(after >= at && after - at <= 2, "{after} against {at}");
@@ -322,23 +214,8 @@ fn bad_inputs_are_refused_in_one_line_with_nothing_written() {
     std::fs::remove_dir_all(&other).unwrap();
     std::fs::remove_dir_all(&missing).unwrap();
     // UML runs no QEMU.
-    let dir = cache().join("build-um-replay-refused");
-    let (tree, _) = &*TINY;
-    let um = xtask(&[
-        "--arch",
-        "um",
-        "record",
-        "--profile",
-        "tiny",
-        "--kernel",
-        tree,
-        "--build-dir",
-        dir.to_str().unwrap(),
-        "--",
-        "true",
-    ]);
+    let um = refused_on_um("record", "build-um-replay-refused", &["--", "true"]);
     refused(&um, "UML runs no QEMU");
-    assert!(!dir.exists(), "the refusal wrote {}", dir.display());
 }
 
 fn main() {
@@ -356,14 +233,7 @@ fn main() {
                 let _serial = serial();
                 f()
             })
-            .map_err(|e| {
-                Failed::from(
-                    e.downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default(),
-                )
-            })
+            .map_err(|e| failed(&e))
         })
         .with_ignored_flag(qemu.is_none())
     };

@@ -12,7 +12,6 @@ use crate::{
     ctx::{Ctx, Prepared},
     guest::{
         freebsd_guest,
-        qemu::Accel,
         recording::{self, Mode, Rr},
         run::{self, RunRequest},
     },
@@ -48,21 +47,14 @@ impl cli::Record {
         let snapshots = partial.join(recording::SNAPSHOTS);
         let sh = exec.sh();
         exec.run(cmd!(sh, "qemu-img create -q -f qcow2 {snapshots} 1G"))?;
+        let rr = Rr {
+            mode: Mode::Record,
+            dir: partial.clone(),
+            qemu: qemu.clone(),
+        };
         let request = RunRequest {
-            // The guest a replay's `study-record` can follow (no SMAP).
-            cpu_features: p
-                .arch
-                .record
-                .as_ref()
-                .map_or(Vec::new(), |r| r.cpu_features.clone()),
-            initramfs: true,
             timeout: Duration::from_secs(self.timeout),
-            rr: Some(Rr {
-                mode: Mode::Record,
-                dir: partial.clone(),
-                qemu: qemu.clone(),
-            }),
-            ..RunRequest::new(Accel::Tcg)
+            ..RunRequest::recorded(&p, rr)
         };
         let Some(outcome) = run::run_command(ctx, &p, &request, &self.command)? else {
             return Ok(ExitCode::SUCCESS);

@@ -15,7 +15,6 @@ use crate::{
         freebsd_guest,
         gdb::{free_port, GdbRequest},
         gdb_session::session_on_guest,
-        qemu::Accel,
         recording::{self, Mode, Recording, Rr},
         run::{self, RunRequest},
     },
@@ -42,22 +41,16 @@ impl cli::Replay {
             (true, Some(port)) => Some(port),
             (true, None) => Some(free_port()?),
         };
+        let rr = Rr {
+            mode: Mode::Replay,
+            dir: dir.clone(),
+            qemu,
+        };
         let request = RunRequest {
-            cpu_features: p
-                .arch
-                .record
-                .as_ref()
-                .map_or(Vec::new(), |r| r.cpu_features.clone()),
-            initramfs: true,
             gdb_port: port,
             // From the reset vector: a replay is the recorded run, held by nothing.
             wait_gdb: port.is_some(),
-            rr: Some(Rr {
-                mode: Mode::Replay,
-                dir: dir.clone(),
-                qemu,
-            }),
-            ..RunRequest::new(Accel::Tcg)
+            ..RunRequest::recorded(&p, rr)
         };
         let Some(port) = port else {
             let Some(outcome) = run::run_command(ctx, &p, &request, &recorded.command)? else {

@@ -15,7 +15,7 @@ use xshell::{Cmd, Shell};
 use crate::{
     ctx::Prepared,
     guest::{
-        qemu::{qemu_opt_value, ROOT_TAG},
+        qemu::{folder_9p, gdb_stub, Machine, ROOT_TAG, STDIO_CONSOLE},
         run_request::RunRequest,
         status::{StatusFolder, STATUS_TAG},
     },
@@ -187,57 +187,30 @@ pub fn argv_words(argv: &[String]) -> Result<Vec<String>> {
 /// The QEMU command line.
 pub fn qemu_command<'a>(sh: &'a Shell, data: &GuestData, guest: &FreebsdGuest) -> Result<Cmd<'a>> {
     let q = &data.qemu;
-    let mut cmd = sh
-        .cmd(&q.binary)
-        .args(["-machine", &q.machine])
-        .args(["-accel", &q.accel])
-        .args(["-cpu", &q.cpu])
-        .args(["-m", &guest.mem])
-        .args(["-smp".to_string(), guest.cpus.to_string()])
-        .args([
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-no-reboot",
-            "-chardev",
-            "stdio,id=console,signal=off",
-            "-serial",
-            "chardev:console",
-        ])
+    let machine = Machine {
+        binary: &q.binary,
+        machine: &q.machine,
+        accel: &q.accel,
+        cpu: &q.cpu,
+        mem: &guest.mem,
+        cpus: guest.cpus,
+    };
+    let mut cmd = machine
+        .cmd(sh)
+        .args(STDIO_CONSOLE)
         .args(["-kernel".to_string(), guest.kernel.display().to_string()])
-        .args([
-            "-fsdev".to_string(),
-            format!(
-                "local,id=root,path={},security_model=none,readonly=on",
-                qemu_opt_value(&guest.root.display().to_string())
-            ),
-        ])
-        .args([
-            "-device".to_string(),
-            format!("{},fsdev=root,mount_tag={ROOT_TAG}", q.virtio_9p),
-        ]);
+        .args(folder_9p(
+            &q.virtio_9p,
+            "root",
+            &guest.root,
+            ROOT_TAG,
+            ",readonly=on",
+        ));
     if let Some(status) = &guest.status {
-        cmd = cmd
-            .args([
-                "-fsdev".to_string(),
-                format!(
-                    "local,id=status,path={},security_model=none",
-                    qemu_opt_value(&status.display().to_string())
-                ),
-            ])
-            .args([
-                "-device".to_string(),
-                format!("{},fsdev=status,mount_tag={STATUS_TAG}", q.virtio_9p),
-            ]);
+        cmd = cmd.args(folder_9p(&q.virtio_9p, "status", status, STATUS_TAG, ""));
     }
-    if let Some(port) = guest.gdb_port {
-        // Loopback only, as for Linux guests.
-        cmd = cmd.args(["-gdb".to_string(), format!("tcp:127.0.0.1:{port}")]);
-        if guest.wait_gdb {
-            cmd = cmd.arg("-S");
-        }
-    }
+    // Loopback only, as for Linux guests.
+    cmd = cmd.args(gdb_stub(guest.gdb_port, guest.wait_gdb));
     Ok(cmd
         .args(["-append".to_string(), kenv_words(data, guest)?.join(" ")])
         .args(guest.qemu_args.iter().cloned()))

@@ -308,6 +308,30 @@ pub fn free_port() -> Result<u16> {
 mod tests {
     use super::*;
 
+    /// A session on `build_dir` of /src/linux at port 1234, with nothing
+    /// asked for: each test sets what it checks.
+    fn session(build_dir: &'static str) -> Session<'static> {
+        Session {
+            build_dir: Path::new(build_dir),
+            tree: Path::new("/src/linux"),
+            study_py: Path::new("/r/study/gdb/study.py"),
+            port: 1234,
+            before_connect: &[],
+            modules: false,
+            gdb_scripts: false,
+            hardware: false,
+            breaks: &[],
+            only_comm: None,
+            scripts: &[],
+            batch: &[],
+            index_cache: None,
+            release: None,
+            freebsd: None,
+            record: false,
+            no_reverse: None,
+        }
+    }
+
     #[test]
     fn a_task_name_is_a_plain_word_or_nothing() {
         assert_eq!(comm_word("tun-peer"), Some("tun-peer"));
@@ -321,23 +345,10 @@ mod tests {
         let breaks = vec!["tcp_sendmsg".to_string()];
         let batch = vec!["bt".to_string(), "info args".to_string()];
         let s = Session {
-            build_dir: Path::new("/b/tiny"),
-            tree: Path::new("/src/linux"),
-            study_py: Path::new("/r/study/gdb/study.py"),
-            port: 1234,
-            before_connect: &[],
-            modules: false,
             gdb_scripts: true,
-            hardware: false,
             breaks: &breaks,
-            only_comm: None,
-            scripts: &[],
             batch: &batch,
-            index_cache: None,
-            release: None,
-            freebsd: None,
-            record: false,
-            no_reverse: None,
+            ..session("/b/tiny")
         };
         expect_test::expect![[r#"
             set pagination off
@@ -384,23 +395,10 @@ mod tests {
         let data = GuestData::load(&crate::study::shipped()).unwrap().gdb;
         let fb = data.setup(Path::new("/src/fb"), Path::new("/b/study-freebsd"));
         let s = Session {
-            build_dir: Path::new("/b/study-freebsd"),
             tree: Path::new("/src/fb"),
-            study_py: Path::new("/r/study/gdb/study.py"),
-            port: 1234,
-            before_connect: &[],
-            modules: false,
-            gdb_scripts: false,
-            hardware: false,
             breaks: &breaks,
-            only_comm: None,
-            scripts: &[],
-            batch: &[],
-            index_cache: None,
-            release: None,
             freebsd: Some(&fb),
-            record: false,
-            no_reverse: None,
+            ..session("/b/study-freebsd")
         };
         expect_test::expect![[r#"
             set pagination off
@@ -426,23 +424,12 @@ mod tests {
         let breaks = vec!["tcp_sendmsg_locked".to_string()];
         let scripts = vec![PathBuf::from("/home/me/mine.gdb")];
         let s = Session {
-            build_dir: Path::new("/b/study"),
-            tree: Path::new("/src/linux"),
-            study_py: Path::new("/r/study/gdb/study.py"),
-            port: 1234,
-            before_connect: &[],
             modules: true,
             gdb_scripts: true,
-            hardware: false,
             breaks: &breaks,
-            only_comm: None,
             scripts: &scripts,
-            batch: &[],
-            index_cache: None,
             release: Some(Path::new("/b/study/.study/run/release-1234-99")),
-            freebsd: None,
-            record: false,
-            no_reverse: None,
+            ..session("/b/study")
         };
         expect_test::expect![[r#"
             set pagination off
@@ -467,23 +454,8 @@ mod tests {
     #[test]
     fn reverse_commands_are_refused_with_the_line_given() {
         let s = Session {
-            build_dir: Path::new("/b/tiny"),
-            tree: Path::new("/src/linux"),
-            study_py: Path::new("/r/study/gdb/study.py"),
-            port: 1234,
-            before_connect: &[],
-            modules: false,
-            gdb_scripts: false,
-            hardware: false,
-            breaks: &[],
-            only_comm: None,
-            scripts: &[],
-            batch: &[],
-            index_cache: None,
-            release: None,
-            record: false,
             no_reverse: Some("QEMU 7.2 \"cannot\""),
-            freebsd: None,
+            ..session("/b/tiny")
         };
         let text = script(&s);
         let at = |l: &str| text.lines().position(|x| x == l).unwrap();
@@ -506,23 +478,8 @@ mod tests {
             .uml
             .unwrap();
         let s = Session {
-            build_dir: Path::new("/b/tiny-um"),
-            tree: Path::new("/src/linux"),
-            study_py: Path::new("/r/study/gdb/study.py"),
-            port: 1234,
             before_connect: &uml.gdb_init,
-            modules: false,
-            gdb_scripts: false,
-            hardware: false,
-            breaks: &[],
-            only_comm: None,
-            scripts: &[],
-            batch: &[],
-            index_cache: None,
-            release: None,
-            freebsd: None,
-            record: false,
-            no_reverse: None,
+            ..session("/b/tiny-um")
         };
         let text = script(&s);
         let at = |l: &str| text.lines().position(|x| x == l).unwrap();

@@ -3,7 +3,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use crate::guest::{qemu::Accel, recording::Rr};
+use crate::{
+    ctx::Prepared,
+    guest::{qemu::Accel, recording::Rr},
+};
 
 pub struct RunRequest {
     pub accel: Accel,
@@ -42,6 +45,23 @@ pub struct RunRequest {
 }
 
 impl RunRequest {
+    /// A run that `rr` records or replays on `p`'s build: under TCG, on an
+    /// initramfs (QEMU cannot replay a 9p export), with the CPU features of
+    /// the arch file's `record` (the guest a replay's `study-record` can
+    /// follow: no SMAP); otherwise plain.
+    pub fn recorded(p: &Prepared, rr: Rr) -> RunRequest {
+        RunRequest {
+            cpu_features: p
+                .arch
+                .record
+                .as_ref()
+                .map_or(Vec::new(), |r| r.cpu_features.clone()),
+            initramfs: true,
+            rr: Some(rr),
+            ..RunRequest::new(Accel::Tcg)
+        }
+    }
+
     /// A plain run: 1 GiB, one CPU, no debugger, the host's root, 600 s
     /// (and 300 s for a debugger to attach, should one be asked for).
     pub fn new(accel: Accel) -> RunRequest {

@@ -12,6 +12,7 @@ use std::{
 };
 
 pub mod live;
+pub mod reverse;
 
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -68,7 +69,7 @@ pub fn on_tiny(command: &'static str) -> Vec<&'static str> {
 }
 
 /// `cargo xtask COMMAND` for `tiny` on the test tree, in `dir`.
-pub fn on_build(command: &'static str, tree: &'static str, dir: &'static str) -> Vec<&'static str> {
+pub fn on_build<'a>(command: &'a str, tree: &'a str, dir: &'a str) -> Vec<&'a str> {
     vec![
         command,
         "--profile",

@@ -267,6 +267,70 @@ pub fn quiet_words(guest: &Guest) -> Vec<String> {
     }
 }
 
+/// What every guest's QEMU command line starts with.
+pub struct Machine<'a> {
+    pub binary: &'a str,
+    pub machine: &'a str,
+    pub accel: &'a str,
+    pub cpu: &'a str,
+    pub mem: &'a str,
+    pub cpus: u32,
+}
+
+impl Machine<'_> {
+    /// QEMU on this machine, with no default devices, no display, no
+    /// user config, and an exit where the guest would reboot.
+    pub fn cmd<'a>(&self, sh: &'a Shell) -> Cmd<'a> {
+        sh.cmd(self.binary)
+            .args(["-machine", self.machine])
+            .args(["-accel", self.accel])
+            .args(["-cpu", self.cpu])
+            .args(["-m", self.mem])
+            .args(["-smp".to_string(), self.cpus.to_string()])
+            .args([
+                "-nodefaults",
+                "-no-user-config",
+                "-display",
+                "none",
+                "-no-reboot",
+            ])
+    }
+}
+
+/// The guest's console on QEMU's stdio, a Ctrl-C there no signal to QEMU.
+pub const STDIO_CONSOLE: [&str; 4] = [
+    "-chardev",
+    "stdio,id=console,signal=off",
+    "-serial",
+    "chardev:console",
+];
+
+/// A host folder shared over virtio-9p (`device`) as fsdev `id` with the
+/// mount tag `tag`; `options` follow `security_model=none` (`,readonly=on`).
+pub fn folder_9p(device: &str, id: &str, path: &Path, tag: &str, options: &str) -> [String; 4] {
+    [
+        "-fsdev".to_string(),
+        format!(
+            "local,id={id},path={},security_model=none{options}",
+            qemu_opt_value(&path.display().to_string())
+        ),
+        "-device".to_string(),
+        format!("{device},fsdev={id},mount_tag={tag}"),
+    ]
+}
+
+/// The gdb stub, if a port is given: on loopback only (`-s` would offer a
+/// kernel debugger to the network), and with `wait`, the CPUs stopped
+/// until gdb continues them.
+pub fn gdb_stub(port: Option<u16>, wait: bool) -> Vec<String> {
+    let Some(port) = port else { return Vec::new() };
+    let mut args = vec!["-gdb".to_string(), format!("tcp:127.0.0.1:{port}")];
+    if wait {
+        args.push("-S".to_string());
+    }
+    args
+}
+
 /// The QEMU command line.
 pub fn qemu_command<'a>(sh: &'a Shell, q: &Qemu, guest: &Guest) -> Cmd<'a> {
     let model = match guest.accel {
@@ -278,83 +342,44 @@ pub fn qemu_command<'a>(sh: &'a Shell, q: &Qemu, guest: &Guest) -> Cmd<'a> {
         .chain(guest.cpu_features.iter().cloned())
         .collect::<Vec<_>>()
         .join(",");
-    let mut cmd = sh
-        .cmd(&q.binary)
-        .args(["-machine", &q.machine])
-        .args(["-accel", guest.accel.name()])
-        .args(["-cpu", &cpu])
-        .args(["-m", &guest.mem])
-        .args(["-smp".to_string(), guest.cpus.to_string()])
-        .args([
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-no-reboot",
-        ]);
+    let machine = Machine {
+        binary: &q.binary,
+        machine: &q.machine,
+        accel: guest.accel.name(),
+        cpu: &cpu,
+        mem: &guest.mem,
+        cpus: guest.cpus,
+    };
+    let mut cmd = machine.cmd(sh);
     cmd = if guest.interactive {
         // Ctrl-A X quits; Ctrl-C goes to the guest.
         cmd.args(["-serial", "mon:stdio"])
     } else {
-        cmd.args([
-            "-chardev",
-            "stdio,id=console,signal=off",
-            "-serial",
-            "chardev:console",
-        ])
+        cmd.args(STDIO_CONSOLE)
     };
     cmd = cmd.args(["-kernel".to_string(), guest.image.display().to_string()]);
     match &guest.root {
         Root::Host => {
-            cmd = cmd
-                .args([
-                    "-fsdev",
-                    "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
-                ])
-                .args([
-                    "-device".to_string(),
-                    format!("{},fsdev=root,mount_tag={ROOT_TAG}", q.virtio_9p),
-                ]);
+            let options = ",readonly=on,multidevs=remap";
+            cmd = cmd.args(folder_9p(
+                &q.virtio_9p,
+                "root",
+                Path::new("/"),
+                ROOT_TAG,
+                options,
+            ));
         }
         Root::Initramfs(path) => {
             cmd = cmd.args(["-initrd".to_string(), path.display().to_string()])
         }
     }
     if let Some(out) = &guest.out_dir {
-        cmd = cmd
-            .args([
-                "-fsdev".to_string(),
-                format!(
-                    "local,id=out,path={},security_model=none",
-                    qemu_opt_value(&out.display().to_string())
-                ),
-            ])
-            .args([
-                "-device".to_string(),
-                format!("{},fsdev=out,mount_tag={OUT_TAG}", q.virtio_9p),
-            ]);
+        cmd = cmd.args(folder_9p(&q.virtio_9p, "out", out, OUT_TAG, ""));
     }
     if let Some(status) = &guest.status {
-        cmd = cmd
-            .args([
-                "-fsdev".to_string(),
-                format!(
-                    "local,id=status,path={},security_model=none",
-                    qemu_opt_value(&status.display().to_string())
-                ),
-            ])
-            .args([
-                "-device".to_string(),
-                format!("{},fsdev=status,mount_tag={STATUS_TAG}", q.virtio_9p),
-            ]);
+        cmd = cmd.args(folder_9p(&q.virtio_9p, "status", status, STATUS_TAG, ""));
     }
-    if let Some(port) = guest.gdb_port {
-        // Loopback only: `-s` would offer a kernel debugger to the network.
-        cmd = cmd.args(["-gdb".to_string(), format!("tcp:127.0.0.1:{port}")]);
-        if guest.wait_gdb {
-            cmd = cmd.arg("-S");
-        }
-    }
+    cmd = cmd.args(gdb_stub(guest.gdb_port, guest.wait_gdb));
     if let Some(socket) = &guest.qmp {
         // A Unix socket only: QMP can read and write all of guest memory.
         cmd = cmd
