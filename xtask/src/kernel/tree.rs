@@ -360,14 +360,15 @@ fn unpack_locked(exec: &Exec, tarball: &Path, dest: &Path) -> Result<Option<Kern
             .map_or("tar failed", |l| l.trim());
         return Err(not_a_kernel(&format!("cannot be unpacked ({why})")));
     }
-    if status.is_some() {
-        progress.finish();
-    }
     exec.check(|| {
         KernelTree::open(&tmp)
             .map(drop)
             .map_err(|_| not_a_kernel("holds no Linux tree (no Kconfig and Makefile at its top)"))
     })?;
+    // Done only once it holds a tree: bad input gets its one line alone.
+    if status.is_some() {
+        progress.finish();
+    }
     let tarball_abs = tarball
         .canonicalize()
         .unwrap_or_else(|_| tarball.to_path_buf());
