@@ -291,15 +291,7 @@ fn where_a_functions_address_is_stored_is_among_its_callers() {
                 })
             };
             let (at, ndx) = symbol(variable, "OBJECT").unwrap_or_else(|| panic!("{variable}"));
-            let sections = readelf(&["-SW"], &object);
-            let section = sections
-                .lines()
-                .find_map(|l| {
-                    let l = l.trim_start().strip_prefix('[')?;
-                    let (n, rest) = l.split_once(']')?;
-                    (n.trim() == ndx).then(|| rest.split_whitespace().next().unwrap().to_string())
-                })
-                .unwrap();
+            let section = section_name(&object, &ndx);
             let relocations = readelf(&["-rW"], &object);
             let mut in_section = false;
             let mut found = None;
@@ -492,15 +484,7 @@ fn where_code_stores_a_functions_address_is_among_its_callers() {
         let (in_vmlinux, _) = address(&vmlinux_symbols, by).unwrap();
         let (in_object, ndx) = address(&symbols, by).unwrap();
         let at = in_object + store["site"].as_u64().unwrap() - in_vmlinux;
-        let sections = readelf(&["-SW"], &object);
-        let section = sections
-            .lines()
-            .find_map(|l| {
-                let l = l.trim_start().strip_prefix('[')?;
-                let (n, rest) = l.split_once(']')?;
-                (n.trim() == ndx).then(|| rest.split_whitespace().next().unwrap().to_string())
-            })
-            .unwrap();
+        let section = section_name(&object, &ndx);
         let mut in_section = false;
         let mut named = Vec::new();
         for l in readelf(&["-rW"], &object).lines() {
@@ -536,6 +520,19 @@ fn where_code_stores_a_functions_address_is_among_its_callers() {
             at - in_object
         );
     }
+}
+
+/// The name of section number `ndx` (readelf -s's Ndx) in `object`, from
+/// readelf -S.
+fn section_name(object: &std::path::Path, ndx: &str) -> String {
+    readelf(&["-SW"], object)
+        .lines()
+        .find_map(|l| {
+            let l = l.trim_start().strip_prefix('[')?;
+            let (n, rest) = l.split_once(']')?;
+            (n.trim() == ndx).then(|| rest.split_whitespace().next().unwrap().to_string())
+        })
+        .unwrap_or_else(|| panic!("no section {ndx} in {}", object.display()))
 }
 
 fn readelf(args: &[&str], object: &std::path::Path) -> String {
