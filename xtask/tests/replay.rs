@@ -153,8 +153,8 @@ fn reverse_steps_retrace_the_way_forward_and_two_replays_agree() {
     assert_eq!(walk_stops(&second), all);
     assert_eq!(watch_stop(&second), (at, old, new));
 
-    // A forward watchpoint on a fresh replay, set where the way back began
-    // (tp assigned): it stops after the same write, the values swapped.
+    // A forward watchpoint on a fresh replay, set at the stop in
+    // tcp_sendmsg_locked: it stops after the same write, the values swapped.
     let forward = replay(&[&["--qemu-reverse"][..], &WATCH_FORWARD].concat());
     let (after, f_old, f_new) = watch_stop(&forward);
     assert_eq!((f_old, f_new), (new, old), "{}", text(&forward));

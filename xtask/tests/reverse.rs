@@ -53,7 +53,7 @@ fn a_watchpoint_run_backwards_stops_at_the_write_a_forward_one_stops_after() {
     assert!(source.contains("write_seq"), "{source}");
 
     // Forwards, in a run of its own without recording: a hardware
-    // watchpoint set once tp is assigned stops on the line after the write.
+    // watchpoint set at the first stop stops on the line after the write.
     let forward = debug(&WATCH_FORWARD);
     assert!(forward.status.success(), "{}", text(&forward));
     let stdout = String::from_utf8_lossy(&forward.stdout);

@@ -70,16 +70,18 @@ pub const WATCH_BACK: [&str; 10] = [
     "reverse-continue",
 ];
 
-/// The flags of a forward watchpoint on tp->write_seq, set in
-/// tcp_sendmsg_locked once tp is assigned: it stops after the write that
-/// [`WATCH_BACK`] stops at.
-pub const WATCH_FORWARD: [&str; 8] = [
+/// The flags of a forward watchpoint on the socket's write_seq, set at the
+/// stop in tcp_sendmsg_locked: it stops after the write that [`WATCH_BACK`]
+/// stops at. It reads the field through `sk` (a tcp_sock starts with its
+/// sock), not through `tp`, which is assigned only after a `next`: and a
+/// `next` from the breakpoint's own address has been seen to report the
+/// same breakpoint again without moving (TCG, once in a few dozen runs),
+/// which left the watchpoint on whatever the stack held.
+pub const WATCH_FORWARD: [&str; 6] = [
     "-b",
     "tcp_sendmsg_locked",
     "--batch",
-    "next",
-    "--batch",
-    "watch -l tp->write_seq",
+    "watch -l ((struct tcp_sock *)sk)->write_seq",
     "--batch",
     "continue",
 ];
