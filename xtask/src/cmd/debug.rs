@@ -18,6 +18,7 @@ use crate::{
         qemu::Accel,
         run::RunRequest,
     },
+    study::arch::Arch,
     util::lock::Access,
 };
 
@@ -28,9 +29,10 @@ impl cli::Debug {
             (_, false) => Vec::new(),
             (None, true) => bail!(
                 "--record: gdb's process record is not set up for {} (study/arch/{}.toml has no \
-                 [record] table); it is for x86_64",
+                 [record] table); it is for {}",
                 p.arch.name,
-                p.arch.name
+                p.arch.name,
+                Arch::names_where(&ctx.study_dir(), |a| a.record.is_some()).join(" and ")
             ),
             (Some(_), true) if self.session.breaks.is_empty() => {
                 bail!("--record records from the first stop: give it one with -b FUNC")

@@ -23,7 +23,7 @@ impl cli::Record {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
         freebsd_guest::refuse_on_freebsd(&p, "record")?;
-        let setup = recording::setup(&p)?;
+        let setup = recording::setup(&p, &ctx.study_dir())?;
         let dir = recording::dir_of(&p, &self.name)?;
         refuse_host_program(&self.command)?;
         let mut lock = p.lock(ctx, Access::Shared)?;

@@ -25,7 +25,7 @@ impl cli::Replay {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
         freebsd_guest::refuse_on_freebsd(&p, "replay")?;
-        let setup = recording::setup(&p)?;
+        let setup = recording::setup(&p, &ctx.study_dir())?;
         let dir = recording::dir_of(&p, &self.name)?;
         // Not rebuilt: a recording is of the vmlinux that is there.
         let _lock = p.lock(ctx, Access::Shared)?;

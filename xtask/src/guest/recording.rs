@@ -15,7 +15,10 @@ use xshell::cmd;
 use crate::{
     ctx::Prepared,
     guest::qemu::qemu_opt_value,
-    study::{arch::Replay, host_tools},
+    study::{
+        arch::{Arch, Replay},
+        host_tools,
+    },
     util::exec::{which, Exec},
 };
 
@@ -149,7 +152,7 @@ fn version_line(exec: &Exec, binary: &str) -> Option<String> {
 /// The QEMUs this host has for `p`'s architecture: the one on PATH, then
 /// the arch file's `qemu-tool` when it is unpacked.
 pub fn candidates(exec: &Exec, root: &Path, study_dir: &Path, p: &Prepared) -> Result<Vec<RrQemu>> {
-    let replay = setup(p)?;
+    let replay = setup(p, study_dir)?;
     let min = parse_version(&format!("version {}", replay.min_qemu)).with_context(|| {
         format!(
             "study/arch/{}.toml: min-qemu {:?}",
@@ -183,11 +186,11 @@ pub fn candidates(exec: &Exec, root: &Path, study_dir: &Path, p: &Prepared) -> R
 }
 
 /// The arch file's `[replay]`, or the one line saying there is none.
-pub fn setup(p: &Prepared) -> Result<&Replay> {
+pub fn setup<'a>(p: &'a Prepared, study_dir: &Path) -> Result<&'a Replay> {
     p.arch.replay.as_ref().with_context(|| {
         format!(
-            "record and replay are set up for x86_64 only (study/arch/{}.toml has no [replay] \
-             table{})",
+            "record and replay are set up for {} (study/arch/{}.toml has no [replay] table{})",
+            Arch::names_where(study_dir, |a| a.replay.is_some()).join(" and "),
             p.arch.name,
             match p.arch.qemu {
                 None => ": UML runs no QEMU, whose record/replay this is",

@@ -213,6 +213,15 @@ impl Arch {
         names
     }
 
+    /// The architectures whose arch file passes `has` (one with a
+    /// `[replay]` table, say), for the line that refuses the others.
+    pub fn names_where(study_dir: &Path, has: impl Fn(&Arch) -> bool) -> Vec<String> {
+        Self::names(study_dir)
+            .into_iter()
+            .filter(|name| Self::load(study_dir, name).is_ok_and(|a| has(&a)))
+            .collect()
+    }
+
     /// The host's machine, as Rust names it.
     pub fn host() -> &'static str {
         std::env::consts::ARCH
