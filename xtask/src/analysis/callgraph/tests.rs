@@ -19,6 +19,7 @@ fn function(name: &str, addr: u64, calls: Vec<Target>) -> Function {
                 line: 10 + i as u32,
                 target,
                 load: None,
+                global: None,
             })
             .collect(),
     }
@@ -148,6 +149,7 @@ fn a_runs_target_is_placed_at_the_site_that_lists_it_or_said_ambiguous() {
         line: 12,
         target: Target::Indirect,
         load: Some(48),
+        global: None,
     };
     let member = |m: &str, at| (format!("struct proto.{m}"), at, format!("struct proto.{m}"));
     index.members = vec![member("sendmsg", 40), member("recvmsg", 48)];
@@ -198,6 +200,7 @@ fn a_runs_target_is_placed_at_the_site_that_lists_it_or_said_ambiguous() {
         line: 11,
         target: Target::Indirect,
         load: Some(40),
+        global: None,
     };
     let sites = Sites::new(&index, tree.clone());
     let taken: std::collections::BTreeMap<String, usize> =

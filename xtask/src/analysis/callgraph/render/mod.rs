@@ -163,7 +163,8 @@ impl Map<'_> {
         };
         let (sure, maybe): (Vec<_>, Vec<_>) = took.iter().partition(|(_, t)| t.placed.sure());
         // A target a named site does not list was stored where the index
-        // does not look (a local's initializer: `DEFINE_WAIT_FUNC`).
+        // does not look (a pointer copied from elsewhere, a local only an
+        // inlined function's DWARF names).
         let listed = |name: &str| match self.reach(edge) {
             Some(Reach::Named { candidates, .. }) => {
                 candidates.iter().any(|&c| self.name(c) == name)
@@ -249,12 +250,17 @@ impl Map<'_> {
             .collect();
         for (by, member) in self.code_stored(f) {
             let at = format!(
-                "{} ({}:{})",
+                "{}{} ({}:{})",
                 self.name(by.by),
+                by.place.text(),
                 self.index.file(by.file),
                 by.line
             );
             slots.push(match member {
+                // A global that is itself the pointer: the place says it.
+                Some(m) if m.starts_with("global ") => {
+                    (format!("   ⇠ stored by code in {at}\n"), Some(m))
+                }
                 Some(m) => (
                     format!("   ⇠ through `{m}`, stored by code in {at}\n"),
                     Some(m),
