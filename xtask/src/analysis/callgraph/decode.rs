@@ -7,6 +7,9 @@
 //! OFF(%rbp)`). A register may hold several functions where paths join
 //! (`skb->destructor = c ? __sock_wfree : tcp_wfree` loads each on its own
 //! branch): what it holds flows along each forward jump to its target.
+//! x86_64 (and um) here, with iced-x86; A64 in [`aarch64`].
+
+mod aarch64;
 
 use std::collections::HashMap;
 
@@ -80,8 +83,8 @@ pub enum StoreAt {
 }
 
 /// The calls in `code`, which starts at `addr`, and the stores of an
-/// address `is_function` accepts (x86_64 only: arm64's `adrp; add; str`
-/// is not read).
+/// address `is_function` accepts (on arm64, into members and globals: see
+/// [`aarch64`]).
 pub fn decode(
     isa: Isa,
     addr: u64,
@@ -90,7 +93,7 @@ pub fn decode(
 ) -> (Vec<RawCall>, Vec<RawStore>) {
     match isa {
         Isa::X86_64 => x86_64(addr, code, is_function),
-        Isa::Aarch64 => (aarch64(addr, code), Vec::new()),
+        Isa::Aarch64 => aarch64::decode(addr, code, is_function),
     }
 }
 
@@ -344,39 +347,6 @@ fn member_load(
     }
 }
 
-/// A64 is fixed-width: `bl imm26`, `b imm26`, and `blr`/`blraa`/`blrab`
-/// (with or without pointer authentication) through a register.
-fn aarch64(addr: u64, code: &[u8]) -> Vec<RawCall> {
-    let mut out = Vec::new();
-    for (i, word) in code.chunks_exact(4).enumerate() {
-        let insn = u32::from_le_bytes(word.try_into().expect("4 bytes"));
-        let site = addr + 4 * i as u64;
-        let branch_target = || {
-            // imm26, in words, sign-extended.
-            let imm = ((insn & 0x03ff_ffff) << 6) as i32 >> 6;
-            site.wrapping_add_signed(i64::from(imm) * 4)
-        };
-        if insn & 0xfc00_0000 == 0x9400_0000 {
-            out.push(RawCall::Direct {
-                site,
-                target: branch_target(),
-            });
-        } else if insn & 0xfc00_0000 == 0x1400_0000 {
-            out.push(RawCall::Jump {
-                site,
-                target: branch_target(),
-            });
-        } else if insn & 0xffff_fc1f == 0xd63f_0000 || insn & 0xfeff_f800 == 0xd63f_0800 {
-            out.push(RawCall::Indirect {
-                site,
-                load: None,
-                global: None,
-            });
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,39 +474,6 @@ mod tests {
         assert!(
             !stores.iter().any(|s| matches!(s.at, StoreAt::Frame(_))),
             "{stores:?}"
-        );
-    }
-
-    #[test]
-    fn arm64_bl_b_and_blr() {
-        let words: [u32; 4] = [
-            0x9400_0004, // bl +16
-            0x97ff_ffff, // bl -4
-            0xd63f_0100, // blr x8
-            0x1400_0002, // b +8
-        ];
-        let code: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        assert_eq!(
-            aarch64(0x1000, &code),
-            [
-                RawCall::Direct {
-                    site: 0x1000,
-                    target: 0x1010
-                },
-                RawCall::Direct {
-                    site: 0x1004,
-                    target: 0x1000
-                },
-                RawCall::Indirect {
-                    site: 0x1008,
-                    load: None,
-                    global: None
-                },
-                RawCall::Jump {
-                    site: 0x100c,
-                    target: 0x1014
-                },
-            ]
         );
     }
 }
