@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Map;
-use crate::analysis::callgraph::{sites::Reach, stored::Place, Direction};
+use crate::analysis::callgraph::{
+    sites::{global_label, Reach},
+    stored::Place,
+    Direction,
+};
 
 impl Map<'_> {
     pub fn json(&self) -> String {
@@ -212,7 +216,13 @@ impl Map<'_> {
                     file: &s.file,
                     line: s.line,
                     called_from: self
-                        .calling_through(s.member.as_deref())
+                        .calling_through(
+                            match (&s.member, s.offset) {
+                                (None, 0) => Some(global_label(&s.variable)),
+                                (member, _) => member.clone(),
+                            }
+                            .as_deref(),
+                        )
                         .into_iter()
                         .map(|(f, file, line)| (self.name(f), self.index.file(file), line))
                         .collect(),

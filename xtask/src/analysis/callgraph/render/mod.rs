@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use crate::{
     analysis::callgraph::{
         overlay::{Overlay, Took},
-        sites::{Reach, Sites},
+        sites::{global_label, Reach, Sites},
         stored::CodeStore,
         Direction, Edge, Index, View,
     },
@@ -231,21 +231,32 @@ impl Map<'_> {
     /// the ways it is called without a direct call.
     fn stored_text(&self, f: u32) -> String {
         let mut out = String::new();
-        let mut slots: Vec<(String, Option<&str>)> = self
+        let mut slots: Vec<(String, Option<String>)> = self
             .index
             .stored_of(f)
-            .map(|s| {
-                let member = s
-                    .member
-                    .as_deref()
-                    .unwrap_or("a pointer the DWARF does not name");
-                (
+            .map(|s| match (&s.member, s.offset) {
+                (Some(m), _) => (
                     format!(
-                        "   ⇠ through `{member}` ({}, {}:{})\n",
+                        "   ⇠ through `{m}` ({}, {}:{})\n",
                         s.variable, s.file, s.line
                     ),
-                    s.member.as_deref(),
-                )
+                    Some(m.clone()),
+                ),
+                // A global that is itself the pointer.
+                (None, 0) => (
+                    format!(
+                        "   ⇠ in the global {} ({}:{})\n",
+                        s.variable, s.file, s.line
+                    ),
+                    Some(global_label(&s.variable)),
+                ),
+                (None, _) => (
+                    format!(
+                        "   ⇠ through a pointer the DWARF does not name ({}, {}:{})\n",
+                        s.variable, s.file, s.line
+                    ),
+                    None,
+                ),
             })
             .collect();
         for (by, member) in self.code_stored(f) {
@@ -258,12 +269,13 @@ impl Map<'_> {
             );
             slots.push(match member {
                 // A global that is itself the pointer: the place says it.
-                Some(m) if m.starts_with("global ") => {
-                    (format!("   ⇠ stored by code in {at}\n"), Some(m))
-                }
+                Some(m) if m.starts_with("global ") => (
+                    format!("   ⇠ stored by code in {at}\n"),
+                    Some(m.to_string()),
+                ),
                 Some(m) => (
                     format!("   ⇠ through `{m}`, stored by code in {at}\n"),
-                    Some(m),
+                    Some(m.to_string()),
                 ),
                 None => (
                     format!("   ⇠ stored by code in {at}, into a member not named\n"),
@@ -273,7 +285,7 @@ impl Map<'_> {
         }
         for (line, member) in slots {
             out += &line;
-            let callers = self.calling_through(member);
+            let callers = self.calling_through(member.as_deref());
             if callers.is_empty() && self.sites.is_some() && member.is_some() {
                 out += "     no indirect site calls through it (code that copies it elsewhere is not followed)\n";
             } else if !callers.is_empty() {
