@@ -209,5 +209,16 @@ fn a_runs_target_is_placed_at_the_site_that_lists_it_or_said_ambiguous() {
     assert_eq!(placed[&0x20]["c"].placed, Placed::Candidate);
     assert_eq!(placed[&0x20]["d"].placed, Placed::Unlisted);
     assert!(!Placed::Unlisted.sure());
+    // c, a candidate there, is a function ftrace cannot see that calls
+    // a: a run's a from b came through it (Unlisted before).
+    index.functions[2].traceable = false;
+    let sites = Sites::new(&index, tree.clone());
+    let placed = place(&index, &[(1, [("a".to_string(), 1)].into())].into(), &sites);
+    let through = Placed::Through {
+        helper: "c".into(),
+        sites: 1,
+    };
+    assert_eq!(placed[&0x20]["a"].placed, through);
+    assert!(through.sure());
     std::fs::remove_dir_all(&tree).unwrap();
 }

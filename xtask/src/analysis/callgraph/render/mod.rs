@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::{
     analysis::callgraph::{
-        overlay::{Overlay, Took},
+        overlay::{Overlay, Placed, Took},
         sites::{global_label, Reach, Sites},
         stored::CodeStore,
         Direction, Edge, Index, View,
@@ -174,9 +174,12 @@ impl Map<'_> {
         let list = |t: &[(&String, &Took)]| -> String {
             let t: Vec<String> = t
                 .iter()
-                .map(|(n, t)| match listed(n) {
-                    true => format!("{n} ×{}", t.calls),
-                    false => format!("{n} ×{} (not among its candidates)", t.calls),
+                .map(|(n, t)| match (listed(n), &t.placed) {
+                    (true, _) => format!("{n} ×{}", t.calls),
+                    (false, Placed::Through { helper, .. }) => {
+                        format!("{n} ×{} (through {helper})", t.calls)
+                    }
+                    (false, _) => format!("{n} ×{} (not among its candidates)", t.calls),
                 })
                 .collect();
             t.join(", ")
