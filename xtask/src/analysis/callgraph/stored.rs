@@ -6,7 +6,9 @@
 //! (the variable's type in the object's DWARF, its `.dwo` file under
 //! split DWARF). Each entry is checked against vmlinux: the slot there must
 //! hold the function's address, so an object not linked in, or a name
-//! shared by two static variables, does not give a wrong entry.
+//! shared by two static variables, does not give a wrong entry. And where
+//! code stores one ([`CodeStore`], found by `decode`): into a global or a
+//! local, named here from the storing function's object's DWARF.
 
 use std::{
     collections::{BTreeMap, HashMap},
