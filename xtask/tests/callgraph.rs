@@ -451,14 +451,6 @@ fn where_code_stores_a_functions_address_is_among_its_callers() {
     let _serial = serial();
     let dir = cache().join("build-tiny");
     assert!(dir.join("vmlinux").is_file(), "no tiny build in the cache");
-    let vmlinux_symbols = readelf(&["-sW"], &dir.join("vmlinux"));
-    let address = |symbols: &str, name: &str| -> Option<(u64, String)> {
-        symbols.lines().find_map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            (w.len() == 8 && w[7] == name && w[3] == "FUNC")
-                .then(|| (u64::from_str_radix(w[1], 16).unwrap(), w[6].to_string()))
-        })
-    };
     for (function, by) in [
         ("inet_sock_destruct", "inet_create"),
         ("sock_def_readable", "sock_init_data_uid"),
@@ -469,57 +461,246 @@ fn where_code_stores_a_functions_address_is_among_its_callers() {
             .iter()
             .find(|s| s["by"] == by)
             .unwrap_or_else(|| panic!("{function}: no store by {by}: {stores:?}"));
-        for s in stores {
-            let (file, line) = (s["file"].as_str().unwrap(), s["line"].as_u64().unwrap());
-            let text = std::fs::read_to_string(kernel().join(file)).unwrap();
-            let text = text.lines().nth(line as usize - 1).unwrap();
+        for s in stores.iter().filter(|s| s["into"] == "member") {
+            let text = source_line(s);
             let member = s["member"].as_str().unwrap_or_else(|| panic!("{s}"));
             let leaf = member.rsplit('.').next().unwrap();
             assert!(text.contains(leaf) && text.contains('='), "{s}: {text}");
         }
-        let object = dir
-            .join(store["file"].as_str().unwrap())
-            .with_extension("o");
-        let symbols = readelf(&["-sW"], &object);
-        let (in_vmlinux, _) = address(&vmlinux_symbols, by).unwrap();
-        let (in_object, ndx) = address(&symbols, by).unwrap();
-        let at = in_object + store["site"].as_u64().unwrap() - in_vmlinux;
-        let section = section_name(&object, &ndx);
-        let mut in_section = false;
-        let mut named = Vec::new();
-        for l in readelf(&["-rW"], &object).lines() {
-            if l.starts_with("Relocation section") {
-                in_section = l.contains(&format!("'.rela{section}'"));
-                continue;
-            }
-            let w: Vec<&str> = l.split_whitespace().collect();
-            let Some(offset) = w.first().and_then(|o| u64::from_str_radix(o, 16).ok()) else {
-                continue;
-            };
-            // An instruction is at most 15 bytes: its relocation is in them.
-            if in_section && w.len() >= 7 && (at..at + 15).contains(&offset) {
-                let addend = u64::from_str_radix(w[6], 16).unwrap_or(u64::MAX);
-                named.push(match w[4].starts_with('.') {
-                    false => w[4].to_string(),
-                    true => symbols
-                        .lines()
-                        .find_map(|l| {
-                            let f: Vec<&str> = l.split_whitespace().collect();
-                            (f.len() == 8
-                                && f[3] == "FUNC"
-                                && u64::from_str_radix(f[1], 16) == Ok(addend))
-                            .then(|| f[7].to_string())
-                        })
-                        .unwrap_or_default(),
-                });
-            }
-        }
+        let named = store_relocations(&dir, store, 15);
         assert!(
-            named.iter().any(|n| n == function),
-            "{object:?} at {at:#x} ({by}+{:#x}): relocations to {named:?}, not {function}",
-            at - in_object
+            named.iter().any(|r| r.name == function),
+            "{store}: relocations to {named:?}, not {function}"
         );
     }
+}
+
+/// Stores into a global and into a local's initializer, read from the
+/// DWARF of the storing function's unit, against the relocations of its
+/// object and gdb on vmlinux: `tcp_v4_rcv` into
+/// `net_hotdata.tcp_protocol.handler` by `inet_init`, `csum_partial_ext`
+/// into `skb_checksum`'s local `ops.update`, `no_blink` into the global
+/// pointer `panic_blink`; each listed at the sites that call through it.
+/// And both arms of `skb->destructor = ... ? __sock_wfree : tcp_wfree`
+/// (the first was missed: the decoder lost a register's value at the
+/// jump that joins them).
+#[test]
+fn where_code_stores_into_a_global_or_a_local_is_among_its_callers() {
+    let _serial = serial();
+    let dir = cache().join("build-tiny");
+    let vmlinux = dir.join("vmlinux");
+    assert!(vmlinux.is_file(), "no tiny build in the cache");
+    let store_of = |function: &str, by: &str, into: &str| -> serde_json::Value {
+        let json = graph(&[function, "--callers", "--depth", "1"]);
+        let stores = json["stored_by_code"].as_array().unwrap();
+        let found = stores.iter().find(|s| s["by"] == by && s["into"] == into);
+        found
+            .unwrap_or_else(|| panic!("{function}: no store by {by} into a {into}: {stores:?}"))
+            .clone()
+    };
+    let called_from = |s: &serde_json::Value, caller: &str| {
+        let sites = s["called_from"].as_array().unwrap();
+        assert!(sites.iter().any(|c| c[0] == caller), "{caller} not in {s}");
+    };
+
+    // A global: `movq $tcp_v4_rcv, net_hotdata+OFF(%rip)`, whose two
+    // relocations name the function (the immediate, the instruction's
+    // last 4 bytes) and the variable (PC-relative, from the end).
+    let s = store_of("tcp_v4_rcv", "inet_init", "global");
+    let relocations = store_relocations(&dir, &s, 15);
+    let function_at = relocations.iter().find(|r| r.name == "tcp_v4_rcv");
+    let function_at = function_at
+        .unwrap_or_else(|| panic!("{relocations:?}"))
+        .offset;
+    let variable = relocations
+        .iter()
+        .find(|r| r.kind == "R_X86_64_PC32")
+        .unwrap();
+    assert_eq!(variable.name, s["variable"].as_str().unwrap(), "{s}");
+    let offset = variable.addend + (function_at + 4 - variable.offset) as i64;
+    assert_eq!(Some(offset), s["offset"].as_i64(), "{s}");
+    let slot = s["slot"].as_str().unwrap();
+    let gdb = gdb_batch(&vmlinux, &[format!("print &{slot}")]);
+    assert!(
+        gdb.contains(&format!("<{}+{offset}>", variable.name)),
+        "{gdb}"
+    );
+    assert_eq!(s["member"], "struct net_protocol.handler");
+    called_from(&s, "ip_protocol_deliver_rcu");
+    let json = graph(&["ip_protocol_deliver_rcu", "--depth", "1"]);
+    let listed = json["edges"].as_array().unwrap().iter().any(|e| {
+        e["through"]
+            .to_string()
+            .contains("struct net_protocol.handler")
+            && e["candidates"].to_string().contains("\"tcp_v4_rcv\"")
+    });
+    assert!(listed, "the handler site does not list tcp_v4_rcv: {json}");
+
+    // A local: gdb's `info scope` gives `ops` at `DW_OP_fbreg N`, length
+    // L; the store is in it, at the member's offset in its type.
+    let s = store_of("csum_partial_ext", "skb_checksum", "local");
+    let (variable, member) = (
+        s["variable"].as_str().unwrap(),
+        s["member"].as_str().unwrap(),
+    );
+    let (ty, leaf) = member.rsplit_once('.').unwrap();
+    let gdb = gdb_batch(
+        &vmlinux,
+        &[
+            "info scope skb_checksum".to_string(),
+            format!("print (long)&(({ty} *)0)->{leaf}"),
+        ],
+    );
+    let scope = Regex::new(&format!(
+        r"Symbol {variable} is .*:\s+0: DW_OP_fbreg (-?\d+)\s+, length (\d+)\."
+    ))
+    .unwrap();
+    let c = scope.captures(&gdb).unwrap_or_else(|| panic!("{gdb}"));
+    let (start, length): (i64, i64) = (c[1].parse().unwrap(), c[2].parse().unwrap());
+    let in_type: i64 = gdb
+        .lines()
+        .last()
+        .unwrap()
+        .split(" = ")
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let frame = s["offset"].as_i64().unwrap();
+    assert!((start..start + length).contains(&frame), "{s}: {gdb}");
+    assert_eq!(frame - start, in_type, "{s}: {gdb}");
+    assert_eq!(s["slot"], format!("{variable}.{leaf}"));
+    let named = store_relocations(&dir, &s, 15);
+    assert!(
+        named.iter().any(|r| r.name == "csum_partial_ext"),
+        "{named:?}"
+    );
+    called_from(&s, "__skb_checksum");
+
+    // A global that is itself the pointer, called through at its line.
+    let s = store_of("no_blink", "vpanic", "global");
+    let gdb = gdb_batch(&vmlinux, &["ptype panic_blink".to_string()]);
+    assert!(gdb.contains("(*)("), "not a function pointer: {gdb}");
+    assert_eq!(s["slot"], "panic_blink");
+    called_from(&s, "vpanic");
+    for site in s["called_from"].as_array().unwrap() {
+        let text = std::fs::read_to_string(kernel().join(site[1].as_str().unwrap())).unwrap();
+        let line = text
+            .lines()
+            .nth(site[2].as_u64().unwrap() as usize - 1)
+            .unwrap();
+        assert!(line.contains("panic_blink("), "{site}: {line}");
+    }
+
+    // Both arms of the `?:`: one store instruction, and each function's
+    // relocation in the storing function's code (readelf -s's size).
+    let sock = store_of("__sock_wfree", "__tcp_transmit_skb", "member");
+    let tcp = store_of("tcp_wfree", "__tcp_transmit_skb", "member");
+    assert_eq!(sock["site"], tcp["site"]);
+    assert_eq!(sock["member"], "struct sk_buff.destructor");
+    let text = source_line(&sock);
+    assert!(
+        text.contains("__sock_wfree") && text.contains("tcp_wfree"),
+        "{text}"
+    );
+    let named = store_relocations(&dir, &sock, u64::MAX);
+    assert!(named.iter().any(|r| r.name == "__sock_wfree"), "{named:?}");
+    called_from(&sock, "skb_release_head_state");
+}
+
+/// The source line of a store.
+fn source_line(s: &serde_json::Value) -> String {
+    let (file, line) = (s["file"].as_str().unwrap(), s["line"].as_u64().unwrap());
+    let text = std::fs::read_to_string(kernel().join(file)).unwrap();
+    text.lines().nth(line as usize - 1).unwrap().to_string()
+}
+
+#[derive(Debug)]
+struct Relocation {
+    offset: u64,
+    kind: String,
+    /// The symbol, or the function at a section symbol's addend.
+    name: String,
+    addend: i64,
+}
+
+/// The relocations in the `within` bytes from a code store's instruction
+/// (`u64::MAX`: in the storing function's code), in the object of its
+/// source file (`readelf -r`), the function's place there found by its
+/// symbol in the object and in vmlinux (`readelf -s`).
+fn store_relocations(
+    dir: &std::path::Path,
+    store: &serde_json::Value,
+    within: u64,
+) -> Vec<Relocation> {
+    let func = |symbols: &str, name: &str| -> Option<(u64, u64, String)> {
+        symbols.lines().find_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() == 8 && w[7] == name && w[3] == "FUNC").then(|| {
+                let at = u64::from_str_radix(w[1], 16).unwrap();
+                (at, w[2].parse().unwrap(), w[6].to_string())
+            })
+        })
+    };
+    let by = store["by"].as_str().unwrap();
+    let object = dir
+        .join(store["file"].as_str().unwrap())
+        .with_extension("o");
+    let symbols = readelf(&["-sW"], &object);
+    let (in_vmlinux, ..) = func(&readelf(&["-sW"], &dir.join("vmlinux")), by).unwrap();
+    let (in_object, size, ndx) = func(&symbols, by).unwrap();
+    let (from, to) = match within {
+        u64::MAX => (in_object, in_object + size),
+        n => {
+            let at = in_object + store["site"].as_u64().unwrap() - in_vmlinux;
+            (at, at + n)
+        }
+    };
+    let section = section_name(&object, &ndx);
+    let mut in_section = false;
+    let mut out = Vec::new();
+    for l in readelf(&["-rW"], &object).lines() {
+        if l.starts_with("Relocation section") {
+            in_section = l.contains(&format!("'.rela{section}'"));
+            continue;
+        }
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let Some(offset) = w.first().and_then(|o| u64::from_str_radix(o, 16).ok()) else {
+            continue;
+        };
+        if !in_section || w.len() < 7 || !(from..to).contains(&offset) {
+            continue;
+        }
+        let addend = i64::from_str_radix(w[6], 16).unwrap() * if w[5] == "-" { -1 } else { 1 };
+        let name = match w[4].starts_with('.') && w[2] != "R_X86_64_PC32" {
+            false => w[4].to_string(),
+            true => symbols
+                .lines()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f.len() == 8 && f[3] == "FUNC" && i64::from_str_radix(f[1], 16) == Ok(addend))
+                        .then(|| f[7].to_string())
+                })
+                .unwrap_or_default(),
+        };
+        out.push(Relocation {
+            offset,
+            kind: w[2].to_string(),
+            name,
+            addend,
+        });
+    }
+    out
+}
+
+fn gdb_batch(vmlinux: &std::path::Path, commands: &[String]) -> String {
+    let mut gdb = std::process::Command::new("gdb");
+    gdb.args(["-nx", "-batch", "-iex", "set auto-load no"]);
+    for c in commands {
+        gdb.arg("-ex").arg(c);
+    }
+    let out = gdb.arg(vmlinux).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The name of section number `ndx` (readelf -s's Ndx) in `object`, from

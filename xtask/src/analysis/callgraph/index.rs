@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::{
     analysis::{
         callgraph::{
-            decode::{decode, Isa, RawCall},
+            decode::{decode, Isa, RawCall, StoreAt},
             member::PointerMember,
-            stored::{self, CodeStore, Stored},
+            stored::{self, CodeStore, Place, Stored},
         },
         dwarf::lines::{tree_relative, SourceLines, Store},
     },
@@ -26,7 +26,7 @@ use crate::{
 
 /// Bumped when the index's layout or what goes into it changes (a decoder
 /// that reads more calls): an older file is made again.
-const FORMAT: u32 = 7;
+const FORMAT: u32 = 8;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Index {
@@ -74,6 +74,9 @@ pub struct Call {
     /// An indirect call's member offset, from the load that fed it
     /// (`decode`'s `RawCall::Indirect`).
     pub load: Option<u64>,
+    /// An indirect call's pointer, where it is a global itself (loaded
+    /// from the start of a data symbol): its name.
+    pub global: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,6 +181,7 @@ impl Index {
         let mut ignored: BTreeMap<String, usize> = BTreeMap::new();
         let sections = code_sections(&file);
         let mut code_stores = Vec::new();
+        let globals = data_symbols(&file);
         for i in 0..functions.len() {
             let (addr, size) = (functions[i].addr, functions[i].size);
             let Some(code) = code_of(&sections, addr, size) else {
@@ -188,6 +192,26 @@ impl Index {
             let is_function = |a: u64| by_start(a).is_some();
             let (raw_calls, raw_stores) = decode(isa, addr, code, &is_function);
             for raw in raw_stores {
+                let place = match raw.at {
+                    StoreAt::Member(offset) => Place::Member { offset },
+                    StoreAt::Frame(frame) => Place::Local {
+                        frame,
+                        variable: None,
+                        slot: None,
+                        member: None,
+                    },
+                    StoreAt::Global(at) => {
+                        let Some((start, name)) = global_at(&globals, at) else {
+                            continue;
+                        };
+                        Place::Global {
+                            variable: name.to_string(),
+                            offset: at - start,
+                            slot: None,
+                            member: None,
+                        }
+                    }
+                };
                 let (file, line) = match lines.location(raw.site) {
                     Ok(Some((file, line))) => (Some(files.id(file)), line),
                     _ => (None, 0),
@@ -198,7 +222,7 @@ impl Index {
                     site: raw.site,
                     file,
                     line,
-                    offset: raw.offset,
+                    place,
                 });
             }
             for raw in raw_calls {
@@ -226,9 +250,15 @@ impl Index {
                     }
                 };
                 let site = raw.site();
-                let load = match raw {
-                    RawCall::Indirect { load, .. } => load,
-                    _ => None,
+                let (load, global) = match raw {
+                    RawCall::Indirect { load, global, .. } => (
+                        load,
+                        global
+                            .and_then(|at| global_at(&globals, at))
+                            .filter(|&(start, _)| global == Some(start))
+                            .map(|(_, name)| name.to_string()),
+                    ),
+                    _ => (None, None),
                 };
                 let (file, line) = match lines.location(site) {
                     Ok(Some((file, line))) => (Some(files.id(file)), line),
@@ -240,6 +270,7 @@ impl Index {
                     line,
                     target,
                     load,
+                    global,
                 });
             }
             functions[i].calls = calls;
@@ -248,7 +279,7 @@ impl Index {
             stored,
             members,
             visible,
-        } = stored::read(&file, vmlinux, &files.prefix, &functions)?;
+        } = stored::read(&file, vmlinux, &files.prefix, &functions, &mut code_stores)?;
         Ok(Index {
             format: FORMAT,
             key,
@@ -284,6 +315,24 @@ fn function_symbols(file: &object::File) -> Vec<Function> {
     out.sort_by(|a, b| a.addr.cmp(&b.addr).then(a.name.cmp(&b.name)));
     out.dedup_by_key(|f| f.addr);
     out
+}
+
+/// vmlinux's data symbols with a size: (address, size, name), sorted.
+fn data_symbols<'a>(file: &'a object::File) -> Vec<(u64, u64, &'a str)> {
+    let mut out: Vec<(u64, u64, &str)> = file
+        .symbols()
+        .filter(|s| s.kind() == SymbolKind::Data && s.size() > 0)
+        .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?)))
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The data symbol around `at`: its address and name.
+fn global_at<'a>(globals: &[(u64, u64, &'a str)], at: u64) -> Option<(u64, &'a str)> {
+    let i = globals.partition_point(|g| g.0 <= at).checked_sub(1)?;
+    let (start, size, name) = globals[i];
+    (at < start + size).then_some((start, name))
 }
 
 /// The addresses ftrace may patch, sorted: the `__mcount_loc` table

@@ -1,5 +1,7 @@
 //! The member of a variable at a byte offset, from the DWARF of the object
-//! that defines it: `tcp_prot` at 136 is `struct proto.backlog_rcv`. Read
+//! that defines it: `tcp_prot` at 136 is `struct proto.backlog_rcv`; of a
+//! global the object's code stores into (its `extern` declaration gives
+//! the type), and of a function's local at an offset of its frame. Read
 //! from the object's `.dwo` file (split DWARF, as Kbuild's
 //! `CONFIG_DEBUG_INFO_SPLIT` writes it beside the object).
 
@@ -141,6 +143,133 @@ impl<'a> Variables<'a> {
         let (named, path) = self.path(ty, offset, 0)?;
         let (named, at) = named?;
         Some((format!("{named}.{}", path.join(".")), at))
+    }
+
+    /// A slot `offset` bytes into a value of type `ty`: its path from the
+    /// value (`.tcp_protocol.handler`, `[1].handler`; empty for the value
+    /// itself) and the member as [`member`](Self::member) labels it.
+    pub fn slot_in(&self, ty: UnitOffset, offset: u64) -> (Option<String>, Option<String>) {
+        let member = self
+            .path(ty, offset, 0)
+            .and_then(|(named, path)| Some(format!("{}.{}", named?.0, path.join("."))));
+        (self.access(ty, offset, 0), member)
+    }
+
+    /// The type of variable `symbol` (a global's `extern` declaration's
+    /// where this unit only declares it).
+    pub fn type_of_variable(&self, symbol: &str) -> Option<UnitOffset> {
+        self.variable(symbol).map(|v| v.0)
+    }
+
+    fn access(&self, ty: UnitOffset, offset: u64, depth: usize) -> Option<String> {
+        if depth > 32 {
+            return None;
+        }
+        let ty = self.strip(ty)?;
+        let entry = self.unit.entry(ty).ok()?;
+        match entry.tag() {
+            constants::DW_TAG_pointer_type if offset == 0 => Some(String::new()),
+            constants::DW_TAG_array_type => {
+                let element = self.type_of(&entry)?;
+                let size = self.size(element)?;
+                (size > 0).then_some(())?;
+                let inner = self.access(element, offset % size, depth + 1)?;
+                Some(format!("[{}]{inner}", offset / size))
+            }
+            constants::DW_TAG_structure_type | constants::DW_TAG_union_type => {
+                let mut tree = self.unit.entries_tree(Some(ty)).ok()?;
+                let root = tree.root().ok()?;
+                let mut children = root.children();
+                while let Ok(Some(child)) = children.next() {
+                    let member = child.entry();
+                    let at = attr(member, constants::DW_AT_data_member_location)
+                        .and_then(|v| v.udata_value())
+                        .unwrap_or(0);
+                    let Some(member_ty) = self.type_of(member) else {
+                        continue;
+                    };
+                    if member.tag() != constants::DW_TAG_member
+                        || offset < at
+                        || self.size(member_ty).is_some_and(|s| offset >= at + s)
+                    {
+                        continue;
+                    }
+                    let Some(inner) = self.access(member_ty, offset - at, depth + 1) else {
+                        continue;
+                    };
+                    return Some(match self.name(member) {
+                        Some(name) => format!(".{name}{inner}"),
+                        None => inner,
+                    });
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The local of `function` (its definition in this unit) that covers
+    /// `frame` bytes from the frame base (`DW_OP_fbreg`): its name, its
+    /// type and the offset of `frame` in it.
+    pub fn local(&self, function: &str, frame: i64) -> Option<(String, UnitOffset, u64)> {
+        let mut tree = self.unit.entries_tree(None).ok()?;
+        let root = tree.root().ok()?;
+        let mut children = root.children();
+        while let Ok(Some(child)) = children.next() {
+            let entry = child.entry();
+            if entry.tag() != constants::DW_TAG_subprogram
+                || attr(entry, constants::DW_AT_high_pc).is_none()
+            {
+                continue;
+            }
+            let name = self.name(entry).or_else(|| {
+                let origin = [
+                    constants::DW_AT_abstract_origin,
+                    constants::DW_AT_specification,
+                ]
+                .into_iter()
+                .find_map(|at| match attr(entry, at)? {
+                    AttributeValue::UnitRef(o) => Some(o),
+                    _ => None,
+                })?;
+                self.name(&self.unit.entry(origin).ok()?)
+            });
+            if name.as_deref() == Some(function) {
+                return self.local_in(child, frame, 0);
+            }
+        }
+        None
+    }
+
+    fn local_in(
+        &self,
+        node: gimli::EntriesTreeNode<'_, '_, '_, Reader<'a>>,
+        frame: i64,
+        depth: usize,
+    ) -> Option<(String, UnitOffset, u64)> {
+        let mut children = node.children();
+        while let Ok(Some(child)) = children.next() {
+            let entry = child.entry();
+            if entry.tag() == constants::DW_TAG_variable {
+                let start = match attr(entry, constants::DW_AT_location) {
+                    Some(AttributeValue::Exprloc(expr)) => frame_offset(expr, self.unit.encoding()),
+                    _ => None,
+                };
+                let ty = self.type_of(entry);
+                if let (Some(start), Some(ty)) = (start, ty) {
+                    let size = self.size(ty).unwrap_or(0) as i64;
+                    if (start..start + size).contains(&frame) {
+                        return Some((self.name(entry)?, ty, (frame - start) as u64));
+                    }
+                }
+            }
+            if depth < 16 {
+                if let Some(found) = self.local_in(child, frame, depth + 1) {
+                    return Some(found);
+                }
+            }
+        }
+        None
     }
 
     fn path(&self, ty: UnitOffset, offset: u64, depth: usize) -> Option<MemberPath> {
@@ -371,6 +500,15 @@ impl<'a> Variables<'a> {
 
     fn name(&self, entry: &gimli::DebuggingInformationEntry<'_, '_, Reader<'a>>) -> Option<String> {
         string(&self.dwarf, &self.unit, attr(entry, constants::DW_AT_name)?)
+    }
+}
+
+/// `N` of a location that is `DW_OP_fbreg N` alone.
+fn frame_offset(expr: gimli::Expression<Reader<'_>>, encoding: gimli::Encoding) -> Option<i64> {
+    let mut ops = expr.operations(encoding);
+    match (ops.next().ok()?, ops.next().ok()?) {
+        (Some(gimli::Operation::FrameOffset { offset }), None) => Some(offset),
+        _ => None,
     }
 }
 

@@ -66,6 +66,11 @@ pub enum Placed {
     /// does) those not named, or (all are named) every site. The run's
     /// calls are the function's, not this site's.
     OneOf(usize),
+    /// No site lists it, but a candidate of this site (or of this many
+    /// sites) is a function ftrace cannot see that calls it directly
+    /// (`csum_partial` at `__skb_checksum`'s `update` site, through the
+    /// out-of-line `csum_partial_ext`).
+    Through { helper: String, sites: usize },
 }
 
 impl Placed {
@@ -81,11 +86,21 @@ impl Placed {
                 "no site lists it; the only site whose member is not named".into()
             }
             Placed::OneOf(n) => format!("ambiguous: one of {n} sites"),
+            Placed::Through { helper, sites: 1 } => {
+                format!("through {helper}, a candidate ftrace cannot see")
+            }
+            Placed::Through { helper, sites } => {
+                format!("through {helper}, a candidate ftrace cannot see; one of {sites} sites")
+            }
         }
     }
 
     pub fn sure(&self) -> bool {
-        !matches!(self, Placed::OneOf(_) | Placed::Unlisted)
+        match self {
+            Placed::OneOf(_) | Placed::Unlisted => false,
+            Placed::Through { sites, .. } => *sites == 1,
+            _ => true,
+        }
     }
 }
 
@@ -187,7 +202,15 @@ pub(super) fn place(
                 .map(|s| s.0)
                 .collect();
             let every: Vec<u64> = reach.iter().map(|s| s.0).collect();
+            let through = (listing.is_empty())
+                .then(|| through_helper(index, &reach, name))
+                .flatten();
             let (at, placed) = match (listing.len(), unnamed.len(), every.len()) {
+                (0, _, _) if through.is_some() => {
+                    let (helper, at) = through.expect("some");
+                    let sites = at.len();
+                    (at, Placed::Through { helper, sites })
+                }
                 (1, _, _) => (listing, Placed::Candidate),
                 (0, 0, 1) => (every, Placed::Unlisted),
                 (0, _, 1) => (every, Placed::OnlySite),
@@ -208,6 +231,30 @@ pub(super) fn place(
         }
     }
     out
+}
+
+/// A candidate ftrace cannot see that calls `name` directly, and the sites
+/// that list it.
+fn through_helper(index: &Index, reach: &[(u64, Reach)], name: &str) -> Option<(String, Vec<u64>)> {
+    let calls_it = |h: u32| {
+        !index.functions[h as usize].traceable
+            && direct_callees(index, h).any(|to| index.functions[to as usize].name == name)
+    };
+    let mut found: Option<(String, Vec<u64>)> = None;
+    for (site, r) in reach {
+        let Reach::Named { candidates, .. } = r else {
+            continue;
+        };
+        if let Some(&h) = candidates.iter().find(|&&h| calls_it(h)) {
+            let helper = &index.functions[h as usize].name;
+            match &mut found {
+                Some((first, at)) if first == helper => at.push(*site),
+                Some(_) => {}
+                None => found = Some((helper.clone(), vec![*site])),
+            }
+        }
+    }
+    found
 }
 
 fn direct_callees(index: &Index, f: u32) -> impl Iterator<Item = u32> + '_ {

@@ -3,7 +3,8 @@
 //! feeds the call is `mov OFF(%reg),%reg`, and the line says `->NAME(`),
 //! matched against the members static initializers store into
 //! ([`stored`](super::stored)) and code stores into (named the same way,
-//! from the store's offset and its line's `->member =`): every function
+//! from the store's offset and its line's `->member =`, or from the DWARF
+//! of a global or a local it stores into): every function
 //! stored in that member is a candidate. A site whose member cannot be
 //! named says why.
 
@@ -16,7 +17,7 @@ use std::{
 
 use regex::Regex;
 
-use crate::analysis::callgraph::{Index, Target};
+use crate::analysis::callgraph::{stored::Place, Index, Target};
 
 /// What one indirect call site can reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,13 +110,13 @@ impl<'a> Sites<'a> {
             inner_of.insert(member, inner);
         }
         for s in &index.stored {
-            let Some(member) = &s.member else {
-                continue;
+            let member = match &s.member {
+                Some(member) => member.clone(),
+                // A global that is itself the pointer.
+                None if s.offset == 0 => global_label(&s.variable),
+                None => continue,
             };
-            stored_in
-                .entry(member.clone())
-                .or_default()
-                .insert(s.function);
+            stored_in.entry(member).or_default().insert(s.function);
         }
         // A member of a named type inside another: what is stored into the
         // inner one.
@@ -145,16 +146,27 @@ impl<'a> Sites<'a> {
         let code_members: Vec<Vec<String>> = index
             .code_stores
             .iter()
-            .map(|c| {
-                let names = sites
-                    .line(c.file, c.line)
-                    .map(|l| stored_members(&l))
-                    .unwrap_or_default();
-                sites
-                    .members_at(c.by, &names, c.offset)
-                    .into_iter()
-                    .cloned()
-                    .collect()
+            .map(|c| match c.place {
+                Place::Member { offset } => {
+                    let names = sites
+                        .line(c.file, c.line)
+                        .map(|l| stored_members(&l))
+                        .unwrap_or_default();
+                    sites
+                        .members_at(c.by, &names, offset)
+                        .into_iter()
+                        .cloned()
+                        .collect()
+                }
+                Place::Global {
+                    ref variable,
+                    offset: 0,
+                    member: None,
+                    ref slot,
+                } if slot.as_deref().is_some_and(|s| !s.contains(['.', '['])) => {
+                    vec![global_label(variable)]
+                }
+                _ => c.place.member().map(String::from).into_iter().collect(),
             })
             .collect();
         for (c, members) in index.code_stores.iter().zip(&code_members) {
@@ -207,7 +219,7 @@ impl<'a> Sites<'a> {
     /// unit knows count (where the index knows its unit's types).
     pub fn reach(&self, from: u32, file: Option<u32>, line: u32, load: Option<u64>) -> Reach {
         let Some(offset) = load else {
-            return Reach::Unnamed(Why::NoLoad);
+            return self.through_global(from, file, line);
         };
         let Some(text) = self.line(file, line) else {
             return Reach::Unnamed(Why::NoSource);
@@ -232,6 +244,28 @@ impl<'a> Sites<'a> {
         }
     }
 
+    /// The site at `file:line` of `from` with no member load: a call
+    /// through a global pointer code or an initializer stores into.
+    fn through_global(&self, from: u32, file: Option<u32>, line: u32) -> Reach {
+        let global = self.index.functions[from as usize]
+            .calls
+            .iter()
+            .filter(|c| c.target == Target::Indirect && (c.file, c.line) == (file, line))
+            .find_map(|c| c.global.as_deref());
+        let label = global.map(global_label);
+        match label.and_then(|l| Some((self.stored_in.get(&l)?, l))) {
+            Some((functions, label)) => {
+                let mut candidates: Vec<u32> = functions.iter().copied().collect();
+                candidates.sort_by_key(|&f| &self.index.functions[f as usize].name);
+                Reach::Named {
+                    members: vec![label],
+                    candidates,
+                }
+            }
+            None => Reach::Unnamed(Why::NoLoad),
+        }
+    }
+
     /// The indirect sites that call through `member` (labelled as a
     /// stored slot is: from its innermost named type), or through the
     /// same member of a type around it: (function, file, line).
@@ -239,7 +273,8 @@ impl<'a> Sites<'a> {
         let mut out = Vec::new();
         for (i, f) in self.index.functions.iter().enumerate() {
             for call in &f.calls {
-                if call.target != Target::Indirect || call.load.is_none() {
+                if call.target != Target::Indirect || (call.load.is_none() && call.global.is_none())
+                {
                     continue;
                 }
                 let Reach::Named { members, .. } =
@@ -335,12 +370,30 @@ impl<'a> Sites<'a> {
         }
         let share = |n: usize| 100.0 * n as f64 / total.max(1) as f64;
         let why: Vec<String> = why.into_iter().map(|(w, n)| format!("{w}: {n}")).collect();
+        // The code stores in the whole kernel, by where they store, and
+        // how many of them name a member.
+        let mut stores: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+        for (c, members) in self.index.code_stores.iter().zip(&self.code_members) {
+            let kind = match c.place {
+                Place::Member { .. } => "through a pointer",
+                Place::Global { .. } => "into a global",
+                Place::Local { .. } => "into a local",
+            };
+            let count = stores.entry(kind).or_default();
+            count.0 += 1;
+            count.1 += usize::from(!members.is_empty());
+        }
+        let stores: Vec<String> = stores
+            .into_iter()
+            .map(|(k, (n, named))| format!("{k}: {n} ({named} with a member named)"))
+            .collect();
         format!(
             "indirect call sites in functions under {dir}: {total}; member named: {named} ({:.1}%; \
              of them {several} could be a member of more than one type, and {none} have no candidate \
-             in this build); not named: {}\n",
+             in this build); not named: {}\nfunction addresses stored by code, in the whole kernel: {}\n",
             share(named),
-            why.join("; ")
+            why.join("; "),
+            stores.join("; ")
         )
     }
 
@@ -356,6 +409,13 @@ impl<'a> Sites<'a> {
             .get((line as usize).checked_sub(1)?)
             .cloned()
     }
+}
+
+/// How a global that is itself a function pointer is labelled where a
+/// member would be: `global panic_blink` (a static in a function, `ops.12`,
+/// as its symbol names it).
+pub fn global_label(variable: &str) -> String {
+    format!("global {variable}")
 }
 
 /// The members a source line calls through: `p->f(`, `(*p->f)(`, `s.f(`,
@@ -428,6 +488,7 @@ mod tests {
             line,
             target,
             load,
+            global: None,
         };
         let function = |name: &str, addr, calls| Function {
             name: name.into(),

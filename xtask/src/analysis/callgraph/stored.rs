@@ -6,7 +6,9 @@
 //! (the variable's type in the object's DWARF, its `.dwo` file under
 //! split DWARF). Each entry is checked against vmlinux: the slot there must
 //! hold the function's address, so an object not linked in, or a name
-//! shared by two static variables, does not give a wrong entry.
+//! shared by two static variables, does not give a wrong entry. And where
+//! code stores one ([`CodeStore`], found by `decode`): into a global or a
+//! local, named here from the storing function's object's DWARF.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -51,9 +53,11 @@ pub struct Stored {
     pub line: u32,
 }
 
-/// A function's address stored by code into a member through a pointer
-/// (`sk->sk_destruct = inet_sock_destruct`): the member is named from the
-/// line and the offset, as an indirect site's is (`sites::Sites`).
+/// A function's address stored by code: into a member through a pointer
+/// (`sk->sk_destruct = inet_sock_destruct`, the member named from the
+/// line and the offset, as an indirect site's is: `sites::Sites`), into a
+/// global or into a local (the member from the DWARF of the storing
+/// function's object).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeStore {
     /// The function whose address is stored.
@@ -63,8 +67,65 @@ pub struct CodeStore {
     pub site: u64,
     pub file: Option<u32>,
     pub line: u32,
-    /// The member's offset from the pointer.
-    pub offset: u64,
+    pub place: Place,
+}
+
+/// Where code stores a function's address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Place {
+    /// A member at `offset` from a pointer.
+    Member { offset: u64 },
+    /// A global (`net_hotdata`, as its symbol is named in vmlinux), at
+    /// `offset` in it; `slot` the named variable's path to it
+    /// (`net_hotdata.tcp_protocol.handler`), `member` its innermost named
+    /// type's (`struct net_protocol.handler`). `None` where the global is
+    /// itself the pointer or the DWARF does not say.
+    Global {
+        variable: String,
+        offset: u64,
+        slot: Option<String>,
+        member: Option<String>,
+    },
+    /// A local of the storing function, at `frame` from its frame base
+    /// (`DW_OP_fbreg`); the variable (`ops`), its path and its member
+    /// once the DWARF names them.
+    Local {
+        frame: i64,
+        variable: Option<String>,
+        slot: Option<String>,
+        member: Option<String>,
+    },
+}
+
+impl Place {
+    /// The member the DWARF names, for a global or a local.
+    pub fn member(&self) -> Option<&str> {
+        match self {
+            Place::Member { .. } => None,
+            Place::Global { member, .. } | Place::Local { member, .. } => member.as_deref(),
+        }
+    }
+
+    /// `into net_hotdata.tcp_protocol.handler` (a global) or `into its
+    /// local ops.update` (a local); empty for a member through a pointer.
+    pub fn text(&self) -> String {
+        match self {
+            Place::Member { .. } => String::new(),
+            Place::Global { variable, slot, .. } => {
+                format!(" into the global {}", slot.as_deref().unwrap_or(variable))
+            }
+            Place::Local {
+                slot,
+                variable,
+                frame,
+                ..
+            } => match (slot, variable) {
+                (Some(slot), _) => format!(" into its local {slot}"),
+                (None, Some(v)) => format!(" into its local {v}"),
+                (None, None) => format!(" into a local at frame offset {frame}"),
+            },
+        }
+    }
 }
 
 /// The objects vmlinux was linked from: the members of the thin archive
@@ -242,15 +303,30 @@ pub struct Read {
 }
 
 /// Every slot of every object vmlinux was linked from, checked against
-/// vmlinux, with its member named from the object's DWARF; and every
+/// vmlinux, with its member named from the object's DWARF; every
 /// function-pointer member of a named type in those objects' DWARF, with
-/// its offset (those no initializer stores into too).
+/// its offset (those no initializer stores into too); and the globals and
+/// locals of `code_stores`, named from the DWARF of the object that
+/// defines the storing function.
 pub fn read(
     vmlinux: &object::File,
     vmlinux_path: &Path,
     tree_prefix: &str,
     functions: &[Function],
+    code_stores: &mut [CodeStore],
 ) -> Result<Read> {
+    // By the storing function's name and size (a static function's name
+    // may be another object's too): the stores to name.
+    let mut to_name: HashMap<(String, u64), Vec<usize>> = HashMap::new();
+    for (i, c) in code_stores.iter().enumerate() {
+        if !matches!(c.place, Place::Member { .. }) {
+            let by = &functions[c.by as usize];
+            to_name
+                .entry((by.name.clone(), by.size))
+                .or_default()
+                .push(i);
+        }
+    }
     let mut members: HashMap<PointerMember, u32> = HashMap::new();
     let mut visible: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let linked = Linked::new(vmlinux);
@@ -306,6 +382,18 @@ pub fn read(
             ids.dedup();
             visible.entry(source.clone()).or_default().extend(ids);
         }
+        if let Some(types) = &types {
+            let here: Vec<usize> = object
+                .symbols()
+                .filter(|s| s.kind() == SymbolKind::Text && s.is_definition())
+                .filter_map(|s| to_name.remove(&(s.name().ok()?.to_string(), s.size())))
+                .flatten()
+                .collect();
+            for i in here {
+                let by = &functions[code_stores[i].by as usize].name;
+                name_place(types, by, &mut code_stores[i].place);
+            }
+        }
         for (slot, function) in found {
             let (member, line) = types
                 .as_ref()
@@ -340,6 +428,40 @@ pub fn read(
         members: by_id.into_iter().map(|(_, m)| m).collect(),
         visible,
     })
+}
+
+/// A global's or a local's path and member, from the storing function's
+/// unit.
+fn name_place(types: &member::Variables, by: &str, place: &mut Place) {
+    match place {
+        Place::Member { .. } => {}
+        Place::Global {
+            variable,
+            offset,
+            slot,
+            member,
+        } => {
+            if let Some(ty) = types.type_of_variable(variable) {
+                let (path, named) = types.slot_in(ty, *offset);
+                let base = variable.rsplit_once('.').map_or(&**variable, |(b, _)| b);
+                *slot = path.map(|p| format!("{base}{p}"));
+                *member = named;
+            }
+        }
+        Place::Local {
+            frame,
+            variable,
+            slot,
+            member,
+        } => {
+            if let Some((name, ty, offset)) = types.local(by, *frame) {
+                let (path, named) = types.slot_in(ty, offset);
+                *slot = path.map(|p| format!("{name}{p}"));
+                *variable = Some(name);
+                *member = named;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

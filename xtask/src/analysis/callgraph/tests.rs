@@ -19,6 +19,7 @@ fn function(name: &str, addr: u64, calls: Vec<Target>) -> Function {
                 line: 10 + i as u32,
                 target,
                 load: None,
+                global: None,
             })
             .collect(),
     }
@@ -148,6 +149,7 @@ fn a_runs_target_is_placed_at_the_site_that_lists_it_or_said_ambiguous() {
         line: 12,
         target: Target::Indirect,
         load: Some(48),
+        global: None,
     };
     let member = |m: &str, at| (format!("struct proto.{m}"), at, format!("struct proto.{m}"));
     index.members = vec![member("sendmsg", 40), member("recvmsg", 48)];
@@ -198,6 +200,7 @@ fn a_runs_target_is_placed_at_the_site_that_lists_it_or_said_ambiguous() {
         line: 11,
         target: Target::Indirect,
         load: Some(40),
+        global: None,
     };
     let sites = Sites::new(&index, tree.clone());
     let taken: std::collections::BTreeMap<String, usize> =
@@ -206,5 +209,16 @@ fn a_runs_target_is_placed_at_the_site_that_lists_it_or_said_ambiguous() {
     assert_eq!(placed[&0x20]["c"].placed, Placed::Candidate);
     assert_eq!(placed[&0x20]["d"].placed, Placed::Unlisted);
     assert!(!Placed::Unlisted.sure());
+    // c, a candidate there, is a function ftrace cannot see that calls
+    // a: a run's a from b came through it (Unlisted before).
+    index.functions[2].traceable = false;
+    let sites = Sites::new(&index, tree.clone());
+    let placed = place(&index, &[(1, [("a".to_string(), 1)].into())].into(), &sites);
+    let through = Placed::Through {
+        helper: "c".into(),
+        sites: 1,
+    };
+    assert_eq!(placed[&0x20]["a"].placed, through);
+    assert!(through.sure());
     std::fs::remove_dir_all(&tree).unwrap();
 }

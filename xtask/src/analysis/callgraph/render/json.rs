@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Map;
-use crate::analysis::callgraph::{sites::Reach, Direction};
+use crate::analysis::callgraph::{
+    sites::{global_label, Reach},
+    stored::Place,
+    Direction,
+};
 
 impl Map<'_> {
     pub fn json(&self) -> String {
@@ -72,7 +76,15 @@ impl Map<'_> {
             /// The function whose code stores it, and the store's address.
             by: &'a str,
             site: u64,
-            offset: u64,
+            /// `member` (through a pointer), `global` or `local`.
+            into: &'a str,
+            /// A member's offset from the pointer, or the offset in the
+            /// global; a local's offset from the frame base (`DW_OP_fbreg`).
+            offset: i64,
+            /// The global or the local, and the path to the slot in it
+            /// (`net_hotdata.tcp_protocol.handler`).
+            variable: Option<&'a str>,
+            slot: Option<&'a str>,
             member: Option<&'a str>,
             file: &'a str,
             line: u32,
@@ -204,7 +216,13 @@ impl Map<'_> {
                     file: &s.file,
                     line: s.line,
                     called_from: self
-                        .calling_through(s.member.as_deref())
+                        .calling_through(
+                            match (&s.member, s.offset) {
+                                (None, 0) => Some(global_label(&s.variable)),
+                                (member, _) => member.clone(),
+                            }
+                            .as_deref(),
+                        )
                         .into_iter()
                         .map(|(f, file, line)| (self.name(f), self.index.file(file), line))
                         .collect(),
@@ -219,7 +237,24 @@ impl Map<'_> {
                     function: self.name(c.function),
                     by: self.name(c.by),
                     site: c.site,
-                    offset: c.offset,
+                    into: match c.place {
+                        Place::Member { .. } => "member",
+                        Place::Global { .. } => "global",
+                        Place::Local { .. } => "local",
+                    },
+                    offset: match &c.place {
+                        Place::Member { offset } | Place::Global { offset, .. } => *offset as i64,
+                        Place::Local { frame, .. } => *frame,
+                    },
+                    variable: match &c.place {
+                        Place::Member { .. } => None,
+                        Place::Global { variable, .. } => Some(variable),
+                        Place::Local { variable, .. } => variable.as_deref(),
+                    },
+                    slot: match &c.place {
+                        Place::Member { .. } => None,
+                        Place::Global { slot, .. } | Place::Local { slot, .. } => slot.as_deref(),
+                    },
                     member,
                     file: self.index.file(c.file),
                     line: c.line,

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::{
     analysis::callgraph::{
-        overlay::{Overlay, Took},
-        sites::{Reach, Sites},
+        overlay::{Overlay, Placed, Took},
+        sites::{global_label, Reach, Sites},
         stored::CodeStore,
         Direction, Edge, Index, View,
     },
@@ -163,7 +163,8 @@ impl Map<'_> {
         };
         let (sure, maybe): (Vec<_>, Vec<_>) = took.iter().partition(|(_, t)| t.placed.sure());
         // A target a named site does not list was stored where the index
-        // does not look (a local's initializer: `DEFINE_WAIT_FUNC`).
+        // does not look (a pointer copied from elsewhere, a local only an
+        // inlined function's DWARF names).
         let listed = |name: &str| match self.reach(edge) {
             Some(Reach::Named { candidates, .. }) => {
                 candidates.iter().any(|&c| self.name(c) == name)
@@ -173,9 +174,12 @@ impl Map<'_> {
         let list = |t: &[(&String, &Took)]| -> String {
             let t: Vec<String> = t
                 .iter()
-                .map(|(n, t)| match listed(n) {
-                    true => format!("{n} ×{}", t.calls),
-                    false => format!("{n} ×{} (not among its candidates)", t.calls),
+                .map(|(n, t)| match (listed(n), &t.placed) {
+                    (true, _) => format!("{n} ×{}", t.calls),
+                    (false, Placed::Through { helper, .. }) => {
+                        format!("{n} ×{} (through {helper})", t.calls)
+                    }
+                    (false, _) => format!("{n} ×{} (not among its candidates)", t.calls),
                 })
                 .collect();
             t.join(", ")
@@ -230,34 +234,51 @@ impl Map<'_> {
     /// the ways it is called without a direct call.
     fn stored_text(&self, f: u32) -> String {
         let mut out = String::new();
-        let mut slots: Vec<(String, Option<&str>)> = self
+        let mut slots: Vec<(String, Option<String>)> = self
             .index
             .stored_of(f)
-            .map(|s| {
-                let member = s
-                    .member
-                    .as_deref()
-                    .unwrap_or("a pointer the DWARF does not name");
-                (
+            .map(|s| match (&s.member, s.offset) {
+                (Some(m), _) => (
                     format!(
-                        "   ⇠ through `{member}` ({}, {}:{})\n",
+                        "   ⇠ through `{m}` ({}, {}:{})\n",
                         s.variable, s.file, s.line
                     ),
-                    s.member.as_deref(),
-                )
+                    Some(m.clone()),
+                ),
+                // A global that is itself the pointer.
+                (None, 0) => (
+                    format!(
+                        "   ⇠ in the global {} ({}:{})\n",
+                        s.variable, s.file, s.line
+                    ),
+                    Some(global_label(&s.variable)),
+                ),
+                (None, _) => (
+                    format!(
+                        "   ⇠ through a pointer the DWARF does not name ({}, {}:{})\n",
+                        s.variable, s.file, s.line
+                    ),
+                    None,
+                ),
             })
             .collect();
         for (by, member) in self.code_stored(f) {
             let at = format!(
-                "{} ({}:{})",
+                "{}{} ({}:{})",
                 self.name(by.by),
+                by.place.text(),
                 self.index.file(by.file),
                 by.line
             );
             slots.push(match member {
+                // A global that is itself the pointer: the place says it.
+                Some(m) if m.starts_with("global ") => (
+                    format!("   ⇠ stored by code in {at}\n"),
+                    Some(m.to_string()),
+                ),
                 Some(m) => (
                     format!("   ⇠ through `{m}`, stored by code in {at}\n"),
-                    Some(m),
+                    Some(m.to_string()),
                 ),
                 None => (
                     format!("   ⇠ stored by code in {at}, into a member not named\n"),
@@ -267,7 +288,7 @@ impl Map<'_> {
         }
         for (line, member) in slots {
             out += &line;
-            let callers = self.calling_through(member);
+            let callers = self.calling_through(member.as_deref());
             if callers.is_empty() && self.sites.is_some() && member.is_some() {
                 out += "     no indirect site calls through it (code that copies it elsewhere is not followed)\n";
             } else if !callers.is_empty() {
