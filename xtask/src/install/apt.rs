@@ -69,7 +69,7 @@ fn apt_get(ctx: &Ctx, what: &str, cmd: Cmd<'_>) -> Result<()> {
 }
 
 /// The fetching's and dpkg's percents are two scales, each from 0: a new
-/// phase starts the count, and its pace, again.
+/// phase starts the count, and its pace (from its first line), again.
 fn show(progress: &mut Progress, status: &Status) {
     let (phase, current) = match status.kind {
         Kind::Download => (
@@ -83,7 +83,6 @@ fn show(progress: &mut Progress, status: &Status) {
     progress.set(|s| {
         if s.phase.as_deref() != Some(phase) {
             s.phase = Some(phase.to_string());
-            s.done = 0;
             s.first_at = None;
         }
         s.current = current;
@@ -238,6 +237,30 @@ fn downloaded(dir: &Path, name: &str, arch: &str) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// apt's real status stream of a reinstall (util::apt_status's sample):
+    /// the fetching's 100 % does not carry into dpkg's count, which starts
+    /// from its own first line and ends where apt's last line says, on the
+    /// package's state.
+    #[test]
+    fn fetching_then_dpkg_each_count_from_nothing() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/apt/reinstall-bc.status");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut progress = Progress::new("apt-get install", "", Some(100), Shown::Off);
+        let mut phases = Vec::new();
+        for status in text.lines().filter_map(apt_status::parse) {
+            show(&mut progress, &status);
+            let s = progress.state();
+            if phases.last() != s.phase.as_ref() {
+                phases.push(s.phase.clone().unwrap());
+                // A new phase is at its first line's percent.
+                assert_eq!(s.done, status.percent as u64, "{status:?}");
+            }
+        }
+        assert_eq!(phases, ["fetching", "unpacking and setting up"]);
+        let s = progress.state();
+        assert_eq!((s.done, s.current.as_str()), (80, "Installed bc (amd64)"));
+    }
 
     #[test]
     fn a_failing_query_is_one_line_not_an_empty_answer() {

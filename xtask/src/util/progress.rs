@@ -316,6 +316,12 @@ impl Progress {
         });
     }
 
+    /// What the display knows now (tests of what feeds it).
+    #[cfg(test)]
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
     /// A line above the display, which stays.
     pub fn println(&self, line: &str) {
         match &self.bar {
