@@ -69,6 +69,11 @@ impl cli::Setup {
         let missing: Vec<&Tool> = tools.iter().copied().filter(|t| !t.present(root)).collect();
         if self.install && !missing.is_empty() {
             install::install(ctx, &missing)?;
+        } else if self.install {
+            println!(
+                "install: nothing to install, all {} tools are here",
+                tools.len()
+            );
         } else if missing.iter().any(|t| !optional(t)) {
             bail!("{}", install::hint("missing", &missing));
         } else if !missing.is_empty() {

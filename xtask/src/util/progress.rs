@@ -48,7 +48,8 @@ impl Shown {
 pub struct State {
     /// What the step is: `build`, `unpacking`.
     pub what: String,
-    /// What it counts: `objects`, `files`.
+    /// What it counts: `objects`, `files`; empty for a step that says
+    /// only how far it is in percent (apt's), its total then 100.
     pub unit: String,
     pub done: u64,
     pub total: Option<u64>,
@@ -83,6 +84,11 @@ pub fn time_left(s: &State, elapsed: Duration) -> Option<Duration> {
     Some(Duration::from_secs_f64(pace * (total - s.done) as f64) + s.tail)
 }
 
+/// `done` of `total` in percent, never above 100.
+fn percent(done: u64, total: u64) -> u64 {
+    (done * 100).checked_div(total).unwrap_or(100).min(100)
+}
+
 /// `1m02s`, `42s`, `1h05m`.
 pub fn short(d: Duration) -> String {
     let s = d.as_secs();
@@ -97,10 +103,13 @@ pub fn short(d: Duration) -> String {
 /// (10%), 1m02s, about 8m30s left`.
 pub fn figures(s: &State, elapsed: Duration) -> String {
     let count = match s.total {
-        Some(total) => {
-            let percent = (s.done * 100).checked_div(total).unwrap_or(100).min(100);
-            format!("{}/{total} {} ({percent}%)", s.done, s.unit)
-        }
+        Some(total) if s.unit.is_empty() => format!("{}%", percent(s.done, total)),
+        Some(total) => format!(
+            "{}/{total} {} ({}%)",
+            s.done,
+            s.unit,
+            percent(s.done, total)
+        ),
         None => format!("{} {} (total unknown)", s.done, s.unit),
     };
     let left = match time_left(s, elapsed) {
@@ -125,8 +134,12 @@ pub fn plain_line(s: &State, elapsed: Duration) -> String {
     format!("{}{phase}: {}{current}", s.what, figures(s, elapsed))
 }
 
-/// The last plain line: `build: 1/1 objects, done in 40s`.
+/// The last plain line: `build: 1/1 objects, done in 40s` (`apt-get
+/// install: done in 12s` for a step counted in percent).
 pub fn done_line(s: &State, elapsed: Duration) -> String {
+    if s.unit.is_empty() {
+        return format!("{}: done in {}", s.what, short(elapsed));
+    }
     let count = match s.total {
         Some(total) => format!("{}/{total}", s.done),
         None => s.done.to_string(),
@@ -174,10 +187,8 @@ fn bar_style() -> ProgressStyle {
 /// The bar's figures: short, so the object keeps the width.
 pub fn bar_figures(s: &State, elapsed: Duration) -> String {
     let count = match s.total {
-        Some(total) => {
-            let percent = (s.done * 100).checked_div(total).unwrap_or(100).min(100);
-            format!("{}/{total} {percent}%", s.done)
-        }
+        Some(total) if s.unit.is_empty() => format!("{}%", percent(s.done, total)),
+        Some(total) => format!("{}/{total} {}%", s.done, percent(s.done, total)),
         None => format!("{}/?", s.done),
     };
     let left = time_left(s, elapsed).map_or("~?".to_string(), |l| format!("~{} left", short(l)));
@@ -305,6 +316,12 @@ impl Progress {
         });
     }
 
+    /// What the display knows now (tests of what feeds it).
+    #[cfg(test)]
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
     /// A line above the display, which stays.
     pub fn println(&self, line: &str) {
         match &self.bar {
@@ -317,6 +334,21 @@ impl Progress {
     pub fn finish(self) {
         if self.plain.is_some() {
             eprintln!("{}", done_line(&self.state, self.clock.elapsed()));
+        }
+    }
+
+    /// Says it is done with `note` after the figures, on a terminal too,
+    /// where the line stays: `apt-get install: done in 12s; apt's output
+    /// is in target/setup/apt-get-install.log`.
+    pub fn finish_saying(self, note: &str) {
+        let line = format!("{}; {note}", done_line(&self.state, self.clock.elapsed()));
+        match (&self.bar, &self.plain) {
+            (Some(bar), _) => {
+                bar.finish_and_clear();
+                eprintln!("{line}");
+            }
+            (None, Some(_)) => eprintln!("{line}"),
+            (None, None) => {}
         }
     }
 }

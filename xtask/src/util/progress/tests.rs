@@ -220,3 +220,28 @@ fn the_terminal_line_fits_the_width() {
         drawn_at(width, at_120());
     }
 }
+
+/// apt's steps say how far they are in percent, not in units.
+#[test]
+fn a_step_in_percent_says_the_percent_alone() {
+    let apt = State {
+        what: "apt-get install".into(),
+        unit: String::new(),
+        done: 40,
+        total: Some(100),
+        first_at: Some(secs(2)),
+        phase: Some("unpacking and setting up".into()),
+        current: "Unpacking bc (amd64)".into(),
+        ..State::default()
+    };
+    // 39 points in 39 s: 60 left at a second each.
+    assert_eq!(
+        plain_line(&apt, secs(41)),
+        "apt-get install, unpacking and setting up: 40%, 41s, about 1m00s left: Unpacking bc (amd64)"
+    );
+    assert_eq!(
+        bar_figures(&apt, secs(41)),
+        "[40% 41s ~1m00s left] unpacking and setting up"
+    );
+    assert_eq!(done_line(&apt, secs(70)), "apt-get install: done in 1m10s");
+}

@@ -1,69 +1,29 @@
-//! Installing what study/host-tools.toml lists: apt packages as root, pip
-//! packages into the project's venv, crates with `cargo install` beside
-//! them, a guest architecture's packages unpacked aside, and the kernel
-//! tree (the submodule, else Debian's tarball). It uses `kernel`, `study`
-//! and `util`.
+//! apt's part of an install: packages installed as root, and a guest
+//! architecture's (or another suite's) package fetched with `apt-get
+//! download` and unpacked aside. Every apt-get runs with its status on
+//! standard output (`-o APT::Status-Fd=1`, util::apt_status), read by one
+//! display: fetching (apt's percent of the bytes, the file it is at), then
+//! dpkg (apt's percent of its steps, what it does to which package).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use xshell::cmd;
+use xshell::{cmd, Cmd};
 
+use super::step;
 use crate::{
     ctx::Ctx,
-    kernel::tree::{self, KernelTree, DEBIAN_TARBALL},
-    study::host_tools::{self, Tool, PIP_VENV},
+    study::host_tools,
     util::{
         apt_sources,
+        apt_status::{self, Kind, Status},
         exec::{describe, which, Exec},
+        progress::{Progress, Shown},
     },
 };
 
-/// Installs `missing`, every source in turn, then checks that each is
-/// there.
-pub fn install(ctx: &Ctx, missing: &[&Tool]) -> Result<()> {
-    let apt = host_tools::apt_packages(missing.iter().copied());
-    let pip = host_tools::pip_packages(missing.iter().copied());
-    install_apt(ctx, &apt)?;
-    install_pip(ctx, &pip)?;
-    for tool in host_tools::cargo_tools(missing.iter().copied()) {
-        let args = host_tools::cargo_install_args(tool, &ctx.root.join(PIP_VENV));
-        eprintln!("building {} from crates.io (about two minutes)", tool.name);
-        ctx.exec.run(ctx.exec.sh().cmd("cargo").args(&args))?;
-    }
-    for deb in host_tools::deb_packages(missing.iter().copied()) {
-        unpack_deb(ctx, deb)?;
-    }
-    ctx.exec.check(|| {
-        let still: Vec<&str> = missing
-            .iter()
-            .filter(|t| !t.present(&ctx.root))
-            .map(|t| t.check.as_str())
-            .collect();
-        if !still.is_empty() {
-            bail!("installed, yet still missing: {}", still.join(", "));
-        }
-        Ok(())
-    })
-}
-
-/// The line that says how to install `missing` by hand.
-pub fn hint(what: &str, missing: &[&Tool]) -> String {
-    let mut how = vec!["`cargo xtask setup --install` (as root)".to_string()];
-    how.extend(host_tools::install_commands(missing.iter().copied()));
-    let packages: Vec<&str> = host_tools::apt_packages(missing.iter().copied())
-        .into_iter()
-        .chain(host_tools::pip_packages(missing.iter().copied()))
-        .chain(
-            host_tools::cargo_tools(missing.iter().copied())
-                .into_iter()
-                .map(|t| t.name.as_str()),
-        )
-        .collect();
-    format!("{what}: {}; run {}", packages.join(" "), how.join(", or "))
-}
-
-fn install_apt(ctx: &Ctx, apt: &[&str]) -> Result<()> {
+/// Installs the apt packages `apt`, as root.
+pub fn install(ctx: &Ctx, apt: &[&str]) -> Result<()> {
     if apt.is_empty() {
         return Ok(());
     }
@@ -73,10 +33,18 @@ fn install_apt(ctx: &Ctx, apt: &[&str]) -> Result<()> {
         "--install runs apt-get and needs root; run `sudo apt-get install {}`",
         apt.join(" ")
     ))?;
-    exec.run(cmd!(sh, "apt-get update -q"))?;
-    exec.run(
-        cmd!(sh, "apt-get install -y -q --no-install-recommends {apt...}")
-            .env("DEBIAN_FRONTEND", "noninteractive"),
+    apt_get(
+        ctx,
+        "apt-get update",
+        cmd!(sh, "apt-get update -q -o APT::Status-Fd=1"),
+    )?;
+    apt_get(
+        ctx,
+        "apt-get install",
+        cmd!(
+            sh,
+            "apt-get install -y -q -o APT::Status-Fd=1 --no-install-recommends {apt...}"
+        ),
     )?;
     // ccache's masquerade directory links only the compilers it saw at its
     // own install: a clang-19 installed later would go uncached.
@@ -86,25 +54,47 @@ fn install_apt(ctx: &Ctx, apt: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn install_pip(ctx: &Ctx, pip: &[&str]) -> Result<()> {
-    if pip.is_empty() {
-        return Ok(());
-    }
-    let exec = &ctx.exec;
-    let sh = exec.sh();
-    let venv = ctx.root.join(PIP_VENV);
-    let pip_bin = venv.join("bin/pip");
-    if !pip_bin.is_file() {
-        exec.run(cmd!(sh, "python3 -m venv {venv}"))?;
-    }
-    exec.run(cmd!(sh, "{pip_bin} install -q {pip...}"))
+/// Runs `cmd`, an apt-get with `-o APT::Status-Fd=1`, as the step `what`:
+/// its status lines move the display, and everything it writes goes to
+/// target/setup/WHAT.log (`apt-get-install.log`).
+fn apt_get(ctx: &Ctx, what: &str, cmd: Cmd<'_>) -> Result<()> {
+    let progress = Progress::new(what, "", Some(100), Shown::detect());
+    let log = step::log(&ctx.root, &what.replace(' ', "-"));
+    let cmd = cmd.env("DEBIAN_FRONTEND", "noninteractive");
+    step::run(&ctx.exec, cmd, &log, progress, |progress, line| {
+        if let Some(status) = apt_status::parse(line) {
+            show(progress, &status);
+        }
+    })
+}
+
+/// The fetching's and dpkg's percents are two scales, each from 0: a new
+/// phase starts the count, and its pace (from its first line), again.
+fn show(progress: &mut Progress, status: &Status) {
+    let (phase, current) = match status.kind {
+        Kind::Download => (
+            "fetching",
+            apt_status::file_count(&status.what)
+                .map_or(status.what.clone(), |(n, of)| format!("file {n} of {of}")),
+        ),
+        Kind::Package => ("unpacking and setting up", status.what.clone()),
+        Kind::Error | Kind::Conffile => return,
+    };
+    progress.set(|s| {
+        if s.phase.as_deref() != Some(phase) {
+            s.phase = Some(phase.to_string());
+            s.first_at = None;
+        }
+        s.current = current;
+    });
+    progress.at(status.percent as u64);
 }
 
 /// A package of another architecture, for a guest: `apt-get download`
 /// and `dpkg-deb -x` into its own directory, so the host's package of the
 /// same name stays (installing `busybox-static:arm64` would replace the
 /// host's busybox). apt learns the architecture first, once.
-fn unpack_deb(ctx: &Ctx, deb: &str) -> Result<()> {
+pub fn unpack_deb(ctx: &Ctx, deb: &str) -> Result<()> {
     let exec = &ctx.exec;
     let sh = exec.sh();
     let (Some(dir), Some((name, arch, suite))) =
@@ -119,7 +109,11 @@ fn unpack_deb(ctx: &Ctx, deb: &str) -> Result<()> {
             "apt does not know {arch} packages yet ({deb}): run `sudo dpkg --add-architecture {arch} && sudo apt-get update`, or this as root"
         ))?;
         exec.run(cmd!(sh, "dpkg --add-architecture {arch}"))?;
-        exec.run(cmd!(sh, "apt-get update -q"))?;
+        apt_get(
+            ctx,
+            "apt-get update",
+            cmd!(sh, "apt-get update -q -o APT::Status-Fd=1"),
+        )?;
     }
     let download = ctx.root.join(host_tools::DEB_DIR).join("download");
     let dest = ctx.root.join(&dir);
@@ -132,7 +126,11 @@ fn unpack_deb(ctx: &Ctx, deb: &str) -> Result<()> {
     };
     {
         let _in = sh.push_dir(&download);
-        exec.run(cmd!(sh, "apt-get download -q {private...} {deb}"))?;
+        let fetch = cmd!(
+            sh,
+            "apt-get download -q -o APT::Status-Fd=1 {private...} {deb}"
+        );
+        apt_get(ctx, "apt-get download", fetch)?;
     }
     // A dry run downloaded nothing: the name it would find.
     let file = exec
@@ -191,10 +189,10 @@ fn suite_apt_options(ctx: &Ctx, suite: &str) -> Result<Vec<String>> {
     .collect();
     let sh = exec.sh();
     let update = &options;
-    exec.run(cmd!(sh, "apt-get update -q {update...}"))?;
+    let fetch = cmd!(sh, "apt-get update -q -o APT::Status-Fd=1 {update...}");
+    apt_get(ctx, &format!("apt-get update {suite}"), fetch)?;
     Ok(options)
 }
-
 /// What a read-only query printed; its failure is an error of one line
 /// with the command and the first line it wrote to stderr, not an empty
 /// answer.
@@ -236,58 +234,33 @@ fn downloaded(dir: &Path, name: &str, arch: &str) -> Result<PathBuf> {
         )
     })
 }
-
-/// The kernel tree: the submodule where the network allows, else
-/// Debian's tarball. `None`: a dry run, which fetched nothing.
-pub fn kernel_tree(ctx: &Ctx) -> Result<Option<KernelTree>> {
-    if let Ok(tree) = KernelTree::open(&ctx.kernel_dir) {
-        return Ok(Some(tree));
-    }
-    let exec = &ctx.exec;
-    let default_tree = ctx.kernel_dir == ctx.root.join("kernel");
-    if default_tree && ctx.root.join(".gitmodules").is_file() {
-        // A bounded try: without network, git fails; never wait long for it.
-        let sh = exec.sh();
-        let _root = sh.push_dir(&ctx.root);
-        let submodule = cmd!(
-            sh,
-            "timeout 120 git submodule update --init --depth 1 kernel"
-        );
-        // Not fatal: the tarball is the fallback, and the line below says
-        // why it is used.
-        let fetched = match exec.status(submodule) {
-            Ok(status) if status.success() => Ok(()),
-            Ok(status) => Err(describe(status)),
-            Err(e) => Err(format!("{e:#}")),
-        };
-        let tree = exec.check(|| Ok(Some(KernelTree::open(&ctx.kernel_dir).ok())))?;
-        match tree {
-            // A dry run, which ran no git.
-            None => return Ok(None),
-            Some(Some(tree)) if fetched.is_ok() => return Ok(Some(tree)),
-            Some(_) => eprintln!(
-                "the kernel submodule could not be fetched (`git submodule update`: {}); using {DEBIAN_TARBALL}",
-                fetched.err().unwrap_or_else(|| "no tree in it".into())
-            ),
-        }
-    }
-    exec.check(|| {
-        if !Path::new(DEBIAN_TARBALL).is_file() {
-            bail!(
-                "no kernel tree in {} and no {DEBIAN_TARBALL} (Debian's linux-source-6.12): \
-                 `git submodule update --init --depth 1 kernel` where the network allows, or \
-                 --kernel DIR for a tree of your own (6.1 or later)",
-                ctx.kernel_dir.display()
-            );
-        }
-        Ok(())
-    })?;
-    tree::unpack(exec, Path::new(DEBIAN_TARBALL), &ctx.kernel_dir, ctx.wait)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// apt's real status stream of a reinstall (util::apt_status's sample):
+    /// the fetching's 100 % does not carry into dpkg's count, which starts
+    /// from its own first line and ends where apt's last line says, on the
+    /// package's state.
+    #[test]
+    fn fetching_then_dpkg_each_count_from_nothing() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/apt/reinstall-bc.status");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut progress = Progress::new("apt-get install", "", Some(100), Shown::Off);
+        let mut phases = Vec::new();
+        for status in text.lines().filter_map(apt_status::parse) {
+            show(&mut progress, &status);
+            let s = progress.state();
+            if phases.last() != s.phase.as_ref() {
+                phases.push(s.phase.clone().unwrap());
+                // A new phase is at its first line's percent.
+                assert_eq!(s.done, status.percent as u64, "{status:?}");
+            }
+        }
+        assert_eq!(phases, ["fetching", "unpacking and setting up"]);
+        let s = progress.state();
+        assert_eq!((s.done, s.current.as_str()), (80, "Installed bc (amd64)"));
+    }
 
     #[test]
     fn a_failing_query_is_one_line_not_an_empty_answer() {
