@@ -174,6 +174,11 @@ impl StateDir {
         self.0.join("record")
     }
 
+    /// `run --snapshot`'s saved guest (guest::snapshot).
+    pub fn snapshot(&self) -> PathBuf {
+        self.0.join("snapshot")
+    }
+
     /// What a run leaves while it runs, removed when stale.
     pub fn run_dirs(&self) -> [PathBuf; 3] {
         [self.run(), self.initramfs(), self.trace()]
