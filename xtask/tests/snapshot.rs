@@ -119,3 +119,44 @@ fn build_id() -> String {
         .find_map(|l| l.trim().strip_prefix("Build ID: ").map(str::to_string))
         .expect("vmlinux has a build ID note")
 }
+
+/// One line each, before any boot, with nothing written: a command the
+/// initramfs lacks (the line names the guest programs that
+/// study/guest/programs.toml lists), UML and arm64.
+#[test]
+fn refusals_are_one_line_and_write_nothing() {
+    let _serial = serial();
+    tiny_build();
+    let out = snapshot_run(&["nosuch-program"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let errors: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .map(String::from)
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", text(&out));
+    assert!(errors[0].contains("nosuch-program is not in the snapshot's initramfs"));
+    let programs = std::fs::read_to_string(repo().join("study/guest/programs.toml")).unwrap();
+    for name in programs
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("name = "))
+        .map(|n| n.trim_matches('"'))
+        .filter(|n| *n != "study-init")
+    {
+        assert!(errors[0].contains(name), "{name}: {}", errors[0]);
+    }
+    for (arch, why) in [("um", "UML runs no QEMU"), ("arm64", "x86_64 only")] {
+        let dir =
+            std::env::temp_dir().join(format!("snapshot-refused-{arch}-{}", std::process::id()));
+        let (tree, _) = &*TINY;
+        let mut args = vec!["--arch", arch];
+        args.extend(on_build("run", tree, dir.to_str().unwrap()));
+        args.extend(["--snapshot", "--", "true"]);
+        let out = xtask(&args);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(!dir.exists(), "{} was written", dir.display());
+    }
+}
