@@ -60,11 +60,18 @@ pub fn fingerprint(p: &Prepared, c: &Contents) -> Result<String> {
             hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
         }
     };
-    let mut files = vec![busybox_of(p)?, c.programs.init()];
-    files.extend(c.programs.names.iter().map(|n| c.programs.dir.join(n)));
-    files.extend(c.files.iter().cloned());
-    for file in &files {
-        feed(file.display().to_string().as_bytes());
+    // Each file under the name the guest sees: the programs' host folder
+    // (cargo's build-script output) moves when xtask is rebuilt.
+    let mut files = vec![(busybox_of(p)?, "/bin/busybox".into())];
+    files.extend(
+        c.programs
+            .names
+            .iter()
+            .map(|n| (c.programs.dir.join(n), format!("/bin/{n}"))),
+    );
+    files.extend(c.files.iter().map(|f| (f.clone(), f.display().to_string())));
+    for (file, inside) in &files {
+        feed(inside.as_bytes());
         feed(&std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?);
     }
     feed(c.job);

@@ -13,7 +13,8 @@
 //! `study.port`). The output is the console's, as in a booted run.
 //!
 //! A snapshot is written into `run/snapshot-PID/` and renamed into place
-//! once whole: a failed or interrupted one leaves none.
+//! once whole: a failed or interrupted one leaves none. QEMU opens its
+//! image for writing, so one run at a time uses it (`snapshot.lock`).
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -45,6 +46,7 @@ use crate::{
     study::arch::Runner,
     util::{
         exec::Exec,
+        lock::{Access, FileLock, Wait},
         supervise::{self as procs, TempPath},
     },
 };
@@ -294,6 +296,12 @@ pub fn run_command(
     let inputs = initramfs::fingerprint(p, &contents)?;
     let q = p.arch.qemu()?.clone();
     let dir = p.state().snapshot();
+    let _lock = FileLock::acquire(
+        &p.state().snapshot_lock(),
+        &format!("the snapshot {}", dir.display()),
+        Access::Exclusive,
+        Wait::Block,
+    )?;
     let kept = Key::read(&dir);
     let now = machine(exec, p, req, &q, &dir.join(INITRAMFS), &dir, &inputs, true)?;
     let why = match &kept {
