@@ -31,6 +31,14 @@
  *                    it nor see it.  It holds "token" (the host's) and,
  *                    optionally, "linger" (the host's: keep the guest up
  *                    after the job until the host stops it).
+ *   study.port=DEV   no job file: the command comes over the serial port DEV
+ *                    (`run --snapshot`, xtask/src/guest/snapshot.rs).  Once
+ *                    set up, init prints "study-init: waiting for a command
+ *                    on DEV" and reads "LEN\n" then LEN bytes: NUL-separated
+ *                    token, working directory and argv.  The host saves the
+ *                    guest there and restores it for each command.  After
+ *                    the command, "status TOKEN N\n" goes back on DEV, then
+ *                    the end line with TOKEN on the console.
  *   study.verbose    print what is being run and optional-mount failures.
  *
  * Without study.job, /bin/sh -i runs on the console.  Either way the exit
@@ -55,6 +63,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -492,6 +501,7 @@ static void hold_until(const char *path)
  */
 struct report {
 	int status;		/* the folder's "status" file */
+	int port;		/* or the serial port the command came on */
 	int linger;
 	char token[80];
 };
@@ -553,6 +563,16 @@ static void open_report(const char *spec, struct report *r)
 static void report_status(struct report *r, int status)
 {
 	fflush(stdout);
+	if (r->port >= 0) {
+		char line[128];
+		int len = snprintf(line, sizeof line, "status %s %d\n", r->token, status);
+		if (write(r->port, line, len) != len || tcdrain(r->port) < 0)
+			fprintf(stderr, "study-init: cannot send the exit status: %s\n",
+				strerror(errno));
+		printf("\n<<<linux-study end %s>>>\n", r->token);
+		fflush(stdout);
+		return;
+	}
 	if (r->status < 0) {
 		fprintf(stderr, "study-init: exit status %d\n", status);
 		return;
@@ -595,6 +615,70 @@ static int wait_for(pid_t child)
 	}
 }
 
+/* Reads exactly len bytes, or fails. */
+static int read_all(int fd, char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = read(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * The command from the serial port `dev`, raw (no echo, no line editing):
+ * "LEN\n", then LEN bytes of NUL-separated fields (token, cwd, argv).
+ * Returns the fields; the port stays open in r->port for the status.
+ */
+static char **read_port_job(const char *dev, struct report *r, size_t *np)
+{
+	int fd = open(dev, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "study-init: cannot open %s: %s\n", dev, strerror(errno));
+		return NULL;
+	}
+	struct termios t;
+	if (tcgetattr(fd, &t) == 0) {
+		cfmakeraw(&t);
+		tcsetattr(fd, TCSANOW, &t);
+	}
+	fprintf(stderr, "study-init: waiting for a command on %s\n", dev);
+	size_t len = 0;
+	char c;
+	for (;;) {
+		if (read_all(fd, &c, 1) < 0 || len > 1 << 20) {
+			fprintf(stderr, "study-init: %s: no command length\n", dev);
+			return NULL;
+		}
+		if (c == '\n')
+			break;
+		if (c < '0' || c > '9') {
+			fprintf(stderr, "study-init: %s: bad command length\n", dev);
+			return NULL;
+		}
+		len = len * 10 + (c - '0');
+	}
+	char *buf = malloc(len + 1);
+	if (!buf || read_all(fd, buf, len) < 0) {
+		fprintf(stderr, "study-init: %s: short command\n", dev);
+		return NULL;
+	}
+	buf[len] = '\0';
+	char **fields = split_fields(buf, len, np);
+	if (!fields || *np < 3 || !fields[2][0]) {
+		fprintf(stderr, "study-init: %s: expected token, cwd and argv\n", dev);
+		return NULL;
+	}
+	r->port = fd;
+	snprintf(r->token, sizeof r->token, "%s", fields[0]);
+	return fields;
+}
+
 static int run(struct report *r)
 {
 	size_t len;
@@ -618,8 +702,15 @@ static int run(struct report *r)
 
 	warn_coarse_clock();
 	const char *job = cmdline_get(words, "study.job");
+	const char *port = cmdline_get(words, "study.port");
 	pid_t pid;
-	if (!job || !*job) {
+	if (port && *port) {
+		size_t n;
+		char **fields = read_port_job(port, r, &n);
+		if (!fields)
+			return SETUP_FAILED;
+		pid = spawn(fields[1][0] ? fields[1] : "/", fields + 2, 0);
+	} else if (!job || !*job) {
 		const char *cwd = cmdline_get(words, "study.cwd");
 		char *sh[] = { "/bin/sh", "-i", NULL };
 		pid = spawn(cwd && *cwd ? cwd : "/", sh, 1);
@@ -652,7 +743,7 @@ int main(void)
 {
 	umask(022);
 	mount_filesystems();
-	struct report r = { .status = -1 };
+	struct report r = { .status = -1, .port = -1 };
 	int status = run(&r);
 	/* The clocksource can change while the job runs (the TSC watchdog). */
 	warn_coarse_clock();

@@ -254,6 +254,10 @@ pub struct Run {
     /// Boot a busybox initramfs instead of sharing the host's root over 9p
     #[arg(long)]
     pub initramfs: bool,
+    /// Restore a guest saved where init waits for a command instead of booting
+    /// (made by the first such run; initramfs programs only)
+    #[arg(long, conflicts_with_all = ["gdb", "wait_gdb", "qemu_arg"])]
+    pub snapshot: bool,
     /// The command to run in the guest, after `--`; none for a shell
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

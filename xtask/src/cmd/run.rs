@@ -3,7 +3,7 @@
 
 use std::{net::TcpListener, process::ExitCode, time::Duration};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::{
     builder::{self, BuildRequest},
@@ -12,6 +12,7 @@ use crate::{
     guest::{
         kvm,
         run::{self, RunRequest},
+        snapshot,
     },
     study::{arch::Runner, host_tools},
     util::lock::Access,
@@ -20,6 +21,9 @@ use crate::{
 impl cli::Run {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let p = Prepared::new(ctx, &self.target.to_target())?;
+        if self.snapshot {
+            snapshot::refuse(&p)?;
+        }
         // Shared while the guest runs: others may boot or debug the same
         // build, but not rebuild it under us.
         let mut lock = p.lock(ctx, Access::Shared)?;
@@ -70,10 +74,15 @@ impl cli::Run {
             linger: false,
             rr: None,
         };
-        if self.command.is_empty() {
-            return run::interactive(ctx, &p, &request);
-        }
-        let Some(outcome) = run::run_command(ctx, &p, &request, &self.command)? else {
+        let outcome = match (self.snapshot, self.command.is_empty()) {
+            (true, true) => {
+                bail!("run --snapshot: give the command after `--`; a shell needs a boot")
+            }
+            (false, true) => return run::interactive(ctx, &p, &request),
+            (true, false) => snapshot::run_command(&ctx.exec, &p, &request, &self.command)?,
+            (false, false) => run::run_command(ctx, &p, &request, &self.command)?,
+        };
+        let Some(outcome) = outcome else {
             return Ok(ExitCode::SUCCESS);
         };
         match outcome.exit {

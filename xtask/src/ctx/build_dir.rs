@@ -174,6 +174,17 @@ impl StateDir {
         self.0.join("record")
     }
 
+    /// `run --snapshot`'s saved guest (guest::snapshot).
+    pub fn snapshot(&self) -> PathBuf {
+        self.0.join("snapshot")
+    }
+
+    /// Held by the one `run --snapshot` that uses the image (QEMU opens it
+    /// for writing): a second waits, saying for whom.
+    pub fn snapshot_lock(&self) -> PathBuf {
+        self.0.join("snapshot.lock")
+    }
+
     /// What a run leaves while it runs, removed when stale.
     pub fn run_dirs(&self) -> [PathBuf; 3] {
         [self.run(), self.initramfs(), self.trace()]

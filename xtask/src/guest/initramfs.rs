@@ -34,16 +34,66 @@ pub struct Contents<'a> {
     pub files: &'a [PathBuf],
 }
 
+/// What the guest can run from an initramfs: the guest programs (not
+/// init) and busybox's applets, in that order.
+pub fn commands(exec: &Exec, programs: &GuestPrograms) -> Result<Vec<String>> {
+    let mut names: Vec<String> = programs
+        .names
+        .iter()
+        .filter(|n| *n != "study-init")
+        .cloned()
+        .collect();
+    if Path::new(BUSYBOX).is_file() {
+        names.extend(applets(exec, Path::new(BUSYBOX))?);
+    }
+    Ok(names)
+}
+
+/// A fingerprint of what an initramfs of `c` is packed from (busybox, init,
+/// the programs, the job, the environment and the files), FNV-1a over
+/// their bytes: the cpio itself differs at each packing (file times), so a
+/// kept guest (`run --snapshot`) asks this whether it is still the same.
+pub fn fingerprint(p: &Prepared, c: &Contents) -> Result<String> {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes.iter().chain(&(bytes.len() as u64).to_le_bytes()) {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    // Each file under the name the guest sees: the programs' host folder
+    // (cargo's build-script output) moves when xtask is rebuilt.
+    let mut files = vec![(busybox_of(p)?, "/bin/busybox".into())];
+    files.extend(
+        c.programs
+            .names
+            .iter()
+            .map(|n| (c.programs.dir.join(n), format!("/bin/{n}"))),
+    );
+    files.extend(c.files.iter().map(|f| (f.clone(), f.display().to_string())));
+    for (file, inside) in &files {
+        feed(inside.as_bytes());
+        feed(&std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?);
+    }
+    feed(c.job);
+    feed(c.env);
+    Ok(format!("{hash:016x}"))
+}
+
+/// The static busybox for `p`'s architecture.
+fn busybox_of(p: &Prepared) -> Result<PathBuf> {
+    Ok(match p.arch.cross()? {
+        Some(cross) => project_root().join(&cross.busybox),
+        None => PathBuf::from(BUSYBOX),
+    })
+}
+
 /// Packs an initramfs and returns its path, and its directory, removed
 /// when dropped (none under a dry run, which packs nothing).
 pub fn build(exec: &Exec, p: &Prepared, c: &Contents) -> Result<(PathBuf, Option<TempPath>)> {
     if !Path::new(BUSYBOX).is_file() {
         bail!("the initramfs needs {BUSYBOX}: run `apt-get install busybox-static`");
     }
-    let busybox = match p.arch.cross()? {
-        Some(cross) => project_root().join(&cross.busybox),
-        None => PathBuf::from(BUSYBOX),
-    };
+    let busybox = busybox_of(p)?;
     if !busybox.is_file() {
         bail!(
             "no busybox for {} at {}: run `cargo xtask setup --install --arch {}`",

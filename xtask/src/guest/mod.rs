@@ -21,6 +21,7 @@ pub mod qmp;
 pub mod recording;
 pub mod run;
 pub mod run_request;
+pub mod snapshot;
 pub mod status;
 pub mod trace_script;
 pub mod tracing;

@@ -111,7 +111,7 @@ impl RunOutcome {
     }
 }
 
-fn guest_spec(
+pub(super) fn guest_spec(
     exec: &Exec,
     p: &Prepared,
     req: &RunRequest,

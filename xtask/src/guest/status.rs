@@ -64,6 +64,12 @@ impl StatusFolder {
         end_line(&self.token)
     }
 
+    /// The word of the end line, for a guest that is handed it another way
+    /// than through the folder (`run --snapshot`: over its serial port).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// The command's exit status, once init has written it.
     pub fn exit(&self) -> Option<i32> {
         read_status(&self.dir)
