@@ -19,7 +19,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::*;
+use common::{reverse::*, *};
 use libtest_mimic::{Arguments, Trial};
 
 fn build_dir(arch: &str) -> PathBuf {
@@ -218,6 +218,27 @@ fn arm64_trace_shows_the_chain_down_to_the_driver() {
             "loopback_xmit",
         ],
     );
+}
+
+/// `record` and `replay` on arm64: a recording of tcp-echo replayed under
+/// gdb, whose record retraces the way forward, then QEMU's reverse-stepi
+/// lands on the instruction before (as tests/replay.rs checks on x86_64).
+fn arm64_replay_retraces_the_way_forward() {
+    let _serial = serial();
+    built("arm64");
+    let mut record = on("arm64", "record");
+    record.extend(["--name", "test-replay", "--", "tcp-echo", "-4", "-n", "1"]);
+    let out = xtask(&record);
+    assert!(out.status.success(), "{}", text(&out));
+    let walk = walk_flags("arm64-walk.py", HAND_OVER_TO_QEMU, 4);
+    let mut replay = on("arm64", "replay");
+    replay.push("test-replay");
+    replay.extend(walk.iter().map(String::as_str));
+    let out = xtask(&replay);
+    assert!(out.status.success(), "{}", text(&out));
+    let stops = walk_stops(&out);
+    assert_retraced(&stops, 4, &out);
+    assert_handed_over(&stops, &out);
 }
 
 /// Why UML cannot run here, in the tool's own words, or `None`: what
@@ -447,6 +468,10 @@ fn main() {
         arm64(
             "arm64_trace_shows_the_chain_down_to_the_driver",
             arm64_trace_shows_the_chain_down_to_the_driver,
+        ),
+        arm64(
+            "arm64_replay_retraces_the_way_forward",
+            arm64_replay_retraces_the_way_forward,
         ),
     ];
     libtest_mimic::run(&args, trials).exit();

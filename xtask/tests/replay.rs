@@ -96,15 +96,6 @@ fn plain_replay_prints_the_recorded_console() {
     assert!(text(&replayed).contains("exited with status 0, as recorded"));
 }
 
-/// After the walk's way back (gdb's record), hand over to QEMU
-/// (study-record-stop) for one reverse-stepi; then, from tcp_push, a
-/// watchpoint run backwards (the session's `--batch` commands).
-const THEN: &str = r#"        gdb.execute("study-record-stop", to_string=True)
-        here("end")
-        gdb.execute("reverse-stepi", to_string=True)
-        here("qemu")
-"#;
-
 /// Where a watchpoint on `tp->write_seq` stopped: (line, old, new).
 fn watch_stop(out: &Output) -> (usize, u64, u64) {
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -123,7 +114,7 @@ fn watch_stop(out: &Output) -> (usize, u64, u64) {
 }
 
 fn walk_session() -> Output {
-    let walk = walk_flags("replay-walk.py", THEN, STEPS);
+    let walk = walk_flags("replay-walk.py", HAND_OVER_TO_QEMU, STEPS);
     let walk: Vec<&str> = walk.iter().map(String::as_str).collect();
     replay(&[&walk[..], &["--batch", "study-record"], &WATCH_BACK].concat())
 }
@@ -133,16 +124,7 @@ fn reverse_steps_retrace_the_way_forward_and_two_replays_agree() {
     let first = walk_session();
     let all = walk_stops(&first);
     assert_retraced(&all, STEPS, &first);
-    let forward = stops_of(&all, "forward");
-    // study-record-stop: at the end of gdb's log, the guest's own moment;
-    // QEMU's reverse-stepi: the instruction before it, as the way forward
-    // saw it.
-    let end = stops_of(&all, "end")[0];
-    assert_eq!(end["pc"], forward.last().unwrap()["pc"]);
-    let qemu = stops_of(&all, "qemu")[0];
-    let before = &forward[forward.len() - 2];
-    assert_eq!(qemu["pc"], before["pc"], "{}", text(&first));
-    assert_eq!(qemu["locals"], before["locals"]);
+    assert_handed_over(&all, &first);
     // The watchpoint run backwards: the line the tree has, writing the field.
     let (at, old, new) = watch_stop(&first);
     let tcp_c = std::fs::read_to_string(kernel().join("net/ipv4/tcp.c")).unwrap();

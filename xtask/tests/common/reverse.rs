@@ -180,3 +180,25 @@ pub fn refused_on_um(command: &str, dir: &str, extra: &[&str]) -> Output {
     assert!(!dir.exists(), "the refusal wrote {}", dir.display());
     out
 }
+
+/// The walk's `then` that, after the way back (gdb's record), hands over
+/// to QEMU (study-record-stop) for one reverse-stepi: checked by
+/// [`assert_handed_over`].
+pub const HAND_OVER_TO_QEMU: &str = r#"        gdb.execute("study-record-stop", to_string=True)
+        here("end")
+        gdb.execute("reverse-stepi", to_string=True)
+        here("qemu")
+"#;
+
+/// study-record-stop went to the end of gdb's log, the guest's own moment,
+/// and QEMU's reverse-stepi from there to the instruction before it, with
+/// the values the way forward saw there.
+pub fn assert_handed_over(stops: &[Value], out: &Output) {
+    let forward = stops_of(stops, "forward");
+    let end = stops_of(stops, "end")[0];
+    assert_eq!(end["pc"], forward.last().unwrap()["pc"], "{}", text(out));
+    let qemu = stops_of(stops, "qemu")[0];
+    let before = &forward[forward.len() - 2];
+    assert_eq!(qemu["pc"], before["pc"], "{}", text(out));
+    assert_eq!(qemu["locals"], before["locals"], "{}", text(out));
+}
