@@ -91,6 +91,19 @@ fn plain_replay_prints_the_recorded_console() {
     ] {
         assert!(recordings().join(NAME).join(file).is_file(), "{file}");
     }
+    // The recording boots with the arch file's `[replay] cmdline` (the
+    // words that skip the boot's calibration loops), after the run's own.
+    let arch = repo().join(format!("study/arch/{}.toml", std::env::consts::ARCH));
+    let arch: toml::Table = toml::from_str(&std::fs::read_to_string(arch).unwrap()).unwrap();
+    let cmdline = std::fs::read_to_string(recordings().join(NAME).join("cmdline")).unwrap();
+    let words = arch["replay"].get("cmdline").and_then(|w| w.as_array());
+    for word in words.into_iter().flatten() {
+        let word = word.as_str().unwrap();
+        assert!(
+            cmdline.split_whitespace().any(|w| w == word),
+            "{word} is not in the recording's command line: {cmdline}"
+        );
+    }
     let replayed = replay(&[]);
     assert_eq!(echo_line(&replayed), echo_line(recorded));
     assert!(text(&replayed).contains("exited with status 0, as recorded"));

@@ -51,6 +51,7 @@ impl cli::Record {
             mode: Mode::Record,
             dir: partial.clone(),
             qemu: qemu.clone(),
+            kernel_words: setup.cmdline.clone(),
         };
         let request = RunRequest {
             timeout: Duration::from_secs(self.timeout),

@@ -45,6 +45,7 @@ impl cli::Replay {
             mode: Mode::Replay,
             dir: dir.clone(),
             qemu,
+            kernel_words: setup.cmdline.clone(),
         };
         let request = RunRequest {
             gdb_port: port,

@@ -72,6 +72,8 @@ pub struct Rr {
     pub mode: Mode,
     pub dir: PathBuf,
     pub qemu: RrQemu,
+    /// The arch file's `[replay] cmdline`: kernel words of every recording.
+    pub kernel_words: Vec<String>,
 }
 
 impl Rr {
@@ -365,6 +367,7 @@ mod tests {
                 version: "QEMU emulator version 10.0.2".into(),
                 reverses: true,
             },
+            kernel_words: vec![],
         };
         expect_test::expect![[r#"
             [

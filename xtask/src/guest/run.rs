@@ -310,6 +310,7 @@ fn prepare<'a>(
                 guest.nokaslr = true;
                 guest.verbose = false;
                 q.binary = rr.qemu.binary.clone();
+                q.cmdline_tcg.extend(rr.kernel_words.iter().cloned());
                 guest.qemu_args.extend(rr.qemu_args());
                 rr.check_cmdline(exec, &qemu::kernel_cmdline(&q, &guest))?;
             }

@@ -58,6 +58,11 @@ pub struct Replay {
     /// The host tool (study/host-tools.toml) to take when the QEMU on PATH
     /// is older.
     pub qemu_tool: String,
+    /// Kernel command-line words a recording boots with (and so its
+    /// replays): they cut the boot's busy-wait calibration loops, whose
+    /// every clock read is an event in QEMU's log.
+    #[serde(default)]
+    pub cmdline: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
