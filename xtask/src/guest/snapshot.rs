@@ -69,9 +69,6 @@ pub const FILES: [&str; 6] = [IMAGE, INITRAMFS, BUILD_ID, CMDLINE, INPUTS, QEMU]
 
 /// The name of the saved state inside the image.
 const TAG: &str = "study";
-/// The guest's end of the command channel: the PC's second 16550, which
-/// every x86 kernel has (tiny has no virtio console).
-const PORT_DEV: &str = "/dev/ttyS1";
 /// What init prints once it waits on the port (study/guest/init.c).
 const WAITING: &str = "study-init: waiting for a command on";
 
@@ -143,14 +140,20 @@ pub fn refuse(p: &Prepared) -> Result<()> {
     if p.arch.runner == Runner::Uml {
         bail!("run --snapshot: UML runs no QEMU, whose savevm/loadvm this is; run it without --snapshot");
     }
-    if p.arch.is_foreign() {
-        bail!(
-            "run --snapshot: x86_64 only: the command reaches the restored init over the PC's \
-             second UART ({PORT_DEV}), which {}'s machine lacks; run it without --snapshot",
+    command_port(p).map(drop)
+}
+
+/// The guest's end of the command channel (the arch file's
+/// `command-port`), or the one line saying its machine has none.
+fn command_port(p: &Prepared) -> Result<String> {
+    p.arch.qemu()?.command_port.clone().with_context(|| {
+        format!(
+            "run --snapshot: study/arch/{}.toml names no command-port (a second serial port of \
+             its machine, over which the command reaches the restored init); run it without \
+             --snapshot",
             p.arch.name
-        );
-    }
-    Ok(())
+        )
+    })
 }
 
 /// `argv[0]` must be in the initramfs: a guest program or an applet.
@@ -211,7 +214,9 @@ fn machine<'a>(
     );
     guest.env = Some("/study/env".into());
     guest.keep = Vec::new();
-    guest.append.insert(0, qemu::param("study.port", PORT_DEV));
+    guest
+        .append
+        .insert(0, qemu::param("study.port", &command_port(p)?));
     let Some(qmp) = qmp::socket_in(&run_dir, pid) else {
         bail!(
             "run --snapshot: {} is too deep for a Unix socket (QMP saves the guest): use a \

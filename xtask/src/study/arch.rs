@@ -129,6 +129,11 @@ pub struct Qemu {
     /// where no firmware table describes the device.
     #[serde(default)]
     pub cmdline_fw_cfg: Vec<String>,
+    /// The guest's device that `run --snapshot`'s restored init reads its
+    /// command from: a second serial port of the machine (QEMU's second
+    /// `-serial`). None: the machine has none, and a snapshot run is refused.
+    #[serde(default)]
+    pub command_port: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
