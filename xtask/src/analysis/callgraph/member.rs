@@ -176,34 +176,16 @@ impl<'a> Variables<'a> {
                 let inner = self.access(element, offset % size, depth + 1)?;
                 Some(format!("[{}]{inner}", offset / size))
             }
-            constants::DW_TAG_structure_type | constants::DW_TAG_union_type => {
-                let mut tree = self.unit.entries_tree(Some(ty)).ok()?;
-                let root = tree.root().ok()?;
-                let mut children = root.children();
-                while let Ok(Some(child)) = children.next() {
-                    let member = child.entry();
-                    let at = attr(member, constants::DW_AT_data_member_location)
-                        .and_then(|v| v.udata_value())
-                        .unwrap_or(0);
-                    let Some(member_ty) = self.type_of(member) else {
-                        continue;
-                    };
-                    if member.tag() != constants::DW_TAG_member
-                        || offset < at
-                        || self.size(member_ty).is_some_and(|s| offset >= at + s)
-                    {
-                        continue;
-                    }
-                    let Some(inner) = self.access(member_ty, offset - at, depth + 1) else {
-                        continue;
-                    };
-                    return Some(match self.name(member) {
+            constants::DW_TAG_structure_type | constants::DW_TAG_union_type => self
+                .members_covering(ty, offset)
+                .into_iter()
+                .find_map(|(name, member_ty, inside)| {
+                    let inner = self.access(member_ty, inside, depth + 1)?;
+                    Some(match name {
                         Some(name) => format!(".{name}{inner}"),
                         None => inner,
-                    });
-                }
-                None
-            }
+                    })
+                }),
             _ => None,
         }
     }
@@ -272,6 +254,42 @@ impl<'a> Variables<'a> {
         None
     }
 
+    /// The members of the structure or union `ty` that cover `offset`, in
+    /// their order: each one's name (none for an anonymous one), its type,
+    /// and `offset` inside it. [`Self::access`] and [`Self::path`] walk
+    /// down through them.
+    fn members_covering(
+        &self,
+        ty: UnitOffset,
+        offset: u64,
+    ) -> Vec<(Option<String>, UnitOffset, u64)> {
+        let mut out = Vec::new();
+        let Ok(mut tree) = self.unit.entries_tree(Some(ty)) else {
+            return out;
+        };
+        let Ok(root) = tree.root() else {
+            return out;
+        };
+        let mut children = root.children();
+        while let Ok(Some(child)) = children.next() {
+            let member = child.entry();
+            if member.tag() != constants::DW_TAG_member {
+                continue;
+            }
+            let at = attr(member, constants::DW_AT_data_member_location)
+                .and_then(|v| v.udata_value())
+                .unwrap_or(0);
+            let Some(member_ty) = self.type_of(member) else {
+                continue;
+            };
+            if offset < at || self.size(member_ty).is_some_and(|s| offset >= at + s) {
+                continue;
+            }
+            out.push((self.name(member), member_ty, offset - at));
+        }
+        out
+    }
+
     fn path(&self, ty: UnitOffset, offset: u64, depth: usize) -> Option<MemberPath> {
         if depth > 32 {
             return None;
@@ -291,31 +309,14 @@ impl<'a> Variables<'a> {
                     constants::DW_TAG_union_type => format!("union {n}"),
                     _ => format!("struct {n}"),
                 });
-                let mut tree = self.unit.entries_tree(Some(ty)).ok()?;
-                let root = tree.root().ok()?;
-                let mut children = root.children();
-                while let Ok(Some(child)) = children.next() {
-                    let member = child.entry();
-                    if member.tag() != constants::DW_TAG_member {
-                        continue;
-                    }
-                    let at = attr(member, constants::DW_AT_data_member_location)
-                        .and_then(|v| v.udata_value())
-                        .unwrap_or(0);
-                    let Some(member_ty) = self.type_of(member) else {
-                        continue;
-                    };
-                    if offset < at || self.size(member_ty).is_some_and(|s| offset >= at + s) {
-                        continue;
-                    }
-                    let Some((inner, mut path)) = self.path(member_ty, offset - at, depth + 1)
-                    else {
+                for (name, member_ty, inside) in self.members_covering(ty, offset) {
+                    let Some((inner, mut path)) = self.path(member_ty, inside, depth + 1) else {
                         continue;
                     };
                     if inner.is_some() {
                         return Some((inner, path));
                     }
-                    if let Some(name) = self.name(member) {
+                    if let Some(name) = name {
                         path.insert(0, name);
                     }
                     return Some((own.map(|own| (own, offset)), path));
