@@ -51,7 +51,6 @@ impl cli::Record {
             mode: Mode::Record,
             dir: partial.clone(),
             qemu: qemu.clone(),
-            kernel_words: setup.cmdline.clone(),
         };
         let request = RunRequest {
             timeout: Duration::from_secs(self.timeout),

@@ -45,7 +45,6 @@ impl cli::Replay {
             mode: Mode::Replay,
             dir: dir.clone(),
             qemu,
-            kernel_words: setup.cmdline.clone(),
         };
         let request = RunRequest {
             gdb_port: port,

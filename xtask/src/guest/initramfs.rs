@@ -37,12 +37,7 @@ pub struct Contents<'a> {
 /// What the guest can run from an initramfs: the guest programs (not
 /// init) and busybox's applets, in that order.
 pub fn commands(exec: &Exec, programs: &GuestPrograms) -> Result<Vec<String>> {
-    let mut names: Vec<String> = programs
-        .names
-        .iter()
-        .filter(|n| *n != "study-init")
-        .cloned()
-        .collect();
+    let mut names: Vec<String> = programs.commands().map(String::from).collect();
     if Path::new(BUSYBOX).is_file() {
         names.extend(applets(exec, Path::new(BUSYBOX))?);
     }
@@ -172,7 +167,7 @@ fn stage(exec: &Exec, busybox: &Path, root: &Path, c: &Contents, cpio: &Path) ->
             .with_context(|| format!("applet {applet}"))?;
     }
     exec.copy(&c.programs.init(), &root.join("init"))?;
-    for name in c.programs.names.iter().filter(|n| *n != "study-init") {
+    for name in c.programs.commands() {
         exec.copy(&c.programs.dir.join(name), &root.join("bin").join(name))
             .with_context(|| format!("guest program {name}"))?;
     }

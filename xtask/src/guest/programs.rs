@@ -53,9 +53,17 @@ pub struct GuestPrograms {
     pub names: Vec<String>,
 }
 
+/// init's name among the programs.
+const INIT: &str = "study-init";
+
 impl GuestPrograms {
     pub fn init(&self) -> PathBuf {
-        self.dir.join("study-init")
+        self.dir.join(INIT)
+    }
+
+    /// The programs a guest command can name: all but init.
+    pub fn commands(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str).filter(|n| *n != INIT)
     }
 }
 

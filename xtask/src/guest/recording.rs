@@ -72,8 +72,6 @@ pub struct Rr {
     pub mode: Mode,
     pub dir: PathBuf,
     pub qemu: RrQemu,
-    /// The arch file's `[replay] cmdline`: kernel words of every recording.
-    pub kernel_words: Vec<String>,
 }
 
 impl Rr {
@@ -142,7 +140,9 @@ pub fn parse_version(line: &str) -> Option<(u32, u32, u32)> {
     ))
 }
 
-fn version_line(exec: &Exec, binary: &str) -> Option<String> {
+/// The first line of `binary --version` (`QEMU emulator version ...`), or
+/// None when it does not run.
+pub fn version_line(exec: &Exec, binary: &str) -> Option<String> {
     let sh = exec.sh();
     let out = exec.query(cmd!(sh, "{binary} --version")).ok()?;
     String::from_utf8_lossy(&out.stdout)
@@ -367,7 +367,6 @@ mod tests {
                 version: "QEMU emulator version 10.0.2".into(),
                 reverses: true,
             },
-            kernel_words: vec![],
         };
         expect_test::expect![[r#"
             [

@@ -310,7 +310,11 @@ fn prepare<'a>(
                 guest.nokaslr = true;
                 guest.verbose = false;
                 q.binary = rr.qemu.binary.clone();
-                q.cmdline_tcg.extend(rr.kernel_words.iter().cloned());
+                // The arch file's words of every recording ([replay]
+                // cmdline), which the replay must boot with too.
+                if let Some(replay) = &p.arch.replay {
+                    q.cmdline_tcg.extend(replay.cmdline.iter().cloned());
+                }
                 guest.qemu_args.extend(rr.qemu_args());
                 rr.check_cmdline(exec, &qemu::kernel_cmdline(&q, &guest))?;
             }

@@ -39,7 +39,7 @@ use crate::{
         programs::{self, GuestPrograms},
         qemu::{self, qemu_opt_value, Guest, Root},
         qmp::{self, Qmp},
-        recording::build_id,
+        recording::{build_id, version_line},
         run::{guest_spec, RunOutcome, RunRequest},
         status::StatusFolder,
     },
@@ -161,19 +161,12 @@ fn check_command(exec: &Exec, programs: &GuestPrograms, argv: &[String]) -> Resu
     let have = initramfs::commands(exec, programs)?;
     let name = argv[0].strip_prefix("/bin/").unwrap_or(&argv[0]);
     if !have.iter().any(|h| h == name) {
-        let ours: Vec<&String> = programs
-            .names
-            .iter()
-            .filter(|n| *n != "study-init")
-            .collect();
+        let ours: Vec<&str> = programs.commands().collect();
         bail!(
             "run --snapshot: {} is not in the snapshot's initramfs, which holds the guest \
              programs ({}) and busybox's applets (`busybox --list`); run it without --snapshot",
             argv[0],
-            ours.iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            ours.join(", ")
         );
     }
     Ok(())
@@ -243,6 +236,7 @@ fn machine<'a>(
     if loadvm {
         guest.qemu_args.extend(["-loadvm".into(), TAG.into()]);
     }
+    exec.require(&q.binary, &format!("run `apt-get install {}`", q.package))?;
     let key = Key {
         build_id: build_id(&p.build_dir.join("vmlinux"))?,
         cmdline: format!(
@@ -253,10 +247,10 @@ fn machine<'a>(
             guest.cpus
         ),
         inputs: inputs.to_string(),
-        qemu: version(exec, &q.binary)?,
+        qemu: version_line(exec, &q.binary)
+            .with_context(|| format!("run --snapshot: `{} --version` did not run", q.binary))?,
     };
     qemu::check_paths(&guest)?;
-    exec.require(&q.binary, &format!("run `apt-get install {}`", q.package))?;
     Ok(Machine {
         cmd: qemu::qemu_command(exec.sh(), q, &guest),
         key,
@@ -264,17 +258,6 @@ fn machine<'a>(
         port: port.clone(),
         _files: vec![TempPath::new(qmp), TempPath::new(port)],
     })
-}
-
-fn version(exec: &Exec, binary: &str) -> Result<String> {
-    let sh = exec.sh();
-    let out = exec.query(cmd!(sh, "{binary} --version"))?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string())
 }
 
 /// Runs `argv` on the build's snapshot, made first when there is none that
@@ -308,20 +291,21 @@ pub fn run_command(
         Wait::Block,
     )?;
     let kept = Key::read(&dir);
-    let now = machine(exec, p, req, &q, &dir.join(INITRAMFS), &dir, &inputs, true)?;
+    let mut now = machine(exec, p, req, &q, &dir.join(INITRAMFS), &dir, &inputs, true)?;
     let why = match &kept {
         Ok(key) => key.stale_for(&now.key),
         Err(why) => Some(why.clone()),
     };
     if let Some(why) = why {
         eprintln!("run --snapshot: no snapshot to restore ({why}): booting once to make one");
+        // Its port and QMP socket are the ones the boot that saves uses.
         drop(now);
         if !make(exec, p, req, &q, &contents, &inputs, &dir)? {
             return Ok(None);
         }
+        now = machine(exec, p, req, &q, &dir.join(INITRAMFS), &dir, &inputs, true)?;
     }
     eprintln!("run --snapshot: restoring {}", dir.join(IMAGE).display());
-    let now = machine(exec, p, req, &q, &dir.join(INITRAMFS), &dir, &inputs, true)?;
     restore_and_run(exec, p, req, now, argv)
 }
 
